@@ -1,0 +1,22 @@
+"""nbharden: turn a proof-of-concept Jupyter notebook into a typed, tested Python package.
+
+The public API lives in ``nbharden.api`` (imported lazily so that ``nbharden --help`` starts fast).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "analyze", "convert", "generate", "load", "write"]
+
+if TYPE_CHECKING:
+    from nbharden.api import analyze, convert, generate, load, write
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"analyze", "convert", "generate", "load", "write"}:
+        from nbharden import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

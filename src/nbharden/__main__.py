@@ -1,0 +1,3 @@
+from nbharden.cli.app import main
+
+main()

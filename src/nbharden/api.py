@@ -1,0 +1,140 @@
+"""The library API: what the CLI, the Jupyter server extension and tests call.
+
+    >>> from nbharden import api
+    >>> changes = api.convert(Path("analysis.ipynb"))      # computes everything, writes nothing
+    >>> print(changes.changes[0].diff)
+    >>> api.write(changes)                                  # the only call that touches the output folder
+
+Nothing here prints, exits or reads global state: settings come in as an argument, problems go out as
+``NbhardenError`` subclasses (see ``nbharden.errors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from nbharden.errors import InternalError, NbhardenError
+from nbharden.models import Analysis, ChangeSet, FileTree, Finding, Notebook, Plan
+from nbharden.settings import Settings
+
+#: Progress callback: (stage name, notebook path). The CLI uses it for its progress display.
+Progress = Callable[[str, Path], None]
+
+
+def _noop(stage: str, path: Path) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Generated:
+    """Everything a conversion produces, before it is compared with the disk."""
+
+    notebook: Notebook
+    analysis: Analysis
+    plan: Plan
+    tree: FileTree
+    findings: tuple[Finding, ...]
+    out: Path
+    test_results: dict[str, object] | None = None
+
+
+def default_out(notebook: Path) -> Path:
+    """The default output folder: ``<stem>_prod`` next to the notebook."""
+    return notebook.parent / f"{notebook.stem}_prod"
+
+
+def load(path: Path, settings: Settings | None = None) -> Notebook:
+    """Read, validate and mask a notebook. Raises ``InputError`` with ``path:cell N:line:col``."""
+    from nbharden.load import load as _load
+
+    return _load(Path(path), settings=settings or Settings())
+
+
+def analyze(path: Path, settings: Settings | None = None) -> Analysis:
+    """Load and analyse a notebook: def/use graph, effects and findings."""
+    from nbharden.analyse import analyse
+
+    settings = settings or Settings()
+    return _guard(Path(path), lambda: analyse(load(path, settings), settings=settings))
+
+
+def generate(path: Path, settings: Settings | None = None, progress: Progress = _noop) -> Generated:
+    """Load, analyse, plan, transform, (record, generate tests,) format and verify. Writes nothing to ``out``."""
+    settings = settings or Settings()
+    path = Path(path)
+
+    def run() -> Generated:
+        from nbharden.analyse import analyse
+        from nbharden.emit import emit
+        from nbharden.fmt import format_tree
+        from nbharden.plan import make_plan
+
+        progress("load", path)
+        nb = load(path, settings)
+        progress("analyse", path)
+        analysis = analyse(nb, settings=settings)
+        plan = make_plan(analysis, settings=settings)
+        out = Path(settings.out) if settings.out else default_out(path)
+        progress("transform", path)
+        tree, findings = emit(analysis, plan, out=out, settings=settings)
+        progress("format", path)
+        tree = format_tree(tree, settings=settings)
+        return Generated(nb, analysis, plan, tree, findings, out)
+
+    return _guard(path, run)
+
+
+def convert(path: Path, settings: Settings | None = None, progress: Progress = _noop) -> ChangeSet:
+    """Generate the package for ``path`` and compare it with what is on disk. Writes nothing.
+
+    Returns the ``ChangeSet`` (per file: new/changed/unchanged/edited, unified diff) with the findings.
+    """
+    from nbharden.review import review
+
+    settings = settings or Settings()
+    gen = generate(path, settings, progress)
+    progress("review", Path(path))
+    return _guard(
+        Path(path),
+        lambda: review(
+            gen.tree,
+            gen.out,
+            notebook=gen.notebook.path,
+            findings=gen.findings,
+            plan=gen.plan,
+            test_results=gen.test_results,
+        ),
+    )
+
+
+def write(changes: ChangeSet, settings: Settings | None = None) -> ChangeSet:
+    """Write a ``ChangeSet`` atomically. Refuses hand-edited files unless ``settings.force``.
+
+    Raises ``EditedFileError`` (with the diff) or ``WriteError``. Returns the change set as written.
+    """
+    from nbharden.write import write_changes
+
+    settings = settings or Settings()
+    return write_changes(changes, force=settings.force)
+
+
+T = TypeVar("T")
+
+
+def _guard(path: Path, fn: Callable[[], T]) -> T:
+    """Run a stage; turn anything that is not an ``NbhardenError`` into an ``InternalError`` naming the file."""
+    try:
+        return fn()
+    except NbhardenError:
+        raise
+    except RecursionError as exc:
+        raise InternalError("refused: code nested too deeply to analyse", path=path) from exc
+    except MemoryError as exc:
+        raise InternalError("out of memory", path=path) from exc
+    except Exception as exc:  # noqa: BLE001 - the one place that maps unknown failures (exit 123)
+        raise InternalError(
+            f"internal error (please report): {type(exc).__name__}: {exc}", path=path
+        ) from exc

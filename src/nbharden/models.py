@@ -1,0 +1,250 @@
+"""The typed values that flow between the stages.
+
+Every stage is a plain function from one of these to the next (see docs/architecture.md). They are frozen
+dataclasses so that a stage cannot change its input behind the next stage's back, and they serialise to JSON
+(``to_json``) for ``--format json``, the Jupyter endpoint and the manifest.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Fix(str, enum.Enum):
+    """Safety grade of what nbharden does about a finding (ruff's model)."""
+
+    NONE = "none"  # reported only
+    SAFE = "safe"  # applied by default; does not change results
+    UNSAFE = "unsafe"  # applied only with --unsafe-fixes; may change results
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where something is: cell index counted from 1 (as Jupyter shows), line and column counted from 1."""
+
+    cell: int
+    line: int = 1
+    col: int = 1
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    message: str
+    span: Span | None
+    severity: Severity = Severity.WARNING
+    fix: Fix = Fix.NONE
+    applied: bool = False  # whether the generated code carries the fix
+
+    def location(self, path: str) -> str:
+        if self.span is None:
+            return path
+        return f"{path}:cell {self.span.cell}:{self.span.line}:{self.span.col}"
+
+    def to_json(self, path: str) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "path": path,
+            "cell": self.span.cell if self.span else None,
+            "line": self.span.line if self.span else None,
+            "col": self.span.col if self.span else None,
+            "severity": self.severity.value,
+            "fix": self.fix.value,
+            "applied": self.applied,
+        }
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One notebook cell as loaded.
+
+    ``source`` is the text as written; ``code`` is the same text with IPython syntax masked into plain Python
+    (``%time x`` -> ``get_ipython().run_line_magic('time', 'x')``) so that it parses. ``index`` counts from 1.
+    """
+
+    index: int
+    cell_type: str  # "code" | "markdown" | "raw"
+    source: str
+    code: str
+    cell_id: str
+    tags: tuple[str, ...] = ()
+    execution_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Notebook:
+    path: Path
+    cells: tuple[Cell, ...]
+    sha256: str
+    kernel_name: str
+    language: str
+    nbformat_version: tuple[int, int]
+
+    @property
+    def code_cells(self) -> tuple[Cell, ...]:
+        return tuple(c for c in self.cells if c.cell_type == "code")
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+
+# --- analysis ---------------------------------------------------------------------------------------------------
+
+
+class Effect(str, enum.Enum):
+    FILE_READ = "file-read"
+    FILE_WRITE = "file-write"
+    NETWORK = "network"
+    RANDOM = "random"
+    PLOT = "plot"
+    DISPLAY = "display"
+    PRINT = "print"
+    SHELL = "shell"
+    CLOCK = "clock"
+
+
+@dataclass(frozen=True)
+class CellAnalysis:
+    """What one code cell reads, writes and does, at its top level (nested scopes folded in)."""
+
+    index: int
+    reads: tuple[str, ...]  # names read before any write in this cell, in first-use order
+    writes: tuple[str, ...]  # names bound at the cell's top level, in order
+    mutates: tuple[str, ...]  # names whose object is changed in place (incl. through aliases)
+    imports: tuple[str, ...]  # names bound by import statements
+    defines: tuple[str, ...]  # names bound by def / class
+    effects: tuple[Effect, ...]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    notebook: Notebook
+    cells: tuple[CellAnalysis, ...]
+    findings: tuple[Finding, ...]
+
+
+# --- plan ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    name: str
+    annotation: str  # source text, e.g. "float", "Path", "list[str]"
+    default: str  # source text of the default value expression
+    description: str
+    cell: int
+    line: int
+    secret: bool = False
+    literal: str | None = None  # for lifted literals: the literal's source text in the notebook
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    annotation: str | None
+    source: str  # "config" or the name of the step that produced it
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    cells: tuple[int, ...]
+    inputs: tuple[Param, ...]
+    outputs: tuple[Param, ...]
+    mutated: tuple[str, ...] = ()  # inputs changed in place (also listed in outputs when read later)
+
+
+@dataclass(frozen=True)
+class Plan:
+    package: str
+    steps: tuple[Step, ...]
+    config_fields: tuple[ConfigField, ...]
+    hoisted: tuple[str, ...]  # functions and classes moved to module level
+    dependencies: tuple[str, ...]  # distribution names for the generated pyproject
+    uses_plots: bool
+    findings: tuple[Finding, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["findings"] = [f.to_json("") for f in self.findings]
+        return data
+
+
+# --- output -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileTree:
+    """The output project in memory: POSIX relative path -> text. Sorted by path for deterministic output."""
+
+    files: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, mapping: dict[str, str]) -> FileTree:
+        return cls(tuple(sorted(mapping.items())))
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.files)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.files)
+
+
+class FileStatus(str, enum.Enum):
+    NEW = "new"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    EDITED = "edited"  # on disk differs from what was generated last time: a hand edit
+    REMOVED = "removed"  # generated last time, no longer generated
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str  # relative to the output folder, POSIX
+    status: FileStatus
+    diff: str  # unified diff, "" when unchanged
+    new_text: str | None  # None for removed files
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    notebook: Path
+    out: Path
+    changes: tuple[FileChange, ...]
+    findings: tuple[Finding, ...]
+    plan: Plan | None = None
+    test_results: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.status is not FileStatus.UNCHANGED for c in self.changes)
+
+    @property
+    def edited(self) -> tuple[FileChange, ...]:
+        return tuple(c for c in self.changes if c.status is FileStatus.EDITED)
+
+    def to_json(self) -> dict[str, Any]:
+        nb = str(self.notebook)
+        return {
+            "notebook": nb,
+            "out": str(self.out),
+            "files": [
+                {"path": c.path, "status": c.status.value, "diff": c.diff} for c in self.changes
+            ],
+            "findings": [f.to_json(nb) for f in self.findings],
+            "plan": self.plan.to_json() if self.plan else None,
+            "tests": self.test_results,
+        }

@@ -1,0 +1,86 @@
+"""Settings for one run: options from ``[tool.nbharden]`` in the nearest ``pyproject.toml``, overridden by the CLI.
+
+Stages take a ``Settings`` argument and never read the environment or global state themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from nbharden.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Settings:
+    out: Path | None = None  # output folder; default: <notebook stem>_prod next to the notebook
+    name: str | None = None  # package name; default: from the notebook's file name
+    unsafe_fixes: bool = False
+    force: bool = False
+    record: bool = True
+    verify: bool = True
+    line_length: int = 88
+    max_bytes: int = 200 * 1024 * 1024  # refuse notebooks larger than this
+    max_depth: int = 64  # refuse JSON nested deeper than this
+    cell_timeout: float = 600.0  # seconds per cell when recording
+    parameters: tuple[tuple[str, str], ...] = ()  # -p NAME VALUE for recording
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_KEYS = {f.name.replace("_", "-"): f.name for f in fields(Settings)}
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` at or above ``start`` that has a ``[tool.nbharden]`` table."""
+    start = start.resolve()
+    for folder in (start, *start.parents) if start.is_dir() else (start.parent, *start.parent.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                continue
+            if isinstance(data.get("tool"), dict) and "nbharden" in data["tool"]:
+                return candidate
+    return None
+
+
+def load_settings(start: Path, **overrides: Any) -> Settings:
+    """Settings from the nearest ``[tool.nbharden]`` table, then ``overrides`` (``None`` values are ignored).
+
+    Raises ``UsageError`` for an unknown key or a value of the wrong type, naming the file.
+    """
+    base: dict[str, Any] = {}
+    pyproject = find_pyproject(start)
+    if pyproject is not None:
+        table = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["nbharden"]
+        if not isinstance(table, dict):
+            raise UsageError("[tool.nbharden] must be a table", path=pyproject)
+        for key, value in table.items():
+            attr = _KEYS.get(key) or (key if key in _KEYS.values() else None)
+            if attr is None:
+                raise UsageError(
+                    f"unknown key '{key}' in [tool.nbharden]; known: {', '.join(sorted(_KEYS))}",
+                    path=pyproject,
+                )
+            default = getattr(Settings(), attr)
+            if attr == "out":
+                value = (pyproject.parent / str(value)).resolve()
+            elif attr == "parameters":
+                if not isinstance(value, dict):
+                    raise UsageError("'parameters' in [tool.nbharden] must be a table", path=pyproject)
+                value = tuple((str(k), str(v)) for k, v in value.items())
+            elif default is not None and not isinstance(value, type(default)):
+                if not (isinstance(default, float) and isinstance(value, int)):
+                    raise UsageError(
+                        f"'{key}' in [tool.nbharden] must be {type(default).__name__}, "
+                        f"not {type(value).__name__}",
+                        path=pyproject,
+                    )
+            base[attr] = value
+    return Settings(**base).replace(**overrides)
