@@ -1,0 +1,2 @@
+"""The ``nbharden`` command line: a thin Typer layer over ``nbharden.api`` (entry point:
+``app.main``)."""

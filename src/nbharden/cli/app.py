@@ -1,0 +1,95 @@
+"""The ``nbharden`` Typer application and its entry point ``main()``.
+
+Keep this import-light: ``nbharden --help`` and ``--version`` must not import the library's heavy
+modules
+(libcst, black, nbformat...). Commands import what they need inside their function bodies.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from nbharden import __version__
+from nbharden.cli import analyze as _analyze
+from nbharden.cli import convert as _convert
+from nbharden.cli import rules as _rules
+
+HELP = """\
+Turn a proof-of-concept Jupyter notebook into a typed, tested Python package.
+
+\b
+  nbharden convert analysis.ipynb      # writes analysis_prod/: package, Config, tests
+  nbharden analyze analysis.ipynb      # findings only (hidden state, secrets, paths...)
+  nbharden rules NBH201                # explain a finding code
+
+Run 'nbharden COMMAND --help' for the options of a command. Settings can also live in
+[tool.nbharden] in the nearest pyproject.toml.
+"""
+
+app = typer.Typer(
+    name="nbharden",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    # Plain click help: rich's renderer doubles the start-up time of --help.
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"nbharden {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Turn a proof-of-concept Jupyter notebook into a typed, tested Python package."""
+
+
+app.command("convert", cls=_convert.Command, epilog=_convert.EPILOG, no_args_is_help=True)(
+    _convert.convert
+)
+app.command("analyze", epilog=_analyze.EPILOG, no_args_is_help=True)(_analyze.analyze)
+app.command("rules", epilog=_rules.EPILOG)(_rules.rules)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    from nbharden.cli.guard import Terminated
+
+    raise Terminated()
+
+
+def main() -> None:
+    """Entry point of the ``nbharden`` script and ``python -m nbharden``. Exits with the command's
+    code."""
+    # SIGTERM (a CI timeout, `kill`) stops the batch like Ctrl-C does, with exit code 143 and a
+    # message.
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (embedded use): keep the default behaviour
+        pass
+    try:
+        app(prog_name="nbharden")
+    except BrokenPipeError:
+        # The reader went away (`nbharden rules | head`): stop quietly, like a shell tool killed by
+        # SIGPIPE.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)

@@ -1,0 +1,382 @@
+"""``nbharden convert``: notebook(s) -> package folder(s). Parses options, calls ``api.convert`` /
+``api.write``.
+
+Only typer and the standard library are imported at module level; the library is imported inside
+the command so
+that ``nbharden --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import keyword
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperCommand
+
+if TYPE_CHECKING:
+    from typer import _click
+
+    from nbharden.cli.guard import Batch
+    from nbharden.models import ChangeSet, Finding
+
+
+class Format(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+EPILOG = """\
+\b
+Examples:
+  nbharden convert analysis.ipynb                 # writes analysis_prod/
+  nbharden convert analysis.ipynb --diff          # show what would change, write nothing
+  nbharden convert analysis.ipynb --check         # exit 1 if analysis_prod/ is out of date (CI)
+  nbharden convert a.ipynb b.ipynb --out build    # writes build/a/ and build/b/
+  nbharden convert analysis.ipynb -p rate 0.2 -p year 2023 --unsafe-fixes
+
+\b
+Exit codes: 0 ok, 1 --check found changes / a generated file was edited by hand /
+verification failed, 2 usage error or bad notebook, 3 the notebook failed when run,
+123 internal error, 130 interrupted. With several notebooks the worst code wins.
+"""
+
+
+def convert(
+    notebooks: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="NOTEBOOK",
+            help="Notebooks (.ipynb) to convert. Each is read, never modified.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Output folder. Default: <notebook stem>_prod next to the notebook. "
+            "With several notebooks: DIR/<stem> for each.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            metavar="PKG",
+            help="Package name of the generated code (a Python identifier). "
+            "Default: from the notebook file name.",
+            show_default=False,
+        ),
+    ] = None,
+    diff: Annotated[
+        bool,
+        typer.Option(
+            "--diff", help="Print unified diffs of what would change on stdout; write nothing."
+        ),
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; list the files that would change and exit 1 if any would "
+            "(for CI).",
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite generated files even if they were edited by hand since."
+        ),
+    ] = False,
+    unsafe_fixes: Annotated[
+        bool,
+        typer.Option(
+            "--unsafe-fixes",
+            help="Also apply fixes that may change results (seeds, timeouts, retries); "
+            "see 'nbharden rules'.",
+        ),
+    ] = False,
+    no_record: Annotated[
+        bool,
+        typer.Option(
+            "--no-record",
+            help="Do not run the notebook; generate code only, without recorded values "
+            "or characterization tests.",
+        ),
+    ] = False,
+    no_verify: Annotated[
+        bool,
+        typer.Option(
+            "--no-verify",
+            help="Skip checking the generated code (re-parse, formatting, idempotence).",
+        ),
+    ] = False,
+    parameters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--parameter",
+            "-p",
+            metavar="NAME VALUE",
+            help="Set a notebook parameter for the recorded run (repeatable): -p rate 0.2 "
+            "(or -p rate=0.2). Overrides [tool.nbharden] parameters.",
+            show_default=False,
+        ),
+    ] = None,
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format", help="text: a summary per notebook; json: a list of change sets on stdout."
+        ),
+    ] = Format.text,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    """Convert notebooks into typed, tested Python packages.
+
+    For each notebook: analyse it, plan steps and a Config, generate the package (and, unless
+    --no-record, run
+    the notebook to record values for characterization tests), format and verify it, then write the
+    output
+    folder atomically. The notebook itself is never changed. Options also come from [tool.nbharden]
+    in the
+    nearest pyproject.toml; command-line options win.
+    """
+    from nbharden.cli import output
+    from nbharden.cli.guard import Batch
+
+    batch = Batch(debug=debug, err=output.stderr())
+    targets = _targets(notebooks, out, name, batch)
+    pairs = _parameter_pairs(parameters or [], batch)
+    if targets is None or pairs is None:
+        raise typer.Exit(batch.exit_code)
+
+    overrides: dict[str, Any] = {
+        "name": name,
+        "force": True if force else None,
+        "unsafe_fixes": True if unsafe_fixes else None,
+        "record": False if no_record else None,
+        "verify": False if no_verify else None,
+    }
+    text = output_format is Format.text
+    # With --diff the diffs own stdout (a patch you can pipe); summaries then go to stderr.
+    report = output.stderr() if (diff or not text) else output.stdout()
+    progress = output.Progress(output.stderr(), len(targets))
+    batch.before_output.append(progress.clear)
+    results: list[dict[str, Any]] = []
+    all_findings: list[Finding] = []
+
+    with batch.interruptible():
+        for index, (notebook, target) in enumerate(targets, start=1):
+            shown = str(notebook)
+            progress.start(index, shown)
+            changes: ChangeSet | None = None
+            written = False
+            with batch.item(shown):
+                changes, written = _convert_one(
+                    notebook, target, overrides, pairs, diff, check, progress, batch
+                )
+            progress.clear()
+            if changes is None:
+                failure = batch.failures[shown]
+                results.append(_error_json(shown, failure.to_json()))
+                continue
+            if check and changes.has_changes:
+                batch.record(1)
+            all_findings.extend(changes.findings)
+            if text:
+                _render_text(changes, shown, diff=diff, check=check, report=report)
+            else:
+                results.append(
+                    {**changes.to_json(), "notebook": shown, "written": written, "error": None}
+                )
+        if not text:
+            print(json.dumps(results, indent=2, default=str), file=output.stdout())
+        elif not check:
+            footer = output.fixes_footer(all_findings)
+            if footer:
+                print(footer, file=report)
+    raise typer.Exit(batch.exit_code)
+
+
+PARAMETER_OPTIONS = ("-p", "--parameter")
+
+
+def join_parameter_pairs(args: list[str]) -> list[str]:
+    """Rewrite ``-p NAME VALUE`` as ``-p NAME=VALUE`` (click options take one value; papermill's
+    style has two).
+
+    ``-p NAME=VALUE`` is kept as is. Parsing stops at ``--``. A ``-p`` without two values is left
+    for the
+    option parser to report.
+    """
+    result: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            result.extend(args[i:])
+            break
+        if token in PARAMETER_OPTIONS and i + 1 < len(args):
+            name = args[i + 1]
+            if "=" in name or i + 2 >= len(args):
+                result += [token, name]
+                i += 2
+                continue
+            result += [token, f"{name}={args[i + 2]}"]
+            i += 3
+            continue
+        result.append(token)
+        i += 1
+    return result
+
+
+class Command(TyperCommand):
+    """The convert command, with ``-p NAME VALUE`` taking two values."""
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, join_parameter_pairs(list(args)))
+
+
+def _parameter_pairs(values: list[str], batch: Batch) -> list[tuple[str, str]] | None:
+    """``NAME=VALUE`` strings -> pairs; ``None`` after reporting a usage error."""
+    from nbharden.errors import UsageError
+
+    pairs = []
+    for value in values:
+        name, sep, text = value.partition("=")
+        problem = None
+        if not sep:
+            problem = f"-p {value}: missing VALUE; use -p NAME VALUE"
+        elif not name.isidentifier():
+            problem = f"-p {name}: not a parameter name (it must be a Python identifier)"
+        if problem:
+            batch.fail(UsageError(problem), None)
+            return None
+        pairs.append((name, text))
+    return pairs
+
+
+def _targets(
+    notebooks: list[Path], out: Path | None, name: str | None, batch: Batch
+) -> list[tuple[Path, Path | None]] | None:
+    """(notebook, output folder or None for the default) per distinct notebook; ``None`` after a
+    usage error."""
+    from nbharden.errors import UsageError
+
+    if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+        batch.fail(
+            UsageError(
+                f"--name {name!r} is not a valid Python package name (use letters, digits, _)"
+            ),
+            None,
+        )
+        return None
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for nb in notebooks:
+        key = nb.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(nb)
+    if out is None:
+        return [(nb, None) for nb in unique]
+    if len(unique) == 1:
+        return [(unique[0], out)]
+    stems: dict[str, Path] = {}
+    for nb in unique:
+        if nb.stem in stems:
+            batch.fail(
+                UsageError(
+                    f"{stems[nb.stem]} and {nb} would both be written to {out / nb.stem}; "
+                    "convert them separately with different --out folders"
+                ),
+                None,
+            )
+            return None
+        stems[nb.stem] = nb
+    return [(nb, out / nb.stem) for nb in unique]
+
+
+def _convert_one(
+    notebook: Path,
+    target: Path | None,
+    overrides: dict[str, Any],
+    parameters: list[tuple[str, str]],
+    diff: bool,
+    check: bool,
+    progress: Callable[[str, Path], None],
+    batch: Batch,
+) -> tuple[ChangeSet, bool]:
+    """Convert one notebook and write it unless --diff/--check. Returns the change set and whether
+    it was written."""
+    from nbharden.errors import InputError
+    from nbharden.settings import load_settings
+
+    if not notebook.exists():
+        raise InputError("no such file", path=notebook)
+    if notebook.is_dir():
+        raise InputError(
+            "is a folder, not a notebook; pass the .ipynb files inside it", path=notebook
+        )
+    settings = load_settings(start=notebook.parent, out=target, **overrides)
+    if parameters:
+        # CLI parameters override same-named ones from [tool.nbharden]; the others are kept.
+        merged = dict(settings.parameters)
+        merged.update(dict(parameters))
+        settings = settings.replace(parameters=tuple(merged.items()))
+
+    from nbharden import api
+
+    changes = api.convert(notebook, settings, progress)
+    if diff or check:
+        return changes, False
+    out_shown = str(changes.out)
+    batch.writing = out_shown
+    try:
+        written = api.write(changes, settings)
+    finally:
+        batch.writing = None
+    batch.written.append(out_shown)
+    return written, True
+
+
+def _render_text(changes: ChangeSet, shown: str, *, diff: bool, check: bool, report: Any) -> None:
+    from nbharden.cli import output
+
+    for finding in output.sort_findings(changes.findings):
+        print(output.finding_line(finding, shown), file=report)
+    if diff:
+        color = output.color_enabled(output.stdout())
+        out = output.stdout()
+        for change in changes.changes:
+            if change.diff:
+                text = change.diff if change.diff.endswith("\n") else change.diff + "\n"
+                out.write(output.colorize_diff(text, color))
+        out.flush()
+    if check:
+        for line in output.check_lines(changes, shown):
+            print(line, file=report)
+    else:
+        print(
+            output.summary_line(changes, shown, note="not written" if diff else None), file=report
+        )
+
+
+def _error_json(notebook: str, error: dict[str, object]) -> dict[str, Any]:
+    return {
+        "notebook": notebook,
+        "out": None,
+        "files": [],
+        "findings": [],
+        "plan": None,
+        "tests": None,
+        "written": False,
+        "error": error,
+    }
