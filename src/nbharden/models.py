@@ -146,7 +146,8 @@ class ConfigField:
     cell: int
     line: int
     secret: bool = False
-    literal: str | None = None  # for lifted literals: the literal's source text in the notebook
+    literal: str | None = None  # for lifted literals: the literal's value in the notebook
+    kind: str = "parameter"  # parameter | constant (a path/URL assigned once) | lifted (a literal) | secret | output
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class Step:
     inputs: tuple[Param, ...]
     outputs: tuple[Param, ...]
     mutated: tuple[str, ...] = ()  # inputs changed in place (also listed in outputs when read later)
+    results: tuple[str, ...] = ()  # outputs nobody reads later: the notebook's final values
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ class Plan:
     steps: tuple[Step, ...]
     config_fields: tuple[ConfigField, ...]
     hoisted: tuple[str, ...]  # functions and classes moved to module level
+    hoisted_imports: tuple[str, ...]  # names bound by imports moved to module level
     dependencies: tuple[str, ...]  # distribution names for the generated pyproject
     uses_plots: bool
     findings: tuple[Finding, ...] = ()

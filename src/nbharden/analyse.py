@@ -1,0 +1,673 @@
+"""Analyse a notebook: LibCST scope analysis per cell, one def/use graph across cells, effects, findings.
+
+Cells are analysed one at a time (LibCST costs ~36 KB per source line: never one giant module), in top-to-bottom
+order, which is the order the generated pipeline runs them in. What a cell *reads* is every name it uses that is not
+bound in the cell before the use (LibCST's scope analysis resolves that, including uses inside functions,
+comprehensions and classes); what it *writes* is every name bound at its top level.
+"""
+
+from __future__ import annotations
+
+import bisect
+import builtins
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import GlobalScope, MetadataWrapper, PositionProvider, ScopeProvider
+
+from nbharden.models import Analysis, CellAnalysis, Effect, Finding, Fix, Notebook, Severity, Span
+from nbharden.settings import Settings
+from nbharden.transform.magics import MagicResult, translate_magics
+
+BUILTINS = frozenset(dir(builtins)) | {"display", "get_ipython", "__file__"}
+OUTPUT_HISTORY = re.compile(r"^(_{1,3}|_\d+|_i\d*|_ii+|_oh|_ih|_dh|In|Out)$")
+
+# Call targets by qualified name prefix -> effect. Prefixes end with "." to match a whole module.
+_EFFECT_PREFIXES: tuple[tuple[str, Effect], ...] = (
+    ("requests.", Effect.NETWORK),
+    ("httpx.", Effect.NETWORK),
+    ("urllib.request.urlopen", Effect.NETWORK),
+    ("urllib.request.urlretrieve", Effect.NETWORK),
+    ("boto3.", Effect.NETWORK),
+    ("random.", Effect.RANDOM),
+    ("numpy.random.", Effect.RANDOM),
+    ("matplotlib.pyplot.", Effect.PLOT),
+    ("seaborn.", Effect.PLOT),
+    ("pylab.", Effect.PLOT),
+    ("time.time", Effect.CLOCK),
+    ("time.perf_counter", Effect.CLOCK),
+    ("datetime.datetime.now", Effect.CLOCK),
+    ("datetime.datetime.today", Effect.CLOCK),
+    ("datetime.date.today", Effect.CLOCK),
+    ("subprocess.", Effect.SHELL),
+    ("os.system", Effect.SHELL),
+    ("IPython.display.display", Effect.DISPLAY),
+)
+_READERS = re.compile(r"^(pandas\.read_\w+|numpy\.(load|loadtxt|genfromtxt|fromfile)|json\.load|pickle\.load|"
+                      r"scipy\.io\.loadmat|joblib\.load|PIL\.Image\.open|matplotlib\.image\.imread)$")
+_READER_METHODS = {"read_text", "read_bytes"}
+_WRITER_METHODS = {"to_csv", "to_parquet", "to_excel", "to_json", "to_pickle", "to_feather", "to_hdf", "savefig",
+                   "write_text", "write_bytes", "to_sql", "to_html"}
+_WRITERS = re.compile(r"^(numpy\.(save|savez|savez_compressed|savetxt)|json\.dump|pickle\.dump|joblib\.dump|"
+                      r"matplotlib\.pyplot\.savefig)$")
+_NETWORK_NEEDS_TIMEOUT = re.compile(r"^(requests\.(get|post|put|patch|delete|head|options|request)|"
+                                    r"httpx\.(get|post|put|patch|delete|head|options|request)|"
+                                    r"urllib\.request\.urlopen)$")
+# Methods that change their receiver in place (lists, dicts, sets, frames, arrays, estimators, figures).
+MUTATING_METHODS = frozenset({
+    "append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse", "update", "add", "discard",
+    "setdefault", "popitem", "fill", "resize", "put", "itemset", "fit", "partial_fit", "fit_transform",
+    "set_index_inplace", "rename_axis_inplace", "shuffle", "seed", "sort_values_inplace", "__setitem__",
+})
+# numpy.random functions that seed rather than draw; sklearn objects that are random unless random_state is given.
+_SEEDING = re.compile(r"^(random\.seed|numpy\.random\.(seed|default_rng|RandomState|Generator|SeedSequence|"
+                      r"PCG64|MT19937))$")
+_SKLEARN_RANDOM = re.compile(r"^sklearn\.\w+(\.\w+)*\.(train_test_split|RandomForest\w+|ExtraTrees\w+|"
+                             r"GradientBoosting\w+|KMeans|MiniBatchKMeans|MLP\w+|SGD\w+|KFold|StratifiedKFold|"
+                             r"ShuffleSplit|DecisionTree\w+|PCA|TSNE|RandomizedSearchCV|HistGradientBoosting\w+|"
+                             r"IsolationForest|make_classification|make_regression|make_blobs|make_moons)$")
+_SECRET_NAME = re.compile(r"(api[_-]?key|apikey|secret|token|passw(or)?d|pwd|auth|credential|access[_-]?key|"
+                          r"private[_-]?key)", re.IGNORECASE)
+_SECRET_VALUE = re.compile(
+    r"(AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,}|gho_[A-Za-z0-9]{30,}|github_pat_\w{30,}|"
+    r"sk-[A-Za-z0-9_\-]{20,}|sk_live_[A-Za-z0-9]{16,}|xox[abpors]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_\-]{35}|"
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
+)
+_URL_CREDENTIALS = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@")
+PATH_EXTENSIONS = frozenset({
+    "csv", "tsv", "json", "jsonl", "parquet", "xlsx", "xls", "txt", "npy", "npz", "pkl", "pickle", "h5", "hdf5",
+    "feather", "zip", "gz", "bz2", "png", "jpg", "jpeg", "gif", "svg", "pdf", "css", "dat", "data", "xml", "yaml",
+    "yml", "sqlite", "db", "html", "mat", "arff", "sav", "dta", "orc", "avro", "tar", "joblib", "model", "bin",
+})
+_PATH_SHAPE = re.compile(r"^(~|\.{1,2})?[\w.\-/\\ ~]*\.([A-Za-z0-9]{1,7})$")
+
+
+def looks_like_url(value: str) -> bool:
+    return re.match(r"^(https?|ftp|s3|gs)://\S+$", value) is not None
+
+
+def looks_like_path(value: str) -> bool:
+    """A string literal that names a data file (``data/x.csv``, ``/abs/y.parquet``), not any dotted word."""
+    if not value or len(value) > 400 or "\n" in value or looks_like_url(value):
+        return False
+    match = _PATH_SHAPE.match(value)
+    return bool(match) and match.group(2).lower() in PATH_EXTENSIONS
+
+
+def is_secret_literal(name: str | None, value: str) -> bool:
+    """A literal that holds a credential: by its value's shape, or a non-trivial value bound to a secret-ish name."""
+    if _SECRET_VALUE.search(value) or _URL_CREDENTIALS.match(value):
+        return True
+    if name and _SECRET_NAME.search(name) and len(value) >= 8 and " " not in value and not looks_like_path(value):
+        return not value.isupper() and "{" not in value and not value.startswith(("http://", "https://"))
+    return False
+
+
+@dataclass
+class TopStatement:
+    """One top-level statement of a cell, with what it binds and reads."""
+
+    index: int
+    kind: str  # "import" | "def" | "class" | "code"
+    binds: tuple[str, ...]
+    reads: tuple[str, ...]  # names read from outside the cell (after earlier statements of the cell)
+    line: int
+    import_names: tuple[tuple[str, str], ...] = ()  # (bound name, qualified name) for imports
+    star_import: str | None = None
+    conditional_import: bool = False
+
+
+@dataclass
+class CellFacts:
+    """Analysis internals per code cell kept for the later stages (not serialised)."""
+
+    index: int
+    module: cst.Module
+    statements: list[TopStatement]
+    def_reads: dict[str, tuple[str, ...]]  # def/class name -> global names it reads when called/defined
+    dependencies: list[str] = field(default_factory=list)
+    needs: set[str] = field(default_factory=set)  # stdlib helpers the magic translation needs: subprocess, os, path
+    literals: list[tuple[str, int, int, str | None]] = field(default_factory=list)  # (value, line, col, context)
+    global_decls: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class NotebookFacts:
+    cells: dict[int, CellFacts]
+    qualified: dict[str, str]  # import alias -> qualified name (last binding wins; conflicts listed separately)
+    conflicting_imports: frozenset[str]
+
+
+def _dotted(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr.value}" if base else None
+    return None
+
+
+def _root_name(node: cst.BaseExpression) -> str | None:
+    while isinstance(node, cst.Attribute | cst.Subscript):
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+def qualify(node: cst.BaseExpression, qualified: dict[str, str]) -> str | None:
+    """The qualified name of a call target through the notebook's imports (``np.random.rand`` -> ``numpy.random.rand``)."""
+    dotted = _dotted(node)
+    if dotted is None:
+        return None
+    head, _, rest = dotted.partition(".")
+    if head in qualified:
+        return qualified[head] + ("." + rest if rest else "")
+    return dotted
+
+
+def _import_bindings(node: cst.Import | cst.ImportFrom) -> tuple[list[tuple[str, str]], str | None]:
+    names: list[tuple[str, str]] = []
+    if isinstance(node, cst.Import):
+        for alias in node.names:
+            full = _dotted(alias.name) or ""
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                names.append((alias.asname.name.value, full))
+            else:
+                head = full.split(".")[0]
+                names.append((head, head))
+        return names, None
+    module = _dotted(node.module) if node.module is not None else ""
+    prefix = "." * len(node.relative) + (module or "")
+    if isinstance(node.names, cst.ImportStar):
+        return [], prefix
+    for alias in node.names:
+        name = _dotted(alias.name) or ""
+        bound = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else name
+        names.append((bound, f"{prefix}.{name}"))
+    return names, None
+
+
+class _CellVisitor(cst.CSTVisitor):
+    """Collects effects, mutations, literals and findings of one cell, with positions."""
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, cell: int, qualified: dict[str, str], seeded: bool) -> None:
+        super().__init__()
+        self.cell = cell
+        self.qualified = qualified
+        self.seeded = seeded
+        self.effects: set[Effect] = set()
+        self.mutates: list[str] = []
+        self.findings: list[Finding] = []
+        self.literals: list[tuple[str, int, int, str | None]] = []
+        self.aliases: dict[str, list[str]] = {}  # loop variable -> names it iterates over
+        self.seeds = False
+        self.global_decls: set[str] = set()
+        self._function_depth = 0
+        self._assign_target: list[str | None] = []
+
+    def _pos(self, node: cst.CSTNode) -> tuple[int, int]:
+        pos = self.get_metadata(PositionProvider, node, None)
+        return (pos.start.line, pos.start.column + 1) if pos else (1, 1)
+
+    def _add(self, code: str, message: str, node: cst.CSTNode, fix: Fix = Fix.NONE,
+             severity: Severity = Severity.WARNING) -> None:
+        line, col = self._pos(node)
+        self.findings.append(Finding(code, message, Span(self.cell, line, col), severity=severity, fix=fix))
+
+    def _mutated(self, name: str | None) -> None:
+        if not name or self._function_depth:
+            return
+        for target in [name, *self.aliases.get(name, [])]:
+            if target not in self.mutates:
+                self.mutates.append(target)
+
+    # scopes
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._function_depth += 1
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._function_depth -= 1
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._function_depth += 1
+
+    def leave_Lambda(self, node: cst.Lambda) -> None:
+        self._function_depth -= 1
+
+    def visit_Global(self, node: cst.Global) -> None:
+        names = [n.name.value for n in node.names]
+        self.global_decls.update(names)
+        self._add("NBH104", f"'global {', '.join(names)}': a function changes notebook state", node)
+
+    # aliasing: for d in [train, test]: d[...] = ...
+    def visit_For(self, node: cst.For) -> None:
+        if isinstance(node.target, cst.Name) and isinstance(node.iter, cst.List | cst.Tuple):
+            names = [e.value.value for e in node.iter.elements if isinstance(e.value, cst.Name)]
+            if names:
+                self.aliases[node.target.value] = names
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        target = node.targets[0].target if len(node.targets) == 1 else None
+        self._assign_target.append(target.value if isinstance(target, cst.Name) else None)
+        for t in node.targets:
+            if isinstance(t.target, cst.Subscript | cst.Attribute):
+                self._mutated(_root_name(t.target))
+        if isinstance(target, cst.Name) and isinstance(node.value, cst.Name) and not self._function_depth:
+            self.aliases.setdefault(target.value, []).append(node.value.value)
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        self._assign_target.pop()
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if isinstance(node.target, cst.Subscript | cst.Attribute):
+            self._mutated(_root_name(node.target))
+        elif isinstance(node.target, cst.Name):
+            # ``lst += [...]`` changes a list in place; for numbers it rebinds (handled as a write).
+            self._mutated(node.target.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if isinstance(node.target, cst.Subscript | cst.Attribute):
+            self._mutated(_root_name(node.target))
+
+    def visit_Del(self, node: cst.Del) -> None:
+        for el in m.findall(node.target, m.Subscript() | m.Attribute()):
+            if isinstance(el, cst.Subscript | cst.Attribute):
+                self._mutated(_root_name(el))
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        if node.type is None:
+            self._add("NBH602", "bare 'except:' hides every error, including KeyboardInterrupt", node)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if isinstance(node.names, cst.ImportStar):
+            module = _dotted(node.module) if node.module else ""
+            self._add("NBH601", f"'from {module} import *' hides where names come from", node)
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        value = node.evaluated_value
+        if isinstance(value, str):
+            line, col = self._pos(node)
+            context = self._assign_target[-1] if self._assign_target else None
+            self.literals.append((value, line, col, context))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        name = qualify(node.func, self.qualified)
+        kwargs = {a.keyword.value: a for a in node.args if a.keyword is not None}
+        if name:
+            for prefix, effect in _EFFECT_PREFIXES:
+                if name == prefix or (prefix.endswith(".") and name.startswith(prefix)):
+                    self.effects.add(effect)
+            if name in {"print"}:
+                self.effects.add(Effect.PRINT)
+            if name in {"display", "IPython.display.display"}:
+                self.effects.add(Effect.DISPLAY)
+            if _READERS.match(name):
+                self.effects.add(Effect.FILE_READ)
+                first = node.args[0].value if node.args else None
+                if isinstance(first, cst.SimpleString) and looks_like_url(str(first.evaluated_value)):
+                    self.effects.add(Effect.NETWORK)
+            if _WRITERS.match(name):
+                self.effects.add(Effect.FILE_WRITE)
+            if name == "open":
+                mode = node.args[1].value if len(node.args) > 1 else kwargs["mode"].value if "mode" in kwargs else None
+                text = mode.evaluated_value if isinstance(mode, cst.SimpleString) else "r"
+                self.effects.add(Effect.FILE_WRITE if any(c in str(text) for c in "wax+") else Effect.FILE_READ)
+            if _NETWORK_NEEDS_TIMEOUT.match(name) and "timeout" not in kwargs:
+                self._add("NBH301", f"{name}() without a timeout can hang forever", node, Fix.SAFE)
+            if _NETWORK_NEEDS_TIMEOUT.match(name) or name.startswith("boto3."):
+                self._add("NBH302", f"{name}() fails on the first transient error (no retry)", node, Fix.SAFE,
+                          Severity.INFO)
+            if _SEEDING.match(name):
+                self.seeds = True
+            elif name.startswith(("random.", "numpy.random.")) and not self.seeded and not self.seeds:
+                self._add("NBH401", f"{name}() draws unseeded random numbers: results change on every run", node,
+                          Fix.UNSAFE)
+            elif _SKLEARN_RANDOM.match(name) and "random_state" not in kwargs:
+                self.effects.add(Effect.RANDOM)
+                self._add("NBH401", f"{name.rsplit('.', 1)[-1]}() without random_state is not reproducible",
+                          node, Fix.UNSAFE)
+        if isinstance(node.func, cst.Attribute):
+            method = node.func.attr.value
+            receiver = _root_name(node.func.value)
+            if method in MUTATING_METHODS or (
+                "inplace" in kwargs and m.matches(kwargs["inplace"].value, m.Name("True"))
+            ):
+                if receiver not in self.qualified:
+                    self._mutated(receiver)
+            if method in _WRITER_METHODS:
+                self.effects.add(Effect.FILE_WRITE)
+            if method in _READER_METHODS:
+                self.effects.add(Effect.FILE_READ)
+            if method in {"plot", "hist", "boxplot", "scatter", "imshow", "bar", "barh", "pie"}:
+                self.effects.add(Effect.PLOT)
+            if method == "show" and receiver in self.qualified:
+                self.effects.add(Effect.PLOT)
+
+
+def _statement_line(wrapper_positions: Any, node: cst.CSTNode) -> int:
+    pos = wrapper_positions.get(node)
+    return pos.start.line if pos else 1
+
+
+def analyse_cell(
+    index: int, code: str, qualified: dict[str, str], seeded: bool
+) -> tuple[CellAnalysis, CellFacts, list[Finding], bool]:
+    """Analyse one code cell (already masked). Returns its summary, internals, findings and whether it seeds RNGs."""
+    module = cst.parse_module(code)
+    if "get_ipython" in code:
+        magic = translate_magics(module, index)
+        module = magic.module
+    else:
+        magic = MagicResult(module)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    resolved = wrapper.resolve_many([ScopeProvider, PositionProvider])
+    scopes = resolved[ScopeProvider]
+    positions = resolved[PositionProvider]
+    findings = list(magic.findings)
+
+    global_scope = next((s for s in scopes.values() if isinstance(s, GlobalScope)), None)
+    statements: list[TopStatement] = []
+    def_reads: dict[str, tuple[str, ...]] = {}
+    # The top-level statement a node belongs to, by position: statements are disjoint line/column ranges.
+    starts = [(positions[stmt].start.line, positions[stmt].start.column) for stmt in module.body]
+
+    def owner_of(node: cst.CSTNode) -> int:
+        pos = positions.get(node)
+        if pos is None:
+            return -1
+        return bisect.bisect_right(starts, (pos.start.line, pos.start.column)) - 1
+
+    class _OwnerMap(dict[cst.CSTNode, int]):
+        def get(self, node: cst.CSTNode, default: int = -1) -> int:  # type: ignore[override]
+            return owner_of(node)
+
+    owner = _OwnerMap()
+
+    reads_by_stmt: dict[int, list[str]] = {i: [] for i in range(len(module.body))}
+    bound_before: dict[str, int] = {}  # name -> index of the first top-level statement binding it
+    if global_scope is not None:
+        for assignment in global_scope.assignments:
+            node = assignment.node
+            i = owner.get(node, -1)
+            if i >= 0:
+                bound_before[assignment.name] = min(bound_before.get(assignment.name, i), i)
+    for scope in set(scopes.values()):
+        if scope is None:
+            continue
+        for access in scope.accesses:
+            node = access.node
+            if not isinstance(node, cst.Name):
+                continue
+            name = node.value
+            i = owner.get(node, -1)
+            referents = access.referents
+            if referents and any(not isinstance(r.scope, GlobalScope) for r in referents):
+                continue  # bound in a function, class or comprehension scope
+            if scope is global_scope:
+                first = bound_before.get(name)
+                if first is not None and first < i:
+                    continue
+                if first is not None and first == i and referents:
+                    # bound earlier inside the same compound statement (loop body, if-branch...)
+                    if not _assigned_by_simple_statement(module.body[i], name):
+                        continue
+            elif name in bound_before and bound_before[name] < i:
+                continue  # a nested scope reading a global bound by an earlier statement of this cell
+            elif name in bound_before and scope is not global_scope:
+                # a function reading a global bound later in this cell: resolved at call time, inside the cell
+                continue
+            if i >= 0 and name not in reads_by_stmt[i]:
+                reads_by_stmt[i].append(name)
+
+    for i, stmt in enumerate(module.body):
+        line = _statement_line(positions, stmt)
+        binds: list[str] = []
+        import_names: list[tuple[str, str]] = []
+        star = None
+        kind = "code"
+        inner = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else None
+        if isinstance(inner, cst.Import | cst.ImportFrom):
+            kind = "import"
+            pairs, star = _import_bindings(inner)
+            import_names = pairs
+            binds = [p[0] for p in pairs]
+        elif isinstance(stmt, cst.FunctionDef):
+            kind = "def"
+            binds = [stmt.name.value]
+        elif isinstance(stmt, cst.ClassDef):
+            kind = "class"
+            binds = [stmt.name.value]
+        else:
+            if global_scope is not None:
+                binds = sorted({a.name for a in global_scope.assignments if owner.get(a.node, -2) == i},
+                               key=lambda n: _first_position(global_scope, n, positions))
+            if m.findall(stmt, m.Import() | m.ImportFrom()):
+                conditional = []
+                for imp in m.findall(stmt, m.Import() | m.ImportFrom()):
+                    if isinstance(imp, cst.Import | cst.ImportFrom):
+                        conditional.extend(_import_bindings(imp)[0])
+                import_names = conditional
+        statements.append(TopStatement(i, kind, tuple(binds), tuple(reads_by_stmt[i]), line, tuple(import_names),
+                                       star, conditional_import=kind != "import" and bool(import_names)))
+        if kind in {"def", "class"}:
+            def_reads[binds[0]] = tuple(reads_by_stmt[i])
+
+    for st in statements:
+        for bound, qname in st.import_names:
+            qualified[bound] = qname.lstrip(".") if not qname.startswith(".") else qname
+
+    visitor = _CellVisitor(index, qualified, seeded)
+    visitor.metadata = {PositionProvider: positions}  # reuse the positions resolved above
+    module.visit(visitor)
+    findings.extend(visitor.findings)
+    effects = set(visitor.effects)
+    if magic.needs_subprocess:
+        effects.add(Effect.SHELL)
+    # A cell that only shows values (every statement an expression, none a call that does something).
+    if module.body and all(_display_only_statement(s) for s in module.body):
+        effects.add(Effect.DISPLAY)
+
+    reads: list[str] = []
+    for st in statements:
+        for name in st.reads:
+            if name not in reads:
+                reads.append(name)
+    writes: list[str] = []
+    for st in statements:
+        for name in st.binds:
+            if name not in writes:
+                writes.append(name)
+    imports = [b for st in statements if st.kind == "import" for b in st.binds]
+    defines = [b for st in statements if st.kind in {"def", "class"} for b in st.binds]
+    summary = CellAnalysis(
+        index=index,
+        reads=tuple(reads),
+        writes=tuple(writes),
+        mutates=tuple(n for n in visitor.mutates if n not in imports),
+        imports=tuple(imports),
+        defines=tuple(defines),
+        effects=tuple(sorted(effects, key=lambda e: e.value)),
+    )
+    needs = {name for name, flag in (("subprocess", magic.needs_subprocess), ("os", magic.needs_os),
+                                     ("path", magic.needs_path)) if flag}
+    facts = CellFacts(index, module, statements, def_reads, list(magic.dependencies), needs, visitor.literals,
+                      visitor.global_decls)
+    return summary, facts, findings, seeded or visitor.seeds
+
+
+def _first_position(scope: GlobalScope, name: str, positions: Any) -> tuple[int, int]:
+    best = (10**9, 0)
+    for a in scope.assignments:
+        if a.name == name:
+            pos = positions.get(a.node)
+            if pos is not None:
+                best = min(best, (pos.start.line, pos.start.column))
+    return best
+
+
+def _assigned_by_simple_statement(stmt: cst.BaseStatement, name: str) -> bool:
+    """Whether ``stmt`` is a plain assignment to ``name`` (``x = f(x)``: the read of x comes before the write)."""
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return False
+    for small in stmt.body:
+        if isinstance(small, cst.Assign | cst.AugAssign | cst.AnnAssign):
+            return True
+    return False
+
+
+_DISPLAY_METHODS = frozenset({
+    "head", "tail", "describe", "info", "sample", "shape", "dtypes", "columns", "value_counts", "nunique", "unique",
+    "isnull", "isna", "notnull", "notna", "sum", "mean", "median", "std", "var", "min", "max", "count", "corr",
+    "cov", "to_frame", "keys", "values", "items", "round", "abs", "memory_usage", "show", "_repr_html_", "style",
+})
+
+
+def _display_only_statement(stmt: cst.BaseStatement) -> bool:
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return False
+    return all(isinstance(s, cst.Expr) and is_display_expression(s.value) for s in stmt.body)
+
+
+def is_display_expression(expr: cst.BaseExpression) -> bool:
+    """An expression statement whose only effect is to show a value: it can be dropped without changing results.
+
+    Names, attributes, subscripts, literals, arithmetic and comparisons of those, and calls of well-known
+    read-only methods (``df.head()``, ``s.describe()``) qualify; any other call might change state and is kept.
+    """
+    if isinstance(expr, cst.Name | cst.BaseNumber | cst.BaseString | cst.Ellipsis):
+        return True
+    if isinstance(expr, cst.Attribute):
+        return is_display_expression(expr.value)
+    if isinstance(expr, cst.Subscript):
+        return is_display_expression(expr.value) and all(
+            isinstance(e.slice, cst.Index) and _pure(e.slice.value) for e in expr.slice
+        )
+    if isinstance(expr, cst.Tuple | cst.List | cst.Set):
+        return all(is_display_expression(e.value) for e in expr.elements)
+    if isinstance(expr, cst.BinaryOperation):
+        return _pure(expr.left) and _pure(expr.right)
+    if isinstance(expr, cst.UnaryOperation):
+        return _pure(expr.expression)
+    if isinstance(expr, cst.Comparison):
+        return _pure(expr.left) and all(_pure(c.comparator) for c in expr.comparisons)
+    if isinstance(expr, cst.Call):
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _DISPLAY_METHODS:
+            return expr.func.attr.value != "show" and _pure(expr.func.value) and all(_pure(a.value) for a in expr.args)
+        if isinstance(expr.func, cst.Name) and expr.func.value in {"display", "type", "len", "repr", "dir", "id",
+                                                                  "help", "vars"}:
+            return all(_pure(a.value) for a in expr.args)
+    return False
+
+
+def _pure(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.Call):
+        return is_display_expression(expr)
+    if isinstance(expr, cst.Name | cst.BaseNumber | cst.BaseString | cst.Ellipsis):
+        return True
+    if isinstance(expr, cst.Attribute):
+        return _pure(expr.value)
+    if isinstance(expr, cst.Subscript):
+        return _pure(expr.value) and all(isinstance(e.slice, cst.Index) and _pure(e.slice.value) for e in expr.slice)
+    if isinstance(expr, cst.Tuple | cst.List | cst.Set):
+        return all(_pure(e.value) for e in expr.elements)
+    if isinstance(expr, cst.BinaryOperation):
+        return _pure(expr.left) and _pure(expr.right)
+    if isinstance(expr, cst.UnaryOperation):
+        return _pure(expr.expression)
+    if isinstance(expr, cst.Comparison):
+        return _pure(expr.left) and all(_pure(c.comparator) for c in expr.comparisons)
+    return False
+
+
+@dataclass(frozen=True)
+class FullAnalysis(Analysis):
+    """``Analysis`` plus the per-cell internals the plan and transform stages use (not serialised)."""
+
+    facts: NotebookFacts | None = None
+
+
+def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
+    """Analyse every code cell top to bottom; build the cross-cell def/use findings."""
+    qualified: dict[str, str] = {}
+    import_seen: dict[str, str] = {}
+    conflicts: set[str] = set()
+    summaries: list[CellAnalysis] = []
+    facts: dict[int, CellFacts] = {}
+    findings: list[Finding] = []
+    seeded = False
+    defined: set[str] = set()
+    for cell in nb.code_cells:
+        if not cell.code.strip():
+            continue
+        summary, cell_facts, cell_findings, seeded = analyse_cell(cell.index, cell.code, qualified, seeded)
+        summaries.append(summary)
+        facts[cell.index] = cell_facts
+        findings.extend(cell_findings)
+        for st in cell_facts.statements:
+            for bound, qname in st.import_names:
+                if import_seen.get(bound, qname) != qname:
+                    conflicts.add(bound)
+                import_seen[bound] = qname
+        for name in summary.reads:
+            if name in defined or name in BUILTINS:
+                continue
+            if OUTPUT_HISTORY.match(name):
+                findings.append(Finding("NBH106", f"'{name}' refers to the notebook's output history",
+                                        _span_of(cell_facts, name), Severity.WARNING))
+                continue
+            findings.append(Finding("NBH101", f"'{name}' is used before any cell above defines it",
+                                    _span_of(cell_facts, name), Severity.WARNING))
+        defined.update(summary.writes)
+        for i, (value, line, col, context) in enumerate(cell_facts.literals):
+            del i
+            if is_secret_literal(context, value):
+                findings.append(Finding("NBH201", "hard-coded secret" + (f" in '{context}'" if context else "")
+                                        + "; it becomes a SecretStr Config field read from the environment",
+                                        Span(cell.index, line, col), Severity.ERROR, Fix.SAFE))
+            elif looks_like_path(value) and (value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:\\", value)):
+                findings.append(Finding("NBH202", f"absolute path '{value}' only exists on one machine",
+                                        Span(cell.index, line, col), Severity.WARNING))
+    findings.extend(_execution_order_findings(nb))
+    nb_facts = NotebookFacts(facts, dict(qualified), frozenset(conflicts))
+    return FullAnalysis(nb, tuple(summaries), tuple(_dedupe(findings)), nb_facts)
+
+
+def _span_of(facts: CellFacts, name: str) -> Span:
+    for st in facts.statements:
+        if name in st.reads:
+            return Span(facts.index, st.line, 1)
+    return Span(facts.index, 1, 1)
+
+
+def _execution_order_findings(nb: Notebook) -> list[Finding]:
+    findings: list[Finding] = []
+    counts = [(c.index, c.execution_count) for c in nb.code_cells if c.code.strip()]
+    ran = [(i, n) for i, n in counts if n is not None]
+    previous: int | None = None
+    for index, count in ran:
+        if previous is not None and count is not None and count < previous:
+            findings.append(Finding("NBH102", f"execution count {count} after {previous}: cells ran out of order, "
+                                    "the saved outputs may depend on hidden state", Span(index, 1, 1)))
+            break
+        previous = count
+    if ran and len(ran) < len(counts):
+        for index, count in counts:
+            if count is None:
+                findings.append(Finding("NBH103", "this cell was never run while others were", Span(index, 1, 1),
+                                        Severity.INFO))
+    return findings
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str, Span | None]] = set()
+    out: list[Finding] = []
+    for f in findings:
+        key = (f.code, f.message, f.span)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out

@@ -1,0 +1,488 @@
+"""Emit the output project: notebook code + plan -> ``FileTree`` (path -> text), all in memory.
+
+Step bodies are the notebook's own CST statements, moved and rewritten by the codemods in
+``nbharden.transform.codemods``; the surrounding modules (config, pipeline, entry point) are built from small
+templates whose holes only ever receive identifiers and ``repr`` literals, then parsed by LibCST to prove they are
+valid Python before anything else sees them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import libcst as cst
+
+from nbharden import __version__
+from nbharden.analyse import FullAnalysis, NotebookFacts
+from nbharden.errors import InternalError
+from nbharden.models import FileTree, Finding, Fix, Plan, Severity, Span, Step
+from nbharden.plan import consumed_statements, statement_role
+from nbharden.settings import Settings
+from nbharden.transform.codemods import DisplayToLog, LiftLiterals, PrintToLogging, ShowToSave, names_in
+
+_TYPER_TYPES = {"int", "float", "str", "bool", "Path"}
+
+
+def _free(name: str, taken: set[str]) -> str:
+    """``name`` unless the notebook already uses it; then ``name_``, ``name__``..."""
+    while name in taken:
+        name += "_"
+    return name
+
+
+def _doc(text: str) -> str:
+    return '"""' + text.replace("\\", "\\\\").replace('"""', "'''") + '"""'
+
+
+class _Names:
+    """Module-level names the generated code introduces, chosen so they never collide with the notebook's."""
+
+    def __init__(self, facts: NotebookFacts, plan: Plan) -> None:
+        taken: set[str] = set()
+        for cf in facts.cells.values():
+            taken |= names_in(cf.module)
+        self.taken = taken
+        self.logger = _free("logger", taken)
+        self.config = _free("config", taken | {f.name for f in plan.config_fields})
+        self.steps = _free("steps", taken)
+
+
+def _pyplot_aliases(facts: NotebookFacts) -> tuple[set[str], set[str]]:
+    aliases = {a for a, q in facts.qualified.items() if q in {"matplotlib.pyplot", "pylab"}}
+    direct = {a for a, q in facts.qualified.items() if q in {"matplotlib.pyplot.show", "pylab.show"}}
+    return aliases, direct
+
+
+def _cell_comment(index: int) -> cst.EmptyLine:
+    return cst.EmptyLine(comment=cst.Comment(f"# cell {index}"))
+
+
+def _with_comment(stmt: cst.BaseStatement, comment: cst.EmptyLine) -> cst.BaseStatement:
+    lines = [comment, *[ln for ln in stmt.leading_lines if ln.comment is not None]]
+    return stmt.with_changes(leading_lines=lines)
+
+
+def _rewrite(node: cst.CSTNode, names: _Names, facts: NotebookFacts, lift: dict[str, str] | None,
+             counters: dict[str, int]) -> tuple[cst.CSTNode, set[str]]:
+    """Apply the codemods to one statement; return it and the lifted Config fields it now reads."""
+    printer = PrintToLogging(names.logger)
+    node = node.visit(printer)
+    counters["print"] += printer.count
+    aliases, direct = _pyplot_aliases(facts)
+    shower = ShowToSave(aliases, direct)
+    node = node.visit(shower)
+    counters["show"] += shower.count
+    node = node.visit(DisplayToLog(names.logger))
+    used: set[str] = set()
+    if lift:
+        lifter = LiftLiterals(lift)
+        node = node.visit(lifter)
+        used = lifter.used
+    return node, used
+
+
+def _annotation(text: str | None) -> cst.Annotation | None:
+    if not text:
+        return None
+    try:
+        return cst.Annotation(cst.parse_expression(text))
+    except cst.ParserSyntaxError:
+        return None
+
+
+def _step_function(step: Step, plan: Plan, analysis: FullAnalysis, names: _Names, consumed: set[tuple[int, int]],
+                   counters: dict[str, int], lift: dict[str, str]) -> cst.FunctionDef:
+    facts = analysis.facts
+    assert facts is not None
+    body: list[cst.BaseStatement] = []
+    hoisted_imports = frozenset(plan.hoisted_imports)
+    hoisted_defs = frozenset(plan.hoisted)
+    for index in step.cells:
+        cf = facts.cells[index]
+        first = True
+        for i, stmt in enumerate(cf.module.body):
+            if statement_role(cf, i, consumed, hoisted_imports, hoisted_defs) != "code":
+                continue
+            new, _used = _rewrite(stmt, names, facts, lift, counters)
+            assert isinstance(new, cst.BaseStatement)
+            if first:
+                new = _with_comment(new, _cell_comment(index))
+                first = False
+            body.append(new)
+    outputs = [o.name for o in step.outputs]
+    if outputs:
+        value: cst.BaseExpression = (
+            cst.Name(outputs[0]) if len(outputs) == 1 else cst.Tuple([cst.Element(cst.Name(o)) for o in outputs],
+                                                                      lpar=[], rpar=[])
+        )
+        body.append(cst.SimpleStatementLine([cst.Return(value)]))
+    cells = ", ".join(str(c) for c in step.cells)
+    doc = f"{step.title.strip().rstrip('.')}.\n\n    From cell{'s' if len(step.cells) > 1 else ''} {cells} of " \
+          f"{analysis.notebook.path.name}."
+    if step.mutated:
+        doc += f" Changes {', '.join(step.mutated)} in place."
+    doc += "\n    "
+    body.insert(0, cst.SimpleStatementLine([cst.Expr(cst.SimpleString(_doc(doc)))]))
+    params = [cst.Param(cst.Name(p.name), _annotation(p.annotation)) for p in step.inputs]
+    returns = None
+    types = [o.annotation for o in step.outputs]
+    if not outputs:
+        returns = cst.Annotation(cst.Name("None"))
+    elif all(types):
+        returns = _annotation(types[0] if len(types) == 1 else f"tuple[{', '.join(t or '' for t in types)}]")
+    return cst.FunctionDef(
+        name=cst.Name(step.name),
+        params=cst.Parameters(params=params) if len(params) <= 255 else cst.Parameters(params=params),
+        body=cst.IndentedBlock(body),
+        returns=returns,
+        leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
+    )
+
+
+def _steps_module(analysis: FullAnalysis, plan: Plan, names: _Names, counters: dict[str, int]) -> str:
+    facts = analysis.facts
+    assert facts is not None
+    consumed = consumed_statements(facts, plan.config_fields)
+    lift = {f.literal: f.name for f in plan.config_fields if f.kind == "lifted" and f.literal}
+    imports: list[cst.BaseStatement] = []
+    seen_imports: set[str] = set()
+    defs: list[cst.BaseStatement] = []
+    hoisted_imports = frozenset(plan.hoisted_imports)
+    hoisted_defs = frozenset(plan.hoisted)
+    needs: set[str] = set()
+    for index in sorted(facts.cells):
+        cf = facts.cells[index]
+        needs |= cf.needs
+        for i, stmt in enumerate(cf.module.body):
+            role = statement_role(cf, i, consumed, hoisted_imports, hoisted_defs)
+            if role == "import":
+                code = cst.Module([]).code_for_node(stmt.with_changes(leading_lines=[])).strip()
+                for part in (code,):
+                    if part not in seen_imports:
+                        seen_imports.add(part)
+                        imports.append(cst.parse_statement(part + "\n"))
+            elif role == "def":
+                new, _ = _rewrite(stmt, names, facts, None, counters)
+                assert isinstance(new, cst.BaseStatement)
+                defs.append(_with_comment(new, _cell_comment(index)).with_changes(
+                    leading_lines=[cst.EmptyLine(), cst.EmptyLine(), _cell_comment(index)]))
+    functions = [_step_function(s, plan, analysis, names, consumed, counters, lift) for s in plan.steps]
+    extra: list[str] = []
+    body_names = set()
+    for node in [*defs, *functions]:
+        body_names |= names_in(node)
+    if "subprocess" in needs:
+        extra.append("import subprocess")
+    if "os" in needs:
+        extra.append("import os")
+    if "path" in needs or "Path" in body_names and "Path" not in hoisted_imports:
+        extra.append("from pathlib import Path")
+    if names.logger in body_names:
+        extra.append("import logging")
+    if "show_figures" in body_names:
+        extra.append("from .support import show_figures")
+    header = _doc(f"Steps of the {plan.package} pipeline, extracted by nbharden {__version__} from "
+                  f"{analysis.notebook.path.name}.\n\nEach step function is one section of the notebook; "
+                  "its parameters and return values follow the notebook's data flow.\n")
+    lines = [cst.parse_statement(f"{e}\n") for e in extra if e.strip() not in seen_imports]
+    module_body: list[cst.BaseStatement] = [cst.SimpleStatementLine([cst.Expr(cst.SimpleString(header))])]
+    module_body += lines + imports
+    if names.logger in body_names:
+        module_body.append(cst.parse_statement(f"{names.logger} = logging.getLogger(__name__)\n").with_changes(
+            leading_lines=[cst.EmptyLine()]))
+    module_body += defs + functions
+    return cst.Module(body=module_body).code
+
+
+def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
+    try:
+        rel = os.path.relpath(analysis.notebook.path.resolve().parent, out.resolve())
+    except ValueError:  # another drive on Windows
+        rel = str(analysis.notebook.path.resolve().parent)
+    rel = rel.replace(os.sep, "/")
+    notebook_dir = "PROJECT_DIR" if rel == "." else f"(PROJECT_DIR / {rel!r}).resolve()"
+    prefix = plan.package.upper() + "_"
+    lines = [
+        _doc(f"Configuration of the {plan.package} pipeline: the notebook's parameters and hard-coded paths.\n\n"
+             f"Every field can be set in the environment as {prefix}<FIELD> or in a .env file.\n"),
+        "from pathlib import Path",
+        "",
+        "from pydantic import Field, SecretStr",
+        "from pydantic_settings import BaseSettings, SettingsConfigDict",
+        "",
+        "PROJECT_DIR = Path(__file__).resolve().parents[2]",
+        f"NOTEBOOK_DIR = {notebook_dir}",
+        '"""Folder of the source notebook: relative paths in the notebook resolve from here."""',
+        "",
+        "",
+        "class Config(BaseSettings):",
+        f"    {_doc('Settings of the pipeline; defaults reproduce the notebook.')}",
+        "",
+        f"    model_config = SettingsConfigDict(env_prefix={prefix!r}, env_file='.env', extra='ignore')",
+    ]
+    for f in plan.config_fields:
+        default = "SecretStr('')" if f.secret else f.default
+        lines.append("")
+        lines.append(f"    {f.name}: {f.annotation} = Field(default={default}, description={f.description!r})")
+    if not plan.config_fields:
+        lines.append("")
+        lines.append("    # the notebook has no parameters cell and no hard-coded paths")
+    code = "\n".join(lines) + "\n"
+    return cst.parse_module(code).code
+
+
+def _call_args(step: Step, plan: Plan, names: _Names) -> str:
+    secrets = {f.name for f in plan.config_fields if f.secret}
+    args = []
+    for p in step.inputs:
+        if p.source == "config":
+            value = f"{names.config}.{p.name}"
+            if p.name in secrets:
+                value += ".get_secret_value()"
+        else:
+            value = p.name
+        args.append(f"{p.name}={value}")
+    return ", ".join(args)
+
+
+def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
+    cfg = names.config
+    steps_mod = names.steps
+    lines = [
+        _doc(f"The {plan.package} pipeline: the notebook's steps in order, each logged with its duration.\n"),
+        "from __future__ import annotations",
+        "",
+        "from typing import Any",
+        "",
+        f"from . import steps as {steps_mod}" if steps_mod != "steps" else "from . import steps",
+        "from .config import Config",
+        "from .support import run_step" + (", show_figures, use_output_dir" if plan.uses_plots else ""),
+        "",
+        "",
+        f"def run({cfg}: Config | None = None) -> dict[str, Any]:",
+        "    " + _doc(f"Run every step with ``{cfg}`` (default: ``Config()``); return the final values by name."),
+        f"    {cfg} = {cfg} if {cfg} is not None else Config()",
+    ]
+    if plan.uses_plots:
+        lines.append(f"    use_output_dir({cfg}.output_dir)")
+    results: list[str] = []
+    for step in plan.steps:
+        outputs = [o.name for o in step.outputs]
+        call = f"{steps_mod}.{step.name}({_call_args(step, plan, names)})"
+        lines.append(f"    with run_step({step.name!r}):")
+        if not outputs:
+            lines.append(f"        {call}")
+        elif len(outputs) == 1:
+            lines.append(f"        {outputs[0]} = {call}")
+        else:
+            lines.append(f"        {', '.join(outputs)} = {call}")
+        if plan.uses_plots:
+            lines.append(f"    show_figures({step.name!r})")
+        for r in step.results:
+            if r not in results:
+                results.append(r)
+    lines.append("    return {" + ", ".join(f"{r!r}: {r}" for r in results) + "}")
+    return cst.parse_module("\n".join(lines) + "\n").code
+
+
+def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
+    options = [f for f in plan.config_fields if f.annotation in _TYPER_TYPES and not f.secret]
+    lines = [
+        _doc(f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``.\n"),
+        "from __future__ import annotations",
+        "",
+        "import logging",
+        "from pathlib import Path",
+        "from typing import Annotated, Any, Optional",
+        "",
+        "import typer",
+        "",
+        "from .config import Config",
+        "from .pipeline import run",
+        "",
+        f"app = typer.Typer(add_completion=False, help={('Run the ' + plan.package + ' pipeline.')!r})",
+        "",
+        "",
+        "@app.command()",
+        "def main(",
+    ]
+    for f in options:
+        help_text = f.description
+        lines.append(f"    {f.name}: Annotated[Optional[{f.annotation}], typer.Option(help={help_text!r})] = None,")
+    lines += [
+        ") -> None:",
+        "    " + _doc("Run the pipeline; options override the defaults from Config and the environment."),
+        "    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')",
+        "    given: dict[str, Any] = {" + ", ".join(f"{f.name!r}: {f.name}" for f in options) + "}",
+        "    run(Config(**{key: value for key, value in given.items() if value is not None}))",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    app()",
+    ]
+    return cst.parse_module("\n".join(lines) + "\n").code
+
+
+SUPPORT = '''"""Runtime helpers of the generated pipeline: step timing and figure saving. Yours to change."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+_state: dict[str, object] = {"output_dir": None, "count": 0}
+
+
+@contextlib.contextmanager
+def run_step(name: str) -> Iterator[None]:
+    """Log the start, end and duration of a step; log which step failed before re-raising."""
+    logger.info("step %s: start", name)
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        logger.error("step %s: failed after %.3f s", name, time.perf_counter() - started)
+        raise
+    logger.info("step %s: done in %.3f s", name, time.perf_counter() - started)
+
+
+def use_output_dir(path: Path | None) -> None:
+    """Save figures shown from now on into ``path`` (None: close them without saving)."""
+    _state["output_dir"] = path
+    _state["count"] = 0
+
+
+def show_figures(prefix: str = "figure") -> list[Path]:
+    """Save every open matplotlib figure to the output folder and close it (what ``plt.show()`` did)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return []
+    saved: list[Path] = []
+    folder = _state["output_dir"]
+    for number in pyplot.get_fignums():
+        figure = pyplot.figure(number)
+        if isinstance(folder, Path):
+            folder.mkdir(parents=True, exist_ok=True)
+            count = int(str(_state["count"])) + 1
+            _state["count"] = count
+            path = folder / f"{prefix}_{count:03d}.png"
+            figure.savefig(path)
+            saved.append(path)
+        pyplot.close(figure)
+    return saved
+'''
+
+
+def _pyproject(plan: Plan, analysis: FullAnalysis) -> str:
+    deps = sorted({*plan.dependencies, "pydantic-settings", "typer"}, key=str.lower)
+    dist = plan.package.replace("_", "-")
+    dep_lines = "".join(f'    "{d}",\n' for d in deps)
+    return (
+        "[build-system]\n"
+        'requires = ["hatchling"]\n'
+        'build-backend = "hatchling.build"\n\n'
+        "[project]\n"
+        f'name = "{dist}"\n'
+        'version = "0.1.0"\n'
+        f'description = "Pipeline extracted by nbharden from {analysis.notebook.path.name}"\n'
+        'requires-python = ">=3.11"\n'
+        f"dependencies = [\n{dep_lines}]\n\n"
+        "[project.scripts]\n"
+        f'{dist} = "{plan.package}.__main__:app"\n\n'
+        "[tool.hatch.build.targets.wheel]\n"
+        f'packages = ["src/{plan.package}"]\n\n'
+        "[tool.pytest.ini_options]\n"
+        'pythonpath = ["src"]\n'
+        'testpaths = ["tests"]\n\n'
+        "[tool.ruff]\n"
+        "line-length = 88\n"
+        'target-version = "py311"\n\n'
+        "[tool.ruff.lint]\n"
+        'select = ["E4", "E7", "E9", "F", "I"]\n\n'
+        "[tool.mypy]\n"
+        'mypy_path = "src"\n'
+        "ignore_missing_imports = true\n"
+    )
+
+
+def _smoke_tests(plan: Plan) -> dict[str, str]:
+    code = (
+        _doc(f"Smoke tests of the {plan.package} package (a recorded run adds value-level tests).") + "\n\n"
+        "import pytest\n\n"
+        f"from {plan.package}.config import Config\n"
+        f"from {plan.package}.pipeline import run\n\n\n"
+        "def test_config_defaults_validate() -> None:\n"
+        "    config = Config()\n"
+        "    assert Config(**config.model_dump()) == config\n\n\n"
+        "def test_pipeline_runs_with_default_config(tmp_path, monkeypatch) -> None:\n"
+        + ("    config = Config(output_dir=tmp_path)\n" if plan.uses_plots else "    config = Config()\n")
+        + "    results = run(config)\n"
+        f"    assert sorted(results) == {sorted({r for s in plan.steps for r in s.results})!r}\n"
+    )
+    if any(f.annotation in {"int", "float"} for f in plan.config_fields):
+        f = next(f for f in plan.config_fields if f.annotation in {"int", "float"})
+        code += (
+            "\n\ndef test_config_rejects_a_bad_value() -> None:\n"
+            "    with pytest.raises(ValueError):\n"
+            f"        Config({f.name}='not a number')\n"
+        )
+    return {"tests/test_smoke.py": code}
+
+
+def emit(analysis: FullAnalysis, plan: Plan, *, out: Path, settings: Settings) -> tuple[FileTree, tuple[Finding, ...]]:
+    """Build the output project in memory. Returns the tree and every finding (analysis, plan, transform)."""
+    facts = analysis.facts
+    if facts is None:
+        raise InternalError("emit needs a full analysis", path=analysis.notebook.path)
+    names = _Names(facts, plan)
+    counters = {"print": 0, "show": 0}
+    pkg = plan.package
+    files = {
+        f"src/{pkg}/__init__.py": _doc(f"{pkg}: pipeline extracted by nbharden from {analysis.notebook.path.name}.")
+        + "\n\n__all__ = [\"Config\", \"run\"]\n\nfrom .config import Config\nfrom .pipeline import run\n",
+        f"src/{pkg}/steps.py": _steps_module(analysis, plan, names, counters),
+        f"src/{pkg}/config.py": _config_module(plan, analysis, out),
+        f"src/{pkg}/pipeline.py": _pipeline_module(plan, analysis, names),
+        f"src/{pkg}/__main__.py": _main_module(plan, analysis),
+        f"src/{pkg}/support.py": SUPPORT,
+        f"src/{pkg}/py.typed": "",
+        "pyproject.toml": _pyproject(plan, analysis),
+        **_smoke_tests(plan),
+    }
+    findings = list(analysis.findings) + list(plan.findings)
+    if counters["print"]:
+        findings.append(Finding("NBH604", f"{counters['print']} print() call(s) became logging calls", None,
+                                Severity.INFO, Fix.SAFE, applied=True))
+    if counters["show"]:
+        findings.append(Finding("NBH605", f"{counters['show']} plt.show() call(s) save figures to "
+                                "Config.output_dir", None, Severity.INFO, Fix.SAFE, applied=True))
+    dropped = _display_cells(analysis, plan)
+    findings.extend(Finding("NBH603", "cell only displays values; dropped from the package", Span(i, 1, 1),
+                            Severity.INFO, Fix.SAFE, applied=True) for i in dropped)
+    return FileTree.of(files), tuple(sorted(findings, key=_finding_key))
+
+
+def _display_cells(analysis: FullAnalysis, plan: Plan) -> list[int]:
+    in_steps = {c for s in plan.steps for c in s.cells}
+    facts = analysis.facts
+    assert facts is not None
+    out = []
+    for c in analysis.cells:
+        cf = facts.cells[c.index]
+        if c.index not in in_steps and cf.statements and all(
+            statement_role(cf, i, set(), frozenset(), frozenset()) == "display" for i in range(len(cf.statements))
+        ):
+            out.append(c.index)
+    return out
+
+
+def _finding_key(f: Finding) -> tuple[int, int, int, str, str]:
+    if f.span is None:
+        return (10**9, 0, 0, f.code, f.message)
+    return (f.span.cell, f.span.line, f.span.col, f.code, f.message)

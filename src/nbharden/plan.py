@@ -1,0 +1,509 @@
+"""Plan the package: step boundaries, function names, inputs and outputs, config fields, what moves to module level.
+
+The plan is data (``models.Plan``, JSON-serialisable, shown in review). It is derived from the analysis alone:
+- steps follow the notebook's sections (markdown headings, or a ``step:<name>`` cell tag), else one per code cell;
+- a step's inputs are the names it reads whose latest definition is in an earlier step (or the Config), its outputs
+  the names a later step reads, the inputs it changes in place that are read later, and its final results;
+- functions and classes move to module level when they only use imports, builtins and other moved definitions;
+  anything that reads notebook state stays inside its step and flows as a value;
+- the ``parameters`` cell's literals, paths and URLs assigned once, and file paths or URLs passed to I/O calls
+  become Config fields.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import re
+import sys
+from dataclasses import dataclass
+
+import libcst as cst
+
+from nbharden.analyse import (
+    BUILTINS,
+    FullAnalysis,
+    NotebookFacts,
+    is_secret_literal,
+    looks_like_path,
+    looks_like_url,
+)
+from nbharden.models import ConfigField, Finding, Fix, Param, Plan, Severity, Span, Step
+from nbharden.settings import Settings
+
+RESERVED_MODULES = {"config", "pipeline", "steps", "support", "tests", "__main__"}
+# Import name -> distribution name, for the generated pyproject's dependencies.
+DISTRIBUTIONS = {
+    "sklearn": "scikit-learn", "PIL": "pillow", "cv2": "opencv-python", "yaml": "pyyaml", "bs4": "beautifulsoup4",
+    "skimage": "scikit-image", "dateutil": "python-dateutil", "attr": "attrs", "Bio": "biopython",
+    "mpl_toolkits": "matplotlib", "pylab": "matplotlib", "google": "protobuf", "dotenv": "python-dotenv",
+    "jwt": "pyjwt", "serial": "pyserial", "IPython": "ipython", "sqlalchemy": "sqlalchemy",
+}
+_TYPE_OF_CALL = {
+    "pandas.read_csv": "pd.DataFrame", "pandas.read_excel": "pd.DataFrame", "pandas.read_json": "pd.DataFrame",
+    "pandas.read_parquet": "pd.DataFrame", "pandas.read_table": "pd.DataFrame", "pandas.DataFrame": "pd.DataFrame",
+    "pandas.concat": "pd.DataFrame", "pandas.merge": "pd.DataFrame", "pandas.read_sql": "pd.DataFrame",
+    "pandas.Series": "pd.Series", "numpy.array": "np.ndarray", "numpy.zeros": "np.ndarray",
+    "numpy.ones": "np.ndarray", "numpy.arange": "np.ndarray", "numpy.linspace": "np.ndarray",
+    "numpy.empty": "np.ndarray", "numpy.asarray": "np.ndarray", "numpy.loadtxt": "np.ndarray",
+    "numpy.genfromtxt": "np.ndarray", "numpy.random.rand": "np.ndarray", "numpy.random.randn": "np.ndarray",
+    "numpy.eye": "np.ndarray", "numpy.meshgrid": "list[np.ndarray]",
+}
+
+
+@dataclass(frozen=True)
+class _Section:
+    title: str
+    cells: tuple[int, ...]
+
+
+def snake(text: str, fallback: str = "step") -> str:
+    """A Python identifier from free text: ``'Load the data!'`` -> ``load_the_data``."""
+    text = re.sub(r"[`*_\[\]()#:]", " ", text)
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
+    words = re.findall(r"[A-Za-z0-9]+", text.lower())
+    name = "_".join(words[:6]) or fallback
+    if name[0].isdigit():
+        name = f"{fallback}_{name}"
+    if keyword.iskeyword(name) or name in BUILTINS:
+        name += "_"
+    return name
+
+
+def package_name(stem: str, imported: set[str]) -> str:
+    """The package name from the notebook's file name; never a stdlib or imported module's name."""
+    name = snake(stem, fallback="nb")
+    if name in sys.stdlib_module_names or name in imported or name in {"test", "tests", "src"}:
+        name += "_pipeline"
+    return name
+
+
+def literal_annotation(node: ast.expr) -> str | None:
+    """Type of a literal expression, as source text; None when it is not a literal."""
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return _value_annotation(value)
+
+
+def _value_annotation(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if value is None:
+        return "None"
+    if isinstance(value, int | float | str | bytes | complex):
+        return type(value).__name__
+    if isinstance(value, list | set | tuple | frozenset):
+        kinds = sorted({_value_annotation(v) for v in value})
+        container = type(value).__name__
+        if isinstance(value, tuple):
+            return "tuple[" + ", ".join(_value_annotation(v) for v in value) + "]" if 0 < len(value) <= 6 else "tuple"
+        if len(kinds) == 1:
+            return f"{container}[{kinds[0]}]"
+        return f"{container}[{' | '.join(kinds)}]" if kinds and len(kinds) <= 3 else container
+    if isinstance(value, dict):
+        keys = sorted({_value_annotation(k) for k in value})
+        vals = sorted({_value_annotation(v) for v in value.values()})
+        if len(keys) == 1 and len(vals) == 1:
+            return f"dict[{keys[0]}, {vals[0]}]"
+        return "dict"
+    return "object"
+
+
+def _sections(analysis: FullAnalysis) -> list[_Section]:
+    """Group code cells by markdown headings or ``step:<name>`` tags; else one section per code cell."""
+    nb = analysis.notebook
+    facts = analysis.facts
+    assert facts is not None
+    code_cells = [c.index for c in nb.code_cells if c.index in facts.cells]
+    has_headings = any(
+        c.cell_type == "markdown" and re.search(r"^\s{0,3}#{1,6}\s+\S", c.source, re.M) for c in nb.cells
+    )
+    has_tags = any(t.startswith("step:") for c in nb.cells for t in c.tags)
+    sections: list[_Section] = []
+    if not has_headings and not has_tags:
+        return [_Section(f"cell {i}", (i,)) for i in code_cells]
+    title = "setup"
+    current: list[int] = []
+    for cell in nb.cells:
+        new_title = None
+        if cell.cell_type == "markdown":
+            match = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", cell.source, re.M)
+            if match:
+                new_title = match.group(1)
+        tag = next((t[5:] for t in cell.tags if t.startswith("step:") and len(t) > 5), None)
+        if tag:
+            new_title = tag
+        if new_title is not None:
+            if current:
+                sections.append(_Section(title, tuple(current)))
+                current = []
+            title = new_title
+        if cell.index in facts.cells:
+            current.append(cell.index)
+    if current:
+        sections.append(_Section(title, tuple(current)))
+    return sections
+
+
+def _result_names(stmt: cst.BaseStatement) -> list[str]:
+    """Names bound by a plain top-level assignment (the values a notebook shows as its results)."""
+    names: list[str] = []
+    if isinstance(stmt, cst.SimpleStatementLine):
+        for small in stmt.body:
+            targets: list[cst.BaseExpression] = []
+            if isinstance(small, cst.Assign):
+                targets = [t.target for t in small.targets]
+            elif isinstance(small, cst.AnnAssign | cst.AugAssign):
+                targets = [small.target]
+            for target in targets:
+                elements = target.elements if isinstance(target, cst.Tuple | cst.List) else [target]
+                for el in elements:
+                    node = el.value if isinstance(el, cst.Element) else el
+                    if isinstance(node, cst.Name) and not node.value.startswith("_"):
+                        names.append(node.value)
+    return names
+
+
+def _hoistable(facts: NotebookFacts, write_counts: dict[str, int]) -> tuple[set[str], set[str]]:
+    """(import names to hoist, def/class names to hoist), a fixpoint over what definitions read."""
+    imports: set[str] = set()
+    for cf in facts.cells.values():
+        for st in cf.statements:
+            if st.kind == "import" and st.star_import is None:
+                for bound, _ in st.import_names:
+                    if bound not in facts.conflicting_imports and write_counts.get(bound, 0) == 0:
+                        imports.add(bound)
+    defs: dict[str, tuple[str, ...]] = {}
+    for cf in facts.cells.values():
+        for name, reads in cf.def_reads.items():
+            # a name bound by anything else, or defined twice, or next to a `global` statement never hoists
+            if write_counts.get(name, 0) == 0 and not cf.global_decls and _def_count(facts, name) == 1:
+                defs[name] = reads
+    hoisted = set(defs)
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(hoisted):
+            allowed = imports | hoisted | BUILTINS
+            if any(r not in allowed or (r in BUILTINS and write_counts.get(r, 0)) for r in defs[name]):
+                hoisted.discard(name)
+                changed = True
+    return imports, hoisted
+
+
+def _def_count(facts: NotebookFacts, name: str) -> int:
+    return sum(1 for cf in facts.cells.values() for st in cf.statements
+               if st.kind in {"def", "class"} and name in st.binds)
+
+
+def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
+    """Decide steps, data flow and configuration. Pure: the same analysis always gives the same plan."""
+    facts = analysis.facts
+    assert facts is not None, "make_plan needs the analysis from nbharden.analyse.analyse"
+    nb = analysis.notebook
+    findings: list[Finding] = []
+
+    # How often each name is bound by something other than an import or a def (data writes).
+    write_counts: dict[str, int] = {}
+    for cf in facts.cells.values():
+        for st in cf.statements:
+            if st.kind == "code":
+                for name in st.binds:
+                    write_counts[name] = write_counts.get(name, 0) + 1
+            if st.conditional_import:
+                for bound, _ in st.import_names:
+                    write_counts[bound] = write_counts.get(bound, 0) + 1
+    hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts))
+    for cf in facts.cells.values():
+        for st in cf.statements:
+            if st.kind in {"def", "class"} and st.binds[0] not in hoisted_defs:
+                findings.append(Finding("NBH606", f"'{st.binds[0]}' reads notebook state, so it stays inside its "
+                                        "step and is passed on as a value", Span(cf.index, st.line, 1),
+                                        Severity.INFO))
+    imported_top = {q.split(".")[0] for q in facts.qualified.values() if not q.startswith(".")}
+    package = snake(settings.name, "nb") if settings.name else package_name(nb.stem, imported_top)
+
+    all_names: set[str] = set()
+    for cf in facts.cells.values():
+        for st in cf.statements:
+            all_names.update(st.binds)
+            all_names.update(st.reads)
+
+    # --- configuration -------------------------------------------------------------------------------------------
+    fields: list[ConfigField] = []
+    field_names: set[str] = set()
+    consumed: set[tuple[int, int]] = set()  # (cell, statement index) turned into config
+
+    def add_field(f: ConfigField) -> None:
+        fields.append(f)
+        field_names.add(f.name)
+
+    params_cell = next((c.index for c in nb.code_cells if "parameters" in c.tags and c.index in facts.cells), None)
+    for cf in sorted(facts.cells.values(), key=lambda c: c.index):
+        for i, stmt in enumerate(cf.module.body):
+            assignment = _literal_assignment(stmt)
+            if assignment is None:
+                continue
+            name, value_src, value = assignment
+            line = cf.statements[i].line
+            if cf.index == params_cell and write_counts.get(name, 0) >= 1:
+                annotation = literal_annotation(ast.parse(value_src, mode="eval").body) or "object"
+                secret = isinstance(value, str) and is_secret_literal(name, value)
+                if secret:
+                    add_field(ConfigField(name, "SecretStr", '""', f"secret from the parameters cell (cell "
+                                          f"{cf.index}, line {line}); set it in the environment", cf.index, line,
+                                          secret=True, kind="secret"))
+                elif isinstance(value, str) and looks_like_path(value) and not value.startswith(("/", "~")):
+                    add_field(ConfigField(name, "str", f"str(NOTEBOOK_DIR / {value!r})",
+                                          f"parameters cell (cell {cf.index}, line {line}); relative to the "
+                                          "notebook's folder", cf.index, line, literal=value, kind="parameter"))
+                else:
+                    add_field(ConfigField(name, annotation if annotation != "None" else "object | None", value_src,
+                                          f"parameters cell (cell {cf.index}, line {line})", cf.index, line,
+                                          kind="parameter"))
+                consumed.add((cf.index, i))
+            elif (isinstance(value, str) and write_counts.get(name, 0) == 1 and name not in field_names
+                  and (looks_like_path(value) or looks_like_url(value) or is_secret_literal(name, value))):
+                if is_secret_literal(name, value):
+                    add_field(ConfigField(name, "SecretStr", '""', f"secret from cell {cf.index}, line {line}; set "
+                                          "it in the environment", cf.index, line, secret=True, kind="secret"))
+                elif looks_like_url(value):
+                    add_field(ConfigField(name, "str", repr(value), f"URL from cell {cf.index}, line {line}",
+                                          cf.index, line, literal=value, kind="constant"))
+                    findings.append(Finding("NBH204", f"URL '{value}' lifted into Config.{name}",
+                                            Span(cf.index, line, 1), Severity.INFO, Fix.SAFE, applied=True))
+                else:
+                    absolute = value.startswith(("/", "~"))
+                    default = repr(value) if absolute else f"str(NOTEBOOK_DIR / {value!r})"
+                    add_field(ConfigField(name, "str", default, f"path from cell {cf.index}, line {line}"
+                                          + ("" if absolute else "; relative to the notebook's folder"),
+                                          cf.index, line, literal=value, kind="constant"))
+                    findings.append(Finding("NBH203", f"path '{value}' lifted into Config.{name}",
+                                            Span(cf.index, line, 1), Severity.INFO, Fix.SAFE, applied=True))
+                consumed.add((cf.index, i))
+
+    # Literals passed straight to I/O calls: lifted into fields named after the file.
+    taken = set(all_names) | field_names | BUILTINS | {"config", "logger", "output_dir"}
+    for cf in sorted(facts.cells.values(), key=lambda c: c.index):
+        for value, line, col, context in cf.literals:
+            if context is not None and any(f.name == context for f in fields):
+                continue
+            if any(f.literal == value for f in fields):
+                continue
+            if not (looks_like_path(value) or looks_like_url(value)) or not _in_io_call(cf, value):
+                continue
+            base = snake(re.sub(r"\.[A-Za-z0-9]+$", "", value.rstrip("/").rsplit("/", 1)[-1]), "file")
+            suffix = "_url" if looks_like_url(value) else "_path"
+            name = base if base.endswith(suffix) else base + suffix
+            n = 2
+            while name in taken:
+                name, n = f"{base}{suffix}_{n}", n + 1
+            taken.add(name)
+            if looks_like_url(value):
+                add_field(ConfigField(name, "str", repr(value), f"URL from cell {cf.index}, line {line}", cf.index,
+                                      line, literal=value, kind="lifted"))
+                findings.append(Finding("NBH204", f"URL '{value}' lifted into Config.{name}",
+                                        Span(cf.index, line, col), Severity.INFO, Fix.SAFE, applied=True))
+            else:
+                absolute = value.startswith(("/", "~"))
+                add_field(ConfigField(name, "Path", f"Path({value!r})" if absolute else f"NOTEBOOK_DIR / {value!r}",
+                                      f"file from cell {cf.index}, line {line}", cf.index, line, literal=value,
+                                      kind="lifted"))
+                findings.append(Finding("NBH203", f"path '{value}' lifted into Config.{name}",
+                                        Span(cf.index, line, col), Severity.INFO, Fix.SAFE, applied=True))
+
+    config_names = {f.name for f in fields}
+
+    # --- steps ---------------------------------------------------------------------------------------------------
+    definer: dict[str, str] = {name: "config" for name in config_names}
+    types: dict[str, str | None] = {f.name: ("str" if f.secret else f.annotation) for f in fields}
+    steps_raw: list[dict[str, object]] = []
+    used_names: set[str] = set(RESERVED_MODULES) | set(all_names) | config_names | {"run", "main", "logger"}
+    for section in _sections(analysis):
+        reads: list[str] = []
+        writes: list[str] = []
+        results: list[str] = []
+        mutated: list[str] = []
+        cells_used: list[int] = []
+        local: set[str] = set()
+        has_code = False
+        for index in section.cells:
+            cf = facts.cells[index]
+            summary = next(c for c in analysis.cells if c.index == index)
+            cell_has_code = False
+            for i, st in enumerate(cf.statements):
+                if statement_role(cf, i, consumed, hoisted_imports, hoisted_defs) != "code":
+                    continue
+                cell_has_code = True
+                for name in st.reads:
+                    if name in local or name in hoisted_imports or name in hoisted_defs:
+                        continue
+                    if name in BUILTINS and name not in definer:
+                        continue
+                    if name in definer and name not in reads:
+                        reads.append(name)
+                for name in st.binds:
+                    local.add(name)
+                    if name not in writes:
+                        writes.append(name)
+                for name in _result_names(cf.module.body[i]):
+                    if name not in results:
+                        results.append(name)
+            # a lifted literal used in this cell is read from the config
+            for value, _line, _col, _ctx in cf.literals:
+                for f in fields:
+                    if f.kind == "lifted" and f.literal == value and f.name not in reads and cell_has_code:
+                        reads.append(f.name)
+            for name in summary.mutates:
+                if name not in mutated and (name in reads or name in local):
+                    mutated.append(name)
+            if cell_has_code:
+                cells_used.append(index)
+                has_code = True
+        if not has_code:
+            continue
+        base = snake(section.title, "step") if not section.title.startswith("cell ") else f"cell_{section.cells[0]}"
+        name = base
+        n = 2
+        while name in used_names:
+            name, n = f"{base}_{n}", n + 1
+        used_names.add(name)
+        steps_raw.append({"name": name, "title": section.title, "cells": tuple(cells_used), "reads": reads,
+                          "writes": writes, "results": results, "mutated": mutated,
+                          "sources": {r: definer[r] for r in reads}})
+        for w in writes:
+            definer[w] = name
+        for mname in mutated:
+            if mname in definer and mname not in writes:
+                definer[mname] = name
+
+    # outputs: what later steps read from this step (by the definer recorded for each read)
+    wanted: dict[str, list[str]] = {str(s["name"]): [] for s in steps_raw}
+    for s in steps_raw:
+        for read, source in dict(s["sources"]).items():  # type: ignore[call-overload]
+            if source != "config" and read not in wanted[source]:
+                wanted[source].append(read)
+    steps: list[Step] = []
+    for pos, s in enumerate(steps_raw):
+        sname = str(s["name"])
+        outputs = list(wanted[sname])
+        later_reads = {r for t in steps_raw[pos + 1:] for r in t["reads"]}  # type: ignore[attr-defined]
+        results = [r for r in s["results"] if r not in outputs and r not in later_reads  # type: ignore[attr-defined]
+                   and r not in config_names]
+        # results only from the last definition: a later step that rebinds the name supersedes this one
+        results = [r for r in results if not any(r in t["writes"] for t in steps_raw[pos + 1:])]  # type: ignore[operator]
+        ordered = [w for w in s["writes"] if w in outputs or w in results]  # type: ignore[attr-defined]
+        ordered += [o for o in outputs if o not in ordered]
+        sources = dict(s["sources"])  # type: ignore[call-overload]
+        inputs = tuple(Param(r, types.get(r), sources[r]) for r in s["reads"])  # type: ignore[attr-defined]
+        outs = tuple(Param(o, types.get(o), sname) for o in ordered)
+        steps.append(Step(sname, str(s["title"]), tuple(s["cells"]), inputs, outs,  # type: ignore[arg-type]
+                          tuple(s["mutated"]), tuple(r for r in ordered if r in results)))  # type: ignore[arg-type]
+
+    deps = _dependencies(facts, package)
+    uses_plots = any(q.split(".")[0] in {"matplotlib", "seaborn", "pylab"} for q in facts.qualified.values()) or any(
+        e.value == "plot" for c in analysis.cells for e in c.effects
+    )
+    if uses_plots:
+        fields.append(ConfigField("output_dir", "Path", 'PROJECT_DIR / "outputs"',
+                                  "folder where figures are saved", 0, 0, kind="output"))
+    return Plan(package, tuple(steps), tuple(fields), tuple(sorted(hoisted_defs)), tuple(sorted(hoisted_imports)),
+                deps, uses_plots, tuple(findings))
+
+
+def consumed_statements(facts: NotebookFacts, fields: tuple[ConfigField, ...]) -> set[tuple[int, int]]:
+    """(cell, statement index) of the assignments that became Config fields."""
+    out: set[tuple[int, int]] = set()
+    for f in fields:
+        if f.kind in {"parameter", "constant", "secret"} and f.cell in facts.cells:
+            cf = facts.cells[f.cell]
+            for i, st in enumerate(cf.statements):
+                if st.line == f.line and f.name in st.binds and _literal_assignment(cf.module.body[i]):
+                    out.add((f.cell, i))
+    return out
+
+
+def statement_role(cf: object, i: int, consumed: set[tuple[int, int]], hoisted_imports: set[str] | frozenset[str],
+                   hoisted_defs: set[str] | frozenset[str]) -> str:
+    """What happens to top-level statement ``i`` of a cell: config | import | def | display | code."""
+    from nbharden.analyse import CellFacts, is_display_expression
+
+    assert isinstance(cf, CellFacts)
+    st = cf.statements[i]
+    if (cf.index, i) in consumed:
+        return "config"
+    if st.kind == "import" and (st.star_import is not None or all(b in hoisted_imports for b in st.binds)):
+        return "import"
+    if st.kind in {"def", "class"} and st.binds[0] in hoisted_defs:
+        return "def"
+    stmt = cf.module.body[i]
+    if isinstance(stmt, cst.SimpleStatementLine) and all(
+        isinstance(s, cst.Expr) and is_display_expression(s.value) for s in stmt.body
+    ):
+        return "display"
+    return "code"
+
+
+def _literal_assignment(stmt: cst.BaseStatement) -> tuple[str, str, object] | None:
+    """``name = <literal>`` -> (name, literal source, value)."""
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return None
+    small = stmt.body[0]
+    if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+        target, value_node = small.targets[0].target, small.value
+    elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
+        target, value_node = small.target, small.value
+    else:
+        return None
+    source = cst.Module([]).code_for_node(value_node)
+    try:
+        value = ast.literal_eval(source.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return target.value, source.strip(), value
+
+
+_IO_NAMES = re.compile(r"(read_\w+|load\w*|open|savefig|to_\w+|imread|urlopen|urlretrieve|get|post|Path|"
+                       r"genfromtxt|save\w*|ExcelFile|HDFStore|connect|read_text|write_text|exists|listdir)$")
+
+
+def _in_io_call(cf: object, value: str) -> bool:
+    """Whether the literal ``value`` appears as an argument of an I/O-looking call in the cell."""
+    from nbharden.analyse import CellFacts
+
+    assert isinstance(cf, CellFacts)
+    found = False
+
+    class _Finder(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            nonlocal found
+            func = node.func
+            fname = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(
+                func, cst.Name) else ""
+            if not _IO_NAMES.match(fname):
+                return
+            for arg in node.args:
+                if isinstance(arg.value, cst.SimpleString) and arg.value.evaluated_value == value:
+                    found = True
+
+    cf.module.visit(_Finder())
+    return found
+
+
+def _dependencies(facts: NotebookFacts, package: str) -> tuple[str, ...]:
+    stdlib = set(sys.stdlib_module_names)
+    deps: set[str] = set()
+    for qname in facts.qualified.values():
+        top = qname.lstrip(".").split(".")[0]
+        if not top or qname.startswith(".") or top in stdlib or top == package or top == "__future__":
+            continue
+        deps.add(DISTRIBUTIONS.get(top, top))
+    for cf in facts.cells.values():
+        for req in cf.dependencies:
+            name = re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0]
+            if name:
+                deps.add(req if name != req else name)
+    deps -= {"ipython", "ipykernel", "jupyter"}
+    return tuple(sorted(deps, key=str.lower))

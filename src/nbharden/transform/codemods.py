@@ -1,0 +1,109 @@
+"""The codemods applied to notebook code on its way into step functions, one transformer per concern.
+
+Each is a LibCST transformer with before/after tests in tests/test_codemods.py:
+- ``PrintToLogging``: ``print(a, b)`` -> ``logger.info("%s %s", a, b)`` (NBH604); ``print(..., file=f)`` is kept.
+- ``ShowToSave``: ``plt.show()`` -> ``show_figures()``, which saves the open figures to Config.output_dir (NBH605).
+- ``DisplayToLog``: ``display(x)`` nested in a block -> ``logger.info("%s", x)``.
+- ``LiftLiterals``: a path or URL literal passed to a call -> the Config field's name (NBH203/NBH204).
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+import libcst.matchers as m
+
+
+def _is_name_call(node: cst.Call, name: str) -> bool:
+    return isinstance(node.func, cst.Name) and node.func.value == name
+
+
+class PrintToLogging(cst.CSTTransformer):
+    """``print(...)`` becomes a call on ``logger`` at INFO level; the message is built lazily by logging."""
+
+    def __init__(self, logger: str = "logger") -> None:
+        super().__init__()
+        self.logger = logger
+        self.count = 0
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if not _is_name_call(updated, "print"):
+            return updated
+        keywords = {a.keyword.value: a for a in updated.args if a.keyword is not None}
+        if "file" in keywords:
+            return updated  # writing to a file or stream is real output, not a log line
+        positional = [a for a in updated.args if a.keyword is None]
+        self.count += 1
+        func = cst.Attribute(cst.Name(self.logger), cst.Name("info"))
+        starred = any(a.star for a in positional)
+        if "sep" in keywords or starred:
+            sep = keywords["sep"].value if "sep" in keywords else cst.SimpleString('" "')
+            items = cst.Tuple([cst.Element(a.value) if not a.star else cst.StarredElement(a.value)
+                               for a in positional] + ([] if positional else []))
+            if len(positional) == 1 and not starred:
+                items = cst.Tuple([cst.Element(positional[0].value, comma=cst.Comma())])
+            joined = cst.Call(cst.Attribute(sep, cst.Name("join")),
+                              [cst.Arg(cst.Call(cst.Name("map"), [cst.Arg(cst.Name("str")), cst.Arg(items)]))])
+            return cst.Call(func, [cst.Arg(cst.SimpleString('"%s"')), cst.Arg(joined)])
+        if not positional:
+            return cst.Call(func, [cst.Arg(cst.SimpleString('""'))])
+        fmt = cst.SimpleString('"' + " ".join(["%s"] * len(positional)) + '"')
+        args = [cst.Arg(fmt)] + [cst.Arg(a.value) for a in positional]
+        return cst.Call(func, args)
+
+
+class ShowToSave(cst.CSTTransformer):
+    """``plt.show()`` (through any alias of matplotlib.pyplot or pylab) -> ``show_figures()``."""
+
+    def __init__(self, pyplot_aliases: set[str], direct_show: set[str] | None = None) -> None:
+        super().__init__()
+        self.aliases = pyplot_aliases
+        self.direct = direct_show or set()
+        self.count = 0
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        func = updated.func
+        if (isinstance(func, cst.Attribute) and func.attr.value == "show" and isinstance(func.value, cst.Name)
+                and func.value.value in self.aliases) or (isinstance(func, cst.Name) and func.value in self.direct):
+            self.count += 1
+            return cst.Call(cst.Name("show_figures"))
+        return updated
+
+
+class DisplayToLog(cst.CSTTransformer):
+    """``display(x)`` inside a block (a loop, a function) -> ``logger.info("%s", x)``; top-level ones are dropped
+    by the extractor, as display-only statements."""
+
+    def __init__(self, logger: str = "logger") -> None:
+        super().__init__()
+        self.logger = logger
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if not _is_name_call(updated, "display") or any(a.keyword or a.star for a in updated.args):
+            return updated
+        func = cst.Attribute(cst.Name(self.logger), cst.Name("info"))
+        fmt = cst.SimpleString('"' + " ".join(["%s"] * len(updated.args)) + '"')
+        return cst.Call(func, [cst.Arg(fmt)] + [cst.Arg(a.value) for a in updated.args])
+
+
+class LiftLiterals(cst.CSTTransformer):
+    """A string literal passed as a call argument whose value was lifted into Config -> the field's name."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__()
+        self.fields = fields  # literal value -> field name
+        self.used: set[str] = set()
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+        value = updated.value
+        if isinstance(value, cst.SimpleString):
+            literal = value.evaluated_value
+            if isinstance(literal, str) and literal in self.fields:
+                name = self.fields[literal]
+                self.used.add(name)
+                return updated.with_changes(value=cst.Name(name))
+        return updated
+
+
+def names_in(node: cst.CSTNode) -> set[str]:
+    """Every identifier used anywhere in ``node``."""
+    return {n.value for n in m.findall(node, m.Name()) if isinstance(n, cst.Name)}

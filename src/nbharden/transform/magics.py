@@ -1,0 +1,329 @@
+"""Translate masked IPython syntax into plain Python, or remove it with a finding - never silently.
+
+``load`` masks ``%magic``, ``%%cell`` and ``!shell`` into calls on ``get_ipython()`` (IPython's own transformer).
+This codemod turns those calls into code that runs without IPython:
+
+======================  ===============================================================  ========
+notebook                generated                                                        rule
+======================  ===============================================================  ========
+``%matplotlib inline``  (dropped: figures are saved by the pipeline)                     NBH503
+``%timeit -n 3 f(x)``   ``f(x)``                                                         NBH503
+``%%time`` cell         the cell's body                                                  NBH503
+``!pip install x``      (dropped; ``x`` goes into the generated dependencies)           NBH501
+``!ls data``            ``subprocess.run("ls data", shell=True, check=False)``          NBH504
+``files = !ls``         ``subprocess.run(..., capture_output=True, ...).stdout.split…`` NBH504
+``%%writefile f.py``    ``Path("f.py").write_text(...)``                                 NBH503
+``%load_ext foo``       (removed)                                                        NBH502
+======================  ===============================================================  ========
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from nbharden.masking import mask_ipython
+
+from nbharden.models import Finding, Fix, Severity, Span
+
+# Magics that only change the interactive session (display, introspection, reloading): dropping them cannot change
+# what the code computes.
+_SESSION_ONLY = {
+    "matplotlib", "config", "load_ext", "reload_ext", "unload_ext", "autoreload", "aimport", "precision", "pprint",
+    "who", "whos", "who_ls", "lsmagic", "magic", "history", "hist", "pinfo", "pinfo2", "pdoc", "psource", "pfile",
+    "pdef", "page", "xmode", "colors", "automagic", "notebook", "qtconsole", "connect_info", "doctest_mode",
+    "alias_magic", "rehashx", "pwd", "ls", "dhist", "dirs", "debug", "pdb", "tb", "quickref", "killbgscripts",
+    "autocall", "autoindent", "autosave", "clear", "cls", "load_ext", "logstart", "logstop", "logon", "logoff",
+    "logstate", "recall", "rerun", "save", "sc", "unalias", "alias", "bookmark", "gui", "macro", "edit", "ed",
+    "reset_selective", "xdel", "psearch", "pycat", "less", "more", "man", "cat", "mkdir", "rmdir", "rm", "cp", "mv",
+    "ldir", "lf", "lk", "ll", "lx", "set_env",
+}
+# Cell magics whose body is not Python to run: output for the reader only.
+_DISPLAY_CELLS = {"html", "HTML", "markdown", "latex", "javascript", "js", "svg", "display", "md"}
+# Magics that run their argument (line) or body (cell) as Python: keep the code, drop the timing/profiling.
+_RUNS_CODE = {"time", "timeit", "prun", "capture", "memit", "mprun", "lprun", "snakeviz", "scalene"}
+_SHELL_CELLS = {"bash", "sh", "script", "system", "sx"}
+_OPTION = re.compile(r"^\s*(?:-[A-Za-z](?:\s*(?:\d+|[A-Za-z_]\w*))?\s+)+")
+_PIP_OPTION_WITH_VALUE = {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url",
+                          "-f", "--find-links", "-t", "--target"}
+
+
+@dataclass
+class MagicResult:
+    module: cst.Module
+    findings: list[Finding] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    needs_subprocess: bool = False
+    needs_os: bool = False
+    needs_path: bool = False
+
+
+def _string_value(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _ipython_call(node: cst.BaseExpression) -> tuple[str, list[cst.Arg]] | None:
+    """``get_ipython().<method>(args)`` -> (method, args)."""
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and m.matches(node.func.value, m.Call(func=m.Name("get_ipython")))
+    ):
+        return node.func.attr.value, list(node.args)
+    return None
+
+
+def pip_requirements(args: str) -> list[str]:
+    """Package requirements named in ``pip install ARGS`` (options and their values skipped)."""
+    try:
+        words = shlex.split(args)
+    except ValueError:
+        words = args.split()
+    if words and words[0] in {"pip", "pip3", "conda", "mamba"}:
+        words = words[1:]
+    if words and words[0] == "install":
+        words = words[1:]
+    else:
+        return []
+    reqs: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word in _PIP_OPTION_WITH_VALUE:
+            skip = True
+            continue
+        if word.startswith("-") or word.startswith("$") or "{" in word or word.startswith((".", "/", "git+")):
+            continue
+        reqs.append(word)
+    return reqs
+
+
+class _Translator(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, cell: int, line_offset: int = 0) -> None:
+        super().__init__()
+        self.cell = cell
+        self.line_offset = line_offset
+        self.result_findings: list[Finding] = []
+        self.dependencies: list[str] = []
+        self.needs_subprocess = False
+        self.needs_os = False
+        self.needs_path = False
+        self._line = 1 + line_offset
+
+    # -- helpers ---------------------------------------------------------------------------------------------------
+    def _finding(self, code: str, message: str, fix: Fix = Fix.SAFE, severity: Severity = Severity.INFO) -> None:
+        self.result_findings.append(
+            Finding(code, message, Span(self.cell, self._line, 1), severity=severity, fix=fix, applied=True)
+        )
+
+    def _parse_statements(self, code: str, what: str) -> list[cst.BaseStatement] | None:
+        """Parse code carried as a string (a magic's argument or body). ``compile`` first: libcst can crash."""
+        code = mask_ipython(code)
+        try:
+            compile(code, "<magic>", "exec", dont_inherit=True)
+            module = cst.parse_module(code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, cst.ParserSyntaxError):
+            self._finding("NBH502", f"{what}: its code does not parse; removed", Fix.NONE, Severity.WARNING)
+            return None
+        inner = _Translator(self.cell, line_offset=self._line - 1)
+        module = MetadataWrapper(module, unsafe_skip_copy=True).visit(inner)
+        self.result_findings.extend(inner.result_findings)
+        self.dependencies.extend(inner.dependencies)
+        self.needs_subprocess |= inner.needs_subprocess
+        self.needs_os |= inner.needs_os
+        self.needs_path |= inner.needs_path
+        return list(module.body)
+
+    def _shell(self, command: str, capture: bool) -> cst.BaseExpression:
+        self.needs_subprocess = True
+        lit = repr(command)
+        if capture:
+            code = f"subprocess.run({lit}, shell=True, capture_output=True, text=True, check=False).stdout.splitlines()"
+        else:
+            code = f"subprocess.run({lit}, shell=True, check=False)"
+        return cst.parse_expression(code)
+
+    # -- statement-level translation ---------------------------------------------------------------------------------
+    def _translate_statement(self, expr: cst.BaseExpression) -> list[cst.BaseStatement] | None:
+        """A magic used as a whole statement -> replacement statements ([] = remove); None = not a magic."""
+        call = _ipython_call(expr)
+        if call is None:
+            return None
+        method, args = call
+        values = [_string_value(a.value) for a in args]
+        if method == "run_line_magic" and len(values) >= 2 and values[0] is not None and values[1] is not None:
+            return self._line_magic(values[0], values[1])
+        if method == "run_cell_magic" and len(values) >= 3 and None not in values[:3]:
+            return self._cell_magic(values[0] or "", values[1] or "", values[2] or "")
+        if method == "system" and values and values[0] is not None:
+            return self._system(values[0])
+        self._finding("NBH502", f"get_ipython().{method}(...) has no equivalent outside IPython; removed",
+                      Fix.NONE, Severity.WARNING)
+        return []
+
+    def _system(self, command: str) -> list[cst.BaseStatement]:
+        reqs = pip_requirements(command)
+        if reqs or re.match(r"\s*(pip3?|conda|mamba)\s+install\b", command):
+            self.dependencies.extend(reqs)
+            self._finding("NBH501", f"'!{command.strip()}' moved into the generated dependencies")
+            return []
+        if "{" in command or "$" in command:
+            self._finding("NBH502", f"'!{command.strip()}' interpolates notebook variables; removed", Fix.NONE,
+                          Severity.WARNING)
+            return []
+        self._finding("NBH504", f"'!{command.strip()}' runs through subprocess.run")
+        return [cst.SimpleStatementLine([cst.Expr(self._shell(command, capture=False))])]
+
+    def _line_magic(self, name: str, arg: str) -> list[cst.BaseStatement]:
+        if name in {"pip", "conda", "mamba"}:
+            reqs = pip_requirements(f"{name} {arg}")
+            self.dependencies.extend(reqs)
+            self._finding("NBH501", f"'%{name} {arg.strip()}' moved into the generated dependencies")
+            return []
+        if name in _RUNS_CODE:
+            code = _OPTION.sub("", arg) if name != "capture" else arg
+            self._finding("NBH503", f"'%{name}' dropped, its statement kept")
+            return self._parse_statements(code, f"'%{name} {arg.strip()}'") or []
+        if name in {"sx", "system"}:
+            return self._system(arg)
+        if name == "env" and "=" in arg and not arg.strip().startswith("-"):
+            key, _, value = arg.partition("=")
+            self.needs_os = True
+            self._finding("NBH503", f"'%env {arg.strip()}' sets os.environ")
+            return [cst.parse_statement(f"os.environ[{key.strip()!r}] = {value.strip()!r}\n")]
+        if name in _SESSION_ONLY or name == "env":
+            self._finding("NBH503", f"'%{name}' only affects the interactive session; dropped")
+            return []
+        self._finding("NBH502", f"'%{name} {arg.strip()}' has no equivalent outside IPython; removed", Fix.NONE,
+                      Severity.WARNING)
+        return []
+
+    def _cell_magic(self, name: str, line: str, body: str) -> list[cst.BaseStatement]:
+        if name in _RUNS_CODE:
+            setup = _OPTION.sub("", line).strip() if name == "timeit" else ""
+            self._finding("NBH503", f"'%%{name}' dropped, the cell's code kept")
+            stmts = self._parse_statements(f"{setup}\n{body}" if setup else body, f"'%%{name}' cell") or []
+            return stmts
+        if name in {"writefile", "file"}:
+            words = line.split()
+            append = "-a" in words or "--append" in words
+            target = next((w for w in words if not w.startswith("-")), None)
+            if target is None:
+                return []
+            self.needs_path = True
+            self._finding("NBH503", f"'%%{name} {target}' writes the file with pathlib")
+            if append:
+                code = f"with open({target!r}, 'a', encoding='utf-8') as _fh:\n    _fh.write({body!r})\n"
+            else:
+                code = f"Path({target!r}).write_text({body!r}, encoding='utf-8')\n"
+            return [cst.parse_statement(code)]
+        if name in _SHELL_CELLS or name in {"bash", "sh"}:
+            self._finding("NBH504", f"'%%{name}' cell runs through subprocess.run")
+            return [cst.SimpleStatementLine([cst.Expr(self._shell(body, capture=False))])]
+        if name in _DISPLAY_CELLS:
+            self._finding("NBH503", f"'%%{name}' cell only displays output; dropped")
+            return []
+        self._finding("NBH502", f"'%%{name}' cell has no equivalent outside IPython; removed", Fix.NONE,
+                      Severity.WARNING)
+        return []
+
+    # -- visitors ---------------------------------------------------------------------------------------------------
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        pos = self.get_metadata(PositionProvider, node, None)
+        if pos is not None:
+            self._line = pos.start.line + self.line_offset
+        return True
+
+    def leave_SimpleStatementLine(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement] | cst.RemovalSentinel:
+        if len(updated.body) != 1 or not isinstance(updated.body[0], cst.Expr):
+            return updated
+        replacement = self._translate_statement(updated.body[0].value)
+        if replacement is None:
+            return updated
+        if not replacement:
+            return cst.RemoveFromParent()
+        if updated.leading_lines:
+            replacement[0] = replacement[0].with_changes(leading_lines=updated.leading_lines)
+        return cst.FlattenSentinel(replacement)
+
+    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        if not updated.body:
+            return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
+        return updated
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        # A magic used as a value: ``files = !ls`` -> getoutput; ``x = %timeit -o f()`` etc.
+        call = _ipython_call(updated)
+        if call is None:
+            return updated
+        method, args = call
+        values = [_string_value(a.value) for a in args]
+        if method == "getoutput" and values and values[0] is not None and "{" not in values[0]:
+            self._finding("NBH504", f"'!{values[0].strip()}' output captured through subprocess.run")
+            return self._shell(values[0], capture=True)
+        if method == "run_line_magic" and len(values) >= 2 and values[0] in {"time", "timeit"} and values[1]:
+            code = _OPTION.sub("", values[1])
+            try:
+                compile(code, "<magic>", "eval", dont_inherit=True)
+                expr = cst.parse_expression(code)
+            except (SyntaxError, ValueError, RecursionError, cst.ParserSyntaxError):
+                return updated
+            self._finding("NBH503", f"'%{values[0]}' dropped, its expression kept")
+            return expr
+        if method in {"run_line_magic", "system"}:
+            return updated  # handled at statement level, or reported by the residual check below
+        return updated
+
+
+def translate_magics(module: cst.Module, cell: int) -> MagicResult:
+    """Translate or remove every IPython construct in one cell's masked module (see the table above)."""
+    translator = _Translator(cell)
+    new = MetadataWrapper(module, unsafe_skip_copy=True).visit(translator)
+    result = MagicResult(new, translator.result_findings, translator.dependencies, translator.needs_subprocess,
+                         translator.needs_os, translator.needs_path)
+    # Anything left that still calls get_ipython() (used inside an expression we cannot translate) is removed at
+    # the statement level so that the generated code never needs IPython.
+    leftover = _StripResidual(cell)
+    result.module = result.module.visit(leftover)
+    result.findings.extend(leftover.findings)
+    return result
+
+
+class _StripResidual(cst.CSTTransformer):
+    def __init__(self, cell: int) -> None:
+        super().__init__()
+        self.cell = cell
+        self.findings: list[Finding] = []
+
+    def _strip(self, body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+        kept: list[cst.BaseStatement] = []
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine) and m.findall(stmt, m.Call(func=m.Name("get_ipython"))):
+                self.findings.append(
+                    Finding("NBH502", "statement uses get_ipython(); removed", Span(self.cell, 1, 1),
+                            severity=Severity.WARNING, fix=Fix.NONE, applied=True)
+                )
+                continue
+            kept.append(stmt)
+        return kept
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        return updated.with_changes(body=self._strip(list(updated.body)))
+
+    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+        body = self._strip(list(updated.body)) or [cst.SimpleStatementLine([cst.Pass()])]
+        return updated.with_changes(body=body)
