@@ -48,6 +48,7 @@ from nbharden.errors import (
 )
 from nbharden.models import ChangeSet, FileStatus
 from nbharden.settings import load_settings
+from nbharden.write import recover
 
 T = TypeVar("T")
 
@@ -242,6 +243,9 @@ class ConvertHandler(_NbhardenHandler):
             )
 
         async with path_locks(nb_path, out_path):
+            if req.write:
+                # Finish a write the CLI left half-done (killed) before comparing with disk.
+                await self.in_thread(functools.partial(recover, out_path))
             settings = load_settings(
                 nb_path.parent, out=out_path, record=req.record, force=req.force
             )
