@@ -89,10 +89,16 @@ def slowest_imports(python: str, module: str, top: int) -> list[tuple[str, float
 
 
 def git_commit() -> str:
-    proc = subprocess.run(
+    """The short commit, with ``+dirty`` when src/ has uncommitted changes (they were measured)."""
+    head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
     )
-    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], cwd=HERE, capture_output=True, text=True
+    ).stdout.strip()
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def main() -> int:

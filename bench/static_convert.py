@@ -37,6 +37,7 @@ from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from startup import git_commit  # bench/ is on sys.path when a script here runs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -381,10 +382,7 @@ def main() -> int:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
         },
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        or "unknown",
+        "commit": git_commit(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
