@@ -1,0 +1,161 @@
+"""The in-kernel recorder, run by the kernel at start-up (``--IPKernelApp.exec_files``); never imported by nbharden.
+
+It reads its schedule from the JSON file named by ``NBHARDEN_RECORDER``, loads ``_values.py`` from the path given
+there, and hooks IPython's ``pre_run_cell`` / ``post_run_cell`` events. Before the first cell of each step it stores
+the step's inputs, after the last cell its outputs, each value written at once (so a later in-place change cannot
+touch it) to a content-addressed file, and one JSON line per value to the log. Every failure of its own is logged and
+swallowed: the recorder must never break the notebook's run.
+"""
+
+
+def _nbharden_install_recorder() -> None:
+    import hashlib
+    import importlib.util
+    import json
+    import os
+    import pickle
+    import time
+
+    with open(os.environ["NBHARDEN_RECORDER"], encoding="utf-8") as fh:
+        config = json.load(fh)
+    spec = importlib.util.spec_from_file_location("_nbharden_values", config["values_module"])
+    assert spec is not None and spec.loader is not None
+    values = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(values)
+
+    shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821 - defined inside the kernel
+    cells = config["cells"]
+    out_dir = config["out"]
+    cap = int(config["cap_bytes"])
+    secrets = set(config["secrets"])
+    os.makedirs(os.path.join(out_dir, "values"), exist_ok=True)
+    log = open(config["log"], "a", encoding="utf-8")  # noqa: SIM115 - open for the kernel's lifetime
+    state = {"pointer": 0, "current": None, "stored": 0, "capped": False}
+
+    def emit(record: dict) -> None:
+        log.write(json.dumps(record, allow_nan=True) + "\n")
+        log.flush()
+
+    def store(text: str, suffix: str) -> tuple[str, str, int]:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        rel = f"values/{digest[:24]}{suffix}"
+        path = os.path.join(out_dir, rel)
+        size = len(text.encode("utf-8"))
+        if not os.path.exists(path):  # the same content is stored once
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            state["stored"] += size
+        return rel, digest, size
+
+    def fits(size: int) -> bool:
+        if state["stored"] + size <= cap:
+            return True
+        state["capped"] = True
+        return False
+
+    def snapshot(obj: object, name: str) -> dict:
+        entry: dict = {"type": values.type_name(obj), "annotation": values.annotation(obj)}
+        if name in secrets:
+            entry.update(kind="redacted", note="a secret: never recorded", digest="redacted")
+            return entry
+        reason = values.describe_unserialisable(obj)
+        if reason is not None:
+            entry.update(kind="described", note=f"cannot be stored: {reason}", digest=entry["type"])
+            entry["fingerprint"] = {"type": entry["type"]}
+            return entry
+        fp = values.fingerprint(obj)
+        entry["fingerprint"] = fp
+        try:
+            text = values.dumps(obj)
+        except values.Unencodable as exc:
+            text = None
+            note = str(exc)
+        except (RecursionError, ValueError, TypeError, OverflowError) as exc:
+            text = None
+            note = f"{type(exc).__name__}: {exc}"
+        if text is not None:
+            if fits(len(text.encode("utf-8"))):
+                rel, digest, size = store(text, ".json")
+                entry.update(kind="value", file=rel, sha256=digest, bytes=size, digest=digest)
+            else:
+                entry.update(kind="fingerprint", note=f"over the {cap} byte recording cap: fingerprint only")
+                entry["digest"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            return entry
+        try:
+            blob = values.dumps_pickle(obj)
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError, ValueError) as exc:
+            entry.update(kind="fingerprint" if "shape" in fp else "described")
+            entry["note"] = f"{note}; not picklable either ({type(exc).__name__}: {exc})"
+            entry["digest"] = hashlib.sha256(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()
+            return entry
+        if fits(len(blob)):
+            rel, digest, size = store(blob, ".pkl.b64")
+            entry.update(kind="pickle", file=rel, sha256=digest, bytes=size, digest=digest, note=note)
+        else:
+            entry.update(kind="fingerprint", note=f"{note}; over the {cap} byte recording cap: fingerprint only")
+            entry["digest"] = hashlib.sha256(blob.encode("ascii")).hexdigest()
+        return entry
+
+    def record(requests: list, phase: str) -> None:
+        ns = shell.user_ns
+        for step, names in requests:
+            seen: dict[int, str] = {}
+            for name in names:
+                started = time.perf_counter()
+                try:
+                    if name not in ns:
+                        entry: dict = {"kind": "missing", "note": "not defined at this point", "digest": "missing"}
+                    else:
+                        obj = ns[name]
+                        alias = seen.get(id(obj))
+                        entry = {"alias_of": alias} if alias not in (None, name) and phase == "in" else {}
+                        seen.setdefault(id(obj), name)
+                        entry.update(snapshot(obj, name))
+                except Exception as exc:  # noqa: BLE001 - the recorder must never break the run
+                    entry = {"kind": "described", "note": f"recorder failed: {type(exc).__name__}: {exc}"}
+                    entry["digest"] = "failed"
+                entry.update(event="value", step=step, phase=phase, name=name)
+                entry["seconds"] = round(time.perf_counter() - started, 6)
+                emit(entry)
+
+    def pre_run_cell(info: object) -> None:
+        try:
+            raw = getattr(info, "raw_cell", None)
+            state["current"] = None
+            # cells run in order; a cell that matches none (papermill's injected parameters) is not ours
+            for pos in range(state["pointer"], len(cells)):
+                if cells[pos]["source"] == raw:
+                    state["pointer"] = pos + 1
+                    state["current"] = cells[pos]
+                    break
+            current = state["current"]
+            if current is None:
+                return
+            emit({"event": "cell", "index": current["index"]})
+            record(current["before"], "in")
+        except Exception as exc:  # noqa: BLE001
+            emit({"event": "recorder-error", "message": f"{type(exc).__name__}: {exc}"})
+
+    def post_run_cell(result: object) -> None:
+        try:
+            current = state["current"]
+            if current is None:
+                return
+            error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+            if error is not None:
+                emit({"event": "cell-error", "index": current["index"], "ename": type(error).__name__})
+                return
+            record(current["after"], "out")
+            emit({"event": "cell-done", "index": current["index"], "stored": state["stored"]})
+        except Exception as exc:  # noqa: BLE001
+            emit({"event": "recorder-error", "message": f"{type(exc).__name__}: {exc}"})
+
+    shell.events.register("pre_run_cell", pre_run_cell)
+    shell.events.register("post_run_cell", post_run_cell)
+    emit({"event": "ready", "pid": os.getpid(), "hashseed": os.environ.get("PYTHONHASHSEED")})
+
+
+try:
+    _nbharden_install_recorder()
+finally:
+    del _nbharden_install_recorder

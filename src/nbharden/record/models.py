@@ -1,0 +1,209 @@
+"""What a recording holds: per step, the values it read and wrote in the notebook's run (``Recording``).
+
+The index is JSON (``recording.json`` in ``Recording.root``); each stored value is a text file under
+``root/values/`` named by its content hash: JSON written by ``_values.dumps`` or, as a last resort, a base64 pickle
+whose sha256 is checked before loading.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+#: A JSON value (what ``json.loads`` returns).
+JSON = Union[dict[str, "JSON"], list["JSON"], str, int, float, bool, None]
+
+#: How a value was recorded.
+#: value       - exact JSON text in ``file`` (loads back equal, dtypes and index included)
+#: pickle      - base64 pickle in ``file``: JSON could not hold it; check ``sha256`` before loading
+#: fingerprint - only ``fingerprint`` (too big for the cap, or neither JSON nor pickle could hold it)
+#: described   - cannot be stored at all (module, generator, open file, connection, lambda): ``note`` says what
+#: redacted    - a secret: never stored
+#: missing     - the name was not defined at that point of the run
+KINDS = ("value", "pickle", "fingerprint", "described", "redacted", "missing")
+
+RECORDING_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RecordedValue:
+    """One variable at one step boundary."""
+
+    name: str
+    kind: str  # one of KINDS
+    type: str = ""  # public dotted type name as seen in the run: "pandas.DataFrame", "float", "__main__.Model"
+    annotation: str = ""  # annotation text from the run: "list[str]", "dict[str, float]", "pandas.DataFrame"
+    file: str | None = None  # path relative to Recording.root, POSIX; for kinds value and pickle
+    sha256: str | None = None  # of the file's text
+    bytes: int = 0
+    fingerprint: dict[str, JSON] = field(default_factory=dict)  # type, shape, dtype(s), columns, hashes, stats
+    volatile: bool = False  # differed between the two runs: compare by type and shape only
+    note: str = ""  # why it was not stored exactly
+    alias_of: str | None = None  # an earlier input of the same step that is the very same object
+
+    @property
+    def comparable(self) -> bool:
+        """Whether a test can check this value (exactly, by fingerprint, or by structure when volatile)."""
+        return self.kind in ("value", "pickle", "fingerprint")
+
+    @property
+    def loadable(self) -> bool:
+        """Whether the value itself is stored (a test can pass it to a step)."""
+        return self.kind in ("value", "pickle") and self.file is not None
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "type": self.type,
+            "annotation": self.annotation,
+            "file": self.file,
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "fingerprint": self.fingerprint,
+            "volatile": self.volatile,
+            "note": self.note,
+            "alias_of": self.alias_of,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, JSON]) -> RecordedValue:
+        fp = data.get("fingerprint")
+        return cls(
+            name=str(data["name"]),
+            kind=str(data["kind"]),
+            type=str(data.get("type") or ""),
+            annotation=str(data.get("annotation") or ""),
+            file=None if data.get("file") is None else str(data["file"]),
+            sha256=None if data.get("sha256") is None else str(data["sha256"]),
+            bytes=int(data.get("bytes") or 0),  # type: ignore[arg-type]
+            fingerprint=fp if isinstance(fp, dict) else {},
+            volatile=bool(data.get("volatile")),
+            note=str(data.get("note") or ""),
+            alias_of=None if data.get("alias_of") is None else str(data["alias_of"]),
+        )
+
+
+@dataclass(frozen=True)
+class StepRecording:
+    """The values one step read before its first cell and wrote after its last cell, in the Plan's order."""
+
+    step: str
+    cells: tuple[int, ...]  # nbharden cell indices (1-based over all cells) of the step's code cells that ran
+    inputs: tuple[RecordedValue, ...]
+    outputs: tuple[RecordedValue, ...]
+    executed: bool  # False when the step has no code to run (then inputs and outputs are empty)
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "step": self.step,
+            "cells": list(self.cells),
+            "inputs": [v.to_json() for v in self.inputs],
+            "outputs": [v.to_json() for v in self.outputs],
+            "executed": self.executed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, JSON]) -> StepRecording:
+        def values(key: str) -> tuple[RecordedValue, ...]:
+            items = data.get(key)
+            assert isinstance(items, list)
+            return tuple(RecordedValue.from_json(v) for v in items if isinstance(v, dict))
+
+        cells = data.get("cells")
+        return cls(
+            step=str(data["step"]),
+            cells=tuple(int(c) for c in cells if isinstance(c, int)) if isinstance(cells, list) else (),
+            inputs=values("inputs"),
+            outputs=values("outputs"),
+            executed=bool(data.get("executed")),
+        )
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recorded run of a notebook: per step, what it read and wrote. Files live under ``root``.
+
+    ``parameters`` are the papermill parameters as the notebook received them (typed like papermill's CLI does:
+    ``"0.5"`` -> ``0.5``). ``volatile`` marks values that differed between the ``runs`` runs.
+    """
+
+    notebook: Path
+    notebook_sha256: str
+    root: Path  # folder holding recording.json, values/ and executed.ipynb
+    kernel: str
+    parameters: tuple[tuple[str, JSON], ...]
+    runs: int
+    steps: tuple[StepRecording, ...]
+    cap_bytes: int
+    stored_bytes: int
+    capped: bool  # some values were kept as fingerprints only because of the cap
+    seconds: tuple[float, ...]  # wall time of each run
+    executed_notebook: Path | None = None  # the executed copy of run 1 (papermill's output)
+
+    def step(self, name: str) -> StepRecording:
+        """The recording of step ``name``. Raises ``KeyError``."""
+        for step in self.steps:
+            if step.step == name:
+                return step
+        raise KeyError(name)
+
+    def path(self, value: RecordedValue) -> Path:
+        """Where ``value``'s file is. Raises ``ValueError`` when it has none."""
+        if value.file is None:
+            raise ValueError(f"{value.name} ({value.kind}) has no stored file")
+        return self.root / value.file
+
+    def final_values(self) -> dict[str, RecordedValue]:
+        """Each name's last recorded output: what the notebook ended with (``pipeline.run`` returns these)."""
+        finals: dict[str, RecordedValue] = {}
+        for step in self.steps:
+            for value in step.outputs:
+                finals[value.name] = value
+        return finals
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "format": RECORDING_FORMAT,
+            "notebook": str(self.notebook),
+            "notebook_sha256": self.notebook_sha256,
+            "kernel": self.kernel,
+            "parameters": [[k, v] for k, v in self.parameters],
+            "runs": self.runs,
+            "steps": [s.to_json() for s in self.steps],
+            "cap_bytes": self.cap_bytes,
+            "stored_bytes": self.stored_bytes,
+            "capped": self.capped,
+            "seconds": list(self.seconds),
+            "executed_notebook": None if self.executed_notebook is None else str(self.executed_notebook),
+        }
+
+    def save(self) -> Path:
+        """Write ``root/recording.json``; returns its path."""
+        path = self.root / "recording.json"
+        path.write_text(json.dumps(self.to_json(), indent=1, allow_nan=True) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, root: Path) -> Recording:
+        """Read ``root/recording.json``. Raises ``OSError``, ``ValueError`` (bad JSON or format)."""
+        data = json.loads((root / "recording.json").read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != RECORDING_FORMAT:
+            raise ValueError(f"{root / 'recording.json'}: not a recording of format {RECORDING_FORMAT}")
+        executed = data.get("executed_notebook")
+        return cls(
+            notebook=Path(data["notebook"]),
+            notebook_sha256=str(data["notebook_sha256"]),
+            root=root,
+            kernel=str(data["kernel"]),
+            parameters=tuple((str(k), v) for k, v in data["parameters"]),
+            runs=int(data["runs"]),
+            steps=tuple(StepRecording.from_json(s) for s in data["steps"]),
+            cap_bytes=int(data["cap_bytes"]),
+            stored_bytes=int(data["stored_bytes"]),
+            capped=bool(data["capped"]),
+            seconds=tuple(float(s) for s in data["seconds"]),
+            executed_notebook=None if executed is None else Path(executed),
+        )
