@@ -117,7 +117,7 @@ _ALL: tuple[Rule, ...] = (
             total = price * quantity
         """,
         fix=Fix.NONE,
-        severity=Severity.ERROR,
+        severity=Severity.WARNING,
         fix_note="""
             No automatic fix: moving cells changes what the notebook means. Reorder the cells (or
             define the name earlier), run "Restart & Run All" to check, and convert again.
@@ -170,7 +170,7 @@ _ALL: tuple[Rule, ...] = (
             score = model.score(X_test, y_test)
         """,
         fix=Fix.NONE,
-        severity=Severity.WARNING,
+        severity=Severity.INFO,
         fix_note="""
             No automatic fix. Delete the cell if it is a leftover, or run the notebook top to bottom
             and save it so the outputs include it.
@@ -261,7 +261,7 @@ _ALL: tuple[Rule, ...] = (
             summary
         """,
         fix=Fix.NONE,
-        severity=Severity.ERROR,
+        severity=Severity.WARNING,
         fix_note="""
             No automatic fix: which value `_` meant depends on the order the cells were run. Assign
             the value to a name where it is computed and use that name.
@@ -304,9 +304,9 @@ _ALL: tuple[Rule, ...] = (
         why="""
             An absolute path only exists on the machine where the notebook was written. The
             generated package would fail anywhere else: on a colleague's laptop, in CI, in a
-            container. nbharden lifts the path into a `Config` field like a relative one (NBH203),
-            so it can be changed without editing code, but the default stays the machine-specific
-            path, which is why this is reported as a warning.
+            container. When the path is assigned to a name or passed to a file call, nbharden also
+            lifts it into a `Config` field (reported as NBH203), so it can be changed without
+            editing code, but the field's default is still the machine-specific path.
         """,
         example="""
             df = pd.read_csv("/home/ana/projects/sales/data/2023.csv")   # NBH202
@@ -317,11 +317,12 @@ _ALL: tuple[Rule, ...] = (
 
             df = pd.read_csv(config.data_2023_csv)
         """,
-        fix=Fix.SAFE,
+        fix=Fix.NONE,
         severity=Severity.WARNING,
         fix_note="""
-            Safe: the path is lifted into Config with the same default, so results do not change.
-            Make the path relative to the notebook (or the project) to make the default portable.
+            No automatic fix: only you know where the file should live. Make the path relative to
+            the notebook's folder (relative paths are resolved from there), or set the generated
+            Config field in each environment.
         """,
     ),
     _rule(
@@ -331,23 +332,25 @@ _ALL: tuple[Rule, ...] = (
         why="""
             Input and output locations are configuration, not logic: a production run reads a
             different file than the one you explored with. nbharden moves each file path literal
-            into a typed `Path` field of the generated `Config`, with the literal as its default, so
-            it can be set from the command line or the environment without touching code.
+            into a field of the generated `Config`, with the literal as its default, so it can be
+            set from the command line or the environment without touching code. A relative path is
+            resolved from the notebook's folder (`NOTEBOOK_DIR`), as Jupyter did when it ran the
+            notebook there, so the package works from any working directory.
         """,
         example="""
             df = pd.read_csv("data/sales.csv")     # NBH203
         """,
         after="""
             class Config(BaseSettings):
-                sales_csv: Path = Path("data/sales.csv")
+                sales_path: Path = NOTEBOOK_DIR / "data/sales.csv"
 
-            df = pd.read_csv(config.sales_csv)
+            df = pd.read_csv(config.sales_path)
         """,
         fix=Fix.SAFE,
         severity=Severity.INFO,
         fix_note="""
             Safe: applied by default; with the default config the code reads and writes the same
-            files.
+            files as the notebook did when run from its own folder.
         """,
     ),
     _rule(
@@ -390,13 +393,14 @@ _ALL: tuple[Rule, ...] = (
             r = requests.get(config.prices_url)          # NBH301
         """,
         after="""
-            r = requests.get(config.prices_url, timeout=config.http_timeout)
+            r = requests.get(config.prices_url, timeout=30)
         """,
-        fix=Fix.UNSAFE,
+        fix=Fix.SAFE,
         severity=Severity.WARNING,
         fix_note="""
-            Unsafe (applied only with --unsafe-fixes): a call that used to wait for a slow server
-            now fails with a timeout error. The timeout is a Config field so it can be raised.
+            Safe: a call that completes gives the same result. One that used to wait forever for a
+            server that never answers now fails with a timeout error instead, which is the point;
+            check the limit suits your slowest legitimate call.
         """,
     ),
     _rule(
@@ -417,12 +421,12 @@ _ALL: tuple[Rule, ...] = (
             def fetch_prices(url: str) -> requests.Response:
                 return requests.get(url, timeout=10)
         """,
-        fix=Fix.UNSAFE,
-        severity=Severity.WARNING,
+        fix=Fix.SAFE,
+        severity=Severity.INFO,
         fix_note="""
-            Unsafe (applied only with --unsafe-fixes): a request that is not idempotent (a POST that
-            creates something) may be sent more than once, and a failing run takes longer before it
-            fails.
+            Safe for reads: a retried GET gets the same answer from a server that behaves, and a run
+            that fails anyway only fails later. Review calls that are not idempotent (a POST that
+            creates something): a retry may send them twice.
         """,
     ),
     # --- NBH4: reproducibility ---
@@ -484,25 +488,28 @@ _ALL: tuple[Rule, ...] = (
     _rule(
         "NBH502",
         "magic-removed",
-        "An IPython magic that has no plain-Python equivalent was removed.",
+        "An IPython magic or shell line that cannot be translated was removed.",
         why="""
-            Magics such as `%matplotlib inline`, `%load_ext autoreload`, `%autoreload 2` or
-            `%config` only steer the interactive session; plain Python has no `get_ipython()`, so
-            the generated code cannot keep them. nbharden drops them and reports each one, so that
-            you can check none of them mattered for the results (a `%cd` or `%env` that did would be
-            translated instead, see NBH503).
+            Plain Python has no `get_ipython()`, so every magic must be translated (NBH503, NBH504)
+            or removed. nbharden removes what it cannot translate faithfully: magics without a
+            Python equivalent (`%store`, `%run` of another notebook, `%%html` widgets...), a `!cmd`
+            that interpolates notebook variables (`!ls {folder}`, `!echo $name`), and magic code
+            that does not parse. What it did is now missing from the generated code, so each removal
+            is reported as a warning for you to check.
         """,
         example="""
-            %matplotlib inline          # NBH502
-            %load_ext autoreload        # NBH502
-            %autoreload 2               # NBH502
+            %store results                 # NBH502: no equivalent outside IPython
+            !cp {src} backup/              # NBH502: interpolates a notebook variable
         """,
-        fix=Fix.SAFE,
+        after="""
+            shutil.copy(src, "backup/")
+        """,
+        fix=Fix.NONE,
         severity=Severity.WARNING,
         fix_note="""
-            Safe for magics that only affect the interactive session, which is what nbharden
-            removes. Review the reported lines if a magic in your notebook had an effect on the
-            data.
+            No automatic fix: the line is removed because no faithful translation exists. If it
+            mattered for the results, rewrite it in Python in the notebook (as in the example) and
+            convert again.
         """,
     ),
     _rule(
@@ -510,12 +517,15 @@ _ALL: tuple[Rule, ...] = (
         "magic-translated",
         "An IPython magic was translated into plain Python (e.g. `%timeit f()` -> `f()`).",
         why="""
-            Some magics wrap ordinary code (`%time`, `%timeit`, `%%capture`) or have a direct Python
-            equivalent (`%env NAME=value` -> `os.environ["NAME"] = "value"`, `%cd dir` ->
-            `os.chdir("dir")`). nbharden keeps what they do and drops the interactive part, and
-            reports each translation so the change is visible.
+            Some magics wrap ordinary code (`%time`, `%timeit`, `%%capture`), have a direct Python
+            equivalent (`%env NAME=value` -> `os.environ["NAME"] = "value"`, `%%writefile f.py` ->
+            `Path("f.py").write_text(...)`) or only steer the interactive session (`%matplotlib
+            inline`, `%load_ext autoreload`, `%config`), which a script does not have. nbharden
+            keeps what they do to the data, drops the interactive part, and reports each translation
+            so the change is visible.
         """,
         example="""
+            %matplotlib inline                      # NBH503: dropped
             %timeit result = slow_sum(values)       # NBH503
             %env MODE=prod                          # NBH503
         """,
@@ -527,7 +537,8 @@ _ALL: tuple[Rule, ...] = (
         severity=Severity.INFO,
         fix_note="""
             Safe: the code runs once instead of being timed (`%timeit` ran it many times; only side
-            effects that depended on repetition differ).
+            effects that depended on the repetition differ), and session-only magics do not change
+            what the code computes.
         """,
     ),
     _rule(
@@ -535,25 +546,28 @@ _ALL: tuple[Rule, ...] = (
         "shell-command",
         "A `!cmd` shell line became a `subprocess.run` call.",
         why="""
-            `!cmd` runs a shell command through IPython and ignores its exit status. Plain Python
-            cannot run it as written, so nbharden turns it into `subprocess.run` with an argument
-            list (no shell, so no quoting or injection surprises). Shell commands make a pipeline
-            depend on tools installed on the machine; the finding lists each one so you can decide
-            whether to replace it with Python.
+            `!cmd` runs a shell command through IPython. Plain Python cannot run it as written, so
+            nbharden turns it into `subprocess.run` with the same command line and a shell, keeping
+            IPython's behaviour of not failing when the command does (`check=False`); `files = !ls`
+            captures the output lines. Shell commands make a pipeline depend on tools installed on
+            the machine; each one is reported so you can decide whether to replace it with Python.
         """,
         example="""
             !mkdir -p output/figures        # NBH504
-            !wget -q https://example.com/data.zip   # NBH504
+            files = !ls data                # NBH504
         """,
         after="""
-            subprocess.run(["mkdir", "-p", "output/figures"], check=True)
+            subprocess.run("mkdir -p output/figures", shell=True, check=False)
+            files = subprocess.run(
+                "ls data", shell=True, capture_output=True, text=True, check=False
+            ).stdout.splitlines()
         """,
         fix=Fix.SAFE,
-        severity=Severity.WARNING,
+        severity=Severity.INFO,
         fix_note="""
-            Safe for plain commands: the same program runs with the same arguments. A failing
-            command now stops the pipeline instead of being ignored; shell syntax (pipes,
-            redirection, `$VAR`) is kept in a shell call and reported.
+            Safe: the same command runs through the same kind of shell, and a failure is ignored as
+            it was in the notebook. Consider `check=True` or a Python equivalent once converted: an
+            ignored failure in a pipeline usually means missing data later.
         """,
     ),
     # --- NBH6: code quality ---
@@ -704,7 +718,7 @@ _ALL: tuple[Rule, ...] = (
                 return abs(x) > threshold
         """,
         fix=Fix.NONE,
-        severity=Severity.WARNING,
+        severity=Severity.INFO,
         fix_note="""
             No automatic fix. Pass the value as a parameter (as in the example) and convert again:
             the function is then moved to module level.

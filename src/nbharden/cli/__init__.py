@@ -1,2 +1,1 @@
-"""The ``nbharden`` command line: a thin Typer layer over ``nbharden.api`` (entry point:
-``app.main``)."""
+"""The ``nbharden`` command line: a thin Typer layer over ``nbharden.api`` (entry: ``app.main``)."""

@@ -51,8 +51,7 @@ def analyze(
     ] = Format.text,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
-    """Report hidden state, hard-coded secrets and paths, risky calls and other findings. Writes
-    nothing.
+    """Report hidden state, hard-coded secrets and paths, risky calls and more. Writes nothing.
 
     Exits 1 when any finding has severity error or warning (like ruff check), so it can gate CI.
     """

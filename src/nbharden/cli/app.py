@@ -17,7 +17,10 @@ import typer
 from nbharden import __version__
 from nbharden.cli import analyze as _analyze
 from nbharden.cli import convert as _convert
+from nbharden.cli import guard
 from nbharden.cli import rules as _rules
+from nbharden.cli.guard import Terminated
+from nbharden.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 HELP = """\
 Turn a proof-of-concept Jupyter notebook into a typed, tested Python package.
@@ -69,25 +72,41 @@ app.command("rules", epilog=_rules.EPILOG)(_rules.rules)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    from nbharden.cli.guard import Terminated
-
     raise Terminated()
 
 
+def _interrupted() -> None:
+    if not guard.interrupt_reported:
+        # Typer turns a Ctrl-C during option parsing into a silent exit 130; say what happened.
+        print("interrupted; no files were changed", file=sys.stderr)
+    # CPython remembers a KeyboardInterrupt that escaped an exec() call (dataclasses use exec, so an
+    # import hit by Ctrl-C does that) and then kills the process with SIGINT at exit, whatever code
+    # we exit with. A successful exec() clears that flag, so the exit code really is 130.
+    exec("pass")
+
+
 def main() -> None:
-    """Entry point of the ``nbharden`` script and ``python -m nbharden``. Exits with the command's
-    code."""
-    # SIGTERM (a CI timeout, `kill`) stops the batch like Ctrl-C does, with exit code 143 and a
-    # message.
+    """Entry point of ``nbharden`` and ``python -m nbharden``; exits with the command's code."""
+    # SIGTERM (a CI timeout, `kill`) stops the batch like Ctrl-C, with exit code 143 and a message.
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (embedded use): keep the default behaviour
         pass
     try:
         app(prog_name="nbharden")
+    except KeyboardInterrupt:
+        # Ctrl-C before a command started (while importing): nothing can have been written.
+        _interrupted()
+        sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        print("terminated; no files were changed", file=sys.stderr)
+        sys.exit(EXIT_TERMINATED)
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            _interrupted()
+        raise
     except BrokenPipeError:
-        # The reader went away (`nbharden rules | head`): stop quietly, like a shell tool killed by
-        # SIGPIPE.
+        # The reader went away (`nbharden rules | head`): stop quietly, as if killed by SIGPIPE.
         import os
 
         devnull = os.open(os.devnull, os.O_WRONLY)

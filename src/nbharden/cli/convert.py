@@ -1,5 +1,4 @@
-"""``nbharden convert``: notebook(s) -> package folder(s). Parses options, calls ``api.convert`` /
-``api.write``.
+"""``nbharden convert``: notebooks -> package folders, via ``api.convert`` and ``api.write``.
 
 Only typer and the standard library are imported at module level; the library is imported inside
 the command so
@@ -100,7 +99,7 @@ def convert(
         bool,
         typer.Option(
             "--unsafe-fixes",
-            help="Also apply fixes that may change results (seeds, timeouts, retries); "
+            help="Also apply fixes that may change results (e.g. seeding random generators); "
             "see 'nbharden rules'.",
         ),
     ] = False,
@@ -209,8 +208,7 @@ PARAMETER_OPTIONS = ("-p", "--parameter")
 
 
 def join_parameter_pairs(args: list[str]) -> list[str]:
-    """Rewrite ``-p NAME VALUE`` as ``-p NAME=VALUE`` (click options take one value; papermill's
-    style has two).
+    """Rewrite ``-p NAME VALUE`` as ``-p NAME=VALUE``: a click option takes one value.
 
     ``-p NAME=VALUE`` is kept as is. Parsing stops at ``--``. A ``-p`` without two values is left
     for the
@@ -266,8 +264,7 @@ def _parameter_pairs(values: list[str], batch: Batch) -> list[tuple[str, str]] |
 def _targets(
     notebooks: list[Path], out: Path | None, name: str | None, batch: Batch
 ) -> list[tuple[Path, Path | None]] | None:
-    """(notebook, output folder or None for the default) per distinct notebook; ``None`` after a
-    usage error."""
+    """(notebook, output folder or None) per distinct notebook; ``None`` after a usage error."""
     from nbharden.errors import UsageError
 
     if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
@@ -314,8 +311,7 @@ def _convert_one(
     progress: Callable[[str, Path], None],
     batch: Batch,
 ) -> tuple[ChangeSet, bool]:
-    """Convert one notebook and write it unless --diff/--check. Returns the change set and whether
-    it was written."""
+    """Convert one notebook, write it unless --diff/--check. Returns (change set, written?)."""
     from nbharden.errors import InputError
     from nbharden.settings import load_settings
 

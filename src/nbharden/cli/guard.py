@@ -31,10 +31,12 @@ from nbharden.errors import (
 
 INTERNAL_PREFIX = "internal error (please report): "
 
+#: Set once an interrupt has been reported, so ``main()`` does not report it twice.
+interrupt_reported = False
+
 
 class Terminated(BaseException):
-    """Raised by the SIGTERM handler that ``main()`` installs, so a batch can stop cleanly like on
-    Ctrl-C."""
+    """Raised by ``main()``'s SIGTERM handler, so a batch stops cleanly as on Ctrl-C."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,10 @@ class Failure:
 
 
 def describe(exc: BaseException, *, path: Path | str | None = None) -> Failure:
-    """Map any exception to its ``Failure``: an ``NbhardenError`` keeps its code, anything else is
-    internal (123).
+    """Map any exception to its ``Failure``: an ``NbhardenError`` keeps its exit code.
+
+    Anything else is internal (123), except interrupts (130, 143) and exhausted recursion or
+    memory (2).
 
     ``path`` names the notebook being worked on, used when the exception does not name a file
     itself.
@@ -110,8 +114,7 @@ def describe(exc: BaseException, *, path: Path | str | None = None) -> Failure:
 
 @dataclass
 class Batch:
-    """Runs the notebooks of one command, reports failures on stderr and keeps the worst exit
-    code."""
+    """Runs the notebooks of one command, reports failures on stderr, keeps the worst code."""
 
     debug: bool = False
     err: TextIO = field(default_factory=lambda: sys.stderr)
@@ -128,8 +131,7 @@ class Batch:
         self.exit_code = max(self.exit_code, code)
 
     def fail(self, exc: BaseException, notebook: str | None) -> Failure:
-        """Report ``exc`` for ``notebook`` on stderr (traceback only with --debug) and record its
-        exit code."""
+        """Report ``exc`` on stderr (traceback only with --debug) and record its exit code."""
         failure = describe(exc, path=notebook)
         self._clear()
         if self.debug:
@@ -157,11 +159,12 @@ class Batch:
 
     @contextmanager
     def interruptible(self) -> Iterator[None]:
-        """Turn Ctrl-C / SIGTERM into exit 130 / 143 with a message saying what was (not)
-        written."""
+        """Turn Ctrl-C / SIGTERM into exit 130 / 143 and say what was (not) written."""
         try:
             yield
         except (KeyboardInterrupt, Terminated) as exc:
+            global interrupt_reported
+            interrupt_reported = True
             failure = describe(exc)
             self._clear()
             if self.debug:

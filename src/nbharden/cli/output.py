@@ -1,5 +1,4 @@
-"""Rendering for the CLI: finding lines, summaries, diffs, annotations, tables and the progress
-line.
+"""Rendering for the CLI: findings, summaries, diffs, annotations, tables, the progress line.
 
 Pure string functions (easy to test) plus a small ``Progress`` writer. Nothing here imports the
 library's heavy
@@ -30,8 +29,7 @@ _STYLES = {
 
 
 def color_enabled(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
-    """Colour only on a terminal, and never when ``NO_COLOR`` is set to anything non-empty
-    (no-color.org)."""
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set non-empty (no-color.org)."""
     env = os.environ if env is None else env
     if env.get("NO_COLOR"):
         return False
@@ -47,8 +45,7 @@ def style(text: str, name: str, enabled: bool) -> str:
 
 
 def colorize_diff(diff: str, enabled: bool) -> str:
-    """A unified diff with headers bold, hunks cyan, removals red and additions green (when
-    ``enabled``)."""
+    """A unified diff with bold headers, cyan hunks, red removals, green additions (if enabled)."""
     if not enabled:
         return diff
     out = []
@@ -68,8 +65,7 @@ def colorize_diff(diff: str, enabled: bool) -> str:
 
 
 def display_path(path: Path | str, *, folder: bool = False) -> str:
-    """``path`` relative to the working directory when it is inside it, else absolute; folders end
-    with ``/``."""
+    """``path`` relative to the working directory if inside it, else as is; folders end in ``/``."""
     p = Path(path)
     try:
         shown = str(p.resolve().relative_to(Path.cwd().resolve())) if p.is_absolute() else str(p)
@@ -86,8 +82,7 @@ def plural(n: int, word: str) -> str:
 
 
 def finding_line(finding: Finding, path: str) -> str:
-    """``nb.ipynb:cell 3:1:5: NBH201 [*] message`` - ``[*]`` marks a fix applied in the generated
-    code (ruff)."""
+    """``nb.ipynb:cell 3:1:5: NBH201 [*] message``; ``[*]`` marks an applied fix (as in ruff)."""
     mark = " [*]" if finding.applied else ""
     return f"{finding.location(path)}: {finding.code}{mark} {finding.message}"
 
@@ -117,8 +112,10 @@ def file_counts(changes: ChangeSet) -> str:
 
 
 def summary_line(changes: ChangeSet, notebook: str, *, note: str | None = None) -> str:
-    """``analysis.ipynb -> analysis_prod/ (5 files: 3 new, 2 changed; 4 findings)``; ``note`` is
-    appended inside."""
+    """``analysis.ipynb -> analysis_prod/ (5 files: 3 new, 2 changed; 4 findings)``.
+
+    ``note`` is appended inside the parentheses.
+    """
     n = len(changes.findings)
     parts = [file_counts(changes), plural(n, "finding") if n else "no findings"]
     if note:
@@ -127,8 +124,7 @@ def summary_line(changes: ChangeSet, notebook: str, *, note: str | None = None) 
 
 
 def check_lines(changes: ChangeSet, notebook: str) -> list[str]:
-    """What ``--check`` prints for one notebook: a verdict line, then one line per file that would
-    change."""
+    """What ``--check`` prints for one notebook: a verdict, then one line per file to change."""
     pending = [c for c in changes.changes if c.status.value != "unchanged"]
     out = display_path(changes.out, folder=True)
     if not pending:
@@ -139,8 +135,7 @@ def check_lines(changes: ChangeSet, notebook: str) -> list[str]:
 
 
 def fixes_footer(findings: Iterable[Finding]) -> str | None:
-    """``Found 4 findings (2 fixed, 1 more fixable with --unsafe-fixes).`` or ``None`` when there
-    are none."""
+    """``Found 4 findings (2 fixed, 1 more fixable with --unsafe-fixes).``; ``None`` if none."""
     from nbharden.models import Fix
 
     items = list(findings)
@@ -187,8 +182,9 @@ _GITHUB_LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
 
 
 def github_annotation(finding: Finding, path: str) -> str:
-    """A GitHub Actions workflow command: ``::warning file=nb.ipynb,title=NBH201 (cell
-    3)::nb.ipynb:cell 3:...``.
+    """A GitHub Actions workflow command for one finding.
+
+    ``::warning file=nb.ipynb,title=NBH201 (cell 3)::nb.ipynb:cell 3:1:5: NBH201 message``.
 
     No ``line=``: a line inside a cell is not a line of the ``.ipynb`` JSON file, and GitHub would
     point at the
@@ -272,8 +268,7 @@ class Progress:
 
 
 def stdout() -> TextIO:
-    """The current standard output (looked up at call time, so test runners that swap it are
-    honoured)."""
+    """The current standard output, looked up at call time (test runners swap it)."""
     return sys.stdout
 
 
