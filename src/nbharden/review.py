@@ -42,6 +42,9 @@ from nbharden.models import ChangeSet, FileChange, FileStatus, FileTree, Finding
 #: was interrupted.
 JOURNAL = ".nbharden-journal.json"
 
+#: Longest file name (one path component, in bytes) that common file systems accept.
+_NAME_MAX = 255
+
 
 @dataclass(frozen=True)
 class DiskState:
@@ -93,6 +96,9 @@ def inspect_target(
     if not is_safe_relpath(rel):
         return DiskState(exists=False, problem="unsafe path (absolute, '..' or empty segment)")
     parts = rel.split("/")
+    if any(len(part.encode("utf-8", "surrogateescape")) > _NAME_MAX for part in parts):
+        # Caught here, not at rename time, when other files would already be in place.
+        return DiskState(exists=False, problem="file name too long")
     current = root
     for part in parts[:-1]:
         current = current / part

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nbharden.errors import EditedFileError, InternalError, WriteError
+from nbharden.errors import EditedFileError, InternalError, NbhardenError, WriteError
 from nbharden.manifest import (
     MANIFEST,
     is_safe_relpath,
@@ -85,7 +85,23 @@ def write_changes(changes: ChangeSet, *, force: bool) -> ChangeSet:
     notebook = Path(changes.notebook)
     root = resolve_out(changes.out)
     files = _files_of(changes)
+    made_root = not os.path.lexists(root)
     _make_root(root, changes.out)
+    try:
+        fresh = _write_locked(root, files, notebook, force=force)
+    except NbhardenError:
+        if made_root:  # a refusal leaves no trace, not even the empty output folder
+            with contextlib.suppress(OSError):
+                os.rmdir(root)
+        raise
+    extra = {k: v for k, v in changes.extra.items() if k not in ("blocked", "interrupted_write")}
+    return dataclasses.replace(changes, changes=tuple(fresh), extra=extra)
+
+
+def _write_locked(
+    root: Path, files: dict[str, str], notebook: Path, *, force: bool
+) -> list[FileChange]:
+    """Classify, refuse or stage and commit, holding the folder's lock. Returns the changes."""
     with _locked(root):
         _recover(root)
         old = read_manifest(root)
@@ -116,8 +132,7 @@ def write_changes(changes: ChangeSet, *, force: bool) -> ChangeSet:
         ]
         if writes or removes:
             staged = _stage(root, writes)
-            # The manifest goes last: until it is in place, the next review still trusts the old
-            # hashes.
+            # The manifest goes last: until it is in place, review still trusts the old hashes.
             renames = sorted(staged, key=lambda pair: pair[1] == MANIFEST)
             steps: list[list[str]] = [
                 ["rename", tmp, dst] for tmp, dst in renames if dst != MANIFEST
@@ -130,8 +145,7 @@ def write_changes(changes: ChangeSet, *, force: bool) -> ChangeSet:
                 _discard(root, [tmp for tmp, _ in staged])
                 raise WriteError(f"cannot write: {_reason(exc)}", path=JOURNAL) from exc
             _apply(root, steps)
-    extra = {k: v for k, v in changes.extra.items() if k not in ("blocked", "interrupted_write")}
-    return dataclasses.replace(changes, changes=tuple(fresh), extra=extra)
+    return fresh
 
 
 def recover(out: Path) -> bool:
@@ -160,16 +174,20 @@ def _files_of(changes: ChangeSet) -> dict[str, str]:
     Raises ``InternalError`` for an incomplete change set.
     """
     files = {c.path: c.new_text for c in changes.changes if c.new_text is not None}
-    if MANIFEST in files:
-        data = parse_manifest(files[MANIFEST])
-        missing = sorted(set(manifest_files(data)) - set(files)) if data else []
-        if missing:
-            # Writing it would delete the missing files as "no longer generated".
-            raise InternalError(
-                "internal error (please report): change set lacks generated files: "
-                + ", ".join(missing),
-                path=changes.out,
-            )
+    # A partial change set would delete the files it lacks as "no longer generated": the manifest
+    # that review put in lists them all.
+    data = parse_manifest(files[MANIFEST]) if MANIFEST in files else None
+    if data is None:
+        raise InternalError(
+            "internal error (please report): change set without a manifest", path=changes.out
+        )
+    missing = sorted(set(manifest_files(data)) - set(files))
+    if missing:
+        raise InternalError(
+            "internal error (please report): change set lacks generated files: "
+            + ", ".join(missing),
+            path=changes.out,
+        )
     return prepare_files(files, Path(changes.notebook))
 
 
@@ -321,7 +339,8 @@ def _apply(root: Path, steps: list[list[str]]) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(dst)
                     folders.add(dst.parent)
-                    emptied.add(dst.parent)
+                # Also when a replay finds it gone already: its folder may still need removing.
+                emptied.add(dst.parent)
         # Folders left empty by a removal go too (never the output folder itself).
         for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
             while folder != root and folder.is_relative_to(root):

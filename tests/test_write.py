@@ -1,0 +1,630 @@
+"""Write stage: real files in tmp_path, refusals, links, atomicity under SIGKILL, disk errors."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import nbharden.write as write_mod
+from nbharden import api
+from nbharden.errors import EXIT_BAD_INPUT, EXIT_CHANGES, EditedFileError, InternalError, WriteError
+from nbharden.manifest import MANIFEST, read_manifest, sha256_bytes, sha256_text
+from nbharden.models import ChangeSet, FileStatus, FileTree
+from nbharden.review import JOURNAL, review
+from nbharden.settings import Settings
+from nbharden.write import TMP_PREFIX, recover, write_changes
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+V1 = {
+    "pyproject.toml": '[project]\nname = "churn"\n',
+    "src/churn/__init__.py": "",
+    "src/churn/steps.py": "def load():\n    return 1\n",
+    "src/churn/sub/only.py": "ONLY = 1\n",
+}
+V2 = {
+    "pyproject.toml": '[project]\nname = "churn"\n',
+    "src/churn/__init__.py": "",
+    "src/churn/steps.py": "def load():\n    return 2\n",
+    "src/churn/pipeline.py": "def run():\n    pass\n",
+    "tests/test_steps.py": "def test_load():\n    assert True\n",
+}
+
+
+@pytest.fixture
+def nb(tmp_path: Path) -> Path:
+    path = tmp_path / "analysis.ipynb"
+    path.write_text('{"cells": [], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}\n')
+    return path
+
+
+def rev(files: dict[str, str], out: Path, nb: Path) -> ChangeSet:
+    return review(FileTree.of(files), out, notebook=nb, findings=(), plan=None, test_results=None)
+
+
+def files_on_disk(root: Path) -> dict[str, bytes]:
+    """Every regular file under root (relative POSIX path -> bytes), links listed as '-> target'."""
+    found: dict[str, bytes] = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            found[rel] = ("-> " + os.readlink(p)).encode() if p.is_symlink() else p.read_bytes()
+    return found
+
+
+def folders_on_disk(root: Path) -> set[str]:
+    return {
+        (Path(dirpath) / name).relative_to(root).as_posix()
+        for dirpath, dirs, _names in os.walk(root)
+        for name in dirs
+    }
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Files with content, mtime and mode: proves that nothing at all was written."""
+    snap = {}
+    for rel, data in files_on_disk(root).items():
+        st = os.lstat(root / rel)
+        snap[rel] = (data, st.st_mtime_ns, st.st_mode)
+    return snap
+
+
+def expected(files: dict[str, str], out: Path) -> dict[str, bytes]:
+    return {p: t.encode() for p, t in files.items()} | {MANIFEST: (out / MANIFEST).read_bytes()}
+
+
+# --- the normal path ------------------------------------------------------------------------------
+
+
+def test_write_new_tree(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    old_umask = os.umask(0o077)
+    try:
+        done = write_changes(rev(V1, out, nb), force=False)
+    finally:
+        os.umask(old_umask)
+    assert {c.path: c.status for c in done.changes} == {p: FileStatus.NEW for p in [*V1, MANIFEST]}
+    assert files_on_disk(out) == expected(V1, out)
+    for rel in [*V1, MANIFEST]:
+        assert stat.S_IMODE(os.stat(out / rel).st_mode) == 0o644, rel
+    assert read_manifest(out) == {p: sha256_text(t) for p, t in V1.items()}
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["notebook"] == {
+        "name": "analysis.ipynb",
+        "sha256": sha256_bytes(nb.read_bytes()),
+    }
+
+
+def test_second_write_is_a_no_op_and_review_is_unchanged(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    before = snapshot(out)
+    time.sleep(0.01)
+    again = rev(V1, out, nb)
+    assert {c.status for c in again.changes} == {FileStatus.UNCHANGED}
+    write_changes(again, force=False)
+    assert snapshot(out) == before  # not even rewritten with the same bytes
+
+
+def test_update_changes_adds_and_removes(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    (out / "notes.md").write_text("my notes\n")  # a user file: left alone
+    done = write_changes(rev(V2, out, nb), force=False)
+    status = {c.path: c.status for c in done.changes}
+    assert status["src/churn/sub/only.py"] is FileStatus.REMOVED
+    assert status["src/churn/steps.py"] is FileStatus.CHANGED
+    assert status["tests/test_steps.py"] is FileStatus.NEW
+    assert files_on_disk(out) == expected(V2, out) | {"notes.md": b"my notes\n"}
+    assert not (out / "src/churn/sub").exists()  # emptied by the removal
+    assert {c.status for c in rev(V2, out, nb).changes} == {FileStatus.UNCHANGED}
+
+
+def test_removal_keeps_folder_with_other_content(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    (out / "src/churn/sub/mine.txt").write_text("mine")
+    write_changes(rev(V2, out, nb), force=False)
+    assert files_on_disk(out / "src/churn/sub") == {"mine.txt": b"mine"}
+
+
+def test_api_write_uses_settings_force(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    api.write(rev(V1, out, nb))
+    (out / "src/churn/steps.py").write_text("edited\n")
+    with pytest.raises(EditedFileError):
+        api.write(rev(V2, out, nb))
+    api.write(rev(V2, out, nb), Settings(force=True))
+    assert files_on_disk(out) == expected(V2, out)
+
+
+# --- hand edits -----------------------------------------------------------------------------------
+
+
+def test_hand_edit_is_refused_and_nothing_is_written(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    (out / "src/churn/steps.py").write_text("def load():\n    return 42\n")
+    before = snapshot(out)
+    with pytest.raises(EditedFileError) as info:
+        write_changes(rev(V2, out, nb), force=False)
+    assert str(info.value) == (
+        "src/churn/steps.py: edited since generation; "
+        "use --force or move the edit into the notebook"
+    )
+    assert info.value.exit_code == EXIT_CHANGES
+    assert info.value.diff == (
+        "--- a/src/churn/steps.py\n+++ b/src/churn/steps.py\n"
+        "@@ -1,2 +1,2 @@\n def load():\n-    return 42\n+    return 2\n"
+    )
+    assert snapshot(out) == before  # the other changed and new files were not written either
+
+
+def test_force_overwrites_hand_edit(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    (out / "src/churn/steps.py").write_text("edited\n")
+    done = write_changes(rev(V2, out, nb), force=True)
+    assert {c.path: c.status for c in done.changes}["src/churn/steps.py"] is FileStatus.EDITED
+    assert files_on_disk(out) == expected(V2, out)
+
+
+def test_several_edits_are_all_named(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    (out / "src/churn/steps.py").write_text("edited\n")
+    (out / "pyproject.toml").write_text("edited\n")
+    with pytest.raises(EditedFileError) as info:
+        write_changes(rev(V2, out, nb), force=False)
+    assert str(info.value).startswith("pyproject.toml: edited since generation;")
+    assert "1 more edited: src/churn/steps.py" in str(info.value)
+    assert "a/pyproject.toml" in info.value.diff and "a/src/churn/steps.py" in info.value.diff
+
+
+def test_edit_after_review_is_still_refused(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    stale = rev(V2, out, nb)  # says CHANGED ...
+    assert {c.path: c.status for c in stale.changes}["src/churn/steps.py"] is FileStatus.CHANGED
+    (out / "src/churn/steps.py").write_text("edited in the meantime\n")  # ... then a hand edit
+    with pytest.raises(EditedFileError, match="src/churn/steps.py: edited since generation"):
+        write_changes(stale, force=False)
+    assert (out / "src/churn/steps.py").read_text() == "edited in the meantime\n"
+
+
+def test_edited_file_that_is_no_longer_generated(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    (out / "src/churn/sub/only.py").write_text("ONLY = 2\n")
+    with pytest.raises(EditedFileError, match="no longer generated; use --force to delete it"):
+        write_changes(rev(V2, out, nb), force=False)
+    assert (out / "src/churn/sub/only.py").read_text() == "ONLY = 2\n"
+    write_changes(rev(V2, out, nb), force=True)
+    assert not (out / "src/churn/sub").exists()
+
+
+def test_existing_file_nbharden_did_not_write_is_refused(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "pyproject.toml").write_text("[project]\nname = 'mine'\n")
+    with pytest.raises(EditedFileError, match="^pyproject.toml: edited since generation"):
+        write_changes(rev(V1, out, nb), force=False)
+    assert files_on_disk(out) == {"pyproject.toml": b"[project]\nname = 'mine'\n"}
+
+
+def test_incomplete_change_set_is_refused(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    cs = rev(V1, out, nb)
+    kept = tuple(c for c in cs.changes if c.path != "src/churn/steps.py")
+    with pytest.raises(InternalError, match="lacks generated files: src/churn/steps.py"):
+        write_changes(ChangeSet(cs.notebook, cs.out, kept, cs.findings), force=False)
+    no_manifest = tuple(c for c in cs.changes if c.path != MANIFEST)
+    with pytest.raises(InternalError, match="without a manifest"):
+        write_changes(ChangeSet(cs.notebook, cs.out, no_manifest, cs.findings), force=False)
+    assert files_on_disk(out) == expected(V1, out)
+
+
+# --- links ----------------------------------------------------------------------------------------
+
+
+def test_target_link_leading_out_is_refused_even_with_force(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("keep\n")
+    (out / "pyproject.toml").symlink_to(secret)
+    with pytest.raises(WriteError, match="^pyproject.toml: symbolic link leading out") as info:
+        write_changes(rev(V1, out, nb), force=True)
+    assert info.value.exit_code == EXIT_BAD_INPUT
+    assert secret.read_text() == "keep\n"
+    assert files_on_disk(out) == {"pyproject.toml": f"-> {secret}".encode()}
+
+
+def test_dangling_link_leading_out_is_refused(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "pyproject.toml").symlink_to(tmp_path / "would-be-created.txt")
+    with pytest.raises(WriteError, match="leading out of the output folder"):
+        write_changes(rev(V1, out, nb), force=True)
+    assert not (tmp_path / "would-be-created.txt").exists()
+
+
+def test_target_link_inside_is_replaced_not_followed(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    (out / "src/churn").mkdir(parents=True)
+    (out / "real_steps.py").write_text("user code\n")
+    (out / "src/churn/steps.py").symlink_to("../../real_steps.py")
+    cs = rev(V1, out, nb)
+    assert {c.path: c.status for c in cs.changes}["src/churn/steps.py"] is FileStatus.EDITED
+    with pytest.raises(EditedFileError):  # a link is never something nbharden wrote
+        write_changes(cs, force=False)
+    write_changes(cs, force=True)
+    steps = out / "src/churn/steps.py"
+    assert not steps.is_symlink() and steps.read_text() == V1["src/churn/steps.py"]
+    assert (out / "real_steps.py").read_text() == "user code\n"
+
+
+def test_dangling_link_inside_is_replaced(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "pyproject.toml").symlink_to("missing.toml")
+    write_changes(rev(V1, out, nb), force=True)
+    assert not (out / "pyproject.toml").is_symlink()
+    assert (out / "pyproject.toml").read_text() == V1["pyproject.toml"]
+    assert not (out / "missing.toml").exists()
+
+
+def test_link_equal_to_generated_content_is_left_alone(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "shared.toml").write_text(V1["pyproject.toml"])
+    (out / "pyproject.toml").symlink_to("shared.toml")
+    done = write_changes(rev(V1, out, nb), force=False)
+    assert {c.path: c.status for c in done.changes}["pyproject.toml"] is FileStatus.UNCHANGED
+    assert (out / "pyproject.toml").is_symlink()
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_linked_parent_folder_is_refused(tmp_path: Path, nb: Path, inside: bool) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = (out / "real") if inside else (tmp_path / "outside")
+    elsewhere.mkdir()
+    (out / "src").symlink_to(elsewhere)
+    with pytest.raises(WriteError, match="src is a symbolic link"):
+        write_changes(rev(V1, out, nb), force=True)
+    assert list(elsewhere.iterdir()) == []
+    assert not (out / "pyproject.toml").exists()  # refused before anything was written
+
+
+def test_output_folder_itself_may_be_a_link(tmp_path: Path, nb: Path) -> None:
+    real = tmp_path / "real_out"
+    real.mkdir()
+    (tmp_path / "out").symlink_to(real)
+    write_changes(rev(V1, tmp_path / "out", nb), force=False)
+    assert files_on_disk(real) == expected(V1, real)
+    assert {c.status for c in rev(V1, tmp_path / "out", nb).changes} == {FileStatus.UNCHANGED}
+
+
+# --- the notebook ---------------------------------------------------------------------------------
+
+
+def test_notebook_is_never_written(tmp_path: Path, nb: Path) -> None:
+    before = nb.read_bytes()
+    with pytest.raises(WriteError, match="source notebook"):
+        write_changes(rev({"analysis.ipynb": "{}", "x.py": "x\n"}, tmp_path, nb), force=True)
+    assert nb.read_bytes() == before
+    assert not (tmp_path / "x.py").exists()
+
+
+def test_notebook_through_hard_and_soft_links_is_never_written(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(nb, out / "hard.py")
+    (out / "soft.py").symlink_to(nb)
+    (out / "inside.py").symlink_to("hard.py")
+    before = nb.read_bytes()
+    for name in ["hard.py", "soft.py", "inside.py"]:
+        with pytest.raises(WriteError):
+            write_changes(rev({name: "x\n"}, out, nb), force=True)
+    assert nb.read_bytes() == before
+
+
+def test_notebook_is_never_removed(tmp_path: Path, nb: Path) -> None:
+    # A manifest (say, crafted) that claims the notebook as a generated file no longer generated.
+    (tmp_path / MANIFEST).write_text(
+        json.dumps(
+            {"manifest_version": 1, "files": {"analysis.ipynb": sha256_bytes(nb.read_bytes())}}
+        )
+    )
+    cs = rev({"x.py": "x\n"}, tmp_path, nb)
+    assert "source notebook" in cs.extra["blocked"]["analysis.ipynb"]
+    with pytest.raises(WriteError, match="source notebook"):
+        write_changes(cs, force=True)
+    assert nb.exists()
+
+
+# --- temp files, journal, lock --------------------------------------------------------------------
+
+
+def test_stale_temp_files_are_removed_but_not_through_links(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    (out / f"{TMP_PREFIX}abc").write_text("stale")
+    (out / f"src/churn/{TMP_PREFIX}def").write_text("stale")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / f"{TMP_PREFIX}keep").write_text("not ours")
+    (out / "linked").symlink_to(outside)
+    write_changes(rev(V1, out, nb), force=False)
+    assert not any(TMP_PREFIX in p for p in files_on_disk(out))
+    assert (outside / f"{TMP_PREFIX}keep").exists()
+
+
+def test_recover_without_journal_only_cleans(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    assert recover(out) is False  # no folder: nothing to do
+    write_changes(rev(V1, out, nb), force=False)
+    (out / f"{TMP_PREFIX}x").write_text("stale")
+    assert recover(out) is False
+    assert files_on_disk(out) == expected(V1, out)
+
+
+@pytest.mark.parametrize(
+    "journal",
+    [
+        "not json",
+        '{"version": 1, "steps": [["rename", ".nbharden-tmp-a", "../escape.py"]]}',
+        '{"version": 1, "steps": [["rename", "pyproject.toml", "src/churn/steps.py"]]}',
+        '{"version": 1, "steps": [["rename", "a/.nbharden-tmp-a", "b/x.py"]]}',
+        '{"version": 1, "steps": [["remove", "/etc/passwd"]]}',
+        '{"version": 1, "steps": [["chmod", "x"]]}',
+        '{"version": 2, "steps": []}',
+        "[]",
+    ],
+)
+def test_tampered_journal_is_refused(tmp_path: Path, nb: Path, journal: str) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    (out / JOURNAL).write_text(journal)
+    before = snapshot(out)
+    with pytest.raises(WriteError, match="unusable journal"):
+        write_changes(rev(V2, out, nb), force=False)
+    assert snapshot(out) == before
+
+
+def test_second_writer_waits_then_gives_up(
+    tmp_path: Path, nb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(write_mod, "LOCK_TIMEOUT", 0.2)
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what another nbharden process holds while writing
+        with pytest.raises(WriteError, match="another nbharden process is writing"):
+            write_changes(rev(V1, out, nb), force=False)
+    finally:
+        os.close(fd)
+    write_changes(rev(V1, out, nb), force=False)  # the lock is free again
+    assert files_on_disk(out) == expected(V1, out)
+
+
+# --- disk errors ----------------------------------------------------------------------------------
+
+
+def test_out_is_a_file(tmp_path: Path, nb: Path) -> None:
+    (tmp_path / "out").write_text("x")
+    with pytest.raises(WriteError, match="not a folder"):
+        write_changes(rev(V1, tmp_path / "out", nb), force=False)
+
+
+def test_parent_is_a_regular_file(tmp_path: Path, nb: Path) -> None:
+    # Fails as root too (permission bits would not).
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "src").write_text("a file where a folder should be")
+    with pytest.raises(WriteError, match="^src/churn/__init__.py: src is in the way"):
+        write_changes(rev(V1, out, nb), force=True)
+    assert files_on_disk(out) == {"src": b"a file where a folder should be"}
+
+
+def test_name_too_long_fails_before_anything_is_written(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    files = {"a.py": "a\n", "z/" + "n" * 300 + ".py": "x\n"}
+    with pytest.raises(WriteError, match="file name too long"):
+        write_changes(rev(files, out, nb), force=False)
+    assert not out.exists()  # not even the output folder
+
+
+_CHILD_FSIZE = """
+import json, resource, signal, sys
+from pathlib import Path
+from nbharden.errors import WriteError
+from nbharden.models import FileTree
+from nbharden.review import review
+from nbharden.write import write_changes
+out, nb, files = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text())
+cs = review(FileTree.of(files), out, notebook=nb, findings=(), plan=None, test_results=None)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+try:
+    write_changes(cs, force=False)
+except WriteError as exc:
+    print(json.dumps({"message": str(exc), "path": str(exc.path)}))
+"""
+
+
+def test_disk_refusing_a_write_leaves_target_untouched(tmp_path: Path, nb: Path) -> None:
+    # A real OSError from the kernel, as root too: a file size limit (EFBIG), like a full disk.
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    before = snapshot(out)
+    big = V2 | {"src/churn/steps.py": "x = 1\n" * 20_000, "newdir/deep/a.py": "a\n"}
+    tree = tmp_path / "tree.json"
+    tree.write_text(json.dumps(big))
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD_FSIZE, str(out), str(nb), str(tree)],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    err = json.loads(proc.stdout)
+    assert err["path"] == "src/churn/steps.py"
+    assert err["message"].startswith("src/churn/steps.py: cannot write: File too large")
+    assert snapshot(out) == before  # no temp file left, nothing replaced
+    assert not (out / "newdir").exists()  # folders it created are gone too
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits; see the EFBIG test")
+def test_read_only_folder(tmp_path: Path, nb: Path) -> None:
+    out = tmp_path / "out"
+    write_changes(rev(V1, out, nb), force=False)
+    before = snapshot(out)
+    os.chmod(out / "src/churn", 0o555)
+    try:
+        with pytest.raises(WriteError, match="cannot write: Permission denied"):
+            write_changes(rev(V2, out, nb), force=False)
+    finally:
+        os.chmod(out / "src/churn", 0o755)
+    assert snapshot(out) == before
+
+
+# --- SIGKILL at any moment: old set or new set ----------------------------------------------------
+
+_CHILD_KILL = """
+import json, os, signal, sys
+from pathlib import Path
+from nbharden.models import FileTree
+from nbharden.review import review
+from nbharden.write import write_changes
+out, nb, hook, k = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[4], int(sys.argv[5])
+files = json.loads(Path(sys.argv[3]).read_text())
+cs = review(FileTree.of(files), out, notebook=nb, findings=(), plan=None, test_results=None)
+if hook != "none":
+    real, calls = getattr(os, hook), [0]
+    def hooked(*args, **kwargs):
+        if calls[0] == k:
+            os.kill(os.getpid(), signal.SIGKILL)  # a real SIGKILL, right before call number k
+        calls[0] += 1
+        return real(*args, **kwargs)
+    setattr(os, hook, hooked)
+print("go", flush=True)
+write_changes(cs, force=False)
+print("done", flush=True)
+"""
+
+
+def _big_trees() -> tuple[dict[str, str], dict[str, str]]:
+    old = {f"src/pkg/m{i:02d}.py": f"X = {i}\n" * 2000 for i in range(16)}
+    old |= {f"old/gone{i}.py": "gone\n" * 500 for i in range(2)}
+    new = {f"src/pkg/m{i:02d}.py": f"X = {i}  # v2\n" * 2000 for i in range(0, 16, 2)}
+    new |= {f"src/pkg/m{i:02d}.py": old[f"src/pkg/m{i:02d}.py"] for i in range(1, 16, 2)}
+    new |= {f"fresh/dir/n{i}.py": "new\n" * 800 for i in range(3)}
+    return old, new
+
+
+class _Crash:
+    """A template folder holding the old set and the reference bytes of the old and the new set."""
+
+    def __init__(self, tmp_path: Path, nb: Path, old: dict[str, str], new: dict[str, str]) -> None:
+        self.tmp, self.nb, self.new = tmp_path, nb, new
+        self.tree = tmp_path / "tree.json"
+        self.tree.write_text(json.dumps(new))
+        self.template = tmp_path / "template"
+        write_changes(rev(old, self.template, nb), force=False)
+        self.old_state = files_on_disk(self.template)
+        ref = tmp_path / "ref"
+        shutil.copytree(self.template, ref, symlinks=True)
+        write_changes(rev(new, ref, nb), force=False)
+        self.new_state = files_on_disk(ref)
+        self.new_dirs = folders_on_disk(ref)
+        assert self.old_state != self.new_state
+        self.trial = 0
+
+    def start(self, hook: str = "none", k: int = 0) -> tuple[Path, subprocess.Popen[str]]:
+        self.trial += 1
+        out = self.tmp / f"trial{self.trial}"
+        shutil.copytree(self.template, out, symlinks=True)
+        args = [str(out), str(self.nb), str(self.tree), hook, str(k)]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_KILL, *args],
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "go\n", proc.stderr.read() if proc.stderr else ""
+        return out, proc
+
+    def check(self, out: Path) -> str:
+        """Recover like the next run does; the folder must then hold exactly the old or new set."""
+        recover(out)
+        state = files_on_disk(out)
+        if state == self.old_state:
+            return "old"
+        assert state == self.new_state, sorted(
+            p for p in set(state) | set(self.new_state) if state.get(p) != self.new_state.get(p)
+        )
+        assert folders_on_disk(out) == self.new_dirs  # emptied folders are gone too
+        return "new"
+
+
+def test_sigkill_at_every_step_gives_old_or_new(tmp_path: Path, nb: Path) -> None:
+    old = {"a.py": "a1\n", "b.py": "b\n", "gone/x.py": "x\n"}
+    new = {"a.py": "a2\n", "b.py": "b\n", "made/y.py": "y\n"}
+    crash = _Crash(tmp_path, nb, old, new)
+    seen: dict[str, set[str]] = {}
+    for hook in ["fsync", "replace", "unlink", "rmdir"]:
+        for k in range(40):
+            out, proc = crash.start(hook, k)
+            stdout, stderr = proc.communicate(timeout=60)
+            finished = proc.returncode == 0
+            assert finished or proc.returncode == -signal.SIGKILL, stderr
+            seen.setdefault(hook, set()).add(crash.check(out))
+            if finished:  # k went past the last call of this kind
+                assert "done" in stdout
+                break
+        else:
+            pytest.fail(f"more than 40 calls to os.{hook}?")
+    # Kills before the commit point give the old set, kills after it the new set.
+    assert seen["fsync"] == {"old", "new"} and seen["replace"] == {"old", "new"}
+
+
+def test_sigkill_at_random_moments_gives_old_or_new(tmp_path: Path, nb: Path) -> None:
+    crash = _Crash(tmp_path, nb, *_big_trees())
+    out, proc = crash.start()
+    t0 = time.monotonic()
+    proc.communicate(timeout=60)
+    duration = time.monotonic() - t0
+    assert crash.check(out) == "new"
+    rng = random.Random(20240601)
+    results = []
+    for _ in range(30):
+        out, proc = crash.start()
+        time.sleep(rng.uniform(0, duration * 1.1))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        results.append(crash.check(out))
+        assert not os.path.lexists(out / JOURNAL)
+    # After recovery the next write goes through and review sees nothing left to do.
+    write_changes(rev(crash.new, out, nb), force=False)
+    assert files_on_disk(out) == crash.new_state
+    assert {c.status for c in rev(crash.new, out, nb).changes} == {FileStatus.UNCHANGED}
+    assert len(results) == 30
