@@ -1,4 +1,7 @@
-"""Recording: real papermill runs in a real kernel over the fixtures in fixtures/record/, and the value codec."""
+"""
+Recording: real papermill runs in a real kernel over the fixtures in fixtures/record/,
+and the value codec.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from nbharden.settings import Settings
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "record"
 
 
-# --- helpers shared with test_testgen (the Plan builder is not ready: plans are built by hand) --------------------
+# --- helpers shared with test_testgen (the Plan builder is not ready: plans are built b
 
 
 def load_notebook(path: Path) -> models.Notebook:
@@ -52,20 +55,34 @@ def load_notebook(path: Path) -> models.Notebook:
     )
 
 
-def make_plan(package: str, steps: tuple[models.Step, ...], config_fields: tuple[models.ConfigField, ...] = ()) -> models.Plan:
+def make_plan(
+    package: str, steps: tuple[models.Step, ...], config_fields: tuple[models.ConfigField, ...] = ()
+) -> models.Plan:
     kwargs: dict[str, object] = {"package": package, "steps": steps, "config_fields": config_fields}
     for f in dataclasses.fields(models.Plan):  # fields the lead may add: empty values
-        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        if (
+            f.name not in kwargs
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ):
             kwargs[f.name] = False if f.type == "bool" else ()
     return models.Plan(**kwargs)  # type: ignore[arg-type]
 
 
-def make_step(name: str, cells: tuple[int, ...], inputs: tuple[str, ...], outputs: tuple[str, ...], config: tuple[str, ...] = ()) -> models.Step:
+def make_step(
+    name: str,
+    cells: tuple[int, ...],
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    config: tuple[str, ...] = (),
+) -> models.Step:
     return models.Step(
         name=name,
         title=name.replace("_", " ").capitalize(),
         cells=cells,
-        inputs=tuple(models.Param(n, None, "config" if n in config else "previous") for n in inputs),
+        inputs=tuple(
+            models.Param(n, None, "config" if n in config else "previous") for n in inputs
+        ),
         outputs=tuple(models.Param(n, None, name) for n in outputs),
     )
 
@@ -108,12 +125,16 @@ def mutation(tmp_path_factory: pytest.TempPathFactory) -> Recording:
     return rec
 
 
-# --- recording in a kernel ------------------------------------------------------------------------------------------
+# --- recording in a kernel ------------------------------------------------------------
 
 
-def test_parameters_reach_the_kernel_and_cells_map_past_the_injected_cell(mutation: Recording) -> None:
+def test_parameters_reach_the_kernel_and_cells_map_past_the_injected_cell(
+    mutation: Recording,
+) -> None:
     step = mutation.step("add_feature")
-    assert step.cells == (5,)  # cell 4 is markdown; papermill's injected cell must not shift the mapping
+    assert step.cells == (
+        5,
+    )  # cell 4 is markdown; papermill's injected cell must not shift the mapping
     rate = step.inputs[1]
     assert (rate.name, rate.kind, rate.type) == ("rate", "value", "float")
     assert load(mutation, rate) == 0.25
@@ -125,7 +146,9 @@ def test_in_place_mutation_is_seen_before_and_after(mutation: Recording) -> None
     before = load(mutation, step.inputs[0])
     after = load(mutation, step.outputs[0])
     assert isinstance(before, pd.DataFrame) and isinstance(after, pd.DataFrame)
-    assert list(before.columns) == ["a", "b"] and len(before) == 3  # stored before the cell changed it
+    assert (
+        list(before.columns) == ["a", "b"] and len(before) == 3
+    )  # stored before the cell changed it
     assert list(after.columns) == ["a", "b", "c"] and list(after.index) == [1, 2]
     assert after["c"].tolist() == [0.5, 0.75]
     assert step.inputs[0].fingerprint["shape"] == [3, 2]
@@ -143,7 +166,9 @@ def test_same_object_twice_is_recorded_as_an_alias(mutation: Recording) -> None:
     assert first.alias_of is None and second.alias_of == "train" and second.kind == "value"
 
 
-def test_seeded_randomness_is_stable_and_unseeded_and_clock_are_volatile(mutation: Recording) -> None:
+def test_seeded_randomness_is_stable_and_unseeded_and_clock_are_volatile(
+    mutation: Recording,
+) -> None:
     noise, total = mutation.step("seeded").outputs
     assert not noise.volatile and not total.volatile
     expected = np.random.default_rng(42).normal(size=5)
@@ -158,7 +183,9 @@ def test_unserialisable_values_are_described_not_stored(mutation: Recording) -> 
     gen, fh, label = mutation.step("resources").outputs
     assert (gen.kind, gen.type, gen.file) == ("described", "generator", None)
     assert "generator" in gen.note
-    assert fh.kind == "described" and "open file 'mutation.ipynb'" in fh.note  # cwd is the notebook's folder
+    assert (
+        fh.kind == "described" and "open file 'mutation.ipynb'" in fh.note
+    )  # cwd is the notebook's folder
     assert label.kind == "value" and load(mutation, label) == "done"
 
 
@@ -178,7 +205,9 @@ def test_recording_round_trips_and_records_the_environment(mutation: Recording) 
     assert mutation.runs == 2 and len(mutation.seconds) == 2
     assert mutation.step("nothing").executed is False and mutation.step("nothing").outputs == ()
     assert mutation.executed_notebook is not None and mutation.executed_notebook.is_file()
-    events = [json.loads(line) for line in (mutation.root / "recorder.log").read_text().splitlines()]
+    events = [
+        json.loads(line) for line in (mutation.root / "recorder.log").read_text().splitlines()
+    ]
     ready = next(e for e in events if e["event"] == "ready")
     assert ready["hashseed"] == "0"
     assert not (mutation.root / ".run2").exists()
@@ -202,7 +231,9 @@ def test_size_cap_keeps_fingerprints_of_a_100000_row_frame(tmp_path: Path) -> No
         "bigpipe",
         (
             make_step("make_frame", (4,), ("n",), ("frame",), config=("n",)),
-            make_step("add_scaled", (5,), ("frame", "scale"), ("frame", "summary"), config=("scale",)),
+            make_step(
+                "add_scaled", (5,), ("frame", "scale"), ("frame", "summary"), config=("scale",)
+            ),
         ),
     )
     rec = record(nb, plan, settings=Settings(), workdir=tmp_path, runs=1, cap_bytes=1_000_000)
@@ -216,19 +247,41 @@ def test_size_cap_keeps_fingerprints_of_a_100000_row_frame(tmp_path: Path) -> No
     assert summary.kind == "value" and rec.stored_bytes < 1_000_000
 
 
-# --- the codec (no kernel) -------------------------------------------------------------------------------------
+# --- the codec (no kernel) ------------------------------------------------------------
 
 
 def test_parse_parameter_types_like_papermill() -> None:
-    assert [parse_parameter(t) for t in ("1", "0.5", "True", "None", "abc")] == [1, 0.5, True, None, "abc"]
+    assert [parse_parameter(t) for t in ("1", "0.5", "True", "None", "abc")] == [
+        1,
+        0.5,
+        True,
+        None,
+        "abc",
+    ]
 
 
 @pytest.mark.parametrize(
     "value",
     [
-        1, 2.5, float("nan"), None, "s", [1, (2, 3)], {"a": {1, 2}}, {1: "x", (1, 2): [3]}, b"ab", 1 + 2j,
-        decimal.Decimal("1.10"), dt.datetime(2020, 1, 2, 3, 4, 5), dt.date(2020, 1, 1), dt.timedelta(1, 2, 3),
-        pathlib.PurePosixPath("a/b"), range(3), np.float32(1.5), np.int64(3), {"__nbh__": 1},
+        1,
+        2.5,
+        float("nan"),
+        None,
+        "s",
+        [1, (2, 3)],
+        {"a": {1, 2}},
+        {1: "x", (1, 2): [3]},
+        b"ab",
+        1 + 2j,
+        decimal.Decimal("1.10"),
+        dt.datetime(2020, 1, 2, 3, 4, 5),
+        dt.date(2020, 1, 1),
+        dt.timedelta(1, 2, 3),
+        pathlib.PurePosixPath("a/b"),
+        range(3),
+        np.float32(1.5),
+        np.int64(3),
+        {"__nbh__": 1},
     ],
 )
 def test_plain_values_round_trip_with_their_type(value: object) -> None:
@@ -290,13 +343,20 @@ def _odd_frame() -> pd.DataFrame:
 def test_frames_round_trip_with_dtypes_and_index(frame: pd.DataFrame) -> None:
     back = V.loads(V.dumps(frame))
     pd.testing.assert_frame_equal(
-        back, frame, check_exact=True, check_index_type=True, check_column_type=True, check_freq=True
+        back,
+        frame,
+        check_exact=True,
+        check_index_type=True,
+        check_column_type=True,
+        check_freq=True,
     )
 
 
 def test_a_100000_row_frame_round_trips_bit_for_bit() -> None:
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"a": rng.random(100_000), "b": np.arange(100_000), "c": rng.choice(["x", "y"], 100_000)})
+    frame = pd.DataFrame(
+        {"a": rng.random(100_000), "b": np.arange(100_000), "c": rng.choice(["x", "y"], 100_000)}
+    )
     pd.testing.assert_frame_equal(V.loads(V.dumps(frame)), frame, check_exact=True)
     series = frame["a"]
     pd.testing.assert_series_equal(V.loads(V.dumps(series)), series, check_exact=True)

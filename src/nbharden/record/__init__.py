@@ -1,8 +1,8 @@
-"""Recording: run the notebook with papermill and an in-kernel recorder, keep what every step read and wrote.
+"""Recording: run the notebook with papermill and an in-kernel recorder, keep what every
+step read and wrote.
 
-    >>> recording = record(nb, plan, settings=settings, workdir=Path(tmp))
-    >>> recording.step("load_data").outputs[0].kind
-    'value'
+>>> recording = record(nb, plan, settings=settings, workdir=Path(tmp)) >>>
+recording.step("load_data").outputs[0].kind 'value'
 """
 
 from __future__ import annotations

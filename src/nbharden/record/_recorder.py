@@ -1,10 +1,13 @@
-"""The in-kernel recorder, run by the kernel at start-up (``--IPKernelApp.exec_files``); never imported by nbharden.
+"""The in-kernel recorder, run by the kernel at start-up (``--IPKernelApp.exec_files``);
+never imported by nbharden.
 
-It reads its schedule from the JSON file named by ``NBHARDEN_RECORDER``, loads ``_values.py`` from the path given
-there, and hooks IPython's ``pre_run_cell`` / ``post_run_cell`` events. Before the first cell of each step it stores
-the step's inputs, after the last cell its outputs, each value written at once (so a later in-place change cannot
-touch it) to a content-addressed file, and one JSON line per value to the log. Every failure of its own is logged and
-swallowed: the recorder must never break the notebook's run.
+It reads its schedule from the JSON file named by ``NBHARDEN_RECORDER``, loads
+``_values.py`` from the path given there, and hooks IPython's ``pre_run_cell`` /
+``post_run_cell`` events. Before the first cell of each step it stores the step's
+inputs, after the last cell its outputs, each value written at once (so a later in-place
+change cannot touch it) to a content-addressed file, and one JSON line per value to the
+log. Every failure of its own is logged and swallowed: the recorder must never break the
+notebook's run.
 """
 
 
@@ -15,6 +18,7 @@ def _nbharden_install_recorder() -> None:
     import os
     import pickle
     import time
+    from typing import Any
 
     with open(os.environ["NBHARDEN_RECORDER"], encoding="utf-8") as fh:
         config = json.load(fh)
@@ -24,15 +28,17 @@ def _nbharden_install_recorder() -> None:
     spec.loader.exec_module(values)
 
     shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821 - defined inside the kernel
-    cells = config["cells"]
+    cells: list[dict[str, Any]] = config["cells"]
     out_dir = config["out"]
     cap = int(config["cap_bytes"])
     secrets = set(config["secrets"])
     os.makedirs(os.path.join(out_dir, "values"), exist_ok=True)
-    log = open(config["log"], "a", encoding="utf-8")  # noqa: SIM115 - open for the kernel's lifetime
-    state = {"pointer": 0, "current": None, "stored": 0, "capped": False}
+    log = open(
+        config["log"], "a", encoding="utf-8"
+    )  # noqa: SIM115 - open for the kernel's lifetime
+    state: dict[str, Any] = {"pointer": 0, "current": None, "stored": 0, "capped": False}
 
-    def emit(record: dict) -> None:
+    def emit(record: dict[str, Any]) -> None:
         log.write(json.dumps(record, allow_nan=True) + "\n")
         log.flush()
 
@@ -53,8 +59,11 @@ def _nbharden_install_recorder() -> None:
         state["capped"] = True
         return False
 
-    def snapshot(obj: object, name: str) -> dict:
-        entry: dict = {"type": values.type_name(obj), "annotation": values.annotation(obj)}
+    def snapshot(obj: object, name: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "type": values.type_name(obj),
+            "annotation": values.annotation(obj),
+        }
         if name in secrets:
             entry.update(kind="redacted", note="a secret: never recorded", digest="redacted")
             return entry
@@ -78,7 +87,9 @@ def _nbharden_install_recorder() -> None:
                 rel, digest, size = store(text, ".json")
                 entry.update(kind="value", file=rel, sha256=digest, bytes=size, digest=digest)
             else:
-                entry.update(kind="fingerprint", note=f"over the {cap} byte recording cap: fingerprint only")
+                entry.update(
+                    kind="fingerprint", note=f"over the {cap} byte recording cap: fingerprint only"
+                )
                 entry["digest"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
             return entry
         try:
@@ -86,17 +97,24 @@ def _nbharden_install_recorder() -> None:
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError, ValueError) as exc:
             entry.update(kind="fingerprint" if "shape" in fp else "described")
             entry["note"] = f"{note}; not picklable either ({type(exc).__name__}: {exc})"
-            entry["digest"] = hashlib.sha256(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()
+            entry["digest"] = hashlib.sha256(
+                json.dumps(fp, sort_keys=True, default=str).encode()
+            ).hexdigest()
             return entry
         if fits(len(blob)):
             rel, digest, size = store(blob, ".pkl.b64")
-            entry.update(kind="pickle", file=rel, sha256=digest, bytes=size, digest=digest, note=note)
+            entry.update(
+                kind="pickle", file=rel, sha256=digest, bytes=size, digest=digest, note=note
+            )
         else:
-            entry.update(kind="fingerprint", note=f"{note}; over the {cap} byte recording cap: fingerprint only")
+            entry.update(
+                kind="fingerprint",
+                note=f"{note}; over the {cap} byte recording cap: fingerprint only",
+            )
             entry["digest"] = hashlib.sha256(blob.encode("ascii")).hexdigest()
         return entry
 
-    def record(requests: list, phase: str) -> None:
+    def record(requests: list[Any], phase: str) -> None:
         ns = shell.user_ns
         for step, names in requests:
             seen: dict[int, str] = {}
@@ -104,15 +122,26 @@ def _nbharden_install_recorder() -> None:
                 started = time.perf_counter()
                 try:
                     if name not in ns:
-                        entry: dict = {"kind": "missing", "note": "not defined at this point", "digest": "missing"}
+                        entry: dict[str, Any] = {
+                            "kind": "missing",
+                            "note": "not defined at this point",
+                            "digest": "missing",
+                        }
                     else:
                         obj = ns[name]
                         alias = seen.get(id(obj))
-                        entry = {"alias_of": alias} if alias not in (None, name) and phase == "in" else {}
+                        entry = (
+                            {"alias_of": alias}
+                            if alias not in (None, name) and phase == "in"
+                            else {}
+                        )
                         seen.setdefault(id(obj), name)
                         entry.update(snapshot(obj, name))
                 except Exception as exc:  # noqa: BLE001 - the recorder must never break the run
-                    entry = {"kind": "described", "note": f"recorder failed: {type(exc).__name__}: {exc}"}
+                    entry = {
+                        "kind": "described",
+                        "note": f"recorder failed: {type(exc).__name__}: {exc}",
+                    }
                     entry["digest"] = "failed"
                 entry.update(event="value", step=step, phase=phase, name=name)
                 entry["seconds"] = round(time.perf_counter() - started, 6)
@@ -122,7 +151,8 @@ def _nbharden_install_recorder() -> None:
         try:
             raw = getattr(info, "raw_cell", None)
             state["current"] = None
-            # cells run in order; a cell that matches none (papermill's injected parameters) is not ours
+            # cells run in order; a cell that matches none (papermill's injected
+            # parameters) is not ours
             for pos in range(state["pointer"], len(cells)):
                 if cells[pos]["source"] == raw:
                     state["pointer"] = pos + 1
@@ -141,9 +171,17 @@ def _nbharden_install_recorder() -> None:
             current = state["current"]
             if current is None:
                 return
-            error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+            error = getattr(result, "error_in_exec", None) or getattr(
+                result, "error_before_exec", None
+            )
             if error is not None:
-                emit({"event": "cell-error", "index": current["index"], "ename": type(error).__name__})
+                emit(
+                    {
+                        "event": "cell-error",
+                        "index": current["index"],
+                        "ename": type(error).__name__,
+                    }
+                )
                 return
             record(current["after"], "out")
             emit({"event": "cell-done", "index": current["index"], "stored": state["stored"]})

@@ -1,13 +1,15 @@
 """Encode, decode and fingerprint recorded values as reviewable JSON text.
 
-This module is standalone on purpose: it runs inside the notebook's kernel (loaded by the recorder) and is copied
-verbatim into a generated project's ``tests/_values.py``, so it imports only the standard library, and numpy and
-pandas lazily, when a value of theirs is met.
+This module is standalone on purpose: it runs inside the notebook's kernel (loaded by
+the recorder) and is copied verbatim into a generated project's ``tests/_values.py``, so
+it imports only the standard library, and numpy and pandas lazily, when a value of
+theirs is met.
 
-Encoding: plain JSON for ``None``, ``bool``, ``int``, ``str``, finite and non-finite ``float`` (Python's JSON reads
-``NaN`` and ``Infinity``), lists and dicts with string keys; everything else is an object tagged
-``{"__nbh__": tag, ...}``: tuples, sets, other dicts, bytes, complex, dates, numpy scalars and arrays, pandas
-frames, series and indexes. Floats are written with ``repr`` so every value reads back bit for bit.
+Encoding: plain JSON for ``None``, ``bool``, ``int``, ``str``, finite and non-finite
+``float`` (Python's JSON reads ``NaN`` and ``Infinity``), lists and dicts with string
+keys; everything else is an object tagged ``{"__nbh__": tag, ...}``: tuples, sets, other
+dicts, bytes, complex, dates, numpy scalars and arrays, pandas frames, series and
+indexes. Floats are written with ``repr`` so every value reads back bit for bit.
 """
 
 from __future__ import annotations
@@ -25,25 +27,43 @@ from typing import Any
 
 TAG = "__nbh__"
 FORMAT_VERSION = 1
-_MASKED = {"boolean", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64"}
+_MASKED = {
+    "boolean",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "Float32",
+    "Float64",
+}
 
 
 class Unencodable(Exception):
-    """The value (or a part of it) has no exact JSON form; the message says which part and why."""
+    """
+    The value (or a part of it) has no exact JSON form; the message says which part and
+    why.
+    """
 
 
-# --- names -------------------------------------------------------------------------------------------------------
+# --- names ----------------------------------------------------------------------------
 
 
 def type_name(obj: Any) -> str:
-    """The public dotted name of ``type(obj)``: ``pandas.DataFrame``, not ``pandas.core.frame.DataFrame``."""
+    """The public dotted name of ``type(obj)``: ``pandas.DataFrame``, not
+    ``pandas.core.frame.DataFrame``.
+    """
     cls = type(obj)
     module = getattr(cls, "__module__", "") or ""
     qualname = getattr(cls, "__qualname__", cls.__name__)
     if module == "builtins":
         return qualname
     parts = module.split(".")
-    # the shortest importable prefix that exports the same class, e.g. sklearn.linear_model
+    # the shortest importable prefix that exports the same class, e.g.
+    # sklearn.linear_model
     for end in range(1, len(parts) + 1):
         prefix = ".".join(parts[:end])
         mod = sys.modules.get(prefix)
@@ -53,18 +73,28 @@ def type_name(obj: Any) -> str:
 
 
 def annotation(obj: Any, depth: int = 0) -> str:
-    """A type annotation for ``obj`` as seen in the run: ``float``, ``list[str]``, ``pandas.DataFrame``."""
+    """A type annotation for ``obj`` as seen in the run: ``float``, ``list[str]``,
+    ``pandas.DataFrame``.
+    """
     if obj is None:
         return "None"
     name = type_name(obj)
     if depth > 2:
         return name
-    if isinstance(obj, (list, set, frozenset)) and type(obj) in (list, set, frozenset) and obj:
+    if (
+        isinstance(obj, (list, set, frozenset))
+        and type(obj) in (list, set, frozenset)
+        and obj
+    ):
         inner = sorted({annotation(x, depth + 1) for x in obj})
         return f"{type(obj).__name__}[{' | '.join(inner)}]"
     if type(obj) is tuple and obj:
         inner = sorted({annotation(x, depth + 1) for x in obj})
-        return f"tuple[{inner[0]}, ...]" if len(inner) == 1 else f"tuple[{', '.join(annotation(x, depth + 1) for x in obj)}]"
+        return (
+            f"tuple[{inner[0]}, ...]"
+            if len(inner) == 1
+            else f"tuple[{', '.join(annotation(x, depth + 1) for x in obj)}]"
+        )
     if type(obj) is dict and obj:
         keys = sorted({annotation(k, depth + 1) for k in obj})
         values = sorted({annotation(v, depth + 1) for v in obj.values()})
@@ -72,7 +102,7 @@ def annotation(obj: Any, depth: int = 0) -> str:
     return name
 
 
-# --- JSON encoding -----------------------------------------------------------------------------------------------
+# --- JSON encoding --------------------------------------------------------------------
 
 
 def _module_of(obj: Any) -> str:
@@ -80,7 +110,7 @@ def _module_of(obj: Any) -> str:
 
 
 def to_jsonable(obj: Any, where: str = "value") -> Any:
-    """The JSON form of ``obj``. Raises ``Unencodable`` naming the part that has none."""
+    """The JSON form of ``obj``. Raises ``Unencodable`` naming the part without one."""
     if obj is None or isinstance(obj, (bool, str)) and type(obj) in (bool, str):
         return obj
     if type(obj) is int:
@@ -94,10 +124,16 @@ def to_jsonable(obj: Any, where: str = "value") -> Any:
             return {k: to_jsonable(v, f"{where}[{k!r}]") for k, v in obj.items()}
         return {
             TAG: "dict",
-            "items": [[to_jsonable(k, f"{where} key"), to_jsonable(v, f"{where}[{k!r}]")] for k, v in obj.items()],
+            "items": [
+                [to_jsonable(k, f"{where} key"), to_jsonable(v, f"{where}[{k!r}]")]
+                for k, v in obj.items()
+            ],
         }
     if type(obj) is tuple:
-        return {TAG: "tuple", "items": [to_jsonable(x, f"{where}[{i}]") for i, x in enumerate(obj)]}
+        return {
+            TAG: "tuple",
+            "items": [to_jsonable(x, f"{where}[{i}]") for i, x in enumerate(obj)],
+        }
     if type(obj) in (set, frozenset):
         items = [to_jsonable(x, f"{where} item") for x in obj]
         # sets have no order: sort by the JSON text so that two runs write the same file
@@ -110,11 +146,20 @@ def to_jsonable(obj: Any, where: str = "value") -> Any:
     if type(obj) is decimal.Decimal:
         return {TAG: "decimal", "v": str(obj)}
     if type(obj) is _dt.datetime:
-        return {TAG: "datetime", "v": obj.isoformat(), "tz": None if obj.tzinfo is None else repr(obj.tzinfo)}
+        return {
+            TAG: "datetime",
+            "v": obj.isoformat(),
+            "tz": None if obj.tzinfo is None else repr(obj.tzinfo),
+        }
     if type(obj) is _dt.date:
         return {TAG: "date", "v": obj.isoformat()}
     if type(obj) is _dt.timedelta:
-        return {TAG: "timedelta", "d": obj.days, "s": obj.seconds, "us": obj.microseconds}
+        return {
+            TAG: "timedelta",
+            "d": obj.days,
+            "s": obj.seconds,
+            "us": obj.microseconds,
+        }
     if isinstance(obj, pathlib.PurePath) and type(obj).__module__ == "pathlib":
         return {TAG: "path", "cls": type(obj).__name__, "v": str(obj)}
     if type(obj) is range:
@@ -131,7 +176,12 @@ def _numpy_to_jsonable(obj: Any, where: str) -> Any:
     import numpy as np
 
     if isinstance(obj, np.ndarray) and type(obj) is np.ndarray:
-        return {TAG: "ndarray", "dtype": obj.dtype.str, "shape": list(obj.shape), "data": _array_data(obj, where)}
+        return {
+            TAG: "ndarray",
+            "dtype": obj.dtype.str,
+            "shape": list(obj.shape),
+            "data": _array_data(obj, where),
+        }
     if isinstance(obj, np.generic):
         arr = np.asarray(obj)
         data = _array_data(arr.reshape(1), where)
@@ -154,7 +204,10 @@ def _array_data(arr: Any, where: str) -> list[Any]:
     if kind in "mM":
         ints = flat.view(np.int64)
         nat = np.isnat(flat)
-        return [None if n else int(i) for i, n in zip(ints.tolist(), nat.tolist(), strict=True)]
+        return [
+            None if n else int(i)
+            for i, n in zip(ints.tolist(), nat.tolist(), strict=True)
+        ]
     if kind == "U":
         return list(flat.tolist())
     if kind == "S":
@@ -172,7 +225,10 @@ def _pandas_to_jsonable(obj: Any, where: str) -> Any:
             TAG: "frame",
             "columns": _index_to_jsonable(obj.columns, f"{where}.columns"),
             "index": _index_to_jsonable(obj.index, f"{where}.index"),
-            "data": [_values_to_jsonable(obj.iloc[:, i], f"{where}[{c!r}]") for i, c in enumerate(obj.columns)],
+            "data": [
+                _values_to_jsonable(obj.iloc[:, i], f"{where}[{c!r}]")
+                for i, c in enumerate(obj.columns)
+            ],
         }
     if type(obj) is pd.Series:
         return {
@@ -184,7 +240,12 @@ def _pandas_to_jsonable(obj: Any, where: str) -> Any:
     if isinstance(obj, pd.Index):
         return _index_to_jsonable(obj, where)
     if type(obj) is pd.Timestamp:
-        return {TAG: "timestamp", "v": int(obj.value), "unit": obj.unit, "tz": None if obj.tz is None else str(obj.tz)}
+        return {
+            TAG: "timestamp",
+            "v": int(obj.value),
+            "unit": obj.unit,
+            "tz": None if obj.tz is None else str(obj.tz),
+        }
     if obj is pd.NaT:
         return {TAG: "nat"}
     raise Unencodable(f"{where}: {type_name(obj)} has no JSON form")
@@ -203,9 +264,17 @@ def _index_to_jsonable(index: Any, where: str) -> dict[str, Any]:
         return {
             TAG: "multi_index",
             "names": [to_jsonable(n, where) for n in index.names],
-            "levels": [_values_to_jsonable(index.get_level_values(i), f"{where} level {i}") for i in range(index.nlevels)],
+            "levels": [
+                _values_to_jsonable(index.get_level_values(i), f"{where} level {i}")
+                for i in range(index.nlevels)
+            ],
         }
-    if type(index) in (pd.Index, pd.DatetimeIndex, pd.TimedeltaIndex, pd.CategoricalIndex):
+    if type(index) in (
+        pd.Index,
+        pd.DatetimeIndex,
+        pd.TimedeltaIndex,
+        pd.CategoricalIndex,
+    ):
         out = {
             TAG: "index",
             "cls": type(index).__name__,
@@ -231,31 +300,54 @@ def _values_to_jsonable(values: Any, where: str) -> dict[str, Any]:
         out["ordered"] = bool(cat.ordered)
         out["codes"] = cat.codes.tolist()
         return out
-    if isinstance(dtype, pd.DatetimeTZDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "mM"):
+    if isinstance(dtype, pd.DatetimeTZDtype) or (
+        isinstance(dtype, np.dtype) and dtype.kind in "mM"
+    ):
         arr = np.asarray(values.array.asi8 if hasattr(values.array, "asi8") else values)
-        mask = np.asarray(pd.isna(values))
+        mask = np.asarray(pd.isna(values), dtype=bool)
         out["unit"] = str(getattr(dtype, "unit", "ns"))
-        out["data"] = [None if m else int(i) for i, m in zip(arr.tolist(), mask.tolist(), strict=True)]
+        out["data"] = [
+            None if m else int(i)
+            for i, m in zip(arr.tolist(), mask.tolist(), strict=True)
+        ]
         return out
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-        out["data"] = values.to_numpy().tolist() if hasattr(values, "to_numpy") else list(values)
+        out["data"] = (
+            values.to_numpy().tolist() if hasattr(values, "to_numpy") else list(values)
+        )
         return out
-    if isinstance(dtype, np.dtype) and dtype.kind == "O" or isinstance(dtype, pd.StringDtype):
+    if (
+        isinstance(dtype, np.dtype)
+        and dtype.kind == "O"
+        or isinstance(dtype, pd.StringDtype)
+    ):
         items = values.tolist()
-        mask = pd.isna(values).tolist() if isinstance(dtype, pd.StringDtype) else [False] * len(items)
-        out["data"] = [None if m else to_jsonable(x, f"{where}[{i}]") for i, (x, m) in enumerate(zip(items, mask, strict=True))]
+        nulls: list[bool] = (
+            pd.isna(values).tolist()
+            if isinstance(dtype, pd.StringDtype)
+            else [False] * len(items)
+        )
+        out["data"] = [
+            None if m else to_jsonable(x, f"{where}[{i}]")
+            for i, (x, m) in enumerate(zip(items, nulls, strict=True))
+        ]
         if isinstance(dtype, pd.StringDtype):
             out["na"] = "nan" if dtype.na_value is not pd.NA else "NA"
         return out
-    if str(dtype) in _MASKED:  # nullable ints, floats and booleans: values with None for NA
+    if (
+        str(dtype) in _MASKED
+    ):  # nullable ints, floats and booleans: values with None for NA
         mask = pd.isna(values).tolist()
         items = values.to_numpy(dtype=object).tolist()
-        out["data"] = [None if m else (x.item() if hasattr(x, "item") else x) for x, m in zip(items, mask, strict=True)]
+        out["data"] = [
+            None if m else (x.item() if hasattr(x, "item") else x)
+            for x, m in zip(items, mask, strict=True)
+        ]
         return out
     raise Unencodable(f"{where}: columns of dtype {dtype} have no JSON form")
 
 
-# --- JSON decoding -----------------------------------------------------------------------------------------------
+# --- JSON decoding --------------------------------------------------------------------
 
 
 def from_jsonable(data: Any) -> Any:
@@ -314,7 +406,9 @@ def _array_from_data(items: list[Any], dtype: Any) -> Any:
     if kind == "c":
         return np.array([complex(re, im) for re, im in items], dtype=dtype)
     if kind in "mM":
-        ints = np.array([np.iinfo(np.int64).min if x is None else x for x in items], dtype=np.int64)
+        ints = np.array(
+            [np.iinfo(np.int64).min if x is None else x for x in items], dtype=np.int64
+        )
         return ints.view(dtype)
     if kind == "U":
         return np.array(items, dtype=dtype)
@@ -333,17 +427,28 @@ def _pandas_from_jsonable(data: dict[str, Any]) -> Any:
     if tag == "frame":
         columns = _index_from_jsonable(data["columns"])
         index = _index_from_jsonable(data["index"])
-        cols = {i: pd.Series(_values_from_jsonable(c), index=index, copy=False) for i, c in enumerate(data["data"])}
+        cols = {
+            i: pd.Series(_values_from_jsonable(c), index=index, copy=False)
+            for i, c in enumerate(data["data"])
+        }
         frame = pd.DataFrame(cols, index=index)
         frame.columns = columns
         return frame
     if tag == "series":
         index = _index_from_jsonable(data["index"])
-        return pd.Series(_values_from_jsonable(data["values"]), index=index, name=from_jsonable(data["name"]))
+        return pd.Series(
+            _values_from_jsonable(data["values"]),
+            index=index,
+            name=from_jsonable(data["name"]),
+        )
     if tag in ("range_index", "multi_index", "index"):
         return _index_from_jsonable(data)
     if tag == "timestamp":
-        ts = pd.Timestamp(data["v"], unit="ns").as_unit(data["unit"]) if data["unit"] != "ns" else pd.Timestamp(data["v"])
+        ts = (
+            pd.Timestamp(data["v"], unit="ns").as_unit(data["unit"])
+            if data["unit"] != "ns"
+            else pd.Timestamp(data["v"])
+        )
         return ts.tz_localize("UTC").tz_convert(data["tz"]) if data["tz"] else ts
     if tag == "nat":
         return pd.NaT
@@ -358,7 +463,9 @@ def _index_from_jsonable(data: dict[str, Any]) -> Any:
         return pd.RangeIndex(*data["v"], name=from_jsonable(data["name"]))
     if tag == "multi_index":
         arrays = [_values_from_jsonable(level) for level in data["levels"]]
-        return pd.MultiIndex.from_arrays(arrays, names=[from_jsonable(n) for n in data["names"]])
+        return pd.MultiIndex.from_arrays(
+            arrays, names=[from_jsonable(n) for n in data["names"]]
+        )
     values = _values_from_jsonable(data["values"])
     name = from_jsonable(data["name"])
     if data["cls"] == "DatetimeIndex":
@@ -371,17 +478,25 @@ def _index_from_jsonable(data: dict[str, Any]) -> Any:
 
 
 def _values_from_jsonable(data: dict[str, Any]) -> Any:
-    """An array-like (numpy array or pandas extension array) with exactly the recorded dtype."""
+    """An array-like (numpy array or pandas extension array) with exactly the recorded
+    dtype.
+    """
     import numpy as np
     import pandas as pd
 
     dtype_text = data["dtype"]
     if "codes" in data:
         categories = _index_from_jsonable(data["categories"])
-        return pd.Categorical.from_codes(data["codes"], dtype=pd.CategoricalDtype(categories, ordered=data["ordered"]))
+        return pd.Categorical.from_codes(
+            data["codes"],
+            dtype=pd.CategoricalDtype(categories, ordered=data["ordered"]),
+        )
     if "unit" in data:
         dtype = pd.api.types.pandas_dtype(dtype_text)
-        ints = np.array([np.iinfo(np.int64).min if x is None else x for x in data["data"]], dtype=np.int64)
+        ints = np.array(
+            [np.iinfo(np.int64).min if x is None else x for x in data["data"]],
+            dtype=np.int64,
+        )
         if isinstance(dtype, pd.DatetimeTZDtype):
             naive = ints.view(f"datetime64[{data['unit']}]")
             return pd.array(naive).tz_localize("UTC").tz_convert(dtype.tz)
@@ -391,7 +506,11 @@ def _values_from_jsonable(data: dict[str, Any]) -> Any:
         return pd.array([x for x in data["data"]], dtype=dtype)
     dtype = pd.api.types.pandas_dtype(dtype_text)
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-        return np.array(data["data"], dtype=dtype) if data["data"] else np.empty(0, dtype=dtype)
+        return (
+            np.array(data["data"], dtype=dtype)
+            if data["data"]
+            else np.empty(0, dtype=dtype)
+        )
     if isinstance(dtype, np.dtype) and dtype.kind == "O":
         out = np.empty(len(data["data"]), dtype=object)
         for i, x in enumerate(data["data"]):
@@ -400,12 +519,16 @@ def _values_from_jsonable(data: dict[str, Any]) -> Any:
     return pd.array(data["data"], dtype=dtype)
 
 
-# --- storage -----------------------------------------------------------------------------------------------------
+# --- storage --------------------------------------------------------------------------
 
 
 def dumps(obj: Any) -> str:
     """The JSON text stored for ``obj`` (deterministic). Raises ``Unencodable``."""
-    return json.dumps({"format": FORMAT_VERSION, "value": to_jsonable(obj)}, separators=(",", ":"), allow_nan=True)
+    return json.dumps(
+        {"format": FORMAT_VERSION, "value": to_jsonable(obj)},
+        separators=(",", ":"),
+        allow_nan=True,
+    )
 
 
 def loads(text: str) -> Any:
@@ -414,23 +537,35 @@ def loads(text: str) -> Any:
 
 
 def dumps_pickle(obj: Any) -> str:
-    """Base64 text of the pickle of ``obj``: the last resort for values JSON cannot hold."""
+    """
+    Base64 text of the pickle of ``obj``: the last resort for values JSON cannot hold.
+    """
     return base64.b64encode(pickle.dumps(obj, protocol=4)).decode("ascii")
 
 
 def loads_pickle(text: str, sha256: str) -> Any:
-    """Unpickle a value stored by ``dumps_pickle`` after checking the text's sha256. Raises ``ValueError``."""
+    """
+    Unpickle a value stored by ``dumps_pickle`` after checking the text's sha256. Raises
+    ``ValueError``.
+    """
     digest = hashlib.sha256(text.encode("ascii")).hexdigest()
     if digest != sha256:
-        raise ValueError(f"recorded pickle changed since recording (sha256 {digest} != {sha256}); refusing to load it")
-    return pickle.loads(base64.b64decode(text))  # noqa: S301 - verified against the recorded hash above
+        raise ValueError(
+            f"recorded pickle changed since recording (sha256 {digest} != {sha256}); "
+            "refusing to load it"
+        )
+    # safe to unpickle: the text is the one recorded (checked against its hash above)
+    return pickle.loads(base64.b64decode(text))
 
 
-# --- unserialisable things ---------------------------------------------------------------------------------------
+# --- unserialisable things ------------------------------------------------------------
 
 
 def describe_unserialisable(obj: Any) -> str | None:
-    """Why ``obj`` must not be stored at all (a module, generator, open file, connection, lambda), or None."""
+    """
+    Why ``obj`` must not be stored at all (a module, generator, open file, connection,
+    lambda), or None.
+    """
     import inspect
     import io
     import types
@@ -443,19 +578,34 @@ def describe_unserialisable(obj: Any) -> str | None:
         return f"open file {getattr(obj, 'name', '?')!r}"
     if isinstance(obj, types.FunctionType) and obj.__name__ == "<lambda>":
         return "lambda function"
-    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
+    if isinstance(
+        obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)
+    ):
         return f"{type(obj).__name__} {getattr(obj, '__qualname__', '?')}"
     name = type_name(obj).lower()
-    if any(word in name for word in ("connection", "cursor", "socket", "session", "engine", "thread", "lock")):
+    if any(
+        word in name
+        for word in (
+            "connection",
+            "cursor",
+            "socket",
+            "session",
+            "engine",
+            "thread",
+            "lock",
+        )
+    ):
         return f"{type_name(obj)} (a live resource)"
     return None
 
 
-# --- fingerprints ------------------------------------------------------------------------------------------------
+# --- fingerprints ---------------------------------------------------------------------
 
 
 def _stats(values: Any) -> dict[str, Any] | None:
-    """Order-sensitive summary statistics of a numeric column; None for non-numeric data."""
+    """
+    Order-sensitive summary statistics of a numeric column; None for non-numeric data.
+    """
     import numpy as np
 
     try:
@@ -494,16 +644,22 @@ def _series_hash(series: Any) -> str | None:
     import pandas as pd
 
     try:
-        return _hash_bytes(pd.util.hash_pandas_object(series, index=False).to_numpy().tobytes())
+        return _hash_bytes(
+            pd.util.hash_pandas_object(series, index=False).to_numpy().tobytes()
+        )
     except (TypeError, ValueError):
         try:
             return _hash_bytes(repr(series.tolist()).encode("utf-8"))
-        except Exception:  # noqa: BLE001 - a repr that fails means no hash, not a failed run
+        # a repr that fails means no hash, not a failed run
+        except (TypeError, ValueError, AttributeError, RecursionError):
             return None
 
 
 def fingerprint(obj: Any) -> dict[str, Any]:
-    """Type, shape, dtypes, columns and per-column hashes and statistics of ``obj`` (JSON-safe)."""
+    """
+    Type, shape, dtypes, columns and per-column hashes and statistics of ``obj`` (JSON-
+    safe).
+    """
     fp: dict[str, Any] = {"type": type_name(obj)}
     top = _module_of(obj)
     if top == "numpy":
@@ -523,9 +679,15 @@ def fingerprint(obj: Any) -> dict[str, Any]:
                 shape=list(obj.shape),
                 columns=[repr(c) for c in obj.columns],
                 dtypes=[str(d) for d in obj.dtypes],
-                index={"type": type_name(obj.index), "hash": _series_hash(obj.index.to_series())},
+                index={
+                    "type": type_name(obj.index),
+                    "hash": _series_hash(obj.index.to_series()),
+                },
                 data=[
-                    {"hash": _series_hash(obj.iloc[:, i]), "stats": _stats(obj.iloc[:, i])}
+                    {
+                        "hash": _series_hash(obj.iloc[:, i]),
+                        "stats": _stats(obj.iloc[:, i]),
+                    }
                     for i in range(obj.shape[1])
                 ],
             )
@@ -535,7 +697,10 @@ def fingerprint(obj: Any) -> dict[str, Any]:
                 shape=list(obj.shape),
                 dtypes=[str(obj.dtype)],
                 name=repr(obj.name),
-                index={"type": type_name(obj.index), "hash": _series_hash(obj.index.to_series())},
+                index={
+                    "type": type_name(obj.index),
+                    "hash": _series_hash(obj.index.to_series()),
+                },
                 data=[{"hash": _series_hash(obj), "stats": _stats(obj)}],
             )
             return fp
@@ -545,12 +710,21 @@ def fingerprint(obj: Any) -> dict[str, Any]:
 
 
 def structure(fp: dict[str, Any]) -> dict[str, Any]:
-    """The part of a fingerprint that stays the same between runs of a non-deterministic step."""
-    return {k: fp[k] for k in ("type", "shape", "dtype", "dtypes", "columns") if k in fp}
+    """The part of a fingerprint that stays the same between runs of a non-deterministic
+    step.
+    """
+    return {
+        k: fp[k] for k in ("type", "shape", "dtype", "dtypes", "columns") if k in fp
+    }
 
 
 def is_close(a: float, b: float, rel: float = 1e-9, abs_: float = 1e-12) -> bool:
     """``math.isclose`` that also treats two NaNs (and equal infinities) as equal."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+    if (
+        isinstance(a, float)
+        and isinstance(b, float)
+        and math.isnan(a)
+        and math.isnan(b)
+    ):
         return True
     return a == b or math.isclose(a, b, rel_tol=rel, abs_tol=abs_)

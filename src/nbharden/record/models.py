@@ -1,8 +1,10 @@
-"""What a recording holds: per step, the values it read and wrote in the notebook's run (``Recording``).
+"""What a recording holds: per step, the values it read and wrote in the notebook's run
+(``Recording``).
 
-The index is JSON (``recording.json`` in ``Recording.root``); each stored value is a text file under
-``root/values/`` named by its content hash: JSON written by ``_values.dumps`` or, as a last resort, a base64 pickle
-whose sha256 is checked before loading.
+The index is JSON (``recording.json`` in ``Recording.root``); each stored value is a
+text file under ``root/values/`` named by its content hash: JSON written by
+``_values.dumps`` or, as a last resort, a base64 pickle whose sha256 is checked before
+loading.
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 #: A JSON value (what ``json.loads`` returns).
-JSON = Union[dict[str, "JSON"], list["JSON"], str, int, float, bool, None]
+JSON = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
 
 #: How a value was recorded.
 #: value       - exact JSON text in ``file`` (loads back equal, dtypes and index included)
 #: pickle      - base64 pickle in ``file``: JSON could not hold it; check ``sha256`` before loading
-#: fingerprint - only ``fingerprint`` (too big for the cap, or neither JSON nor pickle could hold it)
-#: described   - cannot be stored at all (module, generator, open file, connection, lambda): ``note`` says what
+#: fingerprint - only ``fingerprint`` (over the cap, or neither JSON nor pickle can hold it)
+#: described   - cannot be stored at all (module, generator, open file, connection,
+#:               lambda): ``note`` says what
 #: redacted    - a secret: never stored
 #: missing     - the name was not defined at that point of the run
 KINDS = ("value", "pickle", "fingerprint", "described", "redacted", "missing")
@@ -33,19 +35,27 @@ class RecordedValue:
 
     name: str
     kind: str  # one of KINDS
-    type: str = ""  # public dotted type name as seen in the run: "pandas.DataFrame", "float", "__main__.Model"
-    annotation: str = ""  # annotation text from the run: "list[str]", "dict[str, float]", "pandas.DataFrame"
+    type: str = (
+        ""  # public dotted type name from the run: "pandas.DataFrame", "float", "__main__.Model"
+    )
+    annotation: str = (
+        ""  # annotation text from the run: "list[str]", "dict[str, float]", "pandas.DataFrame"
+    )
     file: str | None = None  # path relative to Recording.root, POSIX; for kinds value and pickle
     sha256: str | None = None  # of the file's text
     bytes: int = 0
-    fingerprint: dict[str, JSON] = field(default_factory=dict)  # type, shape, dtype(s), columns, hashes, stats
+    fingerprint: dict[str, JSON] = field(
+        default_factory=dict
+    )  # type, shape, dtype(s), columns, hashes, stats
     volatile: bool = False  # differed between the two runs: compare by type and shape only
     note: str = ""  # why it was not stored exactly
     alias_of: str | None = None  # an earlier input of the same step that is the very same object
 
     @property
     def comparable(self) -> bool:
-        """Whether a test can check this value (exactly, by fingerprint, or by structure when volatile)."""
+        """Whether a test can check this value (exactly, by fingerprint, or by structure
+        when volatile).
+        """
         return self.kind in ("value", "pickle", "fingerprint")
 
     @property
@@ -88,10 +98,15 @@ class RecordedValue:
 
 @dataclass(frozen=True)
 class StepRecording:
-    """The values one step read before its first cell and wrote after its last cell, in the Plan's order."""
+    """
+    The values one step read before its first cell and wrote after its last cell, in the
+    Plan's order.
+    """
 
     step: str
-    cells: tuple[int, ...]  # nbharden cell indices (1-based over all cells) of the step's code cells that ran
+    cells: tuple[
+        int, ...
+    ]  # nbharden cell indices (1-based over all cells) of the step's code cells that ran
     inputs: tuple[RecordedValue, ...]
     outputs: tuple[RecordedValue, ...]
     executed: bool  # False when the step has no code to run (then inputs and outputs are empty)
@@ -115,7 +130,11 @@ class StepRecording:
         cells = data.get("cells")
         return cls(
             step=str(data["step"]),
-            cells=tuple(int(c) for c in cells if isinstance(c, int)) if isinstance(cells, list) else (),
+            cells=(
+                tuple(int(c) for c in cells if isinstance(c, int))
+                if isinstance(cells, list)
+                else ()
+            ),
             inputs=values("inputs"),
             outputs=values("outputs"),
             executed=bool(data.get("executed")),
@@ -126,7 +145,8 @@ class StepRecording:
 class Recording:
     """A recorded run of a notebook: per step, what it read and wrote. Files live under ``root``.
 
-    ``parameters`` are the papermill parameters as the notebook received them (typed like papermill's CLI does:
+    ``parameters`` are the papermill parameters as the notebook received them (typed like
+    papermill's CLI does:
     ``"0.5"`` -> ``0.5``). ``volatile`` marks values that differed between the ``runs`` runs.
     """
 
@@ -157,7 +177,10 @@ class Recording:
         return self.root / value.file
 
     def final_values(self) -> dict[str, RecordedValue]:
-        """Each name's last recorded output: what the notebook ended with (``pipeline.run`` returns these)."""
+        """
+        Each name's last recorded output: what the notebook ended with (``pipeline.run``
+        returns these).
+        """
         finals: dict[str, RecordedValue] = {}
         for step in self.steps:
             for value in step.outputs:
@@ -177,21 +200,29 @@ class Recording:
             "stored_bytes": self.stored_bytes,
             "capped": self.capped,
             "seconds": list(self.seconds),
-            "executed_notebook": None if self.executed_notebook is None else str(self.executed_notebook),
+            "executed_notebook": (
+                None if self.executed_notebook is None else str(self.executed_notebook)
+            ),
         }
 
     def save(self) -> Path:
         """Write ``root/recording.json``; returns its path."""
         path = self.root / "recording.json"
-        path.write_text(json.dumps(self.to_json(), indent=1, allow_nan=True) + "\n", encoding="utf-8")
+        path.write_text(
+            json.dumps(self.to_json(), indent=1, allow_nan=True) + "\n", encoding="utf-8"
+        )
         return path
 
     @classmethod
     def load(cls, root: Path) -> Recording:
-        """Read ``root/recording.json``. Raises ``OSError``, ``ValueError`` (bad JSON or format)."""
+        """Read ``root/recording.json``. Raises ``OSError``, ``ValueError`` (bad JSON or
+        format).
+        """
         data = json.loads((root / "recording.json").read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("format") != RECORDING_FORMAT:
-            raise ValueError(f"{root / 'recording.json'}: not a recording of format {RECORDING_FORMAT}")
+            raise ValueError(
+                f"{root / 'recording.json'}: not a recording of format {RECORDING_FORMAT}"
+            )
         executed = data.get("executed_notebook")
         return cls(
             notebook=Path(data["notebook"]),

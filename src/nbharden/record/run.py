@@ -1,4 +1,7 @@
-"""Run the original notebook with papermill, twice, with the in-kernel recorder, and build the ``Recording``."""
+"""
+Run the original notebook with papermill, twice, with the in-kernel recorder, and build
+the ``Recording``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Any
 
 from nbharden.errors import ExecutionError, InternalError, UsageError
 from nbharden.models import Notebook, Plan
-from nbharden.record.models import JSON, Recording, RecordedValue, StepRecording
+from nbharden.record.models import JSON, RecordedValue, Recording, StepRecording
 from nbharden.settings import Settings
 
 _HERE = Path(__file__).parent
@@ -29,21 +32,26 @@ _SKIP_TAG = "skip-execution"  # nbclient does not run cells with this tag
 
 
 def parse_parameter(text: str) -> JSON:
-    """A ``-p NAME VALUE`` value typed the way papermill's CLI does: bool, None, int, float, else the string."""
+    """A ``-p NAME VALUE`` value typed the way papermill's CLI does: bool, None, int,
+    float, else the string.
+    """
     if text in ("True", "False"):
         return text == "True"
     if text == "None":
         return None
     for convert in (int, float):
         try:
-            return convert(text)  # type: ignore[no-any-return]
+            return convert(text)
         except ValueError:
             pass
     return text
 
 
 def resolve_kernel(name: str) -> str:
-    """The kernel to run: the notebook's kernelspec if installed, else ``python3``. Raises ``UsageError``."""
+    """
+    The kernel to run: the notebook's kernelspec if installed, else ``python3``. Raises
+    ``UsageError``.
+    """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     manager = KernelSpecManager()
@@ -62,7 +70,9 @@ def resolve_kernel(name: str) -> str:
 
 
 def _hidden_state_hint(nb: Notebook) -> str:
-    """A hint when the saved execution counts show cells were run out of order (hidden state), else ""."""
+    """A hint when the saved execution counts show cells were run out of order (hidden
+    state), else "".
+    """
     previous: tuple[int, int] | None = None
     for cell in nb.code_cells:
         count = cell.execution_count
@@ -70,17 +80,20 @@ def _hidden_state_hint(nb: Notebook) -> str:
             continue
         if previous is not None and count < previous[1]:
             return (
-                f" (hint: the saved notebook ran cell {cell.index} before cell {previous[0]}: it may have "
+                f" (hint: the saved notebook ran cell {cell.index} before cell {previous[0]}: "
+                "it may have"
                 "depended on hidden state; restart the kernel and run all cells to reproduce)"
             )
         previous = (cell.index, count)
     return ""
 
 
-def _schedule(nb: Notebook, plan: Plan, sources: list[str], tags: list[list[str]]) -> tuple[
-    list[dict[str, Any]], dict[str, tuple[int, ...]]
-]:
-    """The recorder's cell list (the cells papermill will run, in order) and each step's cells that run."""
+def _schedule(
+    nb: Notebook, plan: Plan, sources: list[str], tags: list[list[str]]
+) -> tuple[list[dict[str, Any]], dict[str, tuple[int, ...]]]:
+    """The recorder's cell list (the cells papermill will run, in order) and each step's
+    cells that run.
+    """
     runs = [
         i + 1
         for i, cell in enumerate(nb.cells)
@@ -98,20 +111,28 @@ def _schedule(nb: Notebook, plan: Plan, sources: list[str], tags: list[list[str]
         before.setdefault(cells[0], []).append([step.name, [p.name for p in step.inputs]])
         after.setdefault(cells[-1], []).append([step.name, [p.name for p in step.outputs]])
     schedule = [
-        {"index": i, "source": sources[i - 1], "before": before.get(i, []), "after": after.get(i, [])}
+        {
+            "index": i,
+            "source": sources[i - 1],
+            "before": before.get(i, []),
+            "after": after.get(i, []),
+        }
         for i in runs
     ]
     return schedule, step_cells
 
 
 def _kernel_manager_class(env: Mapping[str, str], log_path: Path) -> type:
-    """An ``AsyncKernelManager`` that starts its kernel with ``env`` (nbclient has no option for that)."""
+    """An ``AsyncKernelManager`` that starts its kernel with ``env`` (nbclient has no
+    option for that).
+    """
     from jupyter_client.manager import AsyncKernelManager
 
-    class RecordingKernelManager(AsyncKernelManager):  # type: ignore[misc]
-        async def start_kernel(self, **kw: Any) -> None:
+    class RecordingKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = {**os.environ, **env}
-            # the kernel's own stdout/stderr (start-up warnings) go to a log, not to our caller's terminal
+            # the kernel's own stdout/stderr (start-up warnings) go to a log, not to our
+            # caller's terminal
             with open(log_path, "ab") as log:
                 kw["stdout"] = log
                 kw["stderr"] = log
@@ -183,7 +204,8 @@ def _run_once(
             str(output),
             parameters=parameters or None,
             kernel_name=kernel,
-            request_save_on_cell_execute=False,  # papermill would rewrite the whole notebook twice per cell
+            # papermill would otherwise rewrite the whole notebook twice per cell
+            request_save_on_cell_execute=False,
             progress_bar=False,
             log_output=False,
             cwd=str(source.parent),
@@ -223,14 +245,16 @@ def _run_once(
 
 
 def _papermill_cell(pm_index: int | None, executed: Path) -> int | None:
-    """nbharden's cell number for papermill's 0-based index, which counts an injected parameters cell."""
+    """nbharden's cell number for papermill's 0-based index, which counts an injected
+    parameters cell.
+    """
     if pm_index is None:
         return None
     injected = None
     try:
         import nbformat
 
-        cells = nbformat.read(str(executed), as_version=4).cells
+        cells = nbformat.read(str(executed), as_version=4).cells  # type: ignore[no-untyped-call]
         for i, cell in enumerate(cells):
             if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
                 injected = i
@@ -244,11 +268,15 @@ def _papermill_cell(pm_index: int | None, executed: Path) -> int | None:
 
 def _values_by_key(events: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {
-        (str(e["step"]), str(e["phase"]), str(e["name"])): e for e in events if e.get("event") == "value"
+        (str(e["step"]), str(e["phase"]), str(e["name"])): e
+        for e in events
+        if e.get("event") == "value"
     }
 
 
-def _recorded(entry: dict[str, Any] | None, name: str, other: dict[str, Any] | None) -> RecordedValue:
+def _recorded(
+    entry: dict[str, Any] | None, name: str, other: dict[str, Any] | None
+) -> RecordedValue:
     if entry is None:
         return RecordedValue(name=name, kind="missing", note="not recorded (the step did not run)")
     fp = entry.get("fingerprint")
@@ -279,16 +307,18 @@ def record(
 ) -> Recording:
     """Run ``nb``'s file ``runs`` times with papermill and record every step's inputs and outputs.
 
-    The notebook file is only read. ``workdir`` receives ``recording.json``, ``values/`` and ``executed.ipynb``.
+    The notebook file is only read. ``workdir`` receives ``recording.json``, ``values/``
+    and ``executed.ipynb``.
     Values that differ between runs are marked volatile. Returns the ``Recording`` (already saved).
-    Raises ``ExecutionError`` (exit 3) when the notebook fails, ``UsageError`` when no kernel is available.
+    Raises ``ExecutionError`` (exit 3) when the notebook fails, ``UsageError`` when no
+    kernel is available.
     """
     import nbformat
 
     if runs < 1:
         raise UsageError("runs must be at least 1")
     try:
-        raw = nbformat.read(str(nb.path), as_version=4)
+        raw = nbformat.read(str(nb.path), as_version=4)  # type: ignore[no-untyped-call]
     except (OSError, ValueError) as exc:
         raise ExecutionError(f"cannot read the notebook to run it: {exc}", path=nb.path) from exc
     if len(raw.cells) != len(nb.cells):
@@ -335,16 +365,24 @@ def record(
         StepRecording(
             step=step.name,
             cells=step_cells[step.name],
-            inputs=tuple(value(step.name, "in", p.name) for p in step.inputs) if step_cells[step.name] else (),
-            outputs=tuple(value(step.name, "out", p.name) for p in step.outputs)
-            if step_cells[step.name]
-            else (),
+            inputs=(
+                tuple(value(step.name, "in", p.name) for p in step.inputs)
+                if step_cells[step.name]
+                else ()
+            ),
+            outputs=(
+                tuple(value(step.name, "out", p.name) for p in step.outputs)
+                if step_cells[step.name]
+                else ()
+            ),
             executed=bool(step_cells[step.name]),
         )
         for step in plan.steps
     )
     stored = sum(p.stat().st_size for p in (workdir / "values").glob("*") if p.is_file())
-    capped = any(v.kind == "fingerprint" and "cap" in v.note for s in steps for v in (*s.inputs, *s.outputs))
+    capped = any(
+        v.kind == "fingerprint" and "cap" in v.note for s in steps for v in (*s.inputs, *s.outputs)
+    )
     recording = Recording(
         notebook=nb.path,
         notebook_sha256=nb.sha256,

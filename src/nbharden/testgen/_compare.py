@@ -1,0 +1,470 @@
+"""Compare what the code returns with what the notebook produced when it was recorded.
+
+Written into the generated project's ``tests/`` by nbharden; it needs only pytest (and
+numpy and pandas when the values are theirs). The ladder: exact values first, then
+structure (type, shape, dtypes, columns, index), then tolerance: floats within
+``rel=1e-9`` (and ``abs=1e-12``), big values by per-column hashes and statistics. A
+value that cannot be compared (a generator, an open file, a connection) makes the test
+skip with the reason; it never passes silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import _values
+import pytest
+
+DATA = Path(__file__).parent / "data"
+REL = 1e-9
+ABS = 1e-12
+_INDEX: dict[str, Any] = {}
+
+
+class Uncomparable(Exception):
+    """The value cannot be compared; the message says why."""
+
+
+def index() -> dict[str, Any]:
+    """The recording's index (``data/recording.json``), read once."""
+    if not _INDEX:
+        _INDEX.update(json.loads((DATA / "recording.json").read_text(encoding="utf-8")))
+    return _INDEX
+
+
+# --- loading --------------------------------------------------------------------------
+
+
+def load_value(entry: Mapping[str, Any]) -> Any:
+    """
+    The recorded value of ``entry``. Raises ``Uncomparable`` when it was not stored or
+    cannot be loaded.
+    """
+    kind = entry["kind"]
+    if kind not in ("value", "pickle") or not entry.get("file"):
+        raise Uncomparable(
+            f"{kind}: {entry.get('note') or 'the value itself was not recorded'}"
+        )
+    text = (DATA / entry["file"]).read_text(encoding="utf-8")
+    if kind == "value":
+        return _values.loads(text)
+    try:
+        return _values.loads_pickle(text, entry["sha256"])
+    # e.g. a class that only existed in the notebook
+    except Exception as exc:
+        raise Uncomparable(
+            f"cannot load the recorded {entry['type']}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def load_inputs(step: str) -> dict[str, Any]:
+    """
+    Keyword arguments for ``step``: the values it read in the notebook. Skips when one
+    was not recorded.
+    """
+    kwargs: dict[str, Any] = {}
+    for entry in index()["steps"][step]["inputs"]:
+        name = entry["name"]
+        if entry.get("alias_of") in kwargs:
+            kwargs[name] = kwargs[
+                entry["alias_of"]
+            ]  # the notebook passed the very same object twice
+            continue
+        try:
+            kwargs[name] = load_value(entry)
+        except Uncomparable as exc:
+            pytest.skip(f"step {step}: input {name!r} was not recorded ({exc})")
+    return kwargs
+
+
+def recorded_parameters() -> dict[str, Any]:
+    """The parameters the notebook was recorded with (Config fields only)."""
+    return dict(index()["parameters"])
+
+
+def config_for_run(config_cls: Any) -> Any:
+    """``config_cls`` with the recorded parameters; skips when it needs secrets that are
+    not set.
+    """
+    try:
+        return config_cls(**recorded_parameters())
+    except Exception as exc:
+        if index().get("secrets") and type(exc).__name__ == "ValidationError":
+            pytest.skip(
+                "the configuration needs secrets from the environment "
+                f"({', '.join(index()['secrets'])})"
+            )
+        raise
+
+
+# --- checking -------------------------------------------------------------------------
+
+
+def check_outputs(step: str, result: Any) -> None:
+    """
+    Compare ``result`` (None, one value, or a tuple in the step's output order) with the
+    recording.
+    """
+    outputs = index()["steps"][step]["outputs"]
+    if not outputs:
+        assert (
+            result is None
+        ), f"step {step}: returned {type(result).__name__}; the notebook made nothing"
+        return
+    if len(outputs) == 1:
+        values = [result]
+    else:
+        assert isinstance(result, tuple) and len(result) == len(outputs), (
+            f"step {step}: expected a tuple of {len(outputs)} values "
+            f"({', '.join(e['name'] for e in outputs)}), got {type(result).__name__}"
+        )
+        values = list(result)
+    check_all(list(zip(outputs, values, strict=True)), f"step {step}")
+
+
+def check_results(results: Mapping[str, Any]) -> None:
+    """Compare the pipeline's final values (by name) with the notebook's last recorded
+    values.
+    """
+    assert isinstance(
+        results, Mapping
+    ), f"pipeline returned {type(results).__name__}, not a mapping of results"
+    finals = index()["finals"]
+    pairs = [(finals[name], value) for name, value in results.items() if name in finals]
+    if not pairs:
+        pytest.skip(
+            f"none of the pipeline's results ({', '.join(results)}) were recorded "
+            "in the notebook"
+        )
+    check_all(pairs, "pipeline")
+
+
+def check_all(pairs: list[tuple[Mapping[str, Any], Any]], where: str) -> None:
+    """Check every (recorded entry, actual value) pair.
+
+    Fails on any difference, then skips for what could not be compared.
+    """
+    failures: list[str] = []
+    skipped: list[str] = []
+    compared: list[str] = []
+    for entry, actual in pairs:
+        try:
+            check_value(actual, entry)
+        except Uncomparable as exc:
+            skipped.append(f"{entry['name']} ({exc})")
+        except AssertionError as exc:
+            failures.append(f"{entry['name']}: {exc}")
+        else:
+            compared.append(entry["name"])
+    if failures:
+        raise AssertionError(
+            f"{where} differs from the notebook:\n  " + "\n  ".join(failures)
+        )
+    if skipped:
+        done = f"compared {', '.join(compared)}; " if compared else ""
+        pytest.skip(f"{where}: {done}could not compare {'; '.join(skipped)}")
+
+
+def check_value(actual: Any, entry: Mapping[str, Any]) -> None:
+    """Check one value against its recorded ``entry``.
+
+    Raises ``AssertionError`` when it differs, ``Uncomparable`` when it cannot tell.
+    """
+    kind = entry["kind"]
+    name = entry["name"]
+    if kind in ("described", "redacted", "missing"):
+        if kind == "described":
+            _same_type(_values.type_name(actual), entry["type"], name)
+        raise Uncomparable(entry.get("note") or kind)
+    fp = entry.get("fingerprint") or {"type": entry["type"]}
+    if entry.get("volatile"):
+        # differed between two runs of the notebook (clock, unseeded randomness): the
+        # structure must still hold
+        _same_structure(_values.fingerprint(actual), fp, name)
+        return
+    if kind == "fingerprint":
+        same_fingerprint(_values.fingerprint(actual), fp, name)
+        return
+    assert_same(actual, load_value(entry), name)
+
+
+# --- the ladder -----------------------------------------------------------------------
+
+
+def _same_type(actual: str, expected: str, path: str) -> None:
+    # a class defined in the notebook lives in __main__ there and in the package here
+    if actual == expected or (
+        actual.rsplit(".", 1)[-1] == expected.rsplit(".", 1)[-1]
+        and "__main__" in (actual + expected)
+    ):
+        return
+    raise AssertionError(f"{path}: type {actual} != recorded {expected}")
+
+
+def _same_structure(
+    actual: dict[str, Any], expected: dict[str, Any], path: str
+) -> None:
+    a, e = _values.structure(actual), _values.structure(expected)
+    _same_type(a.pop("type"), e.pop("type"), path)
+    for key in sorted(set(a) | set(e)):
+        if a.get(key) != e.get(key):
+            raise AssertionError(f"{path}: {key} {a.get(key)} != recorded {e.get(key)}")
+
+
+def same_fingerprint(
+    actual: dict[str, Any], expected: dict[str, Any], path: str
+) -> None:
+    """Compare by fingerprint: structure exactly, then per column: same hash, or (floats
+    only) same statistics.
+    """
+    _same_structure(actual, expected, path)
+    if "index" in expected and actual.get("index") != expected["index"]:
+        raise AssertionError(
+            f"{path}: the index (row labels or their order) differs from the recording"
+        )
+    if "data" in expected:
+        columns = expected.get("columns") or [expected.get("name", "")]
+        for col, a, e, dtype in zip(
+            columns, actual["data"], expected["data"], expected["dtypes"], strict=True
+        ):
+            _same_hash_or_stats(a, e, dtype, f"{path}[{col}]")
+        return
+    if "hash" in expected or "stats" in expected:
+        _same_hash_or_stats(actual, expected, str(expected.get("dtype", "")), path)
+        return
+    raise Uncomparable(f"only the type and size of {expected['type']} were recorded")
+
+
+def _same_hash_or_stats(
+    actual: dict[str, Any], expected: dict[str, Any], dtype: str, path: str
+) -> None:
+    if expected.get("hash") is not None and actual.get("hash") == expected["hash"]:
+        return
+    floating = any(
+        k in dtype.lower() for k in ("float", "complex", "<f", "<c", ">f", ">c")
+    )
+    a, e = actual.get("stats"), expected.get("stats")
+    if not floating or not a or not e:
+        raise AssertionError(
+            f"{path}: values differ from the recording (hash mismatch)"
+        )
+    for key in sorted(set(a) | set(e)):
+        x, y = a.get(key), e.get(key)
+        if x is None or y is None or not _values.is_close(float(x), float(y), REL, ABS):
+            raise AssertionError(f"{path}: {key} {x!r} != recorded {y!r}")
+
+
+def assert_same(actual: Any, expected: Any, path: str) -> None:
+    """Exact, structural and tolerant comparison of a value with the recorded one."""
+    _same_type(_values.type_name(actual), _values.type_name(expected), path)
+    top = type(expected).__module__.split(".")[0]
+    if top == "pandas":
+        return _same_pandas(actual, expected, path)
+    if top == "numpy":
+        return _same_numpy(actual, expected, path)
+    if isinstance(expected, float):
+        if not _values.is_close(actual, expected, REL, ABS):
+            raise AssertionError(
+                f"{path}: {actual!r} != recorded {expected!r} (rel={REL})"
+            )
+        return None
+    if isinstance(expected, complex):
+        assert_same(actual.real, expected.real, f"{path}.real")
+        return assert_same(actual.imag, expected.imag, f"{path}.imag")
+    if isinstance(expected, (list, tuple)):
+        if len(actual) != len(expected):
+            raise AssertionError(
+                f"{path}: length {len(actual)} != recorded {len(expected)}"
+            )
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            assert_same(a, e, f"{path}[{i}]")
+        return None
+    if isinstance(expected, dict):
+        if set(actual) != set(expected):
+            raise AssertionError(
+                f"{path}: keys {sorted(map(repr, actual))} "
+                f"!= recorded {sorted(map(repr, expected))}"
+            )
+        for key in expected:
+            assert_same(actual[key], expected[key], f"{path}[{key!r}]")
+        return None
+    if isinstance(
+        expected, (str, bytes, int, bool, type(None), set, frozenset, range)
+    ) or not _has_state(expected):
+        try:
+            same = bool(actual == expected)
+        # an __eq__ that cannot answer
+        except Exception as exc:
+            raise Uncomparable(
+                f"{path}: {type(expected).__name__} cannot be compared ({exc})"
+            ) from exc
+        if not same:
+            raise AssertionError(f"{path}: {actual!r} != recorded {expected!r}")
+        return None
+    # an object (a fitted model, a namespace): compare its attributes with the same
+    # ladder
+    return assert_same(vars(actual), vars(expected), f"{path}.__dict__")
+
+
+def _is_na(value: Any) -> bool:
+    return (
+        value is None
+        or type(value).__name__ in ("NAType", "NaTType")
+        or (isinstance(value, float) and math.isnan(value))
+    )
+
+
+def _has_state(obj: Any) -> bool:
+    return bool(getattr(obj, "__dict__", None))
+
+
+def _same_numpy(actual: Any, expected: Any, path: str) -> None:
+    import numpy as np
+
+    if not isinstance(expected, np.ndarray):  # a numpy scalar
+        if expected.dtype != actual.dtype:
+            raise AssertionError(
+                f"{path}: dtype {actual.dtype} != recorded {expected.dtype}"
+            )
+        return _same_numpy(np.asarray(actual), np.asarray(expected), path)
+    if actual.dtype != expected.dtype:
+        raise AssertionError(
+            f"{path}: dtype {actual.dtype} != recorded {expected.dtype}"
+        )
+    if actual.shape != expected.shape:
+        raise AssertionError(
+            f"{path}: shape {actual.shape} != recorded {expected.shape}"
+        )
+    if expected.dtype.kind in "fc":
+        close = np.isclose(actual, expected, rtol=REL, atol=ABS, equal_nan=True)
+        if not close.all():
+            where = tuple(int(i) for i in np.argwhere(~close)[0])
+            raise AssertionError(
+                f"{path}: {int((~close).sum())} value(s) differ, first at {where}: "
+                f"{actual[where]!r} != recorded {expected[where]!r}"
+            )
+        return None
+    if expected.dtype.kind == "O":
+        for i, (a, e) in enumerate(
+            zip(actual.reshape(-1), expected.reshape(-1), strict=True)
+        ):
+            assert_same(a, e, f"{path}.flat[{i}]")
+        return None
+    if not np.array_equal(actual, expected):
+        first = (
+            tuple(int(i) for i in np.argwhere(actual != expected)[0])
+            if actual.ndim
+            else ()
+        )
+        raise AssertionError(f"{path}: values differ, first at {first}")
+    return None
+
+
+def _same_pandas(actual: Any, expected: Any, path: str) -> None:
+    import pandas as pd
+
+    if isinstance(expected, pd.DataFrame):
+        if actual.shape != expected.shape:
+            raise AssertionError(
+                f"{path}: shape {actual.shape} != recorded {expected.shape}"
+            )
+        _same_index(actual.columns, expected.columns, f"{path}.columns")
+        _same_index(actual.index, expected.index, f"{path}.index")
+        for i, col in enumerate(expected.columns):
+            _same_column(actual.iloc[:, i], expected.iloc[:, i], f"{path}[{col!r}]")
+        return
+    if isinstance(expected, pd.Series):
+        if actual.name != expected.name:
+            raise AssertionError(
+                f"{path}: name {actual.name!r} != recorded {expected.name!r}"
+            )
+        _same_index(actual.index, expected.index, f"{path}.index")
+        _same_column(actual, expected, path)
+        return
+    if isinstance(expected, pd.Index):
+        _same_index(actual, expected, path)
+        return
+    if not (actual == expected or (pd.isna(actual) and pd.isna(expected))):
+        raise AssertionError(f"{path}: {actual!r} != recorded {expected!r}")
+
+
+def _same_index(actual: Any, expected: Any, path: str) -> None:
+    import pandas as pd
+
+    # a RangeIndex and an int64 Index with the same labels are the same rows (pandas'
+    # "equiv")
+    plain = {type(actual), type(expected)} <= {pd.RangeIndex, pd.Index}
+    if (
+        type(actual) is not type(expected) and not plain
+    ) or actual.dtype != expected.dtype:
+        raise AssertionError(
+            f"{path}: {type(actual).__name__}[{actual.dtype}] "
+            f"!= recorded {type(expected).__name__}[{expected.dtype}]"
+        )
+    if list(actual.names) != list(expected.names):
+        raise AssertionError(
+            f"{path}: names {list(actual.names)} != recorded {list(expected.names)}"
+        )
+    if not actual.equals(expected):
+        if len(actual) != len(expected):
+            raise AssertionError(
+                f"{path}: length {len(actual)} != recorded {len(expected)}"
+            )
+        if sorted(map(repr, actual)) == sorted(map(repr, expected)):
+            raise AssertionError(f"{path}: same labels in a different order")
+        raise AssertionError(
+            f"{path}: labels differ: {list(actual[:5])}... "
+            f"!= recorded {list(expected[:5])}..."
+        )
+
+
+def _same_column(actual: Any, expected: Any, path: str) -> None:
+    import numpy as np
+    import pandas as pd
+
+    if actual.dtype != expected.dtype:
+        raise AssertionError(
+            f"{path}: dtype {actual.dtype} != recorded {expected.dtype}"
+        )
+    if len(actual) != len(expected):
+        raise AssertionError(
+            f"{path}: length {len(actual)} != recorded {len(expected)}"
+        )
+    kind = getattr(expected.dtype, "kind", "O")
+    if kind in "fc" and not isinstance(expected.dtype, pd.CategoricalDtype):
+        na = np.nan if kind == "f" else complex("nan")
+        a = actual.to_numpy(
+            dtype=np.complex128 if kind == "c" else np.float64, na_value=na
+        )
+        e = expected.to_numpy(
+            dtype=np.complex128 if kind == "c" else np.float64, na_value=na
+        )
+        close = np.isclose(a, e, rtol=REL, atol=ABS, equal_nan=True)
+        if not close.all():
+            row = int(np.argmin(close))
+            raise AssertionError(
+                f"{path}: {int((~close).sum())} value(s) differ, first at row {row}: "
+                f"{a[row]!r} != recorded {e[row]!r} (rel={REL})"
+            )
+        return
+    if expected.dtype == object:
+        for i, (a, e) in enumerate(
+            zip(actual.tolist(), expected.tolist(), strict=True)
+        ):
+            if _is_na(a) and _is_na(e):
+                continue
+            assert_same(a, e, f"{path}[row {i}]")
+        return
+    try:
+        pd.testing.assert_series_equal(
+            actual.reset_index(drop=True),
+            expected.reset_index(drop=True),
+            check_exact=True,
+            check_names=False,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{path}: {str(exc).strip().splitlines()[-1]}") from None

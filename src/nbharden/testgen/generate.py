@@ -1,0 +1,304 @@
+"""Generate the characterization tests of a converted package from a Plan and a Recording.
+
+The tests are built as LibCST templates (one per step), the recorded values are copied
+as text into ``tests/data/``, and the comparison helpers (``_values.py``,
+``_compare.py``) are written next to them so that the generated project never imports
+nbharden.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+
+import libcst as cst
+from libcst.helpers import parse_template_statement
+
+from nbharden.errors import InternalError
+from nbharden.models import ConfigField, Plan, Step
+from nbharden.record.models import JSON, RecordedValue, Recording
+
+_HERE = Path(__file__).parent
+_VALUES_SOURCE = _HERE.parent / "record" / "_values.py"
+_COMPARE_SOURCE = _HERE / "_compare.py"
+
+#: A value the generated Config must reject, by field annotation (after dropping ``| None``).
+_BAD_VALUES: dict[str, str] = {
+    "int": '"not a number"',
+    "float": '"not a number"',
+    "bool": '"not a boolean"',
+    "str": '["not", "a", "string"]',
+    "Path": "12345",
+    "pathlib.Path": "12345",
+    "list": '"not a list"',
+    "tuple": '"not a tuple"',
+    "dict": '"not a mapping"',
+}
+
+_STEP_TEST = """
+def {test}() -> None:
+    {doc}
+    inputs = load_inputs({label})
+    result = {module}.{function}(**inputs)
+    check_outputs({label}, result)
+"""
+
+_PIPELINE_TEST = """
+def test_pipeline_reproduces_the_notebook() -> None:
+    {doc}
+    results = run(config_for_run(Config))
+    check_results(results)
+"""
+
+_CONFIG_DEFAULTS_TEST = """
+def test_config_defaults_are_valid() -> None:
+    {doc}
+    Config()
+"""
+
+_CONFIG_REJECTS_TEST = """
+@pytest.mark.parametrize(("field", "bad"), {cases})
+def test_config_rejects_bad_value(field: str, bad: object) -> None:
+    {doc}
+    with pytest.raises(ValidationError, match=field):
+        Config(**{field: bad})
+"""
+
+_CONFTEST = '''"""Set-up of the generated tests: the helpers next to it import as _compare."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+'''
+
+
+def _identifier(name: str, what: str) -> str:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise InternalError(f"{what} {name!r} is not a Python identifier")
+    return name
+
+
+def _string(text: str) -> cst.SimpleString:
+    return cst.SimpleString(json.dumps(text, ensure_ascii=False))
+
+
+def _docstring(text: str, indent: int = 4) -> cst.SimpleString:
+    """A docstring that fits in 88 columns at ``indent`` (black does not wrap docstrings)."""
+    text = text.replace("\\", "\\\\").replace('"""', "'''")
+    if len(text) + indent + 6 <= 88:
+        return cst.SimpleString(f'"""{text}"""')
+    pad = " " * indent
+    paragraphs = [textwrap.fill(p, 88 - indent) for p in text.split("\n\n")]
+    body = "\n\n".join(paragraphs).replace("\n", "\n" + pad).replace("\n" + pad + "\n", "\n\n")
+    return cst.SimpleString(f'"""{body}\n{pad}"""')
+
+
+def _function(
+    template: str, **parts: cst.CSTNode
+) -> cst.SimpleStatementLine | cst.BaseCompoundStatement:
+    node = parse_template_statement(template, **parts)  # type: ignore[arg-type]
+    assert isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+    return node.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+
+
+def _module(
+    doc: str, imports: list[str], body: list[cst.SimpleStatementLine | cst.BaseCompoundStatement]
+) -> str:
+    header = [cst.SimpleStatementLine([cst.Expr(_docstring(doc, indent=0))])]
+    stmts: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
+    blank = True  # a blank line after the docstring and wherever ``imports`` has ""
+    for line in imports:
+        if not line:
+            blank = True
+            continue
+        stmt = cst.parse_statement(line + "\n")
+        assert isinstance(stmt, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+        if blank:
+            stmt = stmt.with_changes(leading_lines=[cst.EmptyLine()])
+        stmts.append(stmt)
+        blank = False
+    return cst.Module(body=[*header, *stmts, *body]).code
+
+
+def _cells(cells: tuple[int, ...]) -> str:
+    if not cells:
+        return "no cells"
+    if len(cells) == 1:
+        return f"cell {cells[0]}"
+    if list(cells) == list(range(cells[0], cells[-1] + 1)):
+        return f"cells {cells[0]}-{cells[-1]}"
+    return "cells " + ", ".join(map(str, cells))
+
+
+def _base_annotation(annotation: str) -> str:
+    parts = [p.strip() for p in annotation.split("|") if p.strip() not in ("None", "")]
+    text = parts[0] if len(parts) == 1 else ""
+    if text.startswith("Optional[") and text.endswith("]"):
+        text = text[len("Optional[") : -1]
+    return re.split(r"\[", text, maxsplit=1)[0].strip()
+
+
+def _bad_value_cases(fields: tuple[ConfigField, ...]) -> list[tuple[str, str]]:
+    cases = []
+    for field in fields:
+        bad = _BAD_VALUES.get(_base_annotation(field.annotation))
+        if bad is not None and not field.secret:
+            cases.append((_identifier(field.name, "config field"), bad))
+    return cases
+
+
+def _entry(value: RecordedValue, files: dict[str, str]) -> dict[str, JSON]:
+    """The index entry of one value for the generated tests, its file renamed into
+    ``data/values/``.
+    """
+    data = value.to_json()
+    if value.file is not None:
+        data["file"] = "values/" + Path(value.file).name
+        files[data["file"]] = value.file  # type: ignore[index]
+    data.pop("bytes", None)
+    return data
+
+
+def generate_tests(
+    plan: Plan,
+    recording: Recording,
+    *,
+    package: str,
+    step_modules: Mapping[str, str] | None = None,
+    config_module: str = "config",
+    pipeline_module: str = "pipeline",
+) -> dict[str, str]:
+    """The generated test suite: POSIX paths relative to the output folder -> text.
+
+    ``step_modules`` maps a step name to the module (under ``package``) defining it;
+    default ``steps``.
+    Files: ``tests/conftest.py``, ``tests/_values.py``, ``tests/_compare.py``,
+    ``tests/test_steps.py``,
+    ``tests/test_pipeline.py``, ``tests/test_config.py``, ``tests/data/recording.json`` and
+    ``tests/data/values/*`` (text: JSON, or base64 pickles checked by sha256).
+    Raises ``InternalError`` when a name is not an identifier or a recorded file is missing.
+    """
+    package = ".".join(_identifier(p, "package") for p in package.split("."))
+    modules = dict(step_modules or {})
+    notebook = recording.notebook.name
+    config_names = {f.name for f in plan.config_fields}
+    files: dict[str, str] = {}
+    sources: dict[str, str] = {}  # data/values/x -> recording-relative path
+
+    steps_index: dict[str, JSON] = {}
+    tested: list[tuple[Step, str, tuple[int, ...]]] = []
+    recorded = {s.step: s for s in recording.steps}
+    for step in plan.steps:
+        rec = recorded.get(step.name)
+        if rec is None or not rec.executed:
+            continue
+        _identifier(step.name, "step")
+        steps_index[step.name] = {
+            "cells": list(rec.cells),
+            "inputs": [_entry(v, sources) for v in rec.inputs],
+            "outputs": [_entry(v, sources) for v in rec.outputs],
+        }
+        tested.append((step, _identifier(modules.get(step.name, "steps"), "module"), rec.cells))
+    finals = {name: _entry(v, sources) for name, v in recording.final_values().items()}
+    index: dict[str, JSON] = {
+        "notebook": notebook,
+        "notebook_sha256": recording.notebook_sha256,
+        "parameters": {k: v for k, v in recording.parameters if k in config_names},
+        "secrets": [f.name for f in sorted(plan.config_fields, key=lambda f: f.name) if f.secret],
+        "steps": steps_index,
+        "finals": finals,  # type: ignore[dict-item]
+    }
+    files["tests/data/recording.json"] = (
+        json.dumps(index, indent=1, allow_nan=True, sort_keys=True) + "\n"
+    )
+    for target, source in sorted(sources.items()):
+        path = recording.root / source
+        try:
+            files[f"tests/data/{target}"] = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InternalError(f"recorded value file missing: {path}: {exc}") from exc
+
+    files["tests/conftest.py"] = _CONFTEST
+    files["tests/_values.py"] = _VALUES_SOURCE.read_text(encoding="utf-8")
+    files["tests/_compare.py"] = _COMPARE_SOURCE.read_text(encoding="utf-8")
+    files["tests/test_steps.py"] = _steps_module(tested, package, notebook)
+    files["tests/test_pipeline.py"] = _module(
+        f"End-to-end test of {package}: the pipeline ends with the values {notebook} ended with "
+        "(generated by nbharden).",
+        [
+            "from _compare import check_results, config_for_run",
+            "",
+            f"from {package}.{_identifier(config_module, 'module')} import Config",
+            f"from {package}.{_identifier(pipeline_module, 'module')} import run",
+        ],
+        [
+            _function(
+                _PIPELINE_TEST,
+                doc=_docstring(
+                    "pipeline.run with the recorded parameters matches the notebook's final values."
+                ),
+            )
+        ],
+    )
+    files["tests/test_config.py"] = _config_module(plan, package, config_module)
+    return files
+
+
+def _steps_module(
+    tested: list[tuple[Step, str, tuple[int, ...]]], package: str, notebook: str
+) -> str:
+    body = []
+    for step, module, cells in tested:
+        title = step.title or step.name
+        body.append(
+            _function(
+                _STEP_TEST,
+                test=cst.Name(f"test_{step.name}"),
+                doc=_docstring(
+                    f"{title} ({_cells(cells)}): the same outputs as the notebook from its inputs."
+                ),
+                label=_string(step.name),
+                module=cst.Name(module),
+                function=cst.Name(step.name),
+            )
+        )
+    imports = ["from _compare import check_outputs, load_inputs", ""]
+    imports += [f"from {package} import {m}" for m in sorted({m for _, m, _ in tested})]
+    return _module(
+        f"Characterization tests of {package}'s steps, recorded from {notebook} "
+        "(generated by nbharden).\n\n"
+        "Each test gives a step the values it read in the notebook's run and compares "
+        "what it returns with what the notebook produced.",
+        imports if tested else [],
+        body,
+    )
+
+
+def _config_module(plan: Plan, package: str, config_module: str) -> str:
+    body: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
+    cases = _bad_value_cases(plan.config_fields)
+    if not any(f.secret for f in plan.config_fields):
+        body.append(
+            _function(_CONFIG_DEFAULTS_TEST, doc=_docstring("The default configuration is valid."))
+        )
+    if cases:
+        rendered = "[" + ", ".join(f"({json.dumps(name)}, {bad})" for name, bad in cases) + "]"
+        body.append(
+            _function(
+                _CONFIG_REJECTS_TEST,
+                cases=cst.parse_expression(rendered),
+                doc=_docstring(
+                    "A value of the wrong type is rejected with an error naming the field."
+                ),
+            )
+        )
+    imports = []
+    if cases:
+        imports += ["import pytest", "from pydantic import ValidationError", ""]
+    imports.append(f"from {package}.{_identifier(config_module, 'module')} import Config")
+    return _module(f"Tests of {package}'s configuration (generated by nbharden).", imports, body)

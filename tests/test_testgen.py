@@ -1,0 +1,363 @@
+"""
+Test generation: the comparison ladder, and generated suites run with pytest against a
+hand-made package.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbharden import models
+from nbharden.record import Recording, record
+from nbharden.settings import Settings
+from nbharden.testgen import generate_tests
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_record import FIXTURES, load_notebook, make_plan, make_step  # noqa: E402
+
+SRC = Path(__file__).parent.parent / "src" / "nbharden"
+
+
+@pytest.fixture(scope="module")
+def compare() -> ModuleType:
+    """
+    The helper module exactly as it is written into generated projects (with its sibling
+    _values).
+    """
+    sys.path.insert(0, str(SRC / "record"))
+    sys.path.insert(0, str(SRC / "testgen"))
+    try:
+        return importlib.import_module("_compare")
+    finally:
+        sys.path.remove(str(SRC / "record"))
+        sys.path.remove(str(SRC / "testgen"))
+
+
+def _entry(compare: ModuleType, value: object, tmp: Path, **extra: object) -> dict[str, object]:
+    values = sys.modules["_values"]
+    try:
+        text, kind, sha = values.dumps(value), "value", None
+    except values.Unencodable:
+        text, kind = values.dumps_pickle(value), "pickle"
+        sha = __import__("hashlib").sha256(text.encode()).hexdigest()
+    (tmp / "v.json").write_text(text, encoding="utf-8")
+    entry = {
+        "name": "x",
+        "kind": kind,
+        "type": values.type_name(value),
+        "file": "v.json",
+        "volatile": False,
+    }
+    entry["sha256"] = sha
+    entry["fingerprint"] = values.fingerprint(value)
+    entry.update(extra)
+    compare.DATA = tmp
+    return entry
+
+
+def _frame(n: int = 1000) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {"x": rng.normal(size=n), "k": np.arange(n), "s": rng.choice(["a", "b"], size=n)}
+    )
+
+
+# --- the comparison ladder ------------------------------------------------------------
+
+
+def test_float_noise_passes_real_changes_fail(compare: ModuleType, tmp_path: Path) -> None:
+    frame = _frame()
+    entry = _entry(compare, frame, tmp_path)
+    noisy = frame.copy()
+    noisy["x"] = noisy["x"] * (1 + 1e-13)
+    compare.check_value(noisy, entry)  # float noise: passes
+    drift = frame.copy()
+    drift.loc[5, "x"] *= 1.01
+    dropped = frame.drop(index=7)
+    retyped = frame.astype({"k": "float64"})
+    reordered = frame.sort_values("x")
+    shuffled_values = frame.copy()
+    shuffled_values["x"] = frame["x"].to_numpy()[::-1]
+    for changed, why in [
+        (drift, "differ"),
+        (dropped, "shape"),
+        (retyped, "dtype"),
+        (reordered, "order"),
+        (shuffled_values, "differ"),
+    ]:
+        with pytest.raises(AssertionError, match=why):
+            compare.check_value(changed, entry)
+
+
+def test_scalars_containers_and_objects(compare: ModuleType, tmp_path: Path) -> None:
+    compare.check_value(0.1 + 0.2, _entry(compare, 0.3, tmp_path))
+    with pytest.raises(AssertionError):
+        compare.check_value(0.303, _entry(compare, 0.3, tmp_path))
+    with pytest.raises(AssertionError, match="type"):
+        compare.check_value(1, _entry(compare, 1.0, tmp_path))
+    with pytest.raises(AssertionError, match="length"):
+        compare.check_value(["a"], _entry(compare, ["a", "b"], tmp_path))
+    with pytest.raises(AssertionError):
+        compare.check_value(["b", "a"], _entry(compare, ["a", "b"], tmp_path))
+    arr = np.linspace(0, 1, 50)
+    compare.check_value(arr + 1e-15, _entry(compare, arr, tmp_path))
+    with pytest.raises(AssertionError, match="dtype"):
+        compare.check_value(arr.astype(np.float32), _entry(compare, arr, tmp_path))
+    model = SimpleNamespace(coef=np.array([1.0, 2.0]), name="m")
+    entry = _entry(compare, model, tmp_path)
+    assert entry["kind"] == "pickle"
+    compare.check_value(SimpleNamespace(coef=np.array([1.0, 2.0 + 1e-14]), name="m"), entry)
+    with pytest.raises(AssertionError, match="coef"):
+        compare.check_value(SimpleNamespace(coef=np.array([1.0, 2.02]), name="m"), entry)
+
+
+def test_fingerprint_only_values_use_hashes_and_statistics(
+    compare: ModuleType, tmp_path: Path
+) -> None:
+    frame = _frame()
+    fp = sys.modules["_values"].fingerprint(frame)
+    entry = {
+        "name": "big",
+        "kind": "fingerprint",
+        "type": "pandas.DataFrame",
+        "fingerprint": fp,
+        "volatile": False,
+    }
+    compare.check_value(frame.copy(), entry)
+    noisy = frame.assign(x=frame["x"] * (1 + 1e-14))
+    compare.check_value(noisy, entry)
+    swapped = frame.copy()
+    swapped.loc[[10, 900], "x"] = frame.loc[[900, 10], "x"].to_numpy()
+    for changed in [
+        frame.assign(x=frame["x"] * 1.01),
+        frame.iloc[1:],
+        frame.astype({"k": "int32"}),
+        swapped,
+        frame.assign(k=frame["k"] + 1),
+        frame.iloc[::-1],
+    ]:
+        with pytest.raises(AssertionError):
+            compare.check_value(changed, entry)
+
+
+def test_volatile_and_uncomparable_values(compare: ModuleType, tmp_path: Path) -> None:
+    entry = _entry(compare, np.zeros(3), tmp_path, volatile=True)
+    compare.check_value(np.ones(3), entry)  # different values, same structure
+    with pytest.raises(AssertionError, match="shape"):
+        compare.check_value(np.ones(4), entry)
+    gen = {
+        "name": "gen",
+        "kind": "described",
+        "type": "generator",
+        "note": "cannot be stored: generator",
+    }
+    with pytest.raises(compare.Uncomparable, match="generator"):
+        compare.check_value((i for i in ()), gen)
+    with pytest.raises(AssertionError, match="type"):
+        compare.check_value([1], gen)
+    with pytest.raises(pytest.skip.Exception, match="could not compare gen"):
+        compare.check_all(
+            [({"name": "a", **_entry(compare, 1, tmp_path)}, 1), (gen, (i for i in ()))], "step s"
+        )
+    with pytest.raises(AssertionError):  # a failure wins over a skip
+        compare.check_all([(_entry(compare, 1, tmp_path), 2), (gen, (i for i in ()))], "step s")
+
+
+# --- generated suites, run with pytest ------------------------------------------------
+
+HAND_STEPS = '''"""Steps of bigpipe (a hand-written stand-in for the generated package)."""
+
+import numpy as np
+import pandas as pd
+
+
+def make_frame(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "y": rng.integers(0, 100, size=n),
+            "g": rng.choice(["a", "b", "c"], size=n),
+        }
+    )
+    return frame
+
+
+def add_scaled(frame: pd.DataFrame, scale: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame["z"] = frame["x"] * scale
+    summary = frame.groupby("g")["z"].agg(["mean", "count"])
+    return frame, summary
+
+
+def totals(frame: pd.DataFrame) -> tuple[float, list[str]]:
+    total = float(frame["z"].sum())
+    labels = sorted(frame["g"].unique().tolist())
+    return total, labels
+'''
+
+HAND_CONFIG = '''"""Configuration of bigpipe."""
+
+from pydantic_settings import BaseSettings
+
+
+class Config(BaseSettings):
+    n: int = 100_000
+    scale: float = 2.0
+'''
+
+HAND_PIPELINE = '''"""The bigpipe pipeline."""
+
+from bigpipe.config import Config
+from bigpipe.steps import add_scaled, make_frame, totals
+
+
+def run(config: Config | None = None) -> dict[str, object]:
+    config = config or Config()
+    frame = make_frame(config.n)
+    frame, summary = add_scaled(frame, config.scale)
+    total, labels = totals(frame)
+    return {"frame": frame, "summary": summary, "total": total, "labels": labels}
+'''
+
+BIG_PLAN = make_plan(
+    "bigpipe",
+    (
+        make_step("make_frame", (4,), ("n",), ("frame",), config=("n",)),
+        make_step("add_scaled", (5,), ("frame", "scale"), ("frame", "summary"), config=("scale",)),
+        make_step("totals", (6,), ("frame",), ("total", "labels")),
+    ),
+    (
+        models.ConfigField(
+            name="n", annotation="int", default="100_000", description="", cell=2, line=1
+        ),
+        models.ConfigField(
+            name="scale", annotation="float", default="2.0", description="", cell=2, line=2
+        ),
+    ),
+)
+
+#: (description, text to replace in steps.py, replacement, the tests that must fail)
+MUTANTS = [
+    (
+        "changed constant",
+        'frame["x"] * scale',
+        'frame["x"] * scale * 1.01',
+        ("test_add_scaled", "test_pipeline"),
+    ),
+    (
+        "dropped row",
+        "    return frame\n",
+        "    return frame.iloc[1:]\n",
+        ("test_make_frame", "test_pipeline"),
+    ),
+    (
+        "changed dtype",
+        '"y": rng.integers(0, 100, size=n),',
+        '"y": rng.integers(0, 100, size=n).astype(float),',
+        ("test_make_frame",),
+    ),
+    (
+        "reordered rows",
+        'summary = frame.groupby("g")',
+        'summary = frame.groupby("g", sort=False)',
+        ("test_add_scaled",),
+    ),
+    ("changed call", ".unique().tolist())", ".unique().tolist(), reverse=True)", ("test_totals",)),
+]
+
+
+@pytest.fixture(scope="module")
+def big_recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    nb = load_notebook(FIXTURES / "pipeline.ipynb")
+    # 10,000 rows (a parameter) keeps the six generated suites below fast; the
+    # 100,000-row run is in test_record
+    settings = Settings(parameters=(("n", "10000"),))
+    return record(nb, BIG_PLAN, settings=settings, workdir=tmp_path_factory.mktemp("rec"), runs=1)
+
+
+def _project(root: Path, files: dict[str, str], steps: str) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    pkg = root / "src" / "bigpipe"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "steps.py").write_text(steps, encoding="utf-8")
+    (pkg / "config.py").write_text(HAND_CONFIG, encoding="utf-8")
+    (pkg / "pipeline.py").write_text(HAND_PIPELINE, encoding="utf-8")
+    (root / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\npythonpath = ["src"]\n', encoding="utf-8"
+    )
+    return root
+
+
+def _pytest(root: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.pop("PYTHONPATH", None)  # the generated project must not need nbharden
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "tests"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_generated_files_are_plain_python_without_nbharden(big_recording: Recording) -> None:
+    files = generate_tests(BIG_PLAN, big_recording, package="bigpipe")
+    assert {
+        "tests/conftest.py",
+        "tests/_compare.py",
+        "tests/_values.py",
+        "tests/test_steps.py",
+        "tests/test_pipeline.py",
+        "tests/test_config.py",
+        "tests/data/recording.json",
+    } <= set(files)
+    for rel, text in files.items():
+        assert isinstance(text, str)
+        if rel.endswith(".py"):
+            tree = ast.parse(text)
+            imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+            imported |= {
+                a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+            }
+            assert not any(str(m).startswith("nbharden") for m in imported), rel
+    tests = ast.parse(files["tests/test_steps.py"])
+    names = [f.name for f in tests.body if isinstance(f, ast.FunctionDef)]
+    assert names == ["test_make_frame", "test_add_scaled", "test_totals"]
+    assert generate_tests(BIG_PLAN, big_recording, package="bigpipe") == files  # deterministic
+
+
+def test_generated_suite_passes_and_kills_mutants(big_recording: Recording, tmp_path: Path) -> None:
+    files = generate_tests(BIG_PLAN, big_recording, package="bigpipe")
+    runs = {"original": _pytest(_project(tmp_path / "original", files, HAND_STEPS))}
+    for i, (what, old, new, _) in enumerate(MUTANTS):
+        assert old in HAND_STEPS, what
+        runs[what] = _pytest(
+            _project(tmp_path / f"mutant{i}", files, HAND_STEPS.replace(old, new, 1))
+        )
+    outputs = {what: proc.communicate(timeout=300)[0] for what, proc in runs.items()}
+
+    original = outputs["original"]
+    assert runs["original"].returncode == 0, original
+    assert "7 passed" in original and "skipped" not in original, original
+    for what, _, _, must_fail in MUTANTS:
+        out = outputs[what]
+        assert runs[what].returncode == 1, f"{what} survived:\n{out}"
+        for test in must_fail:
+            assert "FAILED tests/test_" in out and test in "\n".join(
+                line for line in out.splitlines() if line.startswith("FAILED")
+            ), f"{what}: {test} did not fail:\n{out}"
