@@ -12,6 +12,7 @@ from nbharden import api
 from nbharden.errors import EXIT_BAD_INPUT, UsageError
 from nbharden.models import Fix, Severity
 from nbharden.rules import RULES, Rule, get, render_markdown, rendered_docs
+from nbharden.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "rules"
@@ -141,3 +142,19 @@ def test_findings_from_analysis_use_the_registry_grades() -> None:
     # the fixture really exercises the analysis rules (so this test can fail)
     assert {"NBH101", "NBH102", "NBH103", "NBH104", "NBH106", "NBH201", "NBH202"} <= seen
     assert {"NBH301", "NBH302", "NBH401", "NBH601", "NBH602"} <= seen
+
+
+def test_findings_from_conversion_use_the_registry_grades(tmp_path: Path) -> None:
+    """The transform stage's findings (magics, dropped cells, print, plots) match the registry."""
+    settings = Settings(record=False, out=tmp_path / "out")
+    changes = api.convert(
+        FIXTURES / "magics.ipynb", settings
+    )  # computes everything, writes nothing
+    seen = set()
+    for finding in changes.findings:
+        assert finding.code in RULES, f"unregistered code {finding.code}"
+        rule = RULES[finding.code]
+        assert (finding.severity, finding.fix) == (rule.severity, rule.fix), finding
+        seen.add(finding.code)
+    assert {"NBH501", "NBH502", "NBH503", "NBH504", "NBH603", "NBH604", "NBH605"} <= seen
+    assert not (tmp_path / "out").exists()

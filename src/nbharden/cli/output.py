@@ -247,7 +247,7 @@ class Progress:
         """Begin notebook number ``index`` (from 1)."""
         self.index = index
         self.notebook = notebook
-        self("start", Path(notebook))
+        self("starting", Path(notebook))
 
     def __call__(self, stage: str, path: Path) -> None:
         if not self.enabled:
