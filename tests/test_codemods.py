@@ -1,0 +1,261 @@
+"""Before/after pairs for the codemods in nbharden.transform.codemods (LibCST ``CodemodTest`` style), plus a check
+that what ``PrintToLogging`` logs is exactly what ``print`` printed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from textwrap import dedent
+
+import libcst as cst
+import pytest
+
+from nbharden.transform.codemods import (
+    Chain,
+    DisplayToLog,
+    LiftLiterals,
+    PrintToLogging,
+    ShowToSave,
+    names_in,
+)
+
+
+def assert_codemod(transformer: cst.CSTTransformer, before: str, after: str) -> None:
+    """``before`` through ``transformer`` gives exactly ``after`` (both dedented), and the result parses."""
+    result = cst.parse_module(dedent(before)).visit(transformer).code
+    assert result == dedent(after)
+    compile(result, "<after>", "exec")
+
+
+# --- PrintToLogging -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("print(a, b)\n", 'logger.info("%s %s", a, b)\n'),
+        ("print(x)\n", 'logger.info("%s", x)\n'),
+        # one string literal goes as the message itself: logging does not %-format a message without args
+        ("print('hello')\n", "logger.info('hello')\n"),
+        ("print(f'x={x}')\n", "logger.info(f'x={x}')\n"),
+        ("print('a' 'b')\n", "logger.info('a' 'b')\n"),
+        ("print()\n", 'logger.info("")\n'),
+        ("print('total', n, end='')\n", 'logger.info("%s %s", \'total\', n)\n'),
+        ("print(a, b, sep=', ')\n", "logger.info(\"%s\", ', '.join(map(str, (a, b))))\n"),
+        ("print(x, sep='')\n", "logger.info(\"%s\", ''.join(map(str, (x,))))\n"),
+        ("print(*items)\n", 'logger.info("%s", " ".join(map(str, (*items,))))\n'),
+        ("print(a, *rest)\n", 'logger.info("%s", " ".join(map(str, (a, *rest))))\n'),
+        (
+            "def report(v):\n    print('value', v)\n    return v\n",
+            "def report(v):\n    logger.info(\"%s %s\", 'value', v)\n    return v\n",
+        ),
+        ("print(len(print_me(x)))\n", 'logger.info("%s", len(print_me(x)))\n'),
+    ],
+)
+def test_print_to_logging(before: str, after: str) -> None:
+    codemod = PrintToLogging()
+    assert_codemod(codemod, before, after)
+    assert codemod.count == before.count("print(")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "print('warning', file=sys.stderr)\n",
+        "print(x, file=fh, sep='-')\n",
+        "obj.print(x)\n",
+        "pprint(x)\n",
+        "log = print\n",
+    ],
+)
+def test_print_to_logging_leaves_real_output_and_other_calls(code: str) -> None:
+    codemod = PrintToLogging()
+    assert_codemod(codemod, code, code)
+    assert codemod.count == 0
+
+
+def test_print_to_logging_uses_the_given_logger_name() -> None:
+    assert_codemod(PrintToLogging("logger_"), "print(x)\n", 'logger_.info("%s", x)\n')
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "print(1, 'two', [3])",
+        "print('100%', 5)",
+        "print('%s literally')",
+        "print(a, b, sep=' | ')",
+        "print(*items, sep='')",
+        "print(*items)",
+        "print(x, sep='-')",
+        "print()",
+        "print(f'{a}%{b}')",
+    ],
+)
+def test_logged_message_equals_printed_text(call: str) -> None:
+    """The codemod keeps the text: run the print and the generated logging call, compare the two."""
+    namespace = {"a": 1.5, "b": "bee", "x": None, "items": (1, "z", 3.0)}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(call, dict(namespace))
+    new = cst.parse_module(call).visit(PrintToLogging("log")).code
+    assert "print" not in new
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    log = logging.getLogger("test_codemods.print")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        exec(new, {**namespace, "log": log})
+    finally:
+        log.removeHandler(handler)
+    assert len(records) == 1
+    assert records[0].levelno == logging.INFO
+    assert records[0].getMessage() + "\n" == printed.getvalue()
+
+
+# --- ShowToSave -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("aliases", "direct", "before", "after"),
+    [
+        ({"plt"}, set(), "plt.show()\n", "show_figures()\n"),
+        ({"plt"}, set(), "plt.show(block=False)\n", "show_figures()\n"),
+        ({"pyplot", "plt"}, set(), "pyplot.show()\nplt.show()\n", "show_figures()\nshow_figures()\n"),
+        (set(), {"show"}, "show()\n", "show_figures()\n"),
+        (
+            {"plt"},
+            set(),
+            "for k in range(2):\n    plt.plot([k])\n    plt.show()\n",
+            "for k in range(2):\n    plt.plot([k])\n    show_figures()\n",
+        ),
+    ],
+)
+def test_show_to_save(aliases: set[str], direct: set[str], before: str, after: str) -> None:
+    codemod = ShowToSave(aliases, direct)
+    assert_codemod(codemod, before, after)
+    assert codemod.count == after.count("show_figures()")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "fig.show()\n",  # a Figure's own show, not pyplot's
+        "plt.show()\n",  # `plt` is not an alias of pyplot in this notebook
+        "show()\n",  # not imported from pyplot
+        "plt.plot.show()\n",
+        "img.show()\n",
+    ],
+)
+def test_show_to_save_leaves_other_shows(code: str) -> None:
+    codemod = ShowToSave({"pyplot"}, set())
+    assert_codemod(codemod, code, code)
+    assert codemod.count == 0
+
+
+# --- DisplayToLog -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("display(x)\n", 'logger.info("%s", x)\n'),
+        ("display(a, b)\n", 'logger.info("%s %s", a, b)\n'),
+        (
+            "for key in sorted(data):\n    display(key)\n",
+            'for key in sorted(data):\n    logger.info("%s", key)\n',
+        ),
+        ("def show(df):\n    display(df.head())\n", 'def show(df):\n    logger.info("%s", df.head())\n'),
+    ],
+)
+def test_display_to_log(before: str, after: str) -> None:
+    assert_codemod(DisplayToLog(), before, after)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "display(x, raw=True)\n",  # display options have no logging equivalent
+        "display(*frames)\n",
+        "IPython.display.display(x)\n",
+        "obj.display(x)\n",
+    ],
+)
+def test_display_to_log_leaves_other_calls(code: str) -> None:
+    assert_codemod(DisplayToLog(), code, code)
+
+
+def test_display_to_log_uses_the_given_logger_name() -> None:
+    assert_codemod(DisplayToLog("log2"), "display(x)\n", 'log2.info("%s", x)\n')
+
+
+# --- LiftLiterals -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "used"),
+    [
+        ("df = pd.read_csv('data/sales.csv')\n", "df = pd.read_csv(sales_path)\n", {"sales_path"}),
+        ('df = pd.read_csv("data/sales.csv", sep=";")\n', 'df = pd.read_csv(sales_path, sep=";")\n', {"sales_path"}),
+        ("fh = open(file='data/sales.csv')\n", "fh = open(file=sales_path)\n", {"sales_path"}),
+        (
+            "r = get('https://example.com/x.json')\nd = load('data/sales.csv')\n",
+            "r = get(x_url)\nd = load(sales_path)\n",
+            {"x_url", "sales_path"},
+        ),
+        # only call arguments: an assignment, a bytes literal, an f-string and other strings stay
+        ("p = 'data/sales.csv'\n", "p = 'data/sales.csv'\n", set()),
+        ("f(b'data/sales.csv')\n", "f(b'data/sales.csv')\n", set()),
+        ("f(f'data/sales.csv')\n", "f(f'data/sales.csv')\n", set()),
+        ("f('data/other.csv')\n", "f('data/other.csv')\n", set()),
+    ],
+)
+def test_lift_literals(before: str, after: str, used: set[str]) -> None:
+    codemod = LiftLiterals({"data/sales.csv": "sales_path", "https://example.com/x.json": "x_url"})
+    assert_codemod(codemod, before, after)
+    assert codemod.used == used
+
+
+# --- Chain and helpers ------------------------------------------------------------------------------------------
+
+
+def test_chain_equals_the_codemods_one_after_another() -> None:
+    code = dedent(
+        """\
+        for name in names:
+            display(name)
+            print(name, 'data/sales.csv')
+            plt.show()
+        df = pd.read_csv('data/sales.csv')
+        """
+    )
+    made = [PrintToLogging(), ShowToSave({"plt"}), DisplayToLog(), LiftLiterals({"data/sales.csv": "sales_path"})]
+    one_pass = cst.parse_module(code).visit(Chain(*made)).code
+    sequential = cst.parse_module(code)
+    for codemod in [PrintToLogging(), ShowToSave({"plt"}), DisplayToLog(),
+                    LiftLiterals({"data/sales.csv": "sales_path"})]:
+        sequential = sequential.visit(codemod)
+    assert one_pass == sequential.code
+    assert "print(" not in one_pass and "display(" not in one_pass and "show_figures()" in one_pass
+    assert "pd.read_csv(sales_path)" in one_pass
+    assert made[0].count == 1 and made[1].count == 1  # type: ignore[attr-defined]
+
+
+def test_names_in_collects_every_identifier() -> None:
+    module = cst.parse_module("def f(a):\n    return b.c + a\nlogger = 1\n")
+    assert names_in(module) == {"f", "a", "b", "c", "logger"}
+
+
+def test_print_to_logging_keeps_stdout_silent_in_generated_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """The rewritten code prints nothing: the text goes to the logger only."""
+    new = cst.parse_module("print('x', 1)\n").visit(PrintToLogging("log")).code
+    log = logging.getLogger("test_codemods.silent")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
+    exec(new, {"log": log})
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
