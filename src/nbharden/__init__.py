@@ -8,14 +8,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "analyze", "convert", "generate", "load", "write"]
+# ``load`` and ``write`` are also stage modules (nbharden.load, nbharden.write): importing one would replace a
+# package-level function of the same name, so those two are reached as nbharden.api.load / nbharden.api.write.
+__all__ = ["__version__", "analyze", "convert", "generate"]
 
 if TYPE_CHECKING:
-    from nbharden.api import analyze, convert, generate, load, write
+    from nbharden.api import analyze, convert, generate
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"analyze", "convert", "generate", "load", "write"}:
+    if name in {"analyze", "convert", "generate"}:
         from nbharden import api
 
         return getattr(api, name)

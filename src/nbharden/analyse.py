@@ -8,6 +8,7 @@ comprehensions and classes); what it *writes* is every name bound at its top lev
 
 from __future__ import annotations
 
+import ast
 import bisect
 import builtins
 import re
@@ -16,7 +17,7 @@ from typing import Any
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import GlobalScope, MetadataWrapper, PositionProvider, ScopeProvider
+from libcst.metadata import BuiltinScope, GlobalScope, MetadataWrapper, PositionProvider, ScopeProvider
 
 from nbharden import _libcst_speed
 from nbharden.models import Analysis, CellAnalysis, Effect, Finding, Fix, Notebook, Severity, Span
@@ -121,6 +122,7 @@ class TopStatement:
     import_names: tuple[tuple[str, str], ...] = ()  # (bound name, qualified name) for imports
     star_import: str | None = None
     conditional_import: bool = False
+    uses: tuple[str, ...] = ()  # every global name the statement touches, including ones bound in the cell
 
 
 @dataclass
@@ -376,7 +378,11 @@ def analyse_cell(
     statements: list[TopStatement] = []
     def_reads: dict[str, tuple[str, ...]] = {}
     # The top-level statement a node belongs to, by position: statements are disjoint line/column ranges.
-    starts = [(positions[stmt].start.line, positions[stmt].start.column) for stmt in module.body]
+    # (A decorated def starts at its first decorator; LibCST's position of the def starts at 'def'.)
+    starts = []
+    for stmt in module.body:
+        first = stmt.decorators[0] if isinstance(stmt, cst.FunctionDef | cst.ClassDef) and stmt.decorators else stmt
+        starts.append((positions[first].start.line, positions[first].start.column))
 
     def owner_of(node: cst.CSTNode) -> int:
         pos = positions.get(node)
@@ -391,6 +397,7 @@ def analyse_cell(
     owner = _OwnerMap()
 
     reads_by_stmt: dict[int, list[str]] = {i: [] for i in range(len(module.body))}
+    free_by_stmt: dict[int, set[str]] = {}
     bound_before: dict[str, int] = {}  # name -> index of the first top-level statement binding it
     if global_scope is not None:
         for assignment in global_scope.assignments:
@@ -408,8 +415,10 @@ def analyse_cell(
             name = node.value
             i = owner.get(node, -1)
             referents = access.referents
-            if referents and any(not isinstance(r.scope, GlobalScope) for r in referents):
+            if referents and any(not isinstance(r.scope, GlobalScope | BuiltinScope) for r in referents):
                 continue  # bound in a function, class or comprehension scope
+            if i >= 0:
+                free_by_stmt.setdefault(i, set()).add(name)  # every global a def uses, even if bound in the cell
             if scope is global_scope:
                 first = bound_before.get(name)
                 if first is not None and first < i:
@@ -455,9 +464,10 @@ def analyse_cell(
                         conditional.extend(_import_bindings(imp)[0])
                 import_names = conditional
         statements.append(TopStatement(i, kind, tuple(binds), tuple(reads_by_stmt[i]), line, tuple(import_names),
-                                       star, conditional_import=kind != "import" and bool(import_names)))
+                                       star, conditional_import=kind != "import" and bool(import_names),
+                                       uses=tuple(sorted(free_by_stmt.get(i, set())))))
         if kind in {"def", "class"}:
-            def_reads[binds[0]] = tuple(reads_by_stmt[i])
+            def_reads[binds[0]] = tuple(sorted(free_by_stmt.get(i, set()) - {binds[0]}))
 
     for st in statements:
         for bound, qname in st.import_names:
@@ -474,6 +484,10 @@ def analyse_cell(
     if module.body and all(_display_only_statement(s) for s in module.body):
         effects.add(Effect.DISPLAY)
 
+    introduced = {n for n, flag in (("subprocess", magic.needs_subprocess), ("os", magic.needs_os),
+                                    ("Path", magic.needs_path)) if flag}
+    for st in statements:
+        st.reads = tuple(n for n in st.reads if n not in introduced)
     reads: list[str] = []
     for st in statements:
         for name in st.reads:
@@ -546,9 +560,7 @@ def is_display_expression(expr: cst.BaseExpression) -> bool:
     if isinstance(expr, cst.Attribute):
         return is_display_expression(expr.value)
     if isinstance(expr, cst.Subscript):
-        return is_display_expression(expr.value) and all(
-            isinstance(e.slice, cst.Index) and _pure(e.slice.value) for e in expr.slice
-        )
+        return is_display_expression(expr.value) and all(_pure_slice(e.slice) for e in expr.slice)
     if isinstance(expr, cst.Tuple | cst.List | cst.Set):
         return all(is_display_expression(e.value) for e in expr.elements)
     if isinstance(expr, cst.BinaryOperation):
@@ -566,6 +578,14 @@ def is_display_expression(expr: cst.BaseExpression) -> bool:
     return False
 
 
+def _pure_slice(part: cst.BaseSlice) -> bool:
+    if isinstance(part, cst.Index):
+        return _pure(part.value)
+    if isinstance(part, cst.Slice):
+        return all(_pure(x) for x in (part.lower, part.upper, part.step) if x is not None)
+    return False
+
+
 def _pure(expr: cst.BaseExpression) -> bool:
     if isinstance(expr, cst.Call):
         return is_display_expression(expr)
@@ -574,7 +594,7 @@ def _pure(expr: cst.BaseExpression) -> bool:
     if isinstance(expr, cst.Attribute):
         return _pure(expr.value)
     if isinstance(expr, cst.Subscript):
-        return _pure(expr.value) and all(isinstance(e.slice, cst.Index) and _pure(e.slice.value) for e in expr.slice)
+        return _pure(expr.value) and all(_pure_slice(e.slice) for e in expr.slice)
     if isinstance(expr, cst.Tuple | cst.List | cst.Set):
         return all(_pure(e.value) for e in expr.elements)
     if isinstance(expr, cst.BinaryOperation):
@@ -603,10 +623,11 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     findings: list[Finding] = []
     seeded = False
     defined: set[str] = set()
+    codes = _name_last_results(nb)
     for cell in nb.code_cells:
         if not cell.code.strip():
             continue
-        summary, cell_facts, cell_findings, seeded = analyse_cell(cell.index, cell.code, qualified, seeded)
+        summary, cell_facts, cell_findings, seeded = analyse_cell(cell.index, codes[cell.index], qualified, seeded)
         summaries.append(summary)
         facts[cell.index] = cell_facts
         findings.extend(cell_findings)
@@ -637,6 +658,71 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     findings.extend(_execution_order_findings(nb))
     nb_facts = NotebookFacts(facts, dict(qualified), frozenset(conflicts))
     return FullAnalysis(nb, tuple(summaries), tuple(_dedupe(findings)), nb_facts)
+
+
+_UNDERSCORE = re.compile(r"(?<![\w.])_(?!\w)")
+_NONE_CALLS = {"print", "display", "exec", "setattr", "delattr"}
+
+
+def _name_last_results(nb: Notebook) -> dict[int, str]:
+    """Code per cell, with ``_`` (IPython's last result) made explicit.
+
+    A cell that reads ``_`` sees the value of the last expression an earlier cell showed. That earlier cell's final
+    expression becomes ``_ = <expression>``, so the value flows like any other variable.
+    """
+    codes = {c.index: c.code for c in nb.code_cells}
+    if not any(_UNDERSCORE.search(code) for code in codes.values()):
+        return codes
+    last_shown: int | None = None
+    assigned = False
+    for cell in nb.code_cells:
+        try:
+            tree = ast.parse(cell.code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        names = list(_module_level_names(tree))
+        loads = any(n.id == "_" and isinstance(n.ctx, ast.Load) for n in names)
+        stores = any(n.id == "_" and isinstance(n.ctx, ast.Store) for n in names)
+        if loads and not assigned and last_shown is not None:
+            prev = codes[last_shown]
+            prev_tree = ast.parse(prev)
+            last = prev_tree.body[-1]
+            lines = prev.splitlines(keepends=True)
+            line = lines[last.lineno - 1]
+            lines[last.lineno - 1] = line[: last.col_offset] + "_ = " + line[last.col_offset :]
+            codes[last_shown] = "".join(lines)
+            assigned = True  # one producer: later reads see the same name
+        if stores:
+            assigned = True
+        body = tree.body
+        if body and isinstance(body[-1], ast.Expr) and not _returns_none(body[-1].value) and not assigned:
+            last_shown = cell.index
+    return codes
+
+
+def _module_level_names(node: ast.AST) -> list[ast.Name]:
+    """Names in the module's own scope (not inside functions, lambdas, classes or comprehensions)."""
+    found: list[ast.Name] = []
+    stack = [node]
+    scoped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp,
+              ast.DictComp, ast.GeneratorExp)
+    while stack:
+        current = stack.pop()
+        for child in ast.iter_child_nodes(current):
+            if isinstance(child, ast.Name):
+                found.append(child)
+            if not isinstance(child, scoped):
+                stack.append(child)
+    return found
+
+
+def _returns_none(expr: ast.expr) -> bool:
+    if isinstance(expr, ast.Call):
+        func = expr.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        text = ast.unparse(func) if not isinstance(func, ast.Name) else name
+        return name in _NONE_CALLS or "get_ipython" in text or text.startswith(("plt.", "pyplot."))
+    return False
 
 
 def _span_of(facts: CellFacts, name: str) -> Span:

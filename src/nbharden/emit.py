@@ -17,7 +17,7 @@ from nbharden import __version__
 from nbharden.analyse import FullAnalysis, NotebookFacts
 from nbharden.errors import InternalError
 from nbharden.models import FileTree, Finding, Fix, Plan, Severity, Span, Step
-from nbharden.plan import consumed_statements, statement_role
+from nbharden.plan import consumed_statements, statement_order, statement_role
 from nbharden.settings import Settings
 from nbharden.transform.codemods import Chain, DisplayToLog, LiftLiterals, PrintToLogging, ShowToSave, names_in
 
@@ -92,10 +92,12 @@ def _step_function(step: Step, plan: Plan, analysis: FullAnalysis, names: _Names
     body: list[cst.BaseStatement] = []
     hoisted_imports = frozenset(plan.hoisted_imports)
     hoisted_defs = frozenset(plan.hoisted)
+    order = statement_order(facts, plan.moved)
     for index in step.cells:
-        cf = facts.cells[index]
         first = True
-        for i, stmt in enumerate(cf.module.body):
+        for src_cell, i in order[index]:
+            cf = facts.cells[src_cell]
+            stmt = cf.module.body[i]
             if statement_role(cf, i, consumed, hoisted_imports, hoisted_defs) != "code":
                 continue
             new, _used = _rewrite(stmt, names, facts, lift, counters)
@@ -112,8 +114,13 @@ def _step_function(step: Step, plan: Plan, analysis: FullAnalysis, names: _Names
         )
         body.append(cst.SimpleStatementLine([cst.Return(value)]))
     cells = ", ".join(str(c) for c in step.cells)
-    doc = f"{step.title.strip().rstrip('.')}.\n\n    From cell{'s' if len(step.cells) > 1 else ''} {cells} of " \
-          f"{analysis.notebook.path.name}."
+    source = f"cell{'s' if len(step.cells) > 1 else ''} {cells} of {analysis.notebook.path.name}"
+    if step.title.startswith("cell "):
+        doc = f"{source[0].upper()}{source[1:]}."
+    else:
+        doc = f"{step.title.strip().rstrip('.')}.\n\n    From {source}."
+    if outputs:
+        doc += f" Returns {', '.join(outputs)}."
     if step.mutated:
         doc += f" Changes {', '.join(step.mutated)} in place."
     doc += "\n    "

@@ -99,9 +99,14 @@ def format_tree(tree: FileTree, *, settings: Settings) -> FileTree:
     out = {}
     for path, text in files.items():
         out[path] = black_format(path, text, line_length=settings.line_length) if path.endswith(".py") else text
-    marked = ruff_fix(out, line_length=settings.line_length, add_noqa=True)
-    for path, text in marked.items():
-        if text != out[path]:
+    # Mark what no safe fix can change with ``# noqa``, then let black re-wrap; repeat until both agree (black
+    # may move a marked line, which needs a new marker), so the result is a fixpoint of both: idempotent.
+    for _ in range(4):
+        marked = ruff_fix(out, line_length=settings.line_length, add_noqa=True)
+        changed = {p: t for p, t in marked.items() if t != out[p]}
+        if not changed:
+            break
+        for path, text in changed.items():
             out[path] = black_format(path, text, line_length=settings.line_length)
     result = FileTree.of(out)
     verify(result)

@@ -178,6 +178,7 @@ class Plan:
     dependencies: tuple[str, ...]  # distribution names for the generated pyproject
     uses_plots: bool
     findings: tuple[Finding, ...] = ()
+    moved: tuple[tuple[int, int, int, int], ...] = ()  # (cell, statement) moved to after (cell, statement)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

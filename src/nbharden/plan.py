@@ -13,6 +13,7 @@ The plan is data (``models.Plan``, JSON-serialisable, shown in review). It is de
 from __future__ import annotations
 
 import ast
+import dataclasses
 import keyword
 import re
 import sys
@@ -199,12 +200,14 @@ def _hoistable(facts: NotebookFacts, write_counts: dict[str, int]) -> tuple[set[
             if write_counts.get(name, 0) == 0 and not cf.global_decls and _def_count(facts, name) == 1:
                 defs[name] = reads
     hoisted = set(defs)
+    # A builtin the notebook redefines (lispy's own ``eval``) is notebook state, not the builtin.
+    bound = {b for cf in facts.cells.values() for st in cf.statements for b in st.binds}
     changed = True
     while changed:
         changed = False
         for name in sorted(hoisted):
-            allowed = imports | hoisted | BUILTINS
-            if any(r not in allowed or (r in BUILTINS and write_counts.get(r, 0)) for r in defs[name]):
+            allowed = imports | hoisted | (BUILTINS - (bound - hoisted - imports))
+            if any(r not in allowed for r in defs[name]):
                 hoisted.discard(name)
                 changed = True
     return imports, hoisted
@@ -213,6 +216,75 @@ def _hoistable(facts: NotebookFacts, write_counts: dict[str, int]) -> tuple[set[
 def _def_count(facts: NotebookFacts, name: str) -> int:
     return sum(1 for cf in facts.cells.values() for st in cf.statements
                if st.kind in {"def", "class"} and name in st.binds)
+
+
+def relocations(facts: NotebookFacts, hoisted_imports: set[str] | frozenset[str],
+                hoisted_defs: set[str] | frozenset[str]) -> tuple[tuple[int, int, int, int], ...]:
+    """Functions defined before the globals they read: where each must move to run in a step.
+
+    In a notebook a function looks its globals up when it is called, so ``def f(): return g()`` may come before
+    ``g`` exists. A function that stays inside a step closes over the step's values instead, so it moves to just
+    after the statement that binds the last name it needs - unless something uses it before that point, in which
+    case it stays (and the step reports the missing name). Returns (cell, statement, to cell, after statement).
+    """
+    seq = [(c, i) for c in sorted(facts.cells) for i in range(len(facts.cells[c].statements))]
+    binds_at: dict[str, list[int]] = {}
+    for n, (c, i) in enumerate(seq):
+        for b in facts.cells[c].statements[i].binds:
+            binds_at.setdefault(b, []).append(n)
+    effective: dict[int, float] = {n: float(n) for n in range(len(seq))}
+    moved: dict[int, int] = {}
+    for _ in range(4):  # a moved function can make another one late; a few rounds settle it
+        changed = False
+        for n, (c, i) in enumerate(seq):
+            st = facts.cells[c].statements[i]
+            if st.kind not in {"def", "class"} or st.binds[0] in hoisted_defs:
+                continue
+            here = effective[n]
+            free = [r for r in facts.cells[c].def_reads.get(st.binds[0], ())
+                    if r not in hoisted_imports and r not in hoisted_defs and r in binds_at]
+            missing = [r for r in free if not any(effective[p] < here for p in binds_at[r] if p != n)]
+            later = [min((effective[p] for p in binds_at[r] if effective[p] > here), default=None) for r in missing]
+            if not missing or any(x is None for x in later):
+                continue
+            target = max(x for x in later if x is not None)
+            name = st.binds[0]
+            used_before = any(
+                name in facts.cells[c2].statements[i2].uses
+                for m, (c2, i2) in enumerate(seq)
+                if m != n and here < effective[m] <= target
+            )
+            if used_before:
+                continue
+            anchor = int(target)
+            effective[n] = anchor + 0.5 + n * 1e-6
+            moved[n] = anchor
+            changed = True
+        if not changed:
+            break
+    out = []
+    for n, anchor in sorted(moved.items()):
+        c, i = seq[n]
+        ac, ai = seq[anchor]
+        out.append((c, i, ac, ai))
+    return tuple(out)
+
+
+def statement_order(facts: NotebookFacts, moved: tuple[tuple[int, int, int, int], ...]) -> dict[int, list[tuple[int, int]]]:
+    """For each cell, the (cell, statement) pairs that run in it, in order, after relocations."""
+    away = {(c, i) for c, i, _, _ in moved}
+    after: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for c, i, ac, ai in moved:
+        after.setdefault((ac, ai), []).append((c, i))
+    order: dict[int, list[tuple[int, int]]] = {}
+    for c in sorted(facts.cells):
+        items: list[tuple[int, int]] = []
+        for i in range(len(facts.cells[c].statements)):
+            if (c, i) not in away:
+                items.append((c, i))
+            items.extend(after.get((c, i), []))
+        order[c] = items
+    return order
 
 
 def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
@@ -341,6 +413,13 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     # Step functions live in steps.py beside the moved imports and definitions: only those can collide.
     used_names: set[str] = (set(RESERVED_MODULES) | hoisted_imports | hoisted_defs | BUILTINS
                             | {"run", "main", "logger", "show_figures", "logging", "subprocess", "os", "Path"})
+    moved = relocations(facts, hoisted_imports, hoisted_defs)
+    moved_keys = {(c, i) for c, i, _, _ in moved}
+    order = statement_order(facts, moved)
+    for c, i, ac, ai in moved:
+        st = facts.cells[c].statements[i]
+        findings.append(Finding("NBH105", f"'{st.binds[0]}' reads names defined in later cells; it is defined in "
+                                f"the step of cell {ac}, once they exist", Span(c, st.line, 1), Severity.INFO))
     for section in _sections(analysis):
         reads: list[str] = []
         in_types: dict[str, str | None] = {}
@@ -351,13 +430,16 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         local: set[str] = set()
         has_code = False
         for index in section.cells:
-            cf = facts.cells[index]
             summary = next(c for c in analysis.cells if c.index == index)
             cell_has_code = False
-            for i, st in enumerate(cf.statements):
+            for src_cell, i in order[index]:
+                cf = facts.cells[src_cell]
+                st = cf.statements[i]
                 if statement_role(cf, i, consumed, hoisted_imports, hoisted_defs) != "code":
                     continue
                 cell_has_code = True
+                if (src_cell, i) in moved_keys:  # evaluated away from its cell: every free name is a read
+                    st = dataclasses.replace(st, reads=tuple(cf.def_reads.get(st.binds[0], ())))
                 inferred = _infer_assignment(cf.module.body[i], facts.qualified, module_alias, hoisted_imports)
                 for name in st.binds:
                     types[name] = inferred.get(name)
@@ -377,7 +459,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                     if name not in results:
                         results.append(name)
             # a lifted literal used in this cell is read from the config
-            for value, _line, _col, _ctx in cf.literals:
+            for value, _line, _col, _ctx in facts.cells[index].literals:
                 for f in fields:
                     if f.kind == "lifted" and f.literal == value and f.name not in reads and cell_has_code:
                         reads.append(f.name)
@@ -440,7 +522,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         fields.append(ConfigField("output_dir", "Path", 'PROJECT_DIR / "outputs"',
                                   "folder where figures are saved", 0, 0, kind="output"))
     return Plan(package, tuple(steps), tuple(fields), tuple(sorted(hoisted_defs)), tuple(sorted(hoisted_imports)),
-                deps, uses_plots, tuple(findings))
+                deps, uses_plots, tuple(findings), moved)
 
 
 def consumed_statements(facts: NotebookFacts, fields: tuple[ConfigField, ...]) -> set[tuple[int, int]]:
