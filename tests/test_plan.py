@@ -23,7 +23,7 @@ PlanFor = Callable[..., Plan]
 def plan_for(make_notebook: MakeNotebook) -> PlanFor:
     def run(cells: Sequence[str | tuple[str, Sequence[str]]], name: str = "nb.ipynb",
             settings: Settings | None = None) -> Plan:
-        settings = settings or Settings()
+        settings = settings or Settings(record=False)
         analysis = api.analyze(make_notebook(cells, name=name), settings)
         assert isinstance(analysis, FullAnalysis)
         return make_plan(analysis, settings=settings)
