@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import os
+import tempfile
 from pathlib import Path
 from typing import TypeVar
 
-from nbharden.errors import InternalError, NbhardenError
+from nbharden.errors import InternalError, NbhardenError, VerificationError
 from nbharden.models import Analysis, ChangeSet, FileTree, Finding, Notebook, Plan
 from nbharden.settings import Settings
 
@@ -80,9 +82,13 @@ def generate(path: Path, settings: Settings | None = None, progress: Progress = 
         out = Path(settings.out) if settings.out else default_out(path)
         progress("transform", path)
         tree, findings = emit(analysis, plan, out=out, settings=settings)
+        recorded: dict[str, object] | None = None
+        if settings.record:
+            progress("record", path)
+            tree, recorded = _with_recorded_tests(nb, plan, tree, settings)
         progress("format", path)
         tree = format_tree(tree, settings=settings)
-        return Generated(nb, analysis, plan, tree, findings, out)
+        return Generated(nb, analysis, plan, tree, findings, out, recorded)
 
     return _guard(path, run)
 
@@ -122,6 +128,56 @@ def write(changes: ChangeSet, settings: Settings | None = None) -> ChangeSet:
 
 
 T = TypeVar("T")
+
+
+def _with_recorded_tests(
+    nb: Notebook, plan: Plan, tree: FileTree, settings: Settings
+) -> tuple[FileTree, dict[str, object]]:
+    """Run the notebook (papermill, twice), then replace the smoke tests with characterization tests."""
+    from nbharden.record import record
+    from nbharden.testgen import generate_tests
+
+    with tempfile.TemporaryDirectory(prefix="nbharden-record-") as tmp:
+        recording = record(nb, plan, settings=settings, workdir=Path(tmp))
+        tests = generate_tests(plan, recording, package=plan.package)
+        summary: dict[str, object] = {
+            "recorded": True,
+            "runs": recording.runs,
+            "seconds": list(recording.seconds),
+            "stored_bytes": recording.stored_bytes,
+            "capped": recording.capped,
+        }
+    files = {p: t for p, t in tree.as_dict().items() if not p.startswith("tests/")}
+    files.update(tests)
+    return FileTree.of(files), summary
+
+
+def run_tests(out: Path, *, python: str | None = None, timeout: float = 900.0) -> dict[str, object]:
+    """Run the generated package's test suite once (``python -m pytest`` in ``out``); return counts and output.
+
+    Raises ``VerificationError`` when the suite fails: the generated code does not reproduce the notebook.
+    """
+    import re
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(out) / "src"), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    cmd = [python or sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header"]
+    try:
+        proc = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise VerificationError(f"generated tests did not finish in {timeout:.0f} s", path=out) from exc
+    text = proc.stdout + proc.stderr
+    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", text)}
+    result: dict[str, object] = {"returncode": proc.returncode, **counts,
+                                 "summary": text.strip().splitlines()[-1] if text.strip() else ""}
+    if proc.returncode != 0:
+        raise VerificationError(
+            f"generated tests failed ({result['summary']}); run 'python -m pytest' in {out} to see why",
+            path=out,
+        )
+    return result
 
 
 def _guard(path: Path, fn: Callable[[], T]) -> T:

@@ -282,11 +282,11 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
             lines.append(f"            {', '.join(outputs)} = {call}")
         if plan.uses_plots:
             lines.append(f"        show_figures({step.name!r})")
-    if not plan.steps:
-        lines.append("        pass")
         for r in step.results:
             if r not in results:
                 results.append(r)
+    if not plan.steps:
+        lines.append("        pass")
     lines.append("    return {" + ", ".join(f"{r!r}: {r}" for r in results) + "}")
     return cst.parse_module("\n".join(lines) + "\n").code
 

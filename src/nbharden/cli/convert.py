@@ -7,6 +7,8 @@ that ``nbharden --help`` stays fast.
 
 from __future__ import annotations
 
+import dataclasses
+
 import enum
 import json
 import keyword
@@ -340,6 +342,11 @@ def _convert_one(
     finally:
         batch.writing = None
     batch.written.append(out_shown)
+    if settings.record and settings.verify:
+        # The proof: the generated suite must pass against the code just written (exit 1 if not).
+        progress("verify", notebook)
+        results = api.run_tests(written.out)
+        written = dataclasses.replace(written, test_results={**(written.test_results or {}), **results})
     return written, True
 
 

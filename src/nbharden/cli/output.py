@@ -118,6 +118,12 @@ def summary_line(changes: ChangeSet, notebook: str, *, note: str | None = None) 
     """
     n = len(changes.findings)
     parts = [file_counts(changes), plural(n, "finding") if n else "no findings"]
+    tests = changes.test_results or {}
+    if "returncode" in tests:
+        counts = [f"{tests[k]} {k}" for k in ("passed", "skipped") if isinstance(tests.get(k), int)]
+        parts.append("generated tests: " + (", ".join(counts) or "ran"))
+    elif tests.get("recorded"):
+        parts.append("recorded")
     if note:
         parts.append(note)
     return f"{notebook} -> {display_path(changes.out, folder=True)} ({'; '.join(parts)})"

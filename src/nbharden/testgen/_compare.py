@@ -292,6 +292,18 @@ def assert_same(actual: Any, expected: Any, path: str) -> None:
         for key in expected:
             assert_same(actual[key], expected[key], f"{path}[{key!r}]")
         return None
+    if (
+        type(expected).__eq__ is object.__eq__
+        and not _has_state(expected)
+        and not isinstance(expected, (type(None), type, range))
+        and not callable(expected)
+    ):
+        # no value equality and no __dict__ (an extension type, e.g. a fitted tree):
+        # compare the state it pickles, else say it cannot be compared
+        state = getattr(expected, "__getstate__", lambda: None)()
+        if state is None:
+            raise Uncomparable(f"{path}: {type(expected).__name__} has no value equality")
+        return assert_same(actual.__getstate__(), state, f"{path}.__getstate__()")
     if isinstance(
         expected, (str, bytes, int, bool, type(None), set, frozenset, range)
     ) or not _has_state(expected):

@@ -68,12 +68,22 @@ def test_config_rejects_bad_value(field: str, bad: object) -> None:
         Config(**{field: bad})
 """
 
-_CONFTEST = '''"""Set-up of the generated tests: the helpers next to it import as _compare."""
+_CONFTEST = '''"""Set-up of the generated tests: the helpers next to it import as _compare, and every test runs
+in the notebook's folder (Config.workdir), where the notebook's relative paths resolve."""
 
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True)
+def _in_notebook_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from {package}.config import Config
+
+    monkeypatch.chdir(Config().workdir)
 '''
 
 
@@ -223,7 +233,7 @@ def generate_tests(
         except OSError as exc:
             raise InternalError(f"recorded value file missing: {path}: {exc}") from exc
 
-    files["tests/conftest.py"] = _CONFTEST
+    files["tests/conftest.py"] = _CONFTEST.replace("{package}", package)
     files["tests/_values.py"] = _VALUES_SOURCE.read_text(encoding="utf-8")
     files["tests/_compare.py"] = _COMPARE_SOURCE.read_text(encoding="utf-8")
     files["tests/test_steps.py"] = _steps_module(tested, package, notebook)
