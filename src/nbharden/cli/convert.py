@@ -117,7 +117,7 @@ def convert(
         bool,
         typer.Option(
             "--no-verify",
-            help="Skip checking the generated code (re-parse, formatting, idempotence).",
+            help="Do not run the generated test suite after writing (it runs once by default, after a recorded conversion). The generated code is always re-parsed and format-checked.",
         ),
     ] = False,
     parameters: Annotated[
