@@ -12,33 +12,35 @@ TIMEOUT = 90_000  # ms: the first conversion in a cold process imports libcst, b
 def open_notebook(page: Any, lab: Lab, path: str) -> None:
     page.goto(lab.open_url(path))
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=TIMEOUT)
+    # Wait for the kernel: while it starts, focus moves around and closes the modal palette.
+    page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=TIMEOUT)
 
 
 def run_from_palette(page: Any, label: str) -> None:
+    """Open the command palette, type ``label`` and run the active item.
+
+    The modal palette closes when it loses focus; if anything takes the focus while typing, the
+    whole interaction is tried again (up to five times).
+    """
     palette = page.locator("#modal-command-palette .lm-CommandPalette-input")
+    item = page.locator(".lm-CommandPalette-item.lm-mod-active", has_text=label)
+    last: Exception | None = None
     for _ in range(5):
-        page.locator(".jp-NotebookPanel .jp-InputPrompt").first.click()
-        page.keyboard.press("Escape")
-        page.keyboard.press("Control+Shift+C")
         try:
+            page.locator(".jp-NotebookPanel .jp-InputPrompt").first.click()
+            page.keyboard.press("Escape")
+            page.keyboard.press("Control+Shift+C")
             palette.wait_for(state="visible", timeout=3_000)
-            break
-        except Exception:  # noqa: BLE001 - the shortcut can be lost while the notebook loads
-            continue
-    else:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "lab-palette-failed.png"))
-        raise AssertionError("the command palette did not open (see lab-palette-failed.png)")
-    palette.fill(label)
-    # The palette re-renders on every key: wait until the command is the active item, then run it.
-    try:
-        page.locator(".lm-CommandPalette-item.lm-mod-active", has_text=label).wait_for(
-            timeout=10_000
-        )
-    except Exception:
-        page.screenshot(path=str(ARTIFACTS / "lab-palette-failed.png"))
-        raise
-    page.keyboard.press("Enter")
+            palette.fill(label, timeout=3_000)
+            # The palette re-renders on every key: wait for the command to be the active item.
+            item.wait_for(timeout=3_000)
+            page.keyboard.press("Enter")
+            return
+        except Exception as exc:  # noqa: BLE001 - retried; the last one is reported
+            last = exc
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "lab-palette-failed.png"))
+    raise AssertionError(f"could not run {label!r} from the palette: {last}")
 
 
 def test_harden_from_the_palette_review_and_write(lab: Lab, page: Any) -> None:
