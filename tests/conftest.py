@@ -1,6 +1,7 @@
 """Suite-wide pytest options and fixtures: ``--update-goldens`` and a small notebook builder.
 
-Kept minimal on purpose: folder-specific fixtures live next to their tests (``tests/lab/conftest.py``).
+Kept minimal on purpose: folder-specific fixtures live next to their tests
+(``tests/lab/conftest.py``).
 """
 
 from __future__ import annotations
@@ -21,21 +22,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--update-goldens",
         action="store_true",
         default=False,
-        help="rewrite fixtures/golden/<stem>.expected/ from the current output instead of comparing",
+        help="rewrite fixtures/golden/<stem>.expected/ from the current output instead of "
+        "comparing",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "e2e: runs a generated package in subprocesses; each test uses only its own tmp_path, so the tests are "
-        "safe to run in parallel (pytest -n with pytest-xdist) and can be selected or skipped with -m",
+        "e2e: runs a generated package in subprocesses; each test uses only its own tmp_path, "
+        "so the tests are safe to run in parallel (pytest -n with pytest-xdist) and can be "
+        "selected or skipped with -m",
     )
 
 
 @pytest.fixture(scope="session")
 def update_goldens(request: pytest.FixtureRequest) -> bool:
-    """Whether this run rewrites golden files (``pytest --update-goldens``) rather than comparing with them."""
+    """Whether this run rewrites golden files (``pytest --update-goldens``) rather than comparing
+    with them.
+    """
     return bool(request.config.getoption("--update-goldens"))
 
 
@@ -46,11 +51,16 @@ MARKDOWN_PREFIX = "md:"
 def make_notebook(tmp_path: Path) -> Callable[..., Path]:
     """Write a python3 notebook into ``tmp_path`` and return its path.
 
-    Cells are code sources; ``("src", ["tag", ...])`` adds tags; a source starting with ``md:`` is a markdown
-    cell. Code cells get execution counts 1, 2, ... unless ``counts`` is given (``None`` entries: never run).
+    Cells are code sources; ``("src", ["tag", ...])`` adds tags; a source starting with ``md:`` is a
+    markdown cell. Code cells get execution counts 1, 2, ... unless ``counts`` is given (``None``
+    entries: never run).
     """
 
-    def make(cells: Sequence[CellSpec], name: str = "nb.ipynb", counts: Sequence[int | None] | None = None) -> Path:
+    def make(
+        cells: Sequence[CellSpec],
+        name: str = "nb.ipynb",
+        counts: Sequence[int | None] | None = None,
+    ) -> Path:
         nb = new_notebook()
         nb.metadata = {
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -60,7 +70,7 @@ def make_notebook(tmp_path: Path) -> Callable[..., Path]:
         for i, spec in enumerate(cells):
             source, tags = (spec, ()) if isinstance(spec, str) else spec
             if source.startswith(MARKDOWN_PREFIX):
-                cell = new_markdown_cell(source[len(MARKDOWN_PREFIX):])
+                cell = new_markdown_cell(source[len(MARKDOWN_PREFIX) :])
             else:
                 cell = new_code_cell(source)
                 cell.execution_count = counts[n] if counts is not None else n + 1

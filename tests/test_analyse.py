@@ -1,5 +1,6 @@
-"""The analysis stage on tricky cells: reads, writes, mutations through aliases, effects, and the findings with
-their cell:line."""
+"""The analysis stage on tricky cells: reads, writes, mutations through aliases, effects, and the
+findings with their cell:line.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ MakeNotebook = Callable[..., Path]
 
 @pytest.fixture
 def analyse(make_notebook: MakeNotebook) -> Callable[..., FullAnalysis]:
-    def run(cells: Sequence[str | tuple[str, Sequence[str]]], counts: Sequence[int | None] | None = None
-            ) -> FullAnalysis:
+    def run(
+        cells: Sequence[str | tuple[str, Sequence[str]]], counts: Sequence[int | None] | None = None
+    ) -> FullAnalysis:
         result = api.analyze(make_notebook(cells, counts=counts))
         assert isinstance(result, FullAnalysis)
         return result
@@ -32,10 +34,14 @@ def cell(analysis: FullAnalysis, index: int) -> CellAnalysis:
 
 def found(analysis: FullAnalysis, code: str) -> list[tuple[int, int]]:
     """(cell, line) of every finding with ``code``."""
-    return [(f.span.cell, f.span.line) for f in analysis.findings if f.code == code and f.span is not None]
+    return [
+        (f.span.cell, f.span.line)
+        for f in analysis.findings
+        if f.code == code and f.span is not None
+    ]
 
 
-# --- reads and writes -------------------------------------------------------------------------------------------
+# --- reads and writes -----------------------------------------------------------------------------
 
 
 def test_rebinding_reads_the_old_value_first(analyse: Callable[..., FullAnalysis]) -> None:
@@ -45,7 +51,9 @@ def test_rebinding_reads_the_old_value_first(analyse: Callable[..., FullAnalysis
     assert not found(a, "NBH101")
 
 
-def test_names_bound_earlier_in_the_cell_are_not_reads(analyse: Callable[..., FullAnalysis]) -> None:
+def test_names_bound_earlier_in_the_cell_are_not_reads(
+    analyse: Callable[..., FullAnalysis],
+) -> None:
     a = analyse(["a = 1\nb = a + 1\nc = b * unknown"])
     assert cell(a, 1).reads == ("unknown",)
     assert cell(a, 1).writes == ("a", "b", "c")
@@ -53,12 +61,20 @@ def test_names_bound_earlier_in_the_cell_are_not_reads(analyse: Callable[..., Fu
 
 
 def test_comprehension_variables_stay_in_their_scope(analyse: Callable[..., FullAnalysis]) -> None:
-    a = analyse([
-        "n = 3\nd = {'k': 1}",
-        "squares = [i * i for i in range(n)]\ninv = {v: k for k, v in d.items()}\nany_big = any(s > n for s in squares)",
-    ])
+    a = analyse(
+        [
+            "n = 3\nd = {'k': 1}",
+            "squares = [i * i for i in range(n)]\ninv = {v: k for k, v in d.items()}\n"
+            "any_big = any(s > n for s in squares)",
+        ]
+    )
     c = cell(a, 2)
-    assert c.reads == ("range", "n", "d", "any")  # builtins count as reads; i, k, v, s are comprehension-local
+    assert c.reads == (
+        "range",
+        "n",
+        "d",
+        "any",
+    )  # builtins count as reads; i, k, v, s are comprehension-local
     assert c.writes == ("squares", "inv", "any_big")
 
 
@@ -70,7 +86,9 @@ def test_function_free_variables_are_reads_of_the_def(analyse: Callable[..., Ful
     assert c.writes == ("shift",)  # y and local belong to the function
 
 
-def test_function_reading_a_global_bound_later_in_the_same_cell(analyse: Callable[..., FullAnalysis]) -> None:
+def test_function_reading_a_global_bound_later_in_the_same_cell(
+    analyse: Callable[..., FullAnalysis],
+) -> None:
     a = analyse(["def g():\n    return later * 2\nlater = 5\nresult = g()"])
     assert cell(a, 1).reads == ()
     assert not found(a, "NBH101")
@@ -84,23 +102,32 @@ def test_conditional_assignment(analyse: Callable[..., FullAnalysis]) -> None:
 
 
 def test_loop_and_with_targets_are_writes(analyse: Callable[..., FullAnalysis]) -> None:
-    a = analyse(["items = [1, 2]", "total = 0\nfor item in items:\n    total += item\nwith open('x.txt') as fh:\n"
-                 "    text = fh.read()"])
+    a = analyse(
+        [
+            "items = [1, 2]",
+            "total = 0\nfor item in items:\n    total += item\nwith open('x.txt') as fh:\n"
+            "    text = fh.read()",
+        ]
+    )
     c = cell(a, 2)
     assert c.reads == ("items", "open")
     assert set(c.writes) == {"total", "item", "fh", "text"}
 
 
 def test_imports_and_definitions(analyse: Callable[..., FullAnalysis]) -> None:
-    a = analyse(["import numpy as np\nfrom os import path as osp\nimport os.path\n"
-                 "class Box:\n    size = 1\ndef make():\n    return Box()"])
+    a = analyse(
+        [
+            "import numpy as np\nfrom os import path as osp\nimport os.path\n"
+            "class Box:\n    size = 1\ndef make():\n    return Box()"
+        ]
+    )
     c = cell(a, 1)
     assert c.imports == ("np", "osp", "os")
     assert c.defines == ("Box", "make")
     assert c.reads == ()
 
 
-# --- mutation and aliasing --------------------------------------------------------------------------------------
+# --- mutation and aliasing ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -119,7 +146,9 @@ def test_imports_and_definitions(analyse: Callable[..., FullAnalysis]) -> None:
         ("alias = lst\nalias.append(1)", {"lst"}),
     ],
 )
-def test_in_place_mutation_and_aliasing(analyse: Callable[..., FullAnalysis], code: str, mutated: set[str]) -> None:
+def test_in_place_mutation_and_aliasing(
+    analyse: Callable[..., FullAnalysis], code: str, mutated: set[str]
+) -> None:
     setup = "import numpy as np\ndf = d = lst = obj = model = train = test = X = y = None"
     a = analyse([setup, code])
     assert mutated <= set(cell(a, 2).mutates)
@@ -140,7 +169,7 @@ def test_not_mutations(analyse: Callable[..., FullAnalysis], code: str) -> None:
     assert not mutates & {"df", "np", "lst", "x"}
 
 
-# --- effects ----------------------------------------------------------------------------------------------------
+# --- effects --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -170,7 +199,7 @@ def test_display_only_cells(analyse: Callable[..., FullAnalysis]) -> None:
     assert Effect.DISPLAY not in cell(a, 4).effects  # a call that changes state is not display-only
 
 
-# --- findings ---------------------------------------------------------------------------------------------------
+# --- findings -------------------------------------------------------------------------------------
 
 
 def test_nbh101_used_before_defined(analyse: Callable[..., FullAnalysis]) -> None:
@@ -202,34 +231,50 @@ def test_nbh104_global_statement(analyse: Callable[..., FullAnalysis]) -> None:
         ("api_key = 'sk-abcdefghijklmnopqrstuvwx123'", 1, 11),
         ("x = 1\npassword = 'hunter2hunter2'", 2, 12),
         ("engine_url = 'postgresql://admin:hunter2@db:5432/sales'", 1, 14),
-        ("headers = {'Authorization': 'token'}\nTOKEN = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789'", 2, 9),
+        (
+            "headers = {'Authorization': 'token'}\n"
+            "TOKEN = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789'",
+            2,
+            9,
+        ),
     ],
 )
-def test_nbh201_secret(analyse: Callable[..., FullAnalysis], code: str, line: int, col: int) -> None:
+def test_nbh201_secret(
+    analyse: Callable[..., FullAnalysis], code: str, line: int, col: int
+) -> None:
     a = analyse([code])
     secrets = [f for f in a.findings if f.code == "NBH201"]
     assert [(f.span.cell, f.span.line, f.span.col) for f in secrets if f.span] == [(1, line, col)]
 
 
-@pytest.mark.parametrize("code", ["name = 'sales report'", "path = 'data/x.csv'", "token_count = 'ABCDEFGHIJ'"])
+@pytest.mark.parametrize(
+    "code", ["name = 'sales report'", "path = 'data/x.csv'", "token_count = 'ABCDEFGHIJ'"]
+)
 def test_nbh201_not_for_ordinary_strings(analyse: Callable[..., FullAnalysis], code: str) -> None:
     assert found(analyse([code]), "NBH201") == []
 
 
 def test_nbh202_absolute_path(analyse: Callable[..., FullAnalysis]) -> None:
-    a = analyse(["import pandas as pd", "\ndf = pd.read_csv('/home/ana/data/sales.csv')\nrel = 'data/x.csv'"])
-    assert [(f.span.cell, f.span.line, f.span.col) for f in a.findings if f.code == "NBH202" and f.span] == [
-        (2, 2, 18)
-    ]
+    a = analyse(
+        [
+            "import pandas as pd",
+            "\ndf = pd.read_csv('/home/ana/data/sales.csv')\nrel = 'data/x.csv'",
+        ]
+    )
+    assert [
+        (f.span.cell, f.span.line, f.span.col) for f in a.findings if f.code == "NBH202" and f.span
+    ] == [(2, 2, 18)]
 
 
 def test_nbh401_unseeded_randomness(analyse: Callable[..., FullAnalysis]) -> None:
-    a = analyse([
-        "import numpy as np\nfrom sklearn.model_selection import train_test_split",
-        "noise = np.random.rand(3)",
-        "tr, te = train_test_split([1, 2, 3, 4])",
-        "tr2, te2 = train_test_split([1, 2, 3, 4], random_state=0)",
-    ])
+    a = analyse(
+        [
+            "import numpy as np\nfrom sklearn.model_selection import train_test_split",
+            "noise = np.random.rand(3)",
+            "tr, te = train_test_split([1, 2, 3, 4])",
+            "tr2, te2 = train_test_split([1, 2, 3, 4], random_state=0)",
+        ]
+    )
     assert found(a, "NBH401") == [(2, 1), (3, 1)]
 
 
@@ -244,24 +289,36 @@ def test_nbh601_star_import(analyse: Callable[..., FullAnalysis]) -> None:
 
 
 def test_nbh602_bare_except(analyse: Callable[..., FullAnalysis]) -> None:
-    a = analyse(["try:\n    x = int('a')\nexcept:\n    x = 0", "try:\n    y = 1\nexcept ValueError:\n    y = 0"])
+    a = analyse(
+        [
+            "try:\n    x = int('a')\nexcept:\n    x = 0",
+            "try:\n    y = 1\nexcept ValueError:\n    y = 0",
+        ]
+    )
     assert found(a, "NBH602") == [(1, 3)]
 
 
 def test_findings_point_at_markdown_counted_cells(analyse: Callable[..., FullAnalysis]) -> None:
     """Cells are counted over all cells, markdown included, as Jupyter shows them."""
-    a = analyse(["md:# Title", "from math import *", "md:text", "try:\n    pass\nexcept:\n    pass"])
+    a = analyse(
+        ["md:# Title", "from math import *", "md:text", "try:\n    pass\nexcept:\n    pass"]
+    )
     assert found(a, "NBH601") == [(2, 1)]
     assert found(a, "NBH602") == [(4, 3)]
 
 
-def test_translated_magics_do_not_report_undefined_names(analyse: Callable[..., FullAnalysis]) -> None:
+def test_translated_magics_do_not_report_undefined_names(
+    analyse: Callable[..., FullAnalysis],
+) -> None:
     a = analyse(["%env A=1", "!echo hi", "files = !ls"])
     assert found(a, "NBH101") == []
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: after 'from m import *' (already NBH601) every name it may bind "
-                   "is also reported as NBH101")
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: after 'from m import *' (already NBH601) every name it may bind "
+    "is also reported as NBH101",
+)
 def test_star_import_names_are_not_reported_undefined(analyse: Callable[..., FullAnalysis]) -> None:
     a = analyse(["from math import *", "root = sqrt(16)"])
     assert found(a, "NBH101") == []

@@ -1,5 +1,6 @@
-"""Before/after pairs for the codemods in nbharden.transform.codemods (LibCST ``CodemodTest`` style), plus a check
-that what ``PrintToLogging`` logs is exactly what ``print`` printed."""
+"""Before/after pairs for the codemods in nbharden.transform.codemods (LibCST ``CodemodTest``
+style), plus a check that what ``PrintToLogging`` logs is exactly what ``print`` printed.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +23,15 @@ from nbharden.transform.codemods import (
 
 
 def assert_codemod(transformer: cst.CSTTransformer, before: str, after: str) -> None:
-    """``before`` through ``transformer`` gives exactly ``after`` (both dedented), and the result parses."""
+    """``before`` through ``transformer`` gives exactly ``after`` (both dedented), and the result
+    parses.
+    """
     result = cst.parse_module(dedent(before)).visit(transformer).code
     assert result == dedent(after)
     compile(result, "<after>", "exec")
 
 
-# --- PrintToLogging -------------------------------------------------------------------------------------------
+# --- PrintToLogging -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -36,12 +39,13 @@ def assert_codemod(transformer: cst.CSTTransformer, before: str, after: str) -> 
     [
         ("print(a, b)\n", 'logger.info("%s %s", a, b)\n'),
         ("print(x)\n", 'logger.info("%s", x)\n'),
-        # one string literal goes as the message itself: logging does not %-format a message without args
+        # one string literal goes as the message itself: logging does not %-format a message without
+        # args
         ("print('hello')\n", "logger.info('hello')\n"),
         ("print(f'x={x}')\n", "logger.info(f'x={x}')\n"),
         ("print('a' 'b')\n", "logger.info('a' 'b')\n"),
         ("print()\n", 'logger.info("")\n'),
-        ("print('total', n, end='')\n", 'logger.info("%s %s", \'total\', n)\n'),
+        ("print('total', n, end='')\n", "logger.info(\"%s %s\", 'total', n)\n"),
         ("print(a, b, sep=', ')\n", "logger.info(\"%s\", ', '.join(map(str, (a, b))))\n"),
         ("print(x, sep='')\n", "logger.info(\"%s\", ''.join(map(str, (x,))))\n"),
         ("print(*items)\n", 'logger.info("%s", " ".join(map(str, (*items,))))\n'),
@@ -117,7 +121,7 @@ def test_logged_message_equals_printed_text(call: str) -> None:
     assert records[0].getMessage() + "\n" == printed.getvalue()
 
 
-# --- ShowToSave -------------------------------------------------------------------------------------------------
+# --- ShowToSave -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -125,7 +129,12 @@ def test_logged_message_equals_printed_text(call: str) -> None:
     [
         ({"plt"}, set(), "plt.show()\n", "show_figures()\n"),
         ({"plt"}, set(), "plt.show(block=False)\n", "show_figures()\n"),
-        ({"pyplot", "plt"}, set(), "pyplot.show()\nplt.show()\n", "show_figures()\nshow_figures()\n"),
+        (
+            {"pyplot", "plt"},
+            set(),
+            "pyplot.show()\nplt.show()\n",
+            "show_figures()\nshow_figures()\n",
+        ),
         (set(), {"show"}, "show()\n", "show_figures()\n"),
         (
             {"plt"},
@@ -157,7 +166,7 @@ def test_show_to_save_leaves_other_shows(code: str) -> None:
     assert codemod.count == 0
 
 
-# --- DisplayToLog -----------------------------------------------------------------------------------------------
+# --- DisplayToLog ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -169,7 +178,10 @@ def test_show_to_save_leaves_other_shows(code: str) -> None:
             "for key in sorted(data):\n    display(key)\n",
             'for key in sorted(data):\n    logger.info("%s", key)\n',
         ),
-        ("def show(df):\n    display(df.head())\n", 'def show(df):\n    logger.info("%s", df.head())\n'),
+        (
+            "def show(df):\n    display(df.head())\n",
+            'def show(df):\n    logger.info("%s", df.head())\n',
+        ),
     ],
 )
 def test_display_to_log(before: str, after: str) -> None:
@@ -193,14 +205,18 @@ def test_display_to_log_uses_the_given_logger_name() -> None:
     assert_codemod(DisplayToLog("log2"), "display(x)\n", 'log2.info("%s", x)\n')
 
 
-# --- LiftLiterals -----------------------------------------------------------------------------------------------
+# --- LiftLiterals ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("before", "after", "used"),
     [
         ("df = pd.read_csv('data/sales.csv')\n", "df = pd.read_csv(sales_path)\n", {"sales_path"}),
-        ('df = pd.read_csv("data/sales.csv", sep=";")\n', 'df = pd.read_csv(sales_path, sep=";")\n', {"sales_path"}),
+        (
+            'df = pd.read_csv("data/sales.csv", sep=";")\n',
+            'df = pd.read_csv(sales_path, sep=";")\n',
+            {"sales_path"},
+        ),
         ("fh = open(file='data/sales.csv')\n", "fh = open(file=sales_path)\n", {"sales_path"}),
         (
             "r = get('https://example.com/x.json')\nd = load('data/sales.csv')\n",
@@ -220,7 +236,7 @@ def test_lift_literals(before: str, after: str, used: set[str]) -> None:
     assert codemod.used == used
 
 
-# --- Chain and helpers ------------------------------------------------------------------------------------------
+# --- Chain and helpers ----------------------------------------------------------------------------
 
 
 def test_chain_equals_the_codemods_one_after_another() -> None:
@@ -233,11 +249,20 @@ def test_chain_equals_the_codemods_one_after_another() -> None:
         df = pd.read_csv('data/sales.csv')
         """
     )
-    made = [PrintToLogging(), ShowToSave({"plt"}), DisplayToLog(), LiftLiterals({"data/sales.csv": "sales_path"})]
+    made = [
+        PrintToLogging(),
+        ShowToSave({"plt"}),
+        DisplayToLog(),
+        LiftLiterals({"data/sales.csv": "sales_path"}),
+    ]
     one_pass = cst.parse_module(code).visit(Chain(*made)).code
     sequential = cst.parse_module(code)
-    for codemod in [PrintToLogging(), ShowToSave({"plt"}), DisplayToLog(),
-                    LiftLiterals({"data/sales.csv": "sales_path"})]:
+    for codemod in [
+        PrintToLogging(),
+        ShowToSave({"plt"}),
+        DisplayToLog(),
+        LiftLiterals({"data/sales.csv": "sales_path"}),
+    ]:
         sequential = sequential.visit(codemod)
     assert one_pass == sequential.code
     assert "print(" not in one_pass and "display(" not in one_pass and "show_figures()" in one_pass
@@ -250,7 +275,9 @@ def test_names_in_collects_every_identifier() -> None:
     assert names_in(module) == {"f", "a", "b", "c", "logger"}
 
 
-def test_print_to_logging_keeps_stdout_silent_in_generated_code(capsys: pytest.CaptureFixture[str]) -> None:
+def test_print_to_logging_keeps_stdout_silent_in_generated_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """The rewritten code prints nothing: the text goes to the logger only."""
     new = cst.parse_module("print('x', 1)\n").visit(PrintToLogging("log")).code
     log = logging.getLogger("test_codemods.silent")

@@ -1,5 +1,7 @@
-"""Same input, same bytes: two conversions in two processes with different hash seeds and time zones give identical
-trees; converting and writing never touches the notebook; formatting the formatted tree changes nothing."""
+"""Same input, same bytes: two conversions in two processes with different hash seeds and time zones
+give identical trees; converting and writing never touches the notebook; formatting the formatted
+tree changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ for arg in sys.argv[1:]:
     nb = Path(arg)
     # convert, not generate: the change set also carries the manifest (.nbharden.json)
     changes = api.convert(nb, Settings(out=nb.parent / "out", record=False))
-    files = {c.path: hashlib.sha256(c.new_text.encode()).hexdigest() for c in changes.changes if c.new_text}
+    files = {c.path: hashlib.sha256(c.new_text.encode()).hexdigest()
+             for c in changes.changes if c.new_text}
     findings = [f.to_json(nb.name) for f in changes.findings]
     print(json.dumps({"stem": nb.stem, "files": files, "findings": findings,
                       "plan": changes.plan.to_json()}, sort_keys=True))
@@ -53,8 +56,15 @@ def test_two_processes_with_different_hash_seeds_and_time_zones_agree(tmp_path: 
     procs = []
     for seed, tz in (("1", "UTC"), ("4242", "Pacific/Kiritimati")):
         env = dict(os.environ, PYTHONHASHSEED=seed, TZ=tz)
-        procs.append(subprocess.Popen([PYTHON, "-c", _SCRIPT, *notebooks], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [PYTHON, "-c", _SCRIPT, *notebooks],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=300)
@@ -72,7 +82,9 @@ def test_two_processes_with_different_hash_seeds_and_time_zones_agree(tmp_path: 
 def test_convert_and_write_leave_the_notebook_alone(tmp_path: Path) -> None:
     notebook = _copy("parameters_cell", tmp_path / "nb")
     before_bytes = notebook.read_bytes()
-    os.utime(notebook, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))  # a distinctive mtime
+    os.utime(
+        notebook, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000)
+    )  # a distinctive mtime
     before_stat = notebook.stat()
     data_before = {p.name: p.read_bytes() for p in (notebook.parent / "data").iterdir()}
     settings = Settings(out=notebook.parent / "out", record=False)
@@ -86,8 +98,15 @@ def test_convert_and_write_leave_the_notebook_alone(tmp_path: Path) -> None:
     assert after_stat.st_size == before_stat.st_size
     assert {p.name: p.read_bytes() for p in (notebook.parent / "data").iterdir()} == data_before
     # nothing was written next to the notebook but the output folder
-    assert sorted(p.name for p in notebook.parent.iterdir()) == ["data", "out", "parameters_cell.ipynb"]
-    assert hashlib.sha256(notebook.read_bytes()).hexdigest() == hashlib.sha256(before_bytes).hexdigest()
+    assert sorted(p.name for p in notebook.parent.iterdir()) == [
+        "data",
+        "out",
+        "parameters_cell.ipynb",
+    ]
+    assert (
+        hashlib.sha256(notebook.read_bytes()).hexdigest()
+        == hashlib.sha256(before_bytes).hexdigest()
+    )
 
 
 @pytest.mark.parametrize("stem", ["magics", "markdown_sections", "conflicting_imports"])

@@ -1,5 +1,6 @@
-"""The plan stage: what moves to module level, the Config fields, the step boundaries and each step's inputs and
-outputs, dependencies and names."""
+"""The plan stage: what moves to module level, the Config fields, the step boundaries and each
+step's inputs and outputs, dependencies and names.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ PlanFor = Callable[..., Plan]
 
 @pytest.fixture
 def plan_for(make_notebook: MakeNotebook) -> PlanFor:
-    def run(cells: Sequence[str | tuple[str, Sequence[str]]], name: str = "nb.ipynb",
-            settings: Settings | None = None) -> Plan:
+    def run(
+        cells: Sequence[str | tuple[str, Sequence[str]]],
+        name: str = "nb.ipynb",
+        settings: Settings | None = None,
+    ) -> Plan:
         settings = settings or Settings(record=False)
         analysis = api.analyze(make_notebook(cells, name=name), settings)
         assert isinstance(analysis, FullAnalysis)
@@ -44,25 +48,32 @@ def io(s: Step) -> tuple[list[tuple[str, str]], list[str]]:
     return [(p.name, p.source) for p in s.inputs], [p.name for p in s.outputs]
 
 
-# --- hoisting ---------------------------------------------------------------------------------------------------
+# --- hoisting -------------------------------------------------------------------------------------
 
 
 def test_pure_functions_and_imports_move_to_module_level(plan_for: PlanFor) -> None:
-    plan = plan_for([
-        "import math\nimport numpy as np",
-        "def area(r):\n    return math.pi * r ** 2",
-        "def ring(r1, r2):\n    return area(r2) - area(r1)",  # uses another hoisted function: fixpoint
-        "class Point:\n    def norm(self):\n        return np.hypot(self.x, self.y)",
-        "limit = 3",
-        "def over(xs):\n    return [x for x in xs if x > limit]",  # reads notebook state
-    ])
+    plan = plan_for(
+        [
+            "import math\nimport numpy as np",
+            "def area(r):\n    return math.pi * r ** 2",
+            # uses another hoisted function: a fixpoint
+            "def ring(r1, r2):\n    return area(r2) - area(r1)",
+            "class Point:\n    def norm(self):\n        return np.hypot(self.x, self.y)",
+            "limit = 3",
+            "def over(xs):\n    return [x for x in xs if x > limit]",  # reads notebook state
+        ]
+    )
     assert plan.hoisted_imports == ("math", "np")
     assert plan.hoisted == ("Point", "area", "ring")
-    assert [(f.code, f.span.cell) for f in plan.findings if f.code == "NBH606" and f.span] == [("NBH606", 6)]
+    assert [(f.code, f.span.cell) for f in plan.findings if f.code == "NBH606" and f.span] == [
+        ("NBH606", 6)
+    ]
 
 
 def test_a_function_using_a_kept_function_stays_too(plan_for: PlanFor) -> None:
-    plan = plan_for(["k = 2", "def scale(x):\n    return x * k", "def twice(x):\n    return scale(scale(x))"])
+    plan = plan_for(
+        ["k = 2", "def scale(x):\n    return x * k", "def twice(x):\n    return scale(scale(x))"]
+    )
     assert plan.hoisted == ()
 
 
@@ -77,36 +88,45 @@ def test_function_next_to_global_statement_is_not_hoisted(plan_for: PlanFor) -> 
 
 
 def test_conflicting_and_rebound_imports_stay_in_their_steps(plan_for: PlanFor) -> None:
-    plan = plan_for([
-        "from math import sqrt\nimport json",
-        "a = sqrt(4.0)",
-        "from numpy import sqrt",
-        "b = sqrt(9.0)",
-        "json = {'not': 'the module'}",
-    ])
+    plan = plan_for(
+        [
+            "from math import sqrt\nimport json",
+            "a = sqrt(4.0)",
+            "from numpy import sqrt",
+            "b = sqrt(9.0)",
+            "json = {'not': 'the module'}",
+        ]
+    )
     assert "sqrt" not in plan.hoisted_imports
     assert "json" not in plan.hoisted_imports
 
 
 def test_conditional_import_is_not_hoisted(plan_for: PlanFor) -> None:
-    plan = plan_for(["try:\n    import ujson as js\nexcept ImportError:\n    import json as js", "s = js.dumps([])"])
+    plan = plan_for(
+        [
+            "try:\n    import ujson as js\nexcept ImportError:\n    import json as js",
+            "s = js.dumps([])",
+        ]
+    )
     assert "js" not in plan.hoisted_imports
 
 
-# --- config -----------------------------------------------------------------------------------------------------
+# --- config ---------------------------------------------------------------------------------------
 
 
 PARAMETERS = (
-    "alpha = 0.5\nn = 3\nlabel = 'run'\nverbose = True\ncols = ['a', 'b']\ndata_path = 'data/x.csv'\n"
-    "nothing = None"
+    "alpha = 0.5\nn = 3\nlabel = 'run'\nverbose = True\ncols = ['a', 'b']\n"
+    "data_path = 'data/x.csv'\nnothing = None"
 )
 
 
 def test_parameters_cell_becomes_config(plan_for: PlanFor) -> None:
-    plan = plan_for([
-        (PARAMETERS, ["parameters"]),
-        "out = [alpha * n, label, verbose, cols, data_path, nothing]",
-    ])
+    plan = plan_for(
+        [
+            (PARAMETERS, ["parameters"]),
+            "out = [alpha * n, label, verbose, cols, data_path, nothing]",
+        ]
+    )
     fields = {f.name: (f.annotation, f.default, f.kind, f.cell, f.line) for f in plan.config_fields}
     assert fields["alpha"] == ("float", "0.5", "parameter", 1, 1)
     assert fields["n"] == ("int", "3", "parameter", 1, 2)
@@ -117,48 +137,82 @@ def test_parameters_cell_becomes_config(plan_for: PlanFor) -> None:
     assert fields["data_path"] == ("str", "str(NOTEBOOK_DIR / 'data/x.csv')", "parameter", 1, 6)
     assert fields["nothing"][0] == "object | None"
     # the order of the cell, then the generated working-folder field
-    assert [f.name for f in plan.config_fields] == ["alpha", "n", "label", "verbose", "cols", "data_path",
-                                                    "nothing", "workdir"]
-    # the parameters cell is consumed: no step for it, the next step reads everything from the config
+    assert [f.name for f in plan.config_fields] == [
+        "alpha",
+        "n",
+        "label",
+        "verbose",
+        "cols",
+        "data_path",
+        "nothing",
+        "workdir",
+    ]
+    # the parameters cell is consumed: no step for it, the next step reads everything from the
+    # config
     assert [s.cells for s in plan.steps] == [(2,)]
     inputs, _ = io(plan.steps[0])
-    assert inputs == [(name, "config") for name in ["alpha", "n", "label", "verbose", "cols", "data_path",
-                                                     "nothing"]]
+    assert inputs == [
+        (name, "config")
+        for name in ["alpha", "n", "label", "verbose", "cols", "data_path", "nothing"]
+    ]
 
 
 def test_parameters_cell_secret_is_a_secret_field(plan_for: PlanFor) -> None:
-    plan = plan_for([("api_token = 'sk-abcdefghijklmnopqrstuvwx123'\nrate = 2", ["parameters"]),
-                     "x = (api_token, rate)"])
+    plan = plan_for(
+        [
+            ("api_token = 'sk-abcdefghijklmnopqrstuvwx123'\nrate = 2", ["parameters"]),
+            "x = (api_token, rate)",
+        ]
+    )
     token = field(plan, "api_token")
     assert (token.annotation, token.secret, token.kind) == ("SecretStr", True, "secret")
     assert "sk-" not in token.default and "sk-" not in token.description
 
 
 def test_constants_paths_and_urls_outside_the_parameters_cell(plan_for: PlanFor) -> None:
-    plan = plan_for([
-        "import pandas as pd\nimport requests",
-        "SOURCE = 'data/in.csv'\nAPI = 'https://example.com/api'\nOUT = '/srv/out.parquet'",
-        "df = pd.read_csv(SOURCE)\nr = requests.get(API, timeout=5)",
-        "df.to_parquet(OUT)",
-    ])
-    assert (field(plan, "SOURCE").kind, field(plan, "SOURCE").default) == ("constant",
-                                                                            "str(NOTEBOOK_DIR / 'data/in.csv')")
-    assert (field(plan, "API").kind, field(plan, "API").default) == ("constant", "'https://example.com/api'")
-    assert field(plan, "OUT").default == "'/srv/out.parquet'"  # absolute: kept as it is (and NBH202)
+    plan = plan_for(
+        [
+            "import pandas as pd\nimport requests",
+            "SOURCE = 'data/in.csv'\nAPI = 'https://example.com/api'\nOUT = '/srv/out.parquet'",
+            "df = pd.read_csv(SOURCE)\nr = requests.get(API, timeout=5)",
+            "df.to_parquet(OUT)",
+        ]
+    )
+    assert (field(plan, "SOURCE").kind, field(plan, "SOURCE").default) == (
+        "constant",
+        "str(NOTEBOOK_DIR / 'data/in.csv')",
+    )
+    assert (field(plan, "API").kind, field(plan, "API").default) == (
+        "constant",
+        "'https://example.com/api'",
+    )
+    assert (
+        field(plan, "OUT").default == "'/srv/out.parquet'"
+    )  # absolute: kept as it is (and NBH202)
     assert [f.code for f in plan.findings if f.code == "NBH204"] == ["NBH204"]
 
 
 def test_literals_passed_to_io_calls_are_lifted(plan_for: PlanFor) -> None:
-    plan = plan_for(["import pandas as pd", "df = pd.read_csv('data/sales.csv')\nsales = df",
-                     "again = pd.read_csv('data/sales.csv')"])
+    plan = plan_for(
+        [
+            "import pandas as pd",
+            "df = pd.read_csv('data/sales.csv')\nsales = df",
+            "again = pd.read_csv('data/sales.csv')",
+        ]
+    )
     lifted = field(plan, "sales_path")  # named after the file; 'sales' is taken by the notebook
     assert (lifted.kind, lifted.annotation, lifted.default, lifted.literal) == (
-        "lifted", "Path", "NOTEBOOK_DIR / 'data/sales.csv'", "data/sales.csv"
+        "lifted",
+        "Path",
+        "NOTEBOOK_DIR / 'data/sales.csv'",
+        "data/sales.csv",
     )
-    assert [f.name for f in plan.config_fields if f.kind == "lifted"] == ["sales_path"]  # once per literal
-    assert [(f.code, f.span.cell, f.span.line) for f in plan.findings if f.code == "NBH203" and f.span] == [
-        ("NBH203", 2, 1)
-    ]
+    assert [f.name for f in plan.config_fields if f.kind == "lifted"] == [
+        "sales_path"
+    ]  # once per literal
+    assert [
+        (f.code, f.span.cell, f.span.line) for f in plan.findings if f.code == "NBH203" and f.span
+    ] == [("NBH203", 2, 1)]
     assert io(plan.steps[0])[0] == [("sales_path", "config")]
     assert ("sales_path", "config") in io(plan.steps[1])[0]
 
@@ -175,22 +229,24 @@ def test_plots_add_an_output_dir(plan_for: PlanFor) -> None:
     assert not plan_for(["x = 1"]).uses_plots
 
 
-# --- steps ------------------------------------------------------------------------------------------------------
+# --- steps ----------------------------------------------------------------------------------------
 
 
 def test_markdown_headings_make_the_steps(plan_for: PlanFor) -> None:
-    plan = plan_for([
-        "import csv",
-        "md:# Load the data!",
-        "rows = [1, 2, 3]",
-        "md:Some text, no heading",
-        "extra = 4",
-        "md:## Clean-up & filter",
-        "kept = [r for r in rows if r > 1]",
-        "md:## Report",
-        "md:## Empty section",
-        "total = sum(kept) + extra",
-    ])
+    plan = plan_for(
+        [
+            "import csv",
+            "md:# Load the data!",
+            "rows = [1, 2, 3]",
+            "md:Some text, no heading",
+            "extra = 4",
+            "md:## Clean-up & filter",
+            "kept = [r for r in rows if r > 1]",
+            "md:## Report",
+            "md:## Empty section",
+            "total = sum(kept) + extra",
+        ]
+    )
     assert [(s.name, s.title, s.cells) for s in plan.steps] == [
         ("load_the_data", "Load the data!", (3, 5)),
         ("clean_up_filter", "Clean-up & filter", (7,)),
@@ -199,25 +255,36 @@ def test_markdown_headings_make_the_steps(plan_for: PlanFor) -> None:
     assert io(step(plan, "load_the_data")) == ([], ["rows", "extra"])
     assert io(step(plan, "clean_up_filter")) == ([("rows", "load_the_data")], ["kept"])
     assert io(step(plan, "empty_section")) == (
-        [("kept", "clean_up_filter"), ("extra", "load_the_data")], ["total"]
+        [("kept", "clean_up_filter"), ("extra", "load_the_data")],
+        ["total"],
     )
     assert step(plan, "empty_section").results == ("total",)
 
 
 def test_step_tags_make_the_steps(plan_for: PlanFor) -> None:
-    plan = plan_for([
-        ("raw = [3, 1, 2]", ["step:load"]),
-        ("ordered = sorted(raw)", ["step:transform", "other-tag"]),
-        "smallest = ordered[0]",
-        ("result = (smallest, ordered[-1])", ["step:summarise"]),
-    ])
-    assert [(s.name, s.cells) for s in plan.steps] == [("load", (1,)), ("transform", (2, 3)), ("summarise", (4,))]
+    plan = plan_for(
+        [
+            ("raw = [3, 1, 2]", ["step:load"]),
+            ("ordered = sorted(raw)", ["step:transform", "other-tag"]),
+            "smallest = ordered[0]",
+            ("result = (smallest, ordered[-1])", ["step:summarise"]),
+        ]
+    )
+    assert [(s.name, s.cells) for s in plan.steps] == [
+        ("load", (1,)),
+        ("transform", (2, 3)),
+        ("summarise", (4,)),
+    ]
     assert io(step(plan, "summarise"))[0] == [("smallest", "transform"), ("ordered", "transform")]
 
 
 def test_without_headings_one_step_per_code_cell(plan_for: PlanFor) -> None:
     plan = plan_for(["a = 1", "b = a + 1", "", "c = a + b"])
-    assert [(s.name, s.cells) for s in plan.steps] == [("cell_1", (1,)), ("cell_2", (2,)), ("cell_4", (4,))]
+    assert [(s.name, s.cells) for s in plan.steps] == [
+        ("cell_1", (1,)),
+        ("cell_2", (2,)),
+        ("cell_4", (4,)),
+    ]
     assert io(plan.steps[2]) == ([("a", "cell_1"), ("b", "cell_2")], ["c"])
     assert plan.steps[2].results == ("c",)
 
@@ -232,11 +299,13 @@ def test_inputs_come_from_the_latest_definition(plan_for: PlanFor) -> None:
 
 
 def test_mutated_inputs_flow_on(plan_for: PlanFor) -> None:
-    plan = plan_for([
-        "train = [1]\ntest = [2]",
-        "for d in [train, test]:\n    d.append(0)",
-        "sizes = (len(train), len(test))",
-    ])
+    plan = plan_for(
+        [
+            "train = [1]\ntest = [2]",
+            "for d in [train, test]:\n    d.append(0)",
+            "sizes = (len(train), len(test))",
+        ]
+    )
     mutate = step(plan, "cell_2")
     assert mutate.mutated == ("train", "test")
     assert io(mutate)[1] == ["train", "test"]
@@ -249,13 +318,18 @@ def test_display_only_cells_make_no_step(plan_for: PlanFor) -> None:
 
 
 def test_typed_inputs_and_outputs(plan_for: PlanFor) -> None:
-    plan = plan_for(["import pandas as pd", "df = pd.DataFrame({'a': [1]})\nn = 3\nnames = ['a']",
-                     "m = (df, n, names)"])
+    plan = plan_for(
+        [
+            "import pandas as pd",
+            "df = pd.DataFrame({'a': [1]})\nn = 3\nnames = ['a']",
+            "m = (df, n, names)",
+        ]
+    )
     types = {p.name: p.annotation for p in step(plan, "cell_2").outputs}
     assert types == {"df": "pd.DataFrame", "n": "int", "names": "list[str]"}
 
 
-# --- names and dependencies -------------------------------------------------------------------------------------
+# --- names and dependencies -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -295,16 +369,22 @@ def test_package_name_from_settings(plan_for: PlanFor) -> None:
 
 
 def test_dependencies(plan_for: PlanFor) -> None:
-    plan = plan_for([
-        "import os\nimport numpy as np\nfrom sklearn.linear_model import LinearRegression\nimport yaml\n"
-        "from PIL import Image\nimport IPython",
-        "!pip install tabulate==0.9.0",
-    ])
+    plan = plan_for(
+        [
+            "import os\nimport numpy as np\nfrom sklearn.linear_model import LinearRegression\n"
+            "import yaml\nfrom PIL import Image\nimport IPython",
+            "!pip install tabulate==0.9.0",
+        ]
+    )
     assert plan.dependencies == ("numpy", "pillow", "pyyaml", "scikit-learn", "tabulate==0.9.0")
 
 
 def test_plan_is_json_serialisable_and_deterministic(plan_for: PlanFor) -> None:
-    cells = [(PARAMETERS, ["parameters"]), "md:# Use", "import math\nout = [math.sqrt(alpha), n, cols]"]
+    cells = [
+        (PARAMETERS, ["parameters"]),
+        "md:# Use",
+        "import math\nout = [math.sqrt(alpha), n, cols]",
+    ]
     first = json.dumps(plan_for(cells).to_json(), sort_keys=True)
     second = json.dumps(plan_for(cells, name="nb2.ipynb").to_json(), sort_keys=True)
     assert first == second.replace("nb2", "nb")
