@@ -314,11 +314,6 @@ def test_translated_magics_do_not_report_undefined_names(
     assert found(a, "NBH101") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: after 'from m import *' (already NBH601) every name it may bind "
-    "is also reported as NBH101",
-)
 def test_star_import_names_are_not_reported_undefined(analyse: Callable[..., FullAnalysis]) -> None:
     a = analyse(["from math import *", "root = sqrt(16)"])
     assert found(a, "NBH101") == []

@@ -199,11 +199,6 @@ def test_env_magic_sets_the_environment() -> None:
     assert fake_os.environ == {"MODE": "prod"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: _OPTION eats the first word after a value-less option: "
-    "'%timeit -q x + 1' becomes '+ 1'",
-)
 def test_timeit_flag_without_value_keeps_the_statement() -> None:
     assert translate("%timeit -q x + 1\n").module.code == "x + 1\n"
 
@@ -240,10 +235,5 @@ def test_pip_requirements(args: str, expected: list[str]) -> None:
     assert pip_requirements(args) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: an unbalanced quote falls back to str.split and keeps the quote; "
-    "the requirement '\"x' then breaks the generated pyproject.toml",
-)
 def test_pip_requirements_never_keeps_quotes() -> None:
     assert all('"' not in r and "'" not in r for r in pip_requirements('pip install "x'))

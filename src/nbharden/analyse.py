@@ -624,6 +624,7 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     seeded = False
     defined: set[str] = set()
     codes = _name_last_results(nb)
+    star_seen = False
     for cell in nb.code_cells:
         if not cell.code.strip():
             continue
@@ -636,9 +637,11 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
                 if import_seen.get(bound, qname) != qname:
                     conflicts.add(bound)
                 import_seen[bound] = qname
+        if any(st.star_import for st in cell_facts.statements):
+            star_seen = True
         for name in summary.reads:
-            if name in defined or name in BUILTINS:
-                continue
+            if name in defined or name in BUILTINS or star_seen:
+                continue  # after a star import any name may come from it (NBH601 says so once)
             if OUTPUT_HISTORY.match(name):
                 findings.append(Finding("NBH106", f"'{name}' refers to the notebook's output history",
                                         _span_of(cell_facts, name), Severity.WARNING))

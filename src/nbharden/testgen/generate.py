@@ -83,7 +83,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 def _in_notebook_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     from {package}.config import Config
 
-    monkeypatch.chdir(Config().workdir)
+    workdir = getattr(Config(), "workdir", None)
+    if workdir is not None:
+        monkeypatch.chdir(workdir)
 '''
 
 

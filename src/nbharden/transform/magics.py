@@ -13,7 +13,7 @@ notebook                generated                                               
 ``!ls data``            ``subprocess.run("ls data", shell=True, check=False)``          NBH504
 ``files = !ls``         ``subprocess.run(..., capture_output=True, ...).stdout.split…`` NBH504
 ``%%writefile f.py``    ``Path("f.py").write_text(...)``                                 NBH503
-``%load_ext foo``       (removed)                                                        NBH502
+``%load_ext foo``       (dropped: it only changes the interactive session)               NBH503
 ======================  ===============================================================  ========
 """
 
@@ -50,7 +50,17 @@ _RUNS_CODE = {"time", "timeit", "prun", "capture", "memit", "mprun", "lprun", "s
 _MAGIC_DECORATORS = {"register_line_magic", "register_cell_magic", "register_line_cell_magic", "magics_class",
                      "line_magic", "cell_magic", "line_cell_magic"}
 _SHELL_CELLS = {"bash", "sh", "script", "system", "sx"}
-_OPTION = re.compile(r"^\s*(?:-[A-Za-z](?:\s*(?:\d+|[A-Za-z_]\w*))?\s+)+")
+# Leading options of the magics that run code: those that take a value, and flags that do not.
+_OPTIONS = {
+    "timeit": re.compile(r"^\s*(?:-[nrp]\s*\d+\s+|-[tcqo]\s+)+"),
+    "prun": re.compile(r"^\s*(?:-[sTDl]\s*\S+\s+|-[rq]\s+)+"),
+    "capture": re.compile(r"^\s*(?:--no-(?:stdout|stderr|display)\s+)+"),
+}
+_NO_OPTIONS = re.compile(r"^(?!)")
+
+
+def _strip_options(magic: str, arg: str) -> str:
+    return _OPTIONS.get(magic, _NO_OPTIONS).sub("", arg)
 _PIP_OPTION_WITH_VALUE = {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url",
                           "-f", "--find-links", "-t", "--target"}
 
@@ -106,6 +116,8 @@ def pip_requirements(args: str) -> list[str]:
             continue
         if word.startswith("-") or word.startswith("$") or "{" in word or word.startswith((".", "/", "git+")):
             continue
+        if any(ch in word for ch in "\"'`\\ ") or not re.match(r"^[A-Za-z0-9]", word):
+            continue  # a fragment of a broken quote, not a requirement
         reqs.append(word)
     return reqs
 
@@ -195,7 +207,7 @@ class _Translator(cst.CSTTransformer):
             self._finding("NBH501", f"'%{name} {arg.strip()}' moved into the generated dependencies")
             return []
         if name in _RUNS_CODE:
-            code = _OPTION.sub("", arg) if name != "capture" else arg
+            code = _strip_options(name, arg)
             self._finding("NBH503", f"'%{name}' dropped, its statement kept")
             return self._parse_statements(code, f"'%{name} {arg.strip()}'") or []
         if name in {"sx", "system"}:
@@ -214,7 +226,7 @@ class _Translator(cst.CSTTransformer):
 
     def _cell_magic(self, name: str, line: str, body: str) -> list[cst.BaseStatement]:
         if name in _RUNS_CODE:
-            setup = _OPTION.sub("", line).strip() if name == "timeit" else ""
+            setup = _strip_options("timeit", line).strip() if name == "timeit" else ""
             self._finding("NBH503", f"'%%{name}' dropped, the cell's code kept")
             stmts = self._parse_statements(f"{setup}\n{body}" if setup else body, f"'%%{name}' cell") or []
             return stmts
@@ -297,7 +309,7 @@ class _Translator(cst.CSTTransformer):
             self._finding("NBH504", f"'!{values[0].strip()}' output captured through subprocess.run")
             return self._shell(values[0], capture=True)
         if method == "run_line_magic" and len(values) >= 2 and values[0] in {"time", "timeit"} and values[1]:
-            code = _OPTION.sub("", values[1])
+            code = _strip_options(values[0] or "", values[1])
             try:
                 compile(code, "<magic>", "eval", dont_inherit=True)
                 expr = cst.parse_expression(code)
