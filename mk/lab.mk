@@ -1,5 +1,4 @@
-# JupyterLab command (issue 5): Make fragment. Meant to live at mk/lab.mk (the Makefile includes
-# mk/*.mk); kept here by its owner until the Makefile's owner moves it.
+# JupyterLab command (issue 5): Make fragment, included by the Makefile (mk/*.mk).
 #
 # What it adds to `make deps` / `make test`:
 #   * yarn (jlpm, used by the front-end build inside `pip install -e .`) uses npm's registry and CA;
