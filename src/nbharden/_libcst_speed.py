@@ -24,8 +24,10 @@ def _visitor_names(cls: type) -> tuple[str, ...]:
             if not (name.startswith("visit_") or name.startswith("leave_")):
                 continue
             attr = getattr(cls, name, None)
-            if callable(attr) and not isinstance(attr, staticmethod | classmethod | type) and not getattr(
-                attr, "_is_no_op", False
+            if (
+                callable(attr)
+                and not isinstance(attr, staticmethod | classmethod | type)
+                and not getattr(attr, "_is_no_op", False)
             ):
                 found.append(name)
         names = _NAMES[cls] = tuple(found)

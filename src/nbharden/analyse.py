@@ -13,11 +13,20 @@ import bisect
 import builtins
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import BuiltinScope, GlobalScope, MetadataWrapper, PositionProvider, ScopeProvider
+from libcst.metadata import (
+    BaseAssignment,
+    BuiltinScope,
+    CodeRange,
+    GlobalScope,
+    MetadataWrapper,
+    PositionProvider,
+    Scope,
+    ScopeProvider,
+)
 
 from nbharden import _libcst_speed
 from nbharden.models import Analysis, CellAnalysis, Effect, Finding, Fix, Notebook, Severity, Span
@@ -50,42 +59,134 @@ _EFFECT_PREFIXES: tuple[tuple[str, Effect], ...] = (
     ("os.system", Effect.SHELL),
     ("IPython.display.display", Effect.DISPLAY),
 )
-_READERS = re.compile(r"^(pandas\.read_\w+|numpy\.(load|loadtxt|genfromtxt|fromfile)|json\.load|pickle\.load|"
-                      r"scipy\.io\.loadmat|joblib\.load|PIL\.Image\.open|matplotlib\.image\.imread)$")
+_READERS = re.compile(
+    r"^(pandas\.read_\w+|numpy\.(load|loadtxt|genfromtxt|fromfile)|json\.load|pickle\.load|"
+    r"scipy\.io\.loadmat|joblib\.load|PIL\.Image\.open|matplotlib\.image\.imread)$"
+)
 _READER_METHODS = {"read_text", "read_bytes"}
-_WRITER_METHODS = {"to_csv", "to_parquet", "to_excel", "to_json", "to_pickle", "to_feather", "to_hdf", "savefig",
-                   "write_text", "write_bytes", "to_sql", "to_html"}
-_WRITERS = re.compile(r"^(numpy\.(save|savez|savez_compressed|savetxt)|json\.dump|pickle\.dump|joblib\.dump|"
-                      r"matplotlib\.pyplot\.savefig)$")
-_NETWORK_NEEDS_TIMEOUT = re.compile(r"^(requests\.(get|post|put|patch|delete|head|options|request)|"
-                                    r"httpx\.(get|post|put|patch|delete|head|options|request)|"
-                                    r"urllib\.request\.urlopen)$")
+_WRITER_METHODS = {
+    "to_csv",
+    "to_parquet",
+    "to_excel",
+    "to_json",
+    "to_pickle",
+    "to_feather",
+    "to_hdf",
+    "savefig",
+    "write_text",
+    "write_bytes",
+    "to_sql",
+    "to_html",
+}
+_WRITERS = re.compile(
+    r"^(numpy\.(save|savez|savez_compressed|savetxt)|json\.dump|pickle\.dump|joblib\.dump|"
+    r"matplotlib\.pyplot\.savefig)$"
+)
+_NETWORK_NEEDS_TIMEOUT = re.compile(
+    r"^(requests\.(get|post|put|patch|delete|head|options|request)|"
+    r"httpx\.(get|post|put|patch|delete|head|options|request)|"
+    r"urllib\.request\.urlopen)$"
+)
 # Methods that change their receiver in place (lists, dicts, sets, frames, arrays, estimators, figures).
-MUTATING_METHODS = frozenset({
-    "append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse", "update", "add", "discard",
-    "setdefault", "popitem", "fill", "resize", "put", "itemset", "fit", "partial_fit", "fit_transform",
-    "set_index_inplace", "rename_axis_inplace", "shuffle", "seed", "sort_values_inplace", "__setitem__",
-})
+MUTATING_METHODS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "remove",
+        "pop",
+        "clear",
+        "sort",
+        "reverse",
+        "update",
+        "add",
+        "discard",
+        "setdefault",
+        "popitem",
+        "fill",
+        "resize",
+        "put",
+        "itemset",
+        "fit",
+        "partial_fit",
+        "fit_transform",
+        "set_index_inplace",
+        "rename_axis_inplace",
+        "shuffle",
+        "seed",
+        "sort_values_inplace",
+        "__setitem__",
+    }
+)
 # numpy.random functions that seed rather than draw; sklearn objects that are random unless random_state is given.
-_SEEDING = re.compile(r"^(random\.seed|numpy\.random\.(seed|default_rng|RandomState|Generator|SeedSequence|"
-                      r"PCG64|MT19937))$")
-_SKLEARN_RANDOM = re.compile(r"^sklearn\.\w+(\.\w+)*\.(train_test_split|RandomForest\w+|ExtraTrees\w+|"
-                             r"GradientBoosting\w+|KMeans|MiniBatchKMeans|MLP\w+|SGD\w+|KFold|StratifiedKFold|"
-                             r"ShuffleSplit|DecisionTree\w+|PCA|TSNE|RandomizedSearchCV|HistGradientBoosting\w+|"
-                             r"IsolationForest|make_classification|make_regression|make_blobs|make_moons)$")
-_SECRET_NAME = re.compile(r"(api[_-]?key|apikey|secret|token|passw(or)?d|pwd|auth|credential|access[_-]?key|"
-                          r"private[_-]?key)", re.IGNORECASE)
+_SEEDING = re.compile(
+    r"^(random\.seed|numpy\.random\.(seed|default_rng|RandomState|Generator|SeedSequence|"
+    r"PCG64|MT19937))$"
+)
+_SKLEARN_RANDOM = re.compile(
+    r"^sklearn\.\w+(\.\w+)*\.(train_test_split|RandomForest\w+|ExtraTrees\w+|"
+    r"GradientBoosting\w+|KMeans|MiniBatchKMeans|MLP\w+|SGD\w+|KFold|StratifiedKFold|"
+    r"ShuffleSplit|DecisionTree\w+|PCA|TSNE|RandomizedSearchCV|HistGradientBoosting\w+|"
+    r"IsolationForest|make_classification|make_regression|make_blobs|make_moons)$"
+)
+_SECRET_NAME = re.compile(
+    r"(api[_-]?key|apikey|secret|token|passw(or)?d|pwd|auth|credential|access[_-]?key|"
+    r"private[_-]?key)",
+    re.IGNORECASE,
+)
 _SECRET_VALUE = re.compile(
     r"(AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,}|gho_[A-Za-z0-9]{30,}|github_pat_\w{30,}|"
     r"sk-[A-Za-z0-9_\-]{20,}|sk_live_[A-Za-z0-9]{16,}|xox[abpors]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_\-]{35}|"
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
 )
 _URL_CREDENTIALS = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@")
-PATH_EXTENSIONS = frozenset({
-    "csv", "tsv", "json", "jsonl", "parquet", "xlsx", "xls", "txt", "npy", "npz", "pkl", "pickle", "h5", "hdf5",
-    "feather", "zip", "gz", "bz2", "png", "jpg", "jpeg", "gif", "svg", "pdf", "css", "dat", "data", "xml", "yaml",
-    "yml", "sqlite", "db", "html", "mat", "arff", "sav", "dta", "orc", "avro", "tar", "joblib", "model", "bin",
-})
+PATH_EXTENSIONS = frozenset(
+    {
+        "csv",
+        "tsv",
+        "json",
+        "jsonl",
+        "parquet",
+        "xlsx",
+        "xls",
+        "txt",
+        "npy",
+        "npz",
+        "pkl",
+        "pickle",
+        "h5",
+        "hdf5",
+        "feather",
+        "zip",
+        "gz",
+        "bz2",
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "svg",
+        "pdf",
+        "css",
+        "dat",
+        "data",
+        "xml",
+        "yaml",
+        "yml",
+        "sqlite",
+        "db",
+        "html",
+        "mat",
+        "arff",
+        "sav",
+        "dta",
+        "orc",
+        "avro",
+        "tar",
+        "joblib",
+        "model",
+        "bin",
+    }
+)
 _PATH_SHAPE = re.compile(r"^(~|\.{1,2})?[\w.\-/\\ ~]*\.([A-Za-z0-9]{1,7})$")
 
 
@@ -98,15 +199,25 @@ def looks_like_path(value: str) -> bool:
     if not value or len(value) > 400 or "\n" in value or looks_like_url(value):
         return False
     match = _PATH_SHAPE.match(value)
-    return bool(match) and match.group(2).lower() in PATH_EXTENSIONS
+    return match is not None and match.group(2).lower() in PATH_EXTENSIONS
 
 
 def is_secret_literal(name: str | None, value: str) -> bool:
     """A literal that holds a credential: by its value's shape, or a non-trivial value bound to a secret-ish name."""
     if _SECRET_VALUE.search(value) or _URL_CREDENTIALS.match(value):
         return True
-    if name and _SECRET_NAME.search(name) and len(value) >= 8 and " " not in value and not looks_like_path(value):
-        return not value.isupper() and "{" not in value and not value.startswith(("http://", "https://"))
+    if (
+        name
+        and _SECRET_NAME.search(name)
+        and len(value) >= 8
+        and " " not in value
+        and not looks_like_path(value)
+    ):
+        return (
+            not value.isupper()
+            and "{" not in value
+            and not value.startswith(("http://", "https://"))
+        )
     return False
 
 
@@ -117,12 +228,16 @@ class TopStatement:
     index: int
     kind: str  # "import" | "def" | "class" | "code"
     binds: tuple[str, ...]
-    reads: tuple[str, ...]  # names read from outside the cell (after earlier statements of the cell)
+    reads: tuple[
+        str, ...
+    ]  # names read from outside the cell (after earlier statements of the cell)
     line: int
     import_names: tuple[tuple[str, str], ...] = ()  # (bound name, qualified name) for imports
     star_import: str | None = None
     conditional_import: bool = False
-    uses: tuple[str, ...] = ()  # every global name the statement touches, including ones bound in the cell
+    uses: tuple[
+        str, ...
+    ] = ()  # every global name the statement touches, including ones bound in the cell
 
 
 @dataclass
@@ -132,17 +247,25 @@ class CellFacts:
     index: int
     module: cst.Module
     statements: list[TopStatement]
-    def_reads: dict[str, tuple[str, ...]]  # def/class name -> global names it reads when called/defined
+    def_reads: dict[
+        str, tuple[str, ...]
+    ]  # def/class name -> global names it reads when called/defined
     dependencies: list[str] = field(default_factory=list)
-    needs: set[str] = field(default_factory=set)  # stdlib helpers the magic translation needs: subprocess, os, path
-    literals: list[tuple[str, int, int, str | None]] = field(default_factory=list)  # (value, line, col, context)
+    needs: set[str] = field(
+        default_factory=set
+    )  # stdlib helpers the magic translation needs: subprocess, os, path
+    literals: list[tuple[str, int, int, str | None]] = field(
+        default_factory=list
+    )  # (value, line, col, context)
     global_decls: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
 class NotebookFacts:
     cells: dict[int, CellFacts]
-    qualified: dict[str, str]  # import alias -> qualified name (last binding wins; conflicts listed separately)
+    qualified: dict[
+        str, str
+    ]  # import alias -> qualified name (last binding wins; conflicts listed separately)
     conflicting_imports: frozenset[str]
 
 
@@ -162,7 +285,10 @@ def _root_name(node: cst.BaseExpression) -> str | None:
 
 
 def qualify(node: cst.BaseExpression, qualified: dict[str, str]) -> str | None:
-    """The qualified name of a call target through the notebook's imports (``np.random.rand`` -> ``numpy.random.rand``)."""
+    """The qualified name of a call target through the notebook's imports.
+
+    ``np.random.rand`` -> ``numpy.random.rand``.
+    """
     dotted = _dotted(node)
     if dotted is None:
         return None
@@ -189,7 +315,11 @@ def _import_bindings(node: cst.Import | cst.ImportFrom) -> tuple[list[tuple[str,
         return [], prefix
     for alias in node.names:
         name = _dotted(alias.name) or ""
-        bound = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else name
+        bound = (
+            alias.asname.name.value
+            if alias.asname and isinstance(alias.asname.name, cst.Name)
+            else name
+        )
         names.append((bound, f"{prefix}.{name}"))
     return names, None
 
@@ -218,10 +348,18 @@ class _CellVisitor(cst.CSTVisitor):
         pos = self.get_metadata(PositionProvider, node, None)
         return (pos.start.line, pos.start.column + 1) if pos else (1, 1)
 
-    def _add(self, code: str, message: str, node: cst.CSTNode, fix: Fix = Fix.NONE,
-             severity: Severity = Severity.WARNING) -> None:
+    def _add(
+        self,
+        code: str,
+        message: str,
+        node: cst.CSTNode,
+        fix: Fix = Fix.NONE,
+        severity: Severity = Severity.WARNING,
+    ) -> None:
         line, col = self._pos(node)
-        self.findings.append(Finding(code, message, Span(self.cell, line, col), severity=severity, fix=fix))
+        self.findings.append(
+            Finding(code, message, Span(self.cell, line, col), severity=severity, fix=fix)
+        )
 
     def _mutated(self, name: str | None) -> None:
         if not name or self._function_depth:
@@ -261,7 +399,11 @@ class _CellVisitor(cst.CSTVisitor):
         for t in node.targets:
             if isinstance(t.target, cst.Subscript | cst.Attribute):
                 self._mutated(_root_name(t.target))
-        if isinstance(target, cst.Name) and isinstance(node.value, cst.Name) and not self._function_depth:
+        if (
+            isinstance(target, cst.Name)
+            and isinstance(node.value, cst.Name)
+            and not self._function_depth
+        ):
             self.aliases.setdefault(target.value, []).append(node.value.value)
 
     def leave_Assign(self, node: cst.Assign) -> None:
@@ -285,7 +427,9 @@ class _CellVisitor(cst.CSTVisitor):
 
     def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
         if node.type is None:
-            self._add("NBH602", "bare 'except:' hides every error, including KeyboardInterrupt", node)
+            self._add(
+                "NBH602", "bare 'except:' hides every error, including KeyboardInterrupt", node
+            )
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
@@ -313,28 +457,53 @@ class _CellVisitor(cst.CSTVisitor):
             if _READERS.match(name):
                 self.effects.add(Effect.FILE_READ)
                 first = node.args[0].value if node.args else None
-                if isinstance(first, cst.SimpleString) and looks_like_url(str(first.evaluated_value)):
+                if isinstance(first, cst.SimpleString) and looks_like_url(
+                    str(first.evaluated_value)
+                ):
                     self.effects.add(Effect.NETWORK)
             if _WRITERS.match(name):
                 self.effects.add(Effect.FILE_WRITE)
             if name == "open":
-                mode = node.args[1].value if len(node.args) > 1 else kwargs["mode"].value if "mode" in kwargs else None
+                mode = (
+                    node.args[1].value
+                    if len(node.args) > 1
+                    else kwargs["mode"].value
+                    if "mode" in kwargs
+                    else None
+                )
                 text = mode.evaluated_value if isinstance(mode, cst.SimpleString) else "r"
-                self.effects.add(Effect.FILE_WRITE if any(c in str(text) for c in "wax+") else Effect.FILE_READ)
+                self.effects.add(
+                    Effect.FILE_WRITE if any(c in str(text) for c in "wax+") else Effect.FILE_READ
+                )
             if _NETWORK_NEEDS_TIMEOUT.match(name) and "timeout" not in kwargs:
                 self._add("NBH301", f"{name}() without a timeout can hang forever", node, Fix.SAFE)
             if _NETWORK_NEEDS_TIMEOUT.match(name) or name.startswith("boto3."):
-                self._add("NBH302", f"{name}() fails on the first transient error (no retry)", node, Fix.SAFE,
-                          Severity.INFO)
+                self._add(
+                    "NBH302",
+                    f"{name}() fails on the first transient error (no retry)",
+                    node,
+                    Fix.SAFE,
+                    Severity.INFO,
+                )
             if _SEEDING.match(name):
                 self.seeds = True
-            elif name.startswith(("random.", "numpy.random.")) and not self.seeded and not self.seeds:
-                self._add("NBH401", f"{name}() draws unseeded random numbers: results change on every run", node,
-                          Fix.UNSAFE)
+            elif (
+                name.startswith(("random.", "numpy.random.")) and not self.seeded and not self.seeds
+            ):
+                self._add(
+                    "NBH401",
+                    f"{name}() draws unseeded random numbers: results change on every run",
+                    node,
+                    Fix.UNSAFE,
+                )
             elif _SKLEARN_RANDOM.match(name) and "random_state" not in kwargs:
                 self.effects.add(Effect.RANDOM)
-                self._add("NBH401", f"{name.rsplit('.', 1)[-1]}() without random_state is not reproducible",
-                          node, Fix.UNSAFE)
+                self._add(
+                    "NBH401",
+                    f"{name.rsplit('.', 1)[-1]}() without random_state is not reproducible",
+                    node,
+                    Fix.UNSAFE,
+                )
         if isinstance(node.func, cst.Attribute):
             method = node.func.attr.value
             receiver = _root_name(node.func.value)
@@ -381,31 +550,29 @@ def analyse_cell(
     # (A decorated def starts at its first decorator; LibCST's position of the def starts at 'def'.)
     starts = []
     for stmt in module.body:
-        first = stmt.decorators[0] if isinstance(stmt, cst.FunctionDef | cst.ClassDef) and stmt.decorators else stmt
-        starts.append((positions[first].start.line, positions[first].start.column))
+        head: cst.CSTNode = (
+            stmt.decorators[0]
+            if isinstance(stmt, cst.FunctionDef | cst.ClassDef) and stmt.decorators
+            else stmt
+        )
+        where = cast(CodeRange, positions[head])
+        starts.append((where.start.line, where.start.column))
 
-    def owner_of(node: cst.CSTNode) -> int:
-        pos = positions.get(node)
-        if pos is None:
+    def owner_of(node: cst.CSTNode | None) -> int:
+        where = cast(CodeRange | None, positions.get(node)) if node is not None else None
+        if where is None:
             return -1
-        return bisect.bisect_right(starts, (pos.start.line, pos.start.column)) - 1
-
-    class _OwnerMap(dict[cst.CSTNode, int]):
-        def get(self, node: cst.CSTNode, default: int = -1) -> int:  # type: ignore[override]
-            return owner_of(node)
-
-    owner = _OwnerMap()
+        return bisect.bisect_right(starts, (where.start.line, where.start.column)) - 1
 
     reads_by_stmt: dict[int, list[str]] = {i: [] for i in range(len(module.body))}
     free_by_stmt: dict[int, set[str]] = {}
     bound_before: dict[str, int] = {}  # name -> index of the first top-level statement binding it
     if global_scope is not None:
         for assignment in global_scope.assignments:
-            node = assignment.node
-            i = owner.get(node, -1)
+            i = owner_of(_assigned_node(assignment))
             if i >= 0:
                 bound_before[assignment.name] = min(bound_before.get(assignment.name, i), i)
-    for scope in set(scopes.values()):
+    for scope in {cast(Scope | None, s) for s in scopes.values()}:
         if scope is None:
             continue
         for access in scope.accesses:
@@ -413,12 +580,16 @@ def analyse_cell(
             if not isinstance(node, cst.Name):
                 continue
             name = node.value
-            i = owner.get(node, -1)
+            i = owner_of(node)
             referents = access.referents
-            if referents and any(not isinstance(r.scope, GlobalScope | BuiltinScope) for r in referents):
+            if referents and any(
+                not isinstance(r.scope, GlobalScope | BuiltinScope) for r in referents
+            ):
                 continue  # bound in a function, class or comprehension scope
             if i >= 0:
-                free_by_stmt.setdefault(i, set()).add(name)  # every global a def uses, even if bound in the cell
+                free_by_stmt.setdefault(i, set()).add(
+                    name
+                )  # every global a def uses, even if bound in the cell
             if scope is global_scope:
                 first = bound_before.get(name)
                 if first is not None and first < i:
@@ -441,7 +612,11 @@ def analyse_cell(
         import_names: list[tuple[str, str]] = []
         star = None
         kind = "code"
-        inner = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else None
+        inner = (
+            stmt.body[0]
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+            else None
+        )
         if isinstance(inner, cst.Import | cst.ImportFrom):
             kind = "import"
             pairs, star = _import_bindings(inner)
@@ -455,17 +630,29 @@ def analyse_cell(
             binds = [stmt.name.value]
         else:
             if global_scope is not None:
-                binds = sorted({a.name for a in global_scope.assignments if owner.get(a.node, -2) == i},
-                               key=lambda n: _first_position(global_scope, n, positions))
+                binds = sorted(
+                    {a.name for a in global_scope.assignments if owner_of(_assigned_node(a)) == i},
+                    key=lambda n: _first_position(global_scope, n, positions),
+                )
             if m.findall(stmt, m.Import() | m.ImportFrom()):
                 conditional = []
                 for imp in m.findall(stmt, m.Import() | m.ImportFrom()):
                     if isinstance(imp, cst.Import | cst.ImportFrom):
                         conditional.extend(_import_bindings(imp)[0])
                 import_names = conditional
-        statements.append(TopStatement(i, kind, tuple(binds), tuple(reads_by_stmt[i]), line, tuple(import_names),
-                                       star, conditional_import=kind != "import" and bool(import_names),
-                                       uses=tuple(sorted(free_by_stmt.get(i, set())))))
+        statements.append(
+            TopStatement(
+                i,
+                kind,
+                tuple(binds),
+                tuple(reads_by_stmt[i]),
+                line,
+                tuple(import_names),
+                star,
+                conditional_import=kind != "import" and bool(import_names),
+                uses=tuple(sorted(free_by_stmt.get(i, set()))),
+            )
+        )
         if kind in {"def", "class"}:
             def_reads[binds[0]] = tuple(sorted(free_by_stmt.get(i, set()) - {binds[0]}))
 
@@ -484,8 +671,15 @@ def analyse_cell(
     if module.body and all(_display_only_statement(s) for s in module.body):
         effects.add(Effect.DISPLAY)
 
-    introduced = {n for n, flag in (("subprocess", magic.needs_subprocess), ("os", magic.needs_os),
-                                    ("Path", magic.needs_path)) if flag}
+    introduced = {
+        n
+        for n, flag in (
+            ("subprocess", magic.needs_subprocess),
+            ("os", magic.needs_os),
+            ("Path", magic.needs_path),
+        )
+        if flag
+    }
     for st in statements:
         st.reads = tuple(n for n in st.reads if n not in introduced)
     reads: list[str] = []
@@ -509,18 +703,39 @@ def analyse_cell(
         defines=tuple(defines),
         effects=tuple(sorted(effects, key=lambda e: e.value)),
     )
-    needs = {name for name, flag in (("subprocess", magic.needs_subprocess), ("os", magic.needs_os),
-                                     ("path", magic.needs_path)) if flag}
-    facts = CellFacts(index, module, statements, def_reads, list(magic.dependencies), needs, visitor.literals,
-                      visitor.global_decls)
+    needs = {
+        name
+        for name, flag in (
+            ("subprocess", magic.needs_subprocess),
+            ("os", magic.needs_os),
+            ("path", magic.needs_path),
+        )
+        if flag
+    }
+    facts = CellFacts(
+        index,
+        module,
+        statements,
+        def_reads,
+        list(magic.dependencies),
+        needs,
+        visitor.literals,
+        visitor.global_decls,
+    )
     return summary, facts, findings, seeded or visitor.seeds
+
+
+def _assigned_node(assignment: BaseAssignment) -> cst.CSTNode | None:
+    """The node that binds a name (builtins have none)."""
+    node = getattr(assignment, "node", None)
+    return node if isinstance(node, cst.CSTNode) else None
 
 
 def _first_position(scope: GlobalScope, name: str, positions: Any) -> tuple[int, int]:
     best = (10**9, 0)
     for a in scope.assignments:
         if a.name == name:
-            pos = positions.get(a.node)
+            pos = positions.get(_assigned_node(a))
             if pos is not None:
                 best = min(best, (pos.start.line, pos.start.column))
     return best
@@ -536,11 +751,45 @@ def _assigned_by_simple_statement(stmt: cst.BaseStatement, name: str) -> bool:
     return False
 
 
-_DISPLAY_METHODS = frozenset({
-    "head", "tail", "describe", "info", "sample", "shape", "dtypes", "columns", "value_counts", "nunique", "unique",
-    "isnull", "isna", "notnull", "notna", "sum", "mean", "median", "std", "var", "min", "max", "count", "corr",
-    "cov", "to_frame", "keys", "values", "items", "round", "abs", "memory_usage", "show", "_repr_html_", "style",
-})
+_DISPLAY_METHODS = frozenset(
+    {
+        "head",
+        "tail",
+        "describe",
+        "info",
+        "sample",
+        "shape",
+        "dtypes",
+        "columns",
+        "value_counts",
+        "nunique",
+        "unique",
+        "isnull",
+        "isna",
+        "notnull",
+        "notna",
+        "sum",
+        "mean",
+        "median",
+        "std",
+        "var",
+        "min",
+        "max",
+        "count",
+        "corr",
+        "cov",
+        "to_frame",
+        "keys",
+        "values",
+        "items",
+        "round",
+        "abs",
+        "memory_usage",
+        "show",
+        "_repr_html_",
+        "style",
+    }
+)
 
 
 def _display_only_statement(stmt: cst.BaseStatement) -> bool:
@@ -571,9 +820,21 @@ def is_display_expression(expr: cst.BaseExpression) -> bool:
         return _pure(expr.left) and all(_pure(c.comparator) for c in expr.comparisons)
     if isinstance(expr, cst.Call):
         if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _DISPLAY_METHODS:
-            return expr.func.attr.value != "show" and _pure(expr.func.value) and all(_pure(a.value) for a in expr.args)
-        if isinstance(expr.func, cst.Name) and expr.func.value in {"display", "type", "len", "repr", "dir", "id",
-                                                                  "help", "vars"}:
+            return (
+                expr.func.attr.value != "show"
+                and _pure(expr.func.value)
+                and all(_pure(a.value) for a in expr.args)
+            )
+        if isinstance(expr.func, cst.Name) and expr.func.value in {
+            "display",
+            "type",
+            "len",
+            "repr",
+            "dir",
+            "id",
+            "help",
+            "vars",
+        }:
             return all(_pure(a.value) for a in expr.args)
     return False
 
@@ -628,7 +889,9 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     for cell in nb.code_cells:
         if not cell.code.strip():
             continue
-        summary, cell_facts, cell_findings, seeded = analyse_cell(cell.index, codes[cell.index], qualified, seeded)
+        summary, cell_facts, cell_findings, seeded = analyse_cell(
+            cell.index, codes[cell.index], qualified, seeded
+        )
         summaries.append(summary)
         facts[cell.index] = cell_facts
         findings.extend(cell_findings)
@@ -643,21 +906,49 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
             if name in defined or name in BUILTINS or star_seen:
                 continue  # after a star import any name may come from it (NBH601 says so once)
             if OUTPUT_HISTORY.match(name):
-                findings.append(Finding("NBH106", f"'{name}' refers to the notebook's output history",
-                                        _span_of(cell_facts, name), Severity.WARNING))
+                findings.append(
+                    Finding(
+                        "NBH106",
+                        f"'{name}' refers to the notebook's output history",
+                        _span_of(cell_facts, name),
+                        Severity.WARNING,
+                    )
+                )
                 continue
-            findings.append(Finding("NBH101", f"'{name}' is used before any cell above defines it",
-                                    _span_of(cell_facts, name), Severity.WARNING))
+            findings.append(
+                Finding(
+                    "NBH101",
+                    f"'{name}' is used before any cell above defines it",
+                    _span_of(cell_facts, name),
+                    Severity.WARNING,
+                )
+            )
         defined.update(summary.writes)
         for i, (value, line, col, context) in enumerate(cell_facts.literals):
             del i
             if is_secret_literal(context, value):
-                findings.append(Finding("NBH201", "hard-coded secret" + (f" in '{context}'" if context else "")
-                                        + "; it becomes a SecretStr Config field read from the environment",
-                                        Span(cell.index, line, col), Severity.ERROR, Fix.SAFE))
-            elif looks_like_path(value) and (value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:\\", value)):
-                findings.append(Finding("NBH202", f"absolute path '{value}' only exists on one machine",
-                                        Span(cell.index, line, col), Severity.WARNING))
+                findings.append(
+                    Finding(
+                        "NBH201",
+                        "hard-coded secret"
+                        + (f" in '{context}'" if context else "")
+                        + "; it becomes a SecretStr Config field read from the environment",
+                        Span(cell.index, line, col),
+                        Severity.ERROR,
+                        Fix.SAFE,
+                    )
+                )
+            elif looks_like_path(value) and (
+                value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:\\", value)
+            ):
+                findings.append(
+                    Finding(
+                        "NBH202",
+                        f"absolute path '{value}' only exists on one machine",
+                        Span(cell.index, line, col),
+                        Severity.WARNING,
+                    )
+                )
     findings.extend(_execution_order_findings(nb))
     nb_facts = NotebookFacts(facts, dict(qualified), frozenset(conflicts))
     return FullAnalysis(nb, tuple(summaries), tuple(_dedupe(findings)), nb_facts)
@@ -698,7 +989,12 @@ def _name_last_results(nb: Notebook) -> dict[int, str]:
         if stores:
             assigned = True
         body = tree.body
-        if body and isinstance(body[-1], ast.Expr) and not _returns_none(body[-1].value) and not assigned:
+        if (
+            body
+            and isinstance(body[-1], ast.Expr)
+            and not _returns_none(body[-1].value)
+            and not assigned
+        ):
             last_shown = cell.index
     return codes
 
@@ -707,8 +1003,16 @@ def _module_level_names(node: ast.AST) -> list[ast.Name]:
     """Names in the module's own scope (not inside functions, lambdas, classes or comprehensions)."""
     found: list[ast.Name] = []
     stack = [node]
-    scoped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp,
-              ast.DictComp, ast.GeneratorExp)
+    scoped = (
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.Lambda,
+        ast.ClassDef,
+        ast.ListComp,
+        ast.SetComp,
+        ast.DictComp,
+        ast.GeneratorExp,
+    )
     while stack:
         current = stack.pop()
         for child in ast.iter_child_nodes(current):
@@ -722,7 +1026,13 @@ def _module_level_names(node: ast.AST) -> list[ast.Name]:
 def _returns_none(expr: ast.expr) -> bool:
     if isinstance(expr, ast.Call):
         func = expr.func
-        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        name = (
+            func.id
+            if isinstance(func, ast.Name)
+            else func.attr
+            if isinstance(func, ast.Attribute)
+            else ""
+        )
         text = ast.unparse(func) if not isinstance(func, ast.Name) else name
         return name in _NONE_CALLS or "get_ipython" in text or text.startswith(("plt.", "pyplot."))
     return False
@@ -739,18 +1049,31 @@ def _execution_order_findings(nb: Notebook) -> list[Finding]:
     findings: list[Finding] = []
     counts = [(c.index, c.execution_count) for c in nb.code_cells if c.code.strip()]
     ran = [(i, n) for i, n in counts if n is not None]
+    ran_counts: list[tuple[int, int]] = [(i, n) for i, n in ran if n is not None]
     previous: int | None = None
-    for index, count in ran:
-        if previous is not None and count is not None and count < previous:
-            findings.append(Finding("NBH102", f"execution count {count} after {previous}: cells ran out of order, "
-                                    "the saved outputs may depend on hidden state", Span(index, 1, 1)))
+    for index, count in ran_counts:
+        if previous is not None and count < previous:
+            findings.append(
+                Finding(
+                    "NBH102",
+                    f"execution count {count} after {previous}: cells ran out of order, "
+                    "the saved outputs may depend on hidden state",
+                    Span(index, 1, 1),
+                )
+            )
             break
         previous = count
     if ran and len(ran) < len(counts):
-        for index, count in counts:
-            if count is None:
-                findings.append(Finding("NBH103", "this cell was never run while others were", Span(index, 1, 1),
-                                        Severity.INFO))
+        for index, never in counts:
+            if never is None:
+                findings.append(
+                    Finding(
+                        "NBH103",
+                        "this cell was never run while others were",
+                        Span(index, 1, 1),
+                        Severity.INFO,
+                    )
+                )
     return findings
 
 

@@ -11,10 +11,10 @@ Nothing here prints, exits or reads global state: settings come in as an argumen
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -161,17 +161,32 @@ def run_tests(out: Path, *, python: str | None = None, timeout: float = 900.0) -
     import subprocess
     import sys
 
-    env = dict(os.environ, PYTHONPATH=str(Path(out) / "src"), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    env = dict(
+        os.environ, PYTHONPATH=str(Path(out) / "src"), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg"
+    )
     cmd = [python or sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header"]
     try:
-        proc = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            cmd,
+            cwd=out,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
-        raise VerificationError(f"generated tests did not finish in {timeout:.0f} s", path=out) from exc
+        raise VerificationError(
+            f"generated tests did not finish in {timeout:.0f} s", path=out
+        ) from exc
     text = proc.stdout + proc.stderr
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", text)}
-    result: dict[str, object] = {"returncode": proc.returncode, **counts,
-                                 "summary": text.strip().splitlines()[-1] if text.strip() else ""}
+    result: dict[str, object] = {
+        "returncode": proc.returncode,
+        **counts,
+        "summary": text.strip().splitlines()[-1] if text.strip() else "",
+    }
     if proc.returncode != 0:
         raise VerificationError(
             f"generated tests failed ({result['summary']}); run 'python -m pytest' in {out} to see why",

@@ -9,7 +9,9 @@ valid Python before anything else sees them.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import libcst as cst
 
@@ -19,7 +21,14 @@ from nbharden.errors import InternalError
 from nbharden.models import FileTree, Finding, Fix, Plan, Severity, Span, Step
 from nbharden.plan import consumed_statements, statement_order, statement_role
 from nbharden.settings import Settings
-from nbharden.transform.codemods import Chain, DisplayToLog, LiftLiterals, PrintToLogging, ShowToSave, names_in
+from nbharden.transform.codemods import (
+    Chain,
+    DisplayToLog,
+    LiftLiterals,
+    PrintToLogging,
+    ShowToSave,
+    names_in,
+)
 
 _TYPER_TYPES = {"int", "float", "str", "bool", "Path"}
 
@@ -50,7 +59,9 @@ class _Names:
 
 def _pyplot_aliases(facts: NotebookFacts) -> tuple[set[str], set[str]]:
     aliases = {a for a, q in facts.qualified.items() if q in {"matplotlib.pyplot", "pylab"}}
-    direct = {a for a, q in facts.qualified.items() if q in {"matplotlib.pyplot.show", "pylab.show"}}
+    direct = {
+        a for a, q in facts.qualified.items() if q in {"matplotlib.pyplot.show", "pylab.show"}
+    }
     return aliases, direct
 
 
@@ -59,21 +70,29 @@ def _cell_comment(index: int) -> cst.EmptyLine:
 
 
 def _with_comment(stmt: cst.BaseStatement, comment: cst.EmptyLine) -> cst.BaseStatement:
-    lines = [comment, *[ln for ln in stmt.leading_lines if ln.comment is not None]]
+    previous: Sequence[cst.EmptyLine] = getattr(stmt, "leading_lines", ())
+    lines = [comment, *[ln for ln in previous if ln.comment is not None]]
     return stmt.with_changes(leading_lines=lines)
 
 
-def _rewrite(node: cst.CSTNode, names: _Names, facts: NotebookFacts, lift: dict[str, str] | None,
-             counters: dict[str, int]) -> tuple[cst.CSTNode, set[str]]:
+def _rewrite(
+    node: cst.CSTNode,
+    names: _Names,
+    facts: NotebookFacts,
+    lift: dict[str, str] | None,
+    counters: dict[str, int],
+) -> tuple[cst.CSTNode, set[str]]:
     """Apply the codemods to one statement, in one traversal; return it and the lifted Config fields it reads."""
     printer = PrintToLogging(names.logger)
     aliases, direct = _pyplot_aliases(facts)
     shower = ShowToSave(aliases, direct)
     lifter = LiftLiterals(lift or {})
-    node = node.visit(Chain(printer, shower, DisplayToLog(names.logger), lifter))
+    new = node.visit(Chain(printer, shower, DisplayToLog(names.logger), lifter))
+    if not isinstance(new, cst.CSTNode):
+        raise InternalError("a codemod removed a whole statement")
     counters["print"] += printer.count
     counters["show"] += shower.count
-    return node, lifter.used
+    return new, lifter.used
 
 
 def _annotation(text: str | None) -> cst.Annotation | None:
@@ -85,8 +104,15 @@ def _annotation(text: str | None) -> cst.Annotation | None:
         return None
 
 
-def _step_function(step: Step, plan: Plan, analysis: FullAnalysis, names: _Names, consumed: set[tuple[int, int]],
-                   counters: dict[str, int], lift: dict[str, str]) -> cst.FunctionDef:
+def _step_function(
+    step: Step,
+    plan: Plan,
+    analysis: FullAnalysis,
+    names: _Names,
+    consumed: set[tuple[int, int]],
+    counters: dict[str, int],
+    lift: dict[str, str],
+) -> cst.FunctionDef:
     facts = analysis.facts
     assert facts is not None
     body: list[cst.BaseStatement] = []
@@ -109,8 +135,9 @@ def _step_function(step: Step, plan: Plan, analysis: FullAnalysis, names: _Names
     outputs = [o.name for o in step.outputs]
     if outputs:
         value: cst.BaseExpression = (
-            cst.Name(outputs[0]) if len(outputs) == 1 else cst.Tuple([cst.Element(cst.Name(o)) for o in outputs],
-                                                                      lpar=[], rpar=[])
+            cst.Name(outputs[0])
+            if len(outputs) == 1
+            else cst.Tuple([cst.Element(cst.Name(o)) for o in outputs], lpar=[], rpar=[])
         )
         body.append(cst.SimpleStatementLine([cst.Return(value)]))
     cells = ", ".join(str(c) for c in step.cells)
@@ -131,17 +158,23 @@ def _step_function(step: Step, plan: Plan, analysis: FullAnalysis, names: _Names
     if not outputs:
         returns = cst.Annotation(cst.Name("None"))
     elif all(types):
-        returns = _annotation(types[0] if len(types) == 1 else f"tuple[{', '.join(t or '' for t in types)}]")
+        returns = _annotation(
+            types[0] if len(types) == 1 else f"tuple[{', '.join(t or '' for t in types)}]"
+        )
     return cst.FunctionDef(
         name=cst.Name(step.name),
-        params=cst.Parameters(params=params) if len(params) <= 255 else cst.Parameters(params=params),
+        params=cst.Parameters(params=params)
+        if len(params) <= 255
+        else cst.Parameters(params=params),
         body=cst.IndentedBlock(body),
         returns=returns,
         leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
     )
 
 
-def _steps_module(analysis: FullAnalysis, plan: Plan, names: _Names, counters: dict[str, int]) -> str:
+def _steps_module(
+    analysis: FullAnalysis, plan: Plan, names: _Names, counters: dict[str, int]
+) -> str:
     facts = analysis.facts
     assert facts is not None
     consumed = consumed_statements(facts, plan.config_fields)
@@ -166,9 +199,14 @@ def _steps_module(analysis: FullAnalysis, plan: Plan, names: _Names, counters: d
             elif role == "def":
                 new, _ = _rewrite(stmt, names, facts, None, counters)
                 assert isinstance(new, cst.BaseStatement)
-                defs.append(_with_comment(new, _cell_comment(index)).with_changes(
-                    leading_lines=[cst.EmptyLine(), cst.EmptyLine(), _cell_comment(index)]))
-    functions = [_step_function(s, plan, analysis, names, consumed, counters, lift) for s in plan.steps]
+                defs.append(
+                    _with_comment(new, _cell_comment(index)).with_changes(
+                        leading_lines=[cst.EmptyLine(), cst.EmptyLine(), _cell_comment(index)]
+                    )
+                )
+    functions = [
+        _step_function(s, plan, analysis, names, consumed, counters, lift) for s in plan.steps
+    ]
     extra: list[str] = []
     body_names = set()
     for node in [*defs, *functions]:
@@ -183,17 +221,27 @@ def _steps_module(analysis: FullAnalysis, plan: Plan, names: _Names, counters: d
         extra.append("import logging")
     if "show_figures" in body_names:
         extra.append("from .support import show_figures")
-    header = _doc(f"Steps of the {plan.package} pipeline, extracted by nbharden {__version__} from "
-                  f"{analysis.notebook.path.name}.\n\nEach step function is one section of the notebook; "
-                  "its parameters and return values follow the notebook's data flow.\n")
+    header = _doc(
+        f"Steps of the {plan.package} pipeline, extracted by nbharden {__version__} from "
+        f"{analysis.notebook.path.name}.\n\nEach step function is one section of the notebook; "
+        "its parameters and return values follow the notebook's data flow.\n"
+    )
     lines = [cst.parse_statement(f"{e}\n") for e in extra if e.strip() not in seen_imports]
-    module_body: list[cst.BaseStatement] = [cst.SimpleStatementLine([cst.Expr(cst.SimpleString(header))])]
+    module_body: list[cst.BaseStatement] = [
+        cst.SimpleStatementLine([cst.Expr(cst.SimpleString(header))])
+    ]
     module_body += lines + imports
     if names.logger in body_names:
-        module_body.append(cst.parse_statement(f"{names.logger} = logging.getLogger(__name__)\n").with_changes(
-            leading_lines=[cst.EmptyLine()]))
-    module_body += defs + functions
-    return cst.Module(body=module_body).code
+        module_body.append(
+            cst.parse_statement(f"{names.logger} = logging.getLogger(__name__)\n").with_changes(
+                leading_lines=[cst.EmptyLine()]
+            )
+        )
+    module_body += defs
+    module_body += functions
+    return cst.Module(
+        body=cast(Sequence[cst.SimpleStatementLine | cst.BaseCompoundStatement], module_body)
+    ).code
 
 
 def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
@@ -205,8 +253,10 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
     notebook_dir = "PROJECT_DIR" if rel == "." else f"(PROJECT_DIR / {rel!r}).resolve()"
     prefix = plan.package.upper() + "_"
     lines = [
-        _doc(f"Configuration of the {plan.package} pipeline: the notebook's parameters and hard-coded paths.\n\n"
-             f"Every field can be set in the environment as {prefix}<FIELD> or in a .env file.\n"),
+        _doc(
+            f"Configuration of the {plan.package} pipeline: the notebook's parameters and hard-coded paths.\n\n"
+            f"Every field can be set in the environment as {prefix}<FIELD> or in a .env file.\n"
+        ),
         "from pathlib import Path",
         "",
         "from pydantic import Field, SecretStr",
@@ -225,7 +275,9 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
     for f in plan.config_fields:
         default = "SecretStr('')" if f.secret else f.default
         lines.append("")
-        lines.append(f"    {f.name}: {f.annotation} = Field(default={default}, description={f.description!r})")
+        lines.append(
+            f"    {f.name}: {f.annotation} = Field(default={default}, description={f.description!r})"
+        )
     if not plan.config_fields:
         lines.append("")
         lines.append("    # the notebook has no parameters cell and no hard-coded paths")
@@ -251,19 +303,24 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     cfg = names.config
     steps_mod = names.steps
     lines = [
-        _doc(f"The {plan.package} pipeline: the notebook's steps in order, each logged with its duration.\n"),
+        _doc(
+            f"The {plan.package} pipeline: the notebook's steps in order, each logged with its duration.\n"
+        ),
         "from __future__ import annotations",
         "",
         "from typing import Any",
         "",
         f"from . import steps as {steps_mod}" if steps_mod != "steps" else "from . import steps",
         "from .config import Config",
-        "from .support import run_step, working_directory" + (", show_figures, use_output_dir" if plan.uses_plots
-                                                              else ""),
+        "from .support import run_step, working_directory"
+        + (", show_figures, use_output_dir" if plan.uses_plots else ""),
         "",
         "",
         f"def run({cfg}: Config | None = None) -> dict[str, Any]:",
-        "    " + _doc(f"Run every step with ``{cfg}`` (default: ``Config()``); return the final values by name."),
+        "    "
+        + _doc(
+            f"Run every step with ``{cfg}`` (default: ``Config()``); return the final values by name."
+        ),
         f"    {cfg} = {cfg} if {cfg} is not None else Config()",
     ]
     if plan.uses_plots:
@@ -294,7 +351,9 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
 def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
     options = [f for f in plan.config_fields if f.annotation in _TYPER_TYPES and not f.secret]
     lines = [
-        _doc(f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``.\n"),
+        _doc(
+            f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``.\n"
+        ),
         "from __future__ import annotations",
         "",
         "import logging",
@@ -314,10 +373,13 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
     ]
     for f in options:
         help_text = f.description
-        lines.append(f"    {f.name}: Annotated[Optional[{f.annotation}], typer.Option(help={help_text!r})] = None,")
+        lines.append(
+            f"    {f.name}: Annotated[Optional[{f.annotation}], typer.Option(help={help_text!r})] = None,"
+        )
     lines += [
         ") -> None:",
-        "    " + _doc("Run the pipeline; options override the defaults from Config and the environment."),
+        "    "
+        + _doc("Run the pipeline; options override the defaults from Config and the environment."),
         "    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')",
         "    given: dict[str, Any] = {" + ", ".join(f"{f.name!r}: {f.name}" for f in options) + "}",
         "    run(Config(**{key: value for key, value in given.items() if value is not None}))",
@@ -430,7 +492,8 @@ def _pyproject(plan: Plan, analysis: FullAnalysis) -> str:
 
 def _smoke_tests(plan: Plan) -> dict[str, str]:
     code = (
-        _doc(f"Smoke tests of the {plan.package} package (a recorded run adds value-level tests).") + "\n\n"
+        _doc(f"Smoke tests of the {plan.package} package (a recorded run adds value-level tests).")
+        + "\n\n"
         "import pytest\n\n"
         f"from {plan.package}.config import Config\n"
         f"from {plan.package}.pipeline import run\n\n\n"
@@ -438,7 +501,11 @@ def _smoke_tests(plan: Plan) -> dict[str, str]:
         "    config = Config()\n"
         "    assert Config(**config.model_dump()) == config\n\n\n"
         "def test_pipeline_runs_with_default_config(tmp_path, monkeypatch) -> None:\n"
-        + ("    config = Config(output_dir=tmp_path)\n" if plan.uses_plots else "    config = Config()\n")
+        + (
+            "    config = Config(output_dir=tmp_path)\n"
+            if plan.uses_plots
+            else "    config = Config()\n"
+        )
         + "    results = run(config)\n"
         f"    assert sorted(results) == {sorted({r for s in plan.steps for r in s.results})!r}\n"
     )
@@ -452,7 +519,9 @@ def _smoke_tests(plan: Plan) -> dict[str, str]:
     return {"tests/test_smoke.py": code}
 
 
-def emit(analysis: FullAnalysis, plan: Plan, *, out: Path, settings: Settings) -> tuple[FileTree, tuple[Finding, ...]]:
+def emit(
+    analysis: FullAnalysis, plan: Plan, *, out: Path, settings: Settings
+) -> tuple[FileTree, tuple[Finding, ...]]:
     """Build the output project in memory. Returns the tree and every finding (analysis, plan, transform)."""
     facts = analysis.facts
     if facts is None:
@@ -461,8 +530,10 @@ def emit(analysis: FullAnalysis, plan: Plan, *, out: Path, settings: Settings) -
     counters = {"print": 0, "show": 0}
     pkg = plan.package
     files = {
-        f"src/{pkg}/__init__.py": _doc(f"{pkg}: pipeline extracted by nbharden from {analysis.notebook.path.name}.")
-        + "\n\n__all__ = [\"Config\", \"run\"]\n\nfrom .config import Config\nfrom .pipeline import run\n",
+        f"src/{pkg}/__init__.py": _doc(
+            f"{pkg}: pipeline extracted by nbharden from {analysis.notebook.path.name}."
+        )
+        + '\n\n__all__ = ["Config", "run"]\n\nfrom .config import Config\nfrom .pipeline import run\n',
         f"src/{pkg}/steps.py": _steps_module(analysis, plan, names, counters),
         f"src/{pkg}/config.py": _config_module(plan, analysis, out),
         f"src/{pkg}/pipeline.py": _pipeline_module(plan, analysis, names),
@@ -474,14 +545,39 @@ def emit(analysis: FullAnalysis, plan: Plan, *, out: Path, settings: Settings) -
     }
     findings = list(analysis.findings) + list(plan.findings)
     if counters["print"]:
-        findings.append(Finding("NBH604", f"{counters['print']} print() call(s) became logging calls", None,
-                                Severity.INFO, Fix.SAFE, applied=True))
+        findings.append(
+            Finding(
+                "NBH604",
+                f"{counters['print']} print() call(s) became logging calls",
+                None,
+                Severity.INFO,
+                Fix.SAFE,
+                applied=True,
+            )
+        )
     if counters["show"]:
-        findings.append(Finding("NBH605", f"{counters['show']} plt.show() call(s) save figures to "
-                                "Config.output_dir", None, Severity.INFO, Fix.SAFE, applied=True))
+        findings.append(
+            Finding(
+                "NBH605",
+                f"{counters['show']} plt.show() call(s) save figures to Config.output_dir",
+                None,
+                Severity.INFO,
+                Fix.SAFE,
+                applied=True,
+            )
+        )
     dropped = _display_cells(analysis, plan)
-    findings.extend(Finding("NBH603", "cell only displays values; dropped from the package", Span(i, 1, 1),
-                            Severity.INFO, Fix.SAFE, applied=True) for i in dropped)
+    findings.extend(
+        Finding(
+            "NBH603",
+            "cell only displays values; dropped from the package",
+            Span(i, 1, 1),
+            Severity.INFO,
+            Fix.SAFE,
+            applied=True,
+        )
+        for i in dropped
+    )
     return FileTree.of(files), tuple(sorted(findings, key=_finding_key))
 
 
@@ -492,8 +588,13 @@ def _display_cells(analysis: FullAnalysis, plan: Plan) -> list[int]:
     out = []
     for c in analysis.cells:
         cf = facts.cells[c.index]
-        if c.index not in in_steps and cf.statements and all(
-            statement_role(cf, i, set(), frozenset(), frozenset()) == "display" for i in range(len(cf.statements))
+        if (
+            c.index not in in_steps
+            and cf.statements
+            and all(
+                statement_role(cf, i, set(), frozenset(), frozenset()) == "display"
+                for i in range(len(cf.statements))
+            )
         ):
             out.append(c.index)
     return out

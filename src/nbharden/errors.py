@@ -10,7 +10,9 @@ from pathlib import Path
 
 #: Exit codes, the documented contract (docs/cli.md, README).
 EXIT_OK = 0
-EXIT_CHANGES = 1  # --check found changes, a generated file was edited by hand, or verification failed
+EXIT_CHANGES = (
+    1  # --check found changes, a generated file was edited by hand, or verification failed
+)
 EXIT_BAD_INPUT = 2  # usage error or bad input
 EXIT_NOTEBOOK_FAILED = 3  # the notebook failed when run (recording)
 EXIT_INTERRUPTED = 130
@@ -18,7 +20,9 @@ EXIT_TERMINATED = 143
 EXIT_INTERNAL = 123
 
 
-def location(path: Path | str, cell: int | None = None, line: int | None = None, col: int | None = None) -> str:
+def location(
+    path: Path | str, cell: int | None = None, line: int | None = None, col: int | None = None
+) -> str:
     """Format ``path[:cell N[:line:col]]``; cells are counted from 1 like Jupyter shows them."""
     text = str(path)
     if cell is not None:

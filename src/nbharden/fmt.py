@@ -46,14 +46,30 @@ def ruff_fix(files: dict[str, str], *, line_length: int, add_noqa: bool = False)
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        mode = ["--add-noqa", "--select=" + ",".join(LINT_RULES)] if add_noqa else [
-            "--fix", "--exit-zero", "--select=" + ",".join(RUFF_FIXES)]
-        cmd = [_ruff_bin(), "check", *mode, "--quiet", "--no-cache", "--isolated",
-               f"--line-length={line_length}", "--target-version=py311",
-               # An unused local's fix keeps the right-hand side (its effects) and drops the name: safe here,
-               # since generated code never inspects locals().
-               "--config", 'lint.extend-safe-fixes = ["F841"]', "--ignore=UP035,UP006,UP007,UP045", "."]
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120, check=False)
+        mode = (
+            ["--add-noqa", "--select=" + ",".join(LINT_RULES)]
+            if add_noqa
+            else ["--fix", "--exit-zero", "--select=" + ",".join(RUFF_FIXES)]
+        )
+        cmd = [
+            _ruff_bin(),
+            "check",
+            *mode,
+            "--quiet",
+            "--no-cache",
+            "--isolated",
+            f"--line-length={line_length}",
+            "--target-version=py311",
+            # An unused local's fix keeps the right-hand side (its effects) and drops the name: safe here,
+            # since generated code never inspects locals().
+            "--config",
+            'lint.extend-safe-fixes = ["F841"]',
+            "--ignore=UP035,UP006,UP007,UP045",
+            ".",
+        ]
+        proc = subprocess.run(
+            cmd, cwd=root, capture_output=True, text=True, timeout=120, check=False
+        )
         if proc.returncode not in (0, 1):
             raise VerificationError(f"ruff failed: {proc.stderr.strip()[:300]}")
         fixed = dict(files)
@@ -65,8 +81,9 @@ def ruff_fix(files: dict[str, str], *, line_length: int, add_noqa: bool = False)
 def black_format(path: str, text: str, *, line_length: int) -> str:
     """Format one module with black; raise ``VerificationError`` if black changes its AST or is not stable."""
     import black
+    from black.mode import TargetVersion
 
-    mode = black.Mode(line_length=line_length, target_versions={black.TargetVersion.PY311})
+    mode = black.Mode(line_length=line_length, target_versions={TargetVersion.PY311})
     try:
         formatted = black.format_str(text, mode=mode)
     except black.parsing.InvalidInput as exc:
@@ -76,7 +93,9 @@ def black_format(path: str, text: str, *, line_length: int) -> str:
         # costs a second full format of every module, so it is not repeated on every conversion.
         black.assert_equivalent(text, formatted)
     except AssertionError as exc:
-        raise VerificationError(f"formatting changed the code's meaning: {str(exc)[:200]}", path=path) from exc
+        raise VerificationError(
+            f"formatting changed the code's meaning: {str(exc)[:200]}", path=path
+        ) from exc
     return formatted
 
 
@@ -87,8 +106,9 @@ def verify(tree: FileTree) -> None:
             try:
                 ast.parse(text, filename=path)
             except SyntaxError as exc:
-                raise VerificationError(f"generated code does not parse: {exc.msg} (line {exc.lineno})",
-                                        path=path) from exc
+                raise VerificationError(
+                    f"generated code does not parse: {exc.msg} (line {exc.lineno})", path=path
+                ) from exc
 
 
 def format_tree(tree: FileTree, *, settings: Settings) -> FileTree:
@@ -98,8 +118,12 @@ def format_tree(tree: FileTree, *, settings: Settings) -> FileTree:
     files = ruff_fix(files, line_length=settings.line_length)
     out = {}
     for path, text in files.items():
-        out[path] = black_format(path, text, line_length=settings.line_length) if path.endswith(".py") else text
-    # Mark what no safe fix can change with ``# noqa``, then let black re-wrap; repeat until both agree (black
+        out[path] = (
+            black_format(path, text, line_length=settings.line_length)
+            if path.endswith(".py")
+            else text
+        )
+    # Mark what no safe fix can change with a noqa comment, then let black re-wrap; repeat until both agree (black
     # may move a marked line, which needs a new marker), so the result is a fixpoint of both: idempotent.
     for _ in range(4):
         marked = ruff_fix(out, line_length=settings.line_length, add_noqa=True)

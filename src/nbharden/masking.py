@@ -10,7 +10,7 @@ from typing import Any
 def _manager() -> Any:
     from IPython.core.inputtransformer2 import TransformerManager
 
-    return TransformerManager()
+    return TransformerManager()  # type: ignore[no-untyped-call]
 
 
 def mask_ipython(source: str) -> str:

@@ -164,7 +164,9 @@ class Step:
     cells: tuple[int, ...]
     inputs: tuple[Param, ...]
     outputs: tuple[Param, ...]
-    mutated: tuple[str, ...] = ()  # inputs changed in place (also listed in outputs when read later)
+    mutated: tuple[
+        str, ...
+    ] = ()  # inputs changed in place (also listed in outputs when read later)
     results: tuple[str, ...] = ()  # outputs nobody reads later: the notebook's final values
 
 
@@ -178,7 +180,9 @@ class Plan:
     dependencies: tuple[str, ...]  # distribution names for the generated pyproject
     uses_plots: bool
     findings: tuple[Finding, ...] = ()
-    moved: tuple[tuple[int, int, int, int], ...] = ()  # (cell, statement) moved to after (cell, statement)
+    moved: tuple[
+        tuple[int, int, int, int], ...
+    ] = ()  # (cell, statement) moved to after (cell, statement)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

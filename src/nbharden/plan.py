@@ -35,27 +35,85 @@ from nbharden.settings import Settings
 RESERVED_MODULES = {"config", "pipeline", "steps", "support", "tests", "__main__"}
 # Import name -> distribution name, for the generated pyproject's dependencies.
 DISTRIBUTIONS = {
-    "sklearn": "scikit-learn", "PIL": "pillow", "cv2": "opencv-python", "yaml": "pyyaml", "bs4": "beautifulsoup4",
-    "skimage": "scikit-image", "dateutil": "python-dateutil", "attr": "attrs", "Bio": "biopython",
-    "mpl_toolkits": "matplotlib", "pylab": "matplotlib", "google": "protobuf", "dotenv": "python-dotenv",
-    "jwt": "pyjwt", "serial": "pyserial", "IPython": "ipython", "sqlalchemy": "sqlalchemy",
+    "sklearn": "scikit-learn",
+    "PIL": "pillow",
+    "cv2": "opencv-python",
+    "yaml": "pyyaml",
+    "bs4": "beautifulsoup4",
+    "skimage": "scikit-image",
+    "dateutil": "python-dateutil",
+    "attr": "attrs",
+    "Bio": "biopython",
+    "mpl_toolkits": "matplotlib",
+    "pylab": "matplotlib",
+    "google": "protobuf",
+    "dotenv": "python-dotenv",
+    "jwt": "pyjwt",
+    "serial": "pyserial",
+    "IPython": "ipython",
+    "sqlalchemy": "sqlalchemy",
 }
 _TYPE_OF_CALL = {
-    "pandas.read_csv": "pd.DataFrame", "pandas.read_excel": "pd.DataFrame", "pandas.read_json": "pd.DataFrame",
-    "pandas.read_parquet": "pd.DataFrame", "pandas.read_table": "pd.DataFrame", "pandas.DataFrame": "pd.DataFrame",
-    "pandas.concat": "pd.DataFrame", "pandas.merge": "pd.DataFrame", "pandas.read_sql": "pd.DataFrame",
-    "pandas.Series": "pd.Series", "numpy.array": "np.ndarray", "numpy.zeros": "np.ndarray",
-    "numpy.ones": "np.ndarray", "numpy.arange": "np.ndarray", "numpy.linspace": "np.ndarray",
-    "numpy.empty": "np.ndarray", "numpy.asarray": "np.ndarray", "numpy.loadtxt": "np.ndarray",
-    "numpy.genfromtxt": "np.ndarray", "numpy.random.rand": "np.ndarray", "numpy.random.randn": "np.ndarray",
-    "numpy.eye": "np.ndarray", "numpy.meshgrid": "list[np.ndarray]", "pandas.get_dummies": "pd.DataFrame",
-    "pandas.pivot_table": "pd.DataFrame", "pandas.crosstab": "pd.DataFrame", "pandas.to_datetime": "pd.Series",
-    "numpy.dot": "np.ndarray", "numpy.concatenate": "np.ndarray", "numpy.vstack": "np.ndarray",
-    "numpy.hstack": "np.ndarray", "numpy.stack": "np.ndarray", "numpy.random.random": "np.ndarray",
-    "numpy.random.normal": "np.ndarray", "numpy.random.randint": "np.ndarray", "numpy.full": "np.ndarray",
-    "numpy.zeros_like": "np.ndarray", "numpy.ones_like": "np.ndarray", "numpy.where": "np.ndarray",
-    "len": "builtins.int", "str": "builtins.str", "int": "builtins.int", "float": "builtins.float",
+    "pandas.read_csv": "pd.DataFrame",
+    "pandas.read_excel": "pd.DataFrame",
+    "pandas.read_json": "pd.DataFrame",
+    "pandas.read_parquet": "pd.DataFrame",
+    "pandas.read_table": "pd.DataFrame",
+    "pandas.DataFrame": "pd.DataFrame",
+    "pandas.concat": "pd.DataFrame",
+    "pandas.merge": "pd.DataFrame",
+    "pandas.read_sql": "pd.DataFrame",
+    "pandas.Series": "pd.Series",
+    "numpy.array": "np.ndarray",
+    "numpy.zeros": "np.ndarray",
+    "numpy.ones": "np.ndarray",
+    "numpy.arange": "np.ndarray",
+    "numpy.linspace": "np.ndarray",
+    "numpy.empty": "np.ndarray",
+    "numpy.asarray": "np.ndarray",
+    "numpy.loadtxt": "np.ndarray",
+    "numpy.genfromtxt": "np.ndarray",
+    "numpy.random.rand": "np.ndarray",
+    "numpy.random.randn": "np.ndarray",
+    "numpy.eye": "np.ndarray",
+    "numpy.meshgrid": "list[np.ndarray]",
+    "pandas.get_dummies": "pd.DataFrame",
+    "pandas.pivot_table": "pd.DataFrame",
+    "pandas.crosstab": "pd.DataFrame",
+    "pandas.to_datetime": "pd.Series",
+    "numpy.dot": "np.ndarray",
+    "numpy.concatenate": "np.ndarray",
+    "numpy.vstack": "np.ndarray",
+    "numpy.hstack": "np.ndarray",
+    "numpy.stack": "np.ndarray",
+    "numpy.random.random": "np.ndarray",
+    "numpy.random.normal": "np.ndarray",
+    "numpy.random.randint": "np.ndarray",
+    "numpy.full": "np.ndarray",
+    "numpy.zeros_like": "np.ndarray",
+    "numpy.ones_like": "np.ndarray",
+    "numpy.where": "np.ndarray",
+    "len": "builtins.int",
+    "str": "builtins.str",
+    "int": "builtins.int",
+    "float": "builtins.float",
 }
+
+
+@dataclass
+class _RawStep:
+    """A step while the plan is being built, before its outputs are known."""
+
+    name: str
+    title: str
+    cells: tuple[int, ...]
+    reads: list[str]
+    writes: list[str]
+    results: list[str]
+    mutated: list[str]
+    sources: dict[str, str]
+    in_types: dict[str, str | None]
+    out_types: dict[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -105,7 +163,11 @@ def _value_annotation(value: object) -> str:
         kinds = sorted({_value_annotation(v) for v in value})
         container = type(value).__name__
         if isinstance(value, tuple):
-            return "tuple[" + ", ".join(_value_annotation(v) for v in value) + "]" if 0 < len(value) <= 6 else "tuple"
+            return (
+                "tuple[" + ", ".join(_value_annotation(v) for v in value) + "]"
+                if 0 < len(value) <= 6
+                else "tuple"
+            )
         if len(kinds) == 1:
             return f"{container}[{kinds[0]}]"
         return f"{container}[{' | '.join(kinds)}]" if kinds and len(kinds) <= 3 else container
@@ -125,7 +187,8 @@ def _sections(analysis: FullAnalysis) -> list[_Section]:
     assert facts is not None
     code_cells = [c.index for c in nb.code_cells if c.index in facts.cells]
     has_headings = any(
-        c.cell_type == "markdown" and re.search(r"^\s{0,3}#{1,6}\s+\S", c.source, re.M) for c in nb.cells
+        c.cell_type == "markdown" and re.search(r"^\s{0,3}#{1,6}\s+\S", c.source, re.M)
+        for c in nb.cells
     )
     has_tags = any(t.startswith("step:") for c in nb.cells for t in c.tags)
     sections: list[_Section] = []
@@ -165,22 +228,30 @@ def _result_names(stmt: cst.BaseStatement, qualified: dict[str, str]) -> list[st
     if isinstance(stmt, cst.SimpleStatementLine):
         for small in stmt.body:
             value = getattr(small, "value", None)
-            if isinstance(value, cst.Call) and isinstance(small, cst.Assign) and len(small.targets) == 1:
+            if (
+                isinstance(value, cst.Call)
+                and isinstance(small, cst.Assign)
+                and len(small.targets) == 1
+            ):
                 target = qualify(value.func, qualified) or ""
                 if target.startswith(("matplotlib.", "seaborn.", "pylab.")) and isinstance(
-                        small.targets[0].target, cst.Name):
+                    small.targets[0].target, cst.Name
+                ):
                     continue  # fig = plt.figure(): kept as a statement, the figure is saved, not returned
             targets: list[cst.BaseExpression] = []
             if isinstance(small, cst.Assign):
                 targets = [t.target for t in small.targets]
             elif isinstance(small, cst.AnnAssign | cst.AugAssign):
                 targets = [small.target]
-            for target in targets:
-                elements = target.elements if isinstance(target, cst.Tuple | cst.List) else [target]
-                for el in elements:
-                    node = el.value if isinstance(el, cst.Element) else el
-                    if isinstance(node, cst.Name) and not node.value.startswith("_"):
-                        names.append(node.value)
+            for bound in targets:
+                parts: list[cst.BaseExpression] = (
+                    [e.value for e in bound.elements]
+                    if isinstance(bound, cst.Tuple | cst.List)
+                    else [bound]
+                )
+                for part in parts:
+                    if isinstance(part, cst.Name) and not part.value.startswith("_"):
+                        names.append(part.value)
     return names
 
 
@@ -197,16 +268,20 @@ def _hoistable(facts: NotebookFacts, write_counts: dict[str, int]) -> tuple[set[
     for cf in facts.cells.values():
         for name, reads in cf.def_reads.items():
             # a name bound by anything else, or defined twice, or next to a `global` statement never hoists
-            if write_counts.get(name, 0) == 0 and not cf.global_decls and _def_count(facts, name) == 1:
+            if (
+                write_counts.get(name, 0) == 0
+                and not cf.global_decls
+                and _def_count(facts, name) == 1
+            ):
                 defs[name] = reads
     hoisted = set(defs)
     # A builtin the notebook redefines (lispy's own ``eval``) is notebook state, not the builtin.
-    bound = {b for cf in facts.cells.values() for st in cf.statements for b in st.binds}
+    notebook_bound = {b for cf in facts.cells.values() for st in cf.statements for b in st.binds}
     changed = True
     while changed:
         changed = False
         for name in sorted(hoisted):
-            allowed = imports | hoisted | (BUILTINS - (bound - hoisted - imports))
+            allowed = imports | hoisted | (BUILTINS - (notebook_bound - hoisted - imports))
             if any(r not in allowed for r in defs[name]):
                 hoisted.discard(name)
                 changed = True
@@ -214,12 +289,19 @@ def _hoistable(facts: NotebookFacts, write_counts: dict[str, int]) -> tuple[set[
 
 
 def _def_count(facts: NotebookFacts, name: str) -> int:
-    return sum(1 for cf in facts.cells.values() for st in cf.statements
-               if st.kind in {"def", "class"} and name in st.binds)
+    return sum(
+        1
+        for cf in facts.cells.values()
+        for st in cf.statements
+        if st.kind in {"def", "class"} and name in st.binds
+    )
 
 
-def relocations(facts: NotebookFacts, hoisted_imports: set[str] | frozenset[str],
-                hoisted_defs: set[str] | frozenset[str]) -> tuple[tuple[int, int, int, int], ...]:
+def relocations(
+    facts: NotebookFacts,
+    hoisted_imports: set[str] | frozenset[str],
+    hoisted_defs: set[str] | frozenset[str],
+) -> tuple[tuple[int, int, int, int], ...]:
     """Functions defined before the globals they read: where each must move to run in a step.
 
     In a notebook a function looks its globals up when it is called, so ``def f(): return g()`` may come before
@@ -241,10 +323,18 @@ def relocations(facts: NotebookFacts, hoisted_imports: set[str] | frozenset[str]
             if st.kind not in {"def", "class"} or st.binds[0] in hoisted_defs:
                 continue
             here = effective[n]
-            free = [r for r in facts.cells[c].def_reads.get(st.binds[0], ())
-                    if r not in hoisted_imports and r not in hoisted_defs and r in binds_at]
-            missing = [r for r in free if not any(effective[p] < here for p in binds_at[r] if p != n)]
-            later = [min((effective[p] for p in binds_at[r] if effective[p] > here), default=None) for r in missing]
+            free = [
+                r
+                for r in facts.cells[c].def_reads.get(st.binds[0], ())
+                if r not in hoisted_imports and r not in hoisted_defs and r in binds_at
+            ]
+            missing = [
+                r for r in free if not any(effective[p] < here for p in binds_at[r] if p != n)
+            ]
+            later = [
+                min((effective[p] for p in binds_at[r] if effective[p] > here), default=None)
+                for r in missing
+            ]
             if not missing or any(x is None for x in later):
                 continue
             target = max(x for x in later if x is not None)
@@ -270,7 +360,9 @@ def relocations(facts: NotebookFacts, hoisted_imports: set[str] | frozenset[str]
     return tuple(out)
 
 
-def statement_order(facts: NotebookFacts, moved: tuple[tuple[int, int, int, int], ...]) -> dict[int, list[tuple[int, int]]]:
+def statement_order(
+    facts: NotebookFacts, moved: tuple[tuple[int, int, int, int], ...]
+) -> dict[int, list[tuple[int, int]]]:
     """For each cell, the (cell, statement) pairs that run in it, in order, after relocations."""
     away = {(c, i) for c, i, _, _ in moved}
     after: dict[tuple[int, int], list[tuple[int, int]]] = {}
@@ -308,9 +400,15 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     for cf in facts.cells.values():
         for st in cf.statements:
             if st.kind in {"def", "class"} and st.binds[0] not in hoisted_defs:
-                findings.append(Finding("NBH606", f"'{st.binds[0]}' reads notebook state, so it stays inside its "
-                                        "step and is passed on as a value", Span(cf.index, st.line, 1),
-                                        Severity.INFO))
+                findings.append(
+                    Finding(
+                        "NBH606",
+                        f"'{st.binds[0]}' reads notebook state, so it stays inside its "
+                        "step and is passed on as a value",
+                        Span(cf.index, st.line, 1),
+                        Severity.INFO,
+                    )
+                )
     imported_top = {q.split(".")[0] for q in facts.qualified.values() if not q.startswith(".")}
     package = snake(settings.name, "nb") if settings.name else package_name(nb.stem, imported_top)
 
@@ -329,7 +427,9 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         fields.append(f)
         field_names.add(f.name)
 
-    params_cell = next((c.index for c in nb.code_cells if "parameters" in c.tags and c.index in facts.cells), None)
+    params_cell = next(
+        (c.index for c in nb.code_cells if "parameters" in c.tags and c.index in facts.cells), None
+    )
     for cf in sorted(facts.cells.values(), key=lambda c: c.index):
         for i, stmt in enumerate(cf.module.body):
             assignment = _literal_assignment(stmt)
@@ -341,36 +441,122 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 annotation = literal_annotation(ast.parse(value_src, mode="eval").body) or "object"
                 secret = isinstance(value, str) and is_secret_literal(name, value)
                 if secret:
-                    add_field(ConfigField(name, "SecretStr", '""', f"secret from the parameters cell (cell "
-                                          f"{cf.index}, line {line}); set it in the environment", cf.index, line,
-                                          secret=True, kind="secret"))
-                elif isinstance(value, str) and looks_like_path(value) and not value.startswith(("/", "~")):
-                    add_field(ConfigField(name, "str", f"str(NOTEBOOK_DIR / {value!r})",
-                                          f"parameters cell (cell {cf.index}, line {line}); relative to the "
-                                          "notebook's folder", cf.index, line, literal=value, kind="parameter"))
+                    add_field(
+                        ConfigField(
+                            name,
+                            "SecretStr",
+                            '""',
+                            f"secret from the parameters cell (cell "
+                            f"{cf.index}, line {line}); set it in the environment",
+                            cf.index,
+                            line,
+                            secret=True,
+                            kind="secret",
+                        )
+                    )
+                elif (
+                    isinstance(value, str)
+                    and looks_like_path(value)
+                    and not value.startswith(("/", "~"))
+                ):
+                    add_field(
+                        ConfigField(
+                            name,
+                            "str",
+                            f"str(NOTEBOOK_DIR / {value!r})",
+                            f"parameters cell (cell {cf.index}, line {line}); relative to the "
+                            "notebook's folder",
+                            cf.index,
+                            line,
+                            literal=value,
+                            kind="parameter",
+                        )
+                    )
                 else:
-                    add_field(ConfigField(name, annotation if annotation != "None" else "object | None", value_src,
-                                          f"parameters cell (cell {cf.index}, line {line})", cf.index, line,
-                                          kind="parameter"))
+                    add_field(
+                        ConfigField(
+                            name,
+                            annotation if annotation != "None" else "object | None",
+                            value_src,
+                            f"parameters cell (cell {cf.index}, line {line})",
+                            cf.index,
+                            line,
+                            kind="parameter",
+                        )
+                    )
                 consumed.add((cf.index, i))
-            elif (isinstance(value, str) and write_counts.get(name, 0) == 1 and name not in field_names
-                  and (looks_like_path(value) or looks_like_url(value) or is_secret_literal(name, value))):
+            elif (
+                isinstance(value, str)
+                and write_counts.get(name, 0) == 1
+                and name not in field_names
+                and (
+                    looks_like_path(value)
+                    or looks_like_url(value)
+                    or is_secret_literal(name, value)
+                )
+            ):
                 if is_secret_literal(name, value):
-                    add_field(ConfigField(name, "SecretStr", '""', f"secret from cell {cf.index}, line {line}; set "
-                                          "it in the environment", cf.index, line, secret=True, kind="secret"))
+                    add_field(
+                        ConfigField(
+                            name,
+                            "SecretStr",
+                            '""',
+                            f"secret from cell {cf.index}, line {line}; set it in the environment",
+                            cf.index,
+                            line,
+                            secret=True,
+                            kind="secret",
+                        )
+                    )
                 elif looks_like_url(value):
-                    add_field(ConfigField(name, "str", repr(value), f"URL from cell {cf.index}, line {line}",
-                                          cf.index, line, literal=value, kind="constant"))
-                    findings.append(Finding("NBH204", f"URL '{value}' lifted into Config.{name}",
-                                            Span(cf.index, line, 1), Severity.INFO, Fix.SAFE, applied=True))
+                    add_field(
+                        ConfigField(
+                            name,
+                            "str",
+                            repr(value),
+                            f"URL from cell {cf.index}, line {line}",
+                            cf.index,
+                            line,
+                            literal=value,
+                            kind="constant",
+                        )
+                    )
+                    findings.append(
+                        Finding(
+                            "NBH204",
+                            f"URL '{value}' lifted into Config.{name}",
+                            Span(cf.index, line, 1),
+                            Severity.INFO,
+                            Fix.SAFE,
+                            applied=True,
+                        )
+                    )
                 else:
                     absolute = value.startswith(("/", "~"))
                     default = repr(value) if absolute else f"str(NOTEBOOK_DIR / {value!r})"
-                    add_field(ConfigField(name, "str", default, f"path from cell {cf.index}, line {line}"
-                                          + ("" if absolute else "; relative to the notebook's folder"),
-                                          cf.index, line, literal=value, kind="constant"))
-                    findings.append(Finding("NBH203", f"path '{value}' lifted into Config.{name}",
-                                            Span(cf.index, line, 1), Severity.INFO, Fix.SAFE, applied=True))
+                    add_field(
+                        ConfigField(
+                            name,
+                            "str",
+                            default,
+                            f"path from cell {cf.index}, line {line}"
+                            + ("" if absolute else "; relative to the notebook's folder"),
+                            cf.index,
+                            line,
+                            literal=value,
+                            kind="constant",
+                        )
+                    )
+                    findings.append(
+                        Finding(
+                            "NBH203",
+                            f"path '{value}' lifted into Config.{name}",
+                            Span(cf.index, line, 1),
+                            Severity.INFO,
+                            Fix.SAFE,
+                            applied=True,
+                        )
+                    )
                 consumed.add((cf.index, i))
 
     # Literals passed straight to I/O calls: lifted into fields named after the file.
@@ -383,7 +569,9 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 continue
             if not (looks_like_path(value) or looks_like_url(value)) or not _in_io_call(cf, value):
                 continue
-            base = snake(re.sub(r"\.[A-Za-z0-9]+$", "", value.rstrip("/").rsplit("/", 1)[-1]), "file")
+            base = snake(
+                re.sub(r"\.[A-Za-z0-9]+$", "", value.rstrip("/").rsplit("/", 1)[-1]), "file"
+            )
             suffix = "_url" if looks_like_url(value) else "_path"
             name = base if base.endswith(suffix) else base + suffix
             n = 2
@@ -391,17 +579,52 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 name, n = f"{base}{suffix}_{n}", n + 1
             taken.add(name)
             if looks_like_url(value):
-                add_field(ConfigField(name, "str", repr(value), f"URL from cell {cf.index}, line {line}", cf.index,
-                                      line, literal=value, kind="lifted"))
-                findings.append(Finding("NBH204", f"URL '{value}' lifted into Config.{name}",
-                                        Span(cf.index, line, col), Severity.INFO, Fix.SAFE, applied=True))
+                add_field(
+                    ConfigField(
+                        name,
+                        "str",
+                        repr(value),
+                        f"URL from cell {cf.index}, line {line}",
+                        cf.index,
+                        line,
+                        literal=value,
+                        kind="lifted",
+                    )
+                )
+                findings.append(
+                    Finding(
+                        "NBH204",
+                        f"URL '{value}' lifted into Config.{name}",
+                        Span(cf.index, line, col),
+                        Severity.INFO,
+                        Fix.SAFE,
+                        applied=True,
+                    )
+                )
             else:
                 absolute = value.startswith(("/", "~"))
-                add_field(ConfigField(name, "Path", f"Path({value!r})" if absolute else f"NOTEBOOK_DIR / {value!r}",
-                                      f"file from cell {cf.index}, line {line}", cf.index, line, literal=value,
-                                      kind="lifted"))
-                findings.append(Finding("NBH203", f"path '{value}' lifted into Config.{name}",
-                                        Span(cf.index, line, col), Severity.INFO, Fix.SAFE, applied=True))
+                add_field(
+                    ConfigField(
+                        name,
+                        "Path",
+                        f"Path({value!r})" if absolute else f"NOTEBOOK_DIR / {value!r}",
+                        f"file from cell {cf.index}, line {line}",
+                        cf.index,
+                        line,
+                        literal=value,
+                        kind="lifted",
+                    )
+                )
+                findings.append(
+                    Finding(
+                        "NBH203",
+                        f"path '{value}' lifted into Config.{name}",
+                        Span(cf.index, line, col),
+                        Severity.INFO,
+                        Fix.SAFE,
+                        applied=True,
+                    )
+                )
 
     config_names = {f.name for f in fields}
 
@@ -409,17 +632,29 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     module_alias = {facts.qualified[a]: a for a in sorted(hoisted_imports) if a in facts.qualified}
     definer: dict[str, str] = {name: "config" for name in config_names}
     types: dict[str, str | None] = {f.name: ("str" if f.secret else f.annotation) for f in fields}
-    steps_raw: list[dict[str, object]] = []
+    steps_raw: list[_RawStep] = []
     # Step functions live in steps.py beside the moved imports and definitions: only those can collide.
-    used_names: set[str] = (set(RESERVED_MODULES) | hoisted_imports | hoisted_defs | BUILTINS
-                            | {"run", "main", "logger", "show_figures", "logging", "subprocess", "os", "Path"})
+    used_names: set[str] = (
+        set(RESERVED_MODULES)
+        | hoisted_imports
+        | hoisted_defs
+        | BUILTINS
+        | {"run", "main", "logger", "show_figures", "logging", "subprocess", "os", "Path"}
+    )
     moved = relocations(facts, hoisted_imports, hoisted_defs)
     moved_keys = {(c, i) for c, i, _, _ in moved}
     order = statement_order(facts, moved)
-    for c, i, ac, ai in moved:
+    for c, i, ac, _after in moved:
         st = facts.cells[c].statements[i]
-        findings.append(Finding("NBH105", f"'{st.binds[0]}' reads names defined in later cells; it is defined in "
-                                f"the step of cell {ac}, once they exist", Span(c, st.line, 1), Severity.INFO))
+        findings.append(
+            Finding(
+                "NBH105",
+                f"'{st.binds[0]}' reads names defined in later cells; it is defined in "
+                f"the step of cell {ac}, once they exist",
+                Span(c, st.line, 1),
+                Severity.INFO,
+            )
+        )
     for section in _sections(analysis):
         reads: list[str] = []
         in_types: dict[str, str | None] = {}
@@ -438,9 +673,14 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 if statement_role(cf, i, consumed, hoisted_imports, hoisted_defs) != "code":
                     continue
                 cell_has_code = True
-                if (src_cell, i) in moved_keys:  # evaluated away from its cell: every free name is a read
+                if (
+                    src_cell,
+                    i,
+                ) in moved_keys:  # evaluated away from its cell: every free name is a read
                     st = dataclasses.replace(st, reads=tuple(cf.def_reads.get(st.binds[0], ())))
-                inferred = _infer_assignment(cf.module.body[i], facts.qualified, module_alias, hoisted_imports)
+                inferred = _infer_assignment(
+                    cf.module.body[i], facts.qualified, module_alias, hoisted_imports
+                )
                 for name in st.binds:
                     types[name] = inferred.get(name)
                 for name in st.reads:
@@ -461,7 +701,12 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             # a lifted literal used in this cell is read from the config
             for value, _line, _col, _ctx in facts.cells[index].literals:
                 for f in fields:
-                    if f.kind == "lifted" and f.literal == value and f.name not in reads and cell_has_code:
+                    if (
+                        f.kind == "lifted"
+                        and f.literal == value
+                        and f.name not in reads
+                        and cell_has_code
+                    ):
                         reads.append(f.name)
                         in_types[f.name] = f.annotation
             for name in summary.mutates:
@@ -472,16 +717,30 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 has_code = True
         if not has_code:
             continue
-        base = snake(section.title, "step") if not section.title.startswith("cell ") else f"cell_{section.cells[0]}"
+        base = (
+            snake(section.title, "step")
+            if not section.title.startswith("cell ")
+            else f"cell_{section.cells[0]}"
+        )
         name = base
         n = 2
         while name in used_names:
             name, n = f"{base}_{n}", n + 1
         used_names.add(name)
-        steps_raw.append({"name": name, "title": section.title, "cells": tuple(cells_used), "reads": reads,
-                          "writes": writes, "results": results, "mutated": mutated,
-                          "sources": {r: definer[r] for r in reads}, "in_types": in_types,
-                          "out_types": {w: types.get(w) for w in [*writes, *mutated]}})
+        steps_raw.append(
+            _RawStep(
+                name=name,
+                title=section.title,
+                cells=tuple(cells_used),
+                reads=reads,
+                writes=writes,
+                results=results,
+                mutated=mutated,
+                sources={r: definer[r] for r in reads},
+                in_types=in_types,
+                out_types={w: types.get(w) for w in [*writes, *mutated]},
+            )
+        )
         for w in writes:
             definer[w] = name
         for mname in mutated:
@@ -489,56 +748,100 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 definer[mname] = name
 
     # outputs: what later steps read from this step (by the definer recorded for each read)
-    wanted: dict[str, list[str]] = {str(s["name"]): [] for s in steps_raw}
-    for s in steps_raw:
-        for read, source in dict(s["sources"]).items():  # type: ignore[call-overload]
+    wanted: dict[str, list[str]] = {raw.name: [] for raw in steps_raw}
+    for raw in steps_raw:
+        for read, source in raw.sources.items():
             if source != "config" and read not in wanted[source]:
                 wanted[source].append(read)
     steps: list[Step] = []
-    for pos, s in enumerate(steps_raw):
-        sname = str(s["name"])
-        outputs = list(wanted[sname])
-        later_reads = {r for t in steps_raw[pos + 1:] for r in t["reads"]}  # type: ignore[attr-defined]
-        results = [r for r in s["results"] if r not in outputs and r not in later_reads  # type: ignore[attr-defined]
-                   and r not in config_names]
-        ordered = [w for w in s["writes"] if w in outputs or w in results]  # type: ignore[attr-defined]
+    for pos, raw in enumerate(steps_raw):
+        outputs = list(wanted[raw.name])
+        later_reads = {r for t in steps_raw[pos + 1 :] for r in t.reads}
+        finals = [
+            r
+            for r in raw.results
+            if r not in outputs and r not in later_reads and r not in config_names
+        ]
+        ordered = [w for w in raw.writes if w in outputs or w in finals]
         ordered += [o for o in outputs if o not in ordered]
-        sources = dict(s["sources"])  # type: ignore[call-overload]
-        in_types: dict[str, str | None] = s["in_types"]  # type: ignore[assignment]
-        out_types: dict[str, str | None] = s["out_types"]  # type: ignore[assignment]
-        inputs = tuple(Param(r, in_types.get(r), sources[r]) for r in s["reads"])  # type: ignore[attr-defined]
-        outs = tuple(Param(o, out_types.get(o), sname) for o in ordered)
-        steps.append(Step(sname, str(s["title"]), tuple(s["cells"]), inputs, outs,  # type: ignore[arg-type]
-                          tuple(s["mutated"]), tuple(r for r in ordered if r in results)))  # type: ignore[arg-type]
+        steps.append(
+            Step(
+                raw.name,
+                raw.title,
+                raw.cells,
+                tuple(Param(r, raw.in_types.get(r), raw.sources[r]) for r in raw.reads),
+                tuple(Param(o, raw.out_types.get(o), raw.name) for o in ordered),
+                tuple(raw.mutated),
+                tuple(r for r in ordered if r in finals),
+            )
+        )
 
     deps = _dependencies(facts, package)
-    uses_plots = any(q.split(".")[0] in {"matplotlib", "seaborn", "pylab"} for q in facts.qualified.values()) or any(
-        e.value == "plot" for c in analysis.cells for e in c.effects
+    uses_plots = any(
+        q.split(".")[0] in {"matplotlib", "seaborn", "pylab"} for q in facts.qualified.values()
+    ) or any(e.value == "plot" for c in analysis.cells for e in c.effects)
+    fields.append(
+        ConfigField(
+            "workdir",
+            "Path",
+            "NOTEBOOK_DIR",
+            "working folder while the steps run; the "
+            "notebook's folder, so relative paths resolve as they did in Jupyter",
+            0,
+            0,
+            kind="output",
+        )
     )
-    fields.append(ConfigField("workdir", "Path", "NOTEBOOK_DIR", "working folder while the steps run; the "
-                              "notebook's folder, so relative paths resolve as they did in Jupyter", 0, 0,
-                              kind="output"))
     if uses_plots:
-        fields.append(ConfigField("output_dir", "Path", 'PROJECT_DIR / "outputs"',
-                                  "folder where figures are saved", 0, 0, kind="output"))
-    return Plan(package, tuple(steps), tuple(fields), tuple(sorted(hoisted_defs)), tuple(sorted(hoisted_imports)),
-                deps, uses_plots, tuple(findings), moved)
+        fields.append(
+            ConfigField(
+                "output_dir",
+                "Path",
+                'PROJECT_DIR / "outputs"',
+                "folder where figures are saved",
+                0,
+                0,
+                kind="output",
+            )
+        )
+    return Plan(
+        package,
+        tuple(steps),
+        tuple(fields),
+        tuple(sorted(hoisted_defs)),
+        tuple(sorted(hoisted_imports)),
+        deps,
+        uses_plots,
+        tuple(findings),
+        moved,
+    )
 
 
-def consumed_statements(facts: NotebookFacts, fields: tuple[ConfigField, ...]) -> set[tuple[int, int]]:
+def consumed_statements(
+    facts: NotebookFacts, fields: tuple[ConfigField, ...]
+) -> set[tuple[int, int]]:
     """(cell, statement index) of the assignments that became Config fields."""
     out: set[tuple[int, int]] = set()
     for f in fields:
         if f.kind in {"parameter", "constant", "secret"} and f.cell in facts.cells:
             cf = facts.cells[f.cell]
             for i, st in enumerate(cf.statements):
-                if st.line == f.line and f.name in st.binds and _literal_assignment(cf.module.body[i]):
+                if (
+                    st.line == f.line
+                    and f.name in st.binds
+                    and _literal_assignment(cf.module.body[i])
+                ):
                     out.add((f.cell, i))
     return out
 
 
-def statement_role(cf: object, i: int, consumed: set[tuple[int, int]], hoisted_imports: set[str] | frozenset[str],
-                   hoisted_defs: set[str] | frozenset[str]) -> str:
+def statement_role(
+    cf: object,
+    i: int,
+    consumed: set[tuple[int, int]],
+    hoisted_imports: set[str] | frozenset[str],
+    hoisted_defs: set[str] | frozenset[str],
+) -> str:
     """What happens to top-level statement ``i`` of a cell: config | import | def | display | code."""
     from nbharden.analyse import CellFacts, is_display_expression
 
@@ -546,7 +849,9 @@ def statement_role(cf: object, i: int, consumed: set[tuple[int, int]], hoisted_i
     st = cf.statements[i]
     if (cf.index, i) in consumed:
         return "config"
-    if st.kind == "import" and (st.star_import is not None or all(b in hoisted_imports for b in st.binds)):
+    if st.kind == "import" and (
+        st.star_import is not None or all(b in hoisted_imports for b in st.binds)
+    ):
         return "import"
     if st.kind in {"def", "class"} and st.binds[0] in hoisted_defs:
         return "def"
@@ -558,8 +863,12 @@ def statement_role(cf: object, i: int, consumed: set[tuple[int, int]], hoisted_i
     return "code"
 
 
-def _infer_assignment(stmt: cst.BaseStatement, qualified: dict[str, str], module_alias: dict[str, str],
-                      hoisted_imports: set[str]) -> dict[str, str | None]:
+def _infer_assignment(
+    stmt: cst.BaseStatement,
+    qualified: dict[str, str],
+    module_alias: dict[str, str],
+    hoisted_imports: set[str],
+) -> dict[str, str | None]:
     """Types of the names a simple assignment binds, when a literal, an annotation or a known call tells."""
     from nbharden.analyse import qualify
 
@@ -568,11 +877,17 @@ def _infer_assignment(stmt: cst.BaseStatement, qualified: dict[str, str], module
     small = stmt.body[0]
     if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
         text = cst.Module([]).code_for_node(small.annotation.annotation)
-        usable = all(n in hoisted_imports or n in BUILTINS for n in re.findall(r"[A-Za-z_]\w*", text)
-                     if not n[0].isdigit())
+        usable = all(
+            n in hoisted_imports or n in BUILTINS
+            for n in re.findall(r"[A-Za-z_]\w*", text)
+            if not n[0].isdigit()
+        )
         return {small.target.value: text if usable else None}
-    if not (isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target,
-                                                                                     cst.Name)):
+    if not (
+        isinstance(small, cst.Assign)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Name)
+    ):
         return {}
     name, value = small.targets[0].target.value, small.value
     source = cst.Module([]).code_for_node(value)
@@ -594,8 +909,14 @@ def _infer_assignment(stmt: cst.BaseStatement, qualified: dict[str, str], module
             if alias and "[" not in cls:
                 return {name: f"{alias}.{cls}"}
         callee = value.func
-        if isinstance(callee, cst.Name) and callee.value in hoisted_imports and callee.value[:1].isupper():
-            return {name: callee.value}  # an instance of an imported class: RandomForestClassifier(...)
+        if (
+            isinstance(callee, cst.Name)
+            and callee.value in hoisted_imports
+            and callee.value[:1].isupper()
+        ):
+            return {
+                name: callee.value
+            }  # an instance of an imported class: RandomForestClassifier(...)
     return {}
 
 
@@ -604,9 +925,17 @@ def _literal_assignment(stmt: cst.BaseStatement) -> tuple[str, str, object] | No
     if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
         return None
     small = stmt.body[0]
-    if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+    if (
+        isinstance(small, cst.Assign)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Name)
+    ):
         target, value_node = small.targets[0].target, small.value
-    elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and small.value is not None:
+    elif (
+        isinstance(small, cst.AnnAssign)
+        and isinstance(small.target, cst.Name)
+        and small.value is not None
+    ):
         target, value_node = small.target, small.value
     else:
         return None
@@ -618,8 +947,10 @@ def _literal_assignment(stmt: cst.BaseStatement) -> tuple[str, str, object] | No
     return target.value, source.strip(), value
 
 
-_IO_NAMES = re.compile(r"(read_\w+|load\w*|open|savefig|to_\w+|imread|urlopen|urlretrieve|get|post|Path|"
-                       r"genfromtxt|save\w*|ExcelFile|HDFStore|connect|read_text|write_text|exists|listdir)$")
+_IO_NAMES = re.compile(
+    r"(read_\w+|load\w*|open|savefig|to_\w+|imread|urlopen|urlretrieve|get|post|Path|"
+    r"genfromtxt|save\w*|ExcelFile|HDFStore|connect|read_text|write_text|exists|listdir)$"
+)
 
 
 def _in_io_call(cf: object, value: str) -> bool:
@@ -633,8 +964,13 @@ def _in_io_call(cf: object, value: str) -> bool:
         def visit_Call(self, node: cst.Call) -> None:
             nonlocal found
             func = node.func
-            fname = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(
-                func, cst.Name) else ""
+            fname = (
+                func.attr.value
+                if isinstance(func, cst.Attribute)
+                else func.value
+                if isinstance(func, cst.Name)
+                else ""
+            )
             if not _IO_NAMES.match(fname):
                 return
             for arg in node.args:
@@ -650,7 +986,13 @@ def _dependencies(facts: NotebookFacts, package: str) -> tuple[str, ...]:
     deps: set[str] = set()
     for qname in facts.qualified.values():
         top = qname.lstrip(".").split(".")[0]
-        if not top or qname.startswith(".") or top in stdlib or top == package or top == "__future__":
+        if (
+            not top
+            or qname.startswith(".")
+            or top in stdlib
+            or top == package
+            or top == "__future__"
+        ):
             continue
         deps.add(DISTRIBUTIONS.get(top, top))
     for cf in facts.cells.values():

@@ -38,7 +38,9 @@ _KEYS = {f.name.replace("_", "-"): f.name for f in fields(Settings)}
 def find_pyproject(start: Path) -> Path | None:
     """The nearest ``pyproject.toml`` at or above ``start`` that has a ``[tool.nbharden]`` table."""
     start = start.resolve()
-    for folder in (start, *start.parents) if start.is_dir() else (start.parent, *start.parent.parents):
+    for folder in (
+        (start, *start.parents) if start.is_dir() else (start.parent, *start.parent.parents)
+    ):
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
             try:
@@ -73,7 +75,9 @@ def load_settings(start: Path, **overrides: Any) -> Settings:
                 value = (pyproject.parent / str(value)).resolve()
             elif attr == "parameters":
                 if not isinstance(value, dict):
-                    raise UsageError("'parameters' in [tool.nbharden] must be a table", path=pyproject)
+                    raise UsageError(
+                        "'parameters' in [tool.nbharden] must be a table", path=pyproject
+                    )
                 value = tuple((str(k), str(v)) for k, v in value.items())
             elif default is not None and not isinstance(value, type(default)):
                 if not (isinstance(default, float) and isinstance(value, int)):

@@ -8,7 +8,6 @@ that ``nbharden --help`` stays fast.
 from __future__ import annotations
 
 import dataclasses
-
 import enum
 import json
 import keyword
@@ -117,7 +116,10 @@ def convert(
         bool,
         typer.Option(
             "--no-verify",
-            help="Do not run the generated test suite after writing (it runs once by default, after a recorded conversion). The generated code is always re-parsed and format-checked.",
+            help=(
+                "Do not run the generated test suite after writing (it runs once by default, after "
+                "a recorded conversion). The generated code is always re-parsed and format-checked."
+            ),
         ),
     ] = False,
     parameters: Annotated[
@@ -346,7 +348,9 @@ def _convert_one(
         # The proof: the generated suite must pass against the code just written (exit 1 if not).
         progress("verify", notebook)
         results = api.run_tests(written.out)
-        written = dataclasses.replace(written, test_results={**(written.test_results or {}), **results})
+        written = dataclasses.replace(
+            written, test_results={**(written.test_results or {}), **results}
+        )
     return written, True
 
 

@@ -33,9 +33,7 @@ def _nbharden_install_recorder() -> None:
     cap = int(config["cap_bytes"])
     secrets = set(config["secrets"])
     os.makedirs(os.path.join(out_dir, "values"), exist_ok=True)
-    log = open(
-        config["log"], "a", encoding="utf-8"
-    )  # noqa: SIM115 - open for the kernel's lifetime
+    log = open(config["log"], "a", encoding="utf-8")  # noqa: SIM115 - open for the kernel's lifetime
     state: dict[str, Any] = {"pointer": 0, "current": None, "stored": 0, "capped": False}
 
     def emit(record: dict[str, Any]) -> None:

@@ -81,11 +81,7 @@ def annotation(obj: Any, depth: int = 0) -> str:
     name = type_name(obj)
     if depth > 2:
         return name
-    if (
-        isinstance(obj, (list, set, frozenset))
-        and type(obj) in (list, set, frozenset)
-        and obj
-    ):
+    if isinstance(obj, (list, set, frozenset)) and type(obj) in (list, set, frozenset) and obj:
         inner = sorted({annotation(x, depth + 1) for x in obj})
         return f"{type(obj).__name__}[{' | '.join(inner)}]"
     if type(obj) is tuple and obj:
@@ -204,10 +200,7 @@ def _array_data(arr: Any, where: str) -> list[Any]:
     if kind in "mM":
         ints = flat.view(np.int64)
         nat = np.isnat(flat)
-        return [
-            None if n else int(i)
-            for i, n in zip(ints.tolist(), nat.tolist(), strict=True)
-        ]
+        return [None if n else int(i) for i, n in zip(ints.tolist(), nat.tolist(), strict=True)]
     if kind == "U":
         return list(flat.tolist())
     if kind == "S":
@@ -307,25 +300,16 @@ def _values_to_jsonable(values: Any, where: str) -> dict[str, Any]:
         mask = np.asarray(pd.isna(values), dtype=bool)
         out["unit"] = str(getattr(dtype, "unit", "ns"))
         out["data"] = [
-            None if m else int(i)
-            for i, m in zip(arr.tolist(), mask.tolist(), strict=True)
+            None if m else int(i) for i, m in zip(arr.tolist(), mask.tolist(), strict=True)
         ]
         return out
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-        out["data"] = (
-            values.to_numpy().tolist() if hasattr(values, "to_numpy") else list(values)
-        )
+        out["data"] = values.to_numpy().tolist() if hasattr(values, "to_numpy") else list(values)
         return out
-    if (
-        isinstance(dtype, np.dtype)
-        and dtype.kind == "O"
-        or isinstance(dtype, pd.StringDtype)
-    ):
+    if isinstance(dtype, np.dtype) and dtype.kind == "O" or isinstance(dtype, pd.StringDtype):
         items = values.tolist()
         nulls: list[bool] = (
-            pd.isna(values).tolist()
-            if isinstance(dtype, pd.StringDtype)
-            else [False] * len(items)
+            pd.isna(values).tolist() if isinstance(dtype, pd.StringDtype) else [False] * len(items)
         )
         out["data"] = [
             None if m else to_jsonable(x, f"{where}[{i}]")
@@ -334,9 +318,7 @@ def _values_to_jsonable(values: Any, where: str) -> dict[str, Any]:
         if isinstance(dtype, pd.StringDtype):
             out["na"] = "nan" if dtype.na_value is not pd.NA else "NA"
         return out
-    if (
-        str(dtype) in _MASKED
-    ):  # nullable ints, floats and booleans: values with None for NA
+    if str(dtype) in _MASKED:  # nullable ints, floats and booleans: values with None for NA
         mask = pd.isna(values).tolist()
         items = values.to_numpy(dtype=object).tolist()
         out["data"] = [
@@ -406,9 +388,7 @@ def _array_from_data(items: list[Any], dtype: Any) -> Any:
     if kind == "c":
         return np.array([complex(re, im) for re, im in items], dtype=dtype)
     if kind in "mM":
-        ints = np.array(
-            [np.iinfo(np.int64).min if x is None else x for x in items], dtype=np.int64
-        )
+        ints = np.array([np.iinfo(np.int64).min if x is None else x for x in items], dtype=np.int64)
         return ints.view(dtype)
     if kind == "U":
         return np.array(items, dtype=dtype)
@@ -463,9 +443,7 @@ def _index_from_jsonable(data: dict[str, Any]) -> Any:
         return pd.RangeIndex(*data["v"], name=from_jsonable(data["name"]))
     if tag == "multi_index":
         arrays = [_values_from_jsonable(level) for level in data["levels"]]
-        return pd.MultiIndex.from_arrays(
-            arrays, names=[from_jsonable(n) for n in data["names"]]
-        )
+        return pd.MultiIndex.from_arrays(arrays, names=[from_jsonable(n) for n in data["names"]])
     values = _values_from_jsonable(data["values"])
     name = from_jsonable(data["name"])
     if data["cls"] == "DatetimeIndex":
@@ -506,11 +484,7 @@ def _values_from_jsonable(data: dict[str, Any]) -> Any:
         return pd.array([x for x in data["data"]], dtype=dtype)
     dtype = pd.api.types.pandas_dtype(dtype_text)
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-        return (
-            np.array(data["data"], dtype=dtype)
-            if data["data"]
-            else np.empty(0, dtype=dtype)
-        )
+        return np.array(data["data"], dtype=dtype) if data["data"] else np.empty(0, dtype=dtype)
     if isinstance(dtype, np.dtype) and dtype.kind == "O":
         out = np.empty(len(data["data"]), dtype=object)
         for i, x in enumerate(data["data"]):
@@ -578,9 +552,7 @@ def describe_unserialisable(obj: Any) -> str | None:
         return f"open file {getattr(obj, 'name', '?')!r}"
     if isinstance(obj, types.FunctionType) and obj.__name__ == "<lambda>":
         return "lambda function"
-    if isinstance(
-        obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)
-    ):
+    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
         return f"{type(obj).__name__} {getattr(obj, '__qualname__', '?')}"
     name = type_name(obj).lower()
     if any(
@@ -644,9 +616,7 @@ def _series_hash(series: Any) -> str | None:
     import pandas as pd
 
     try:
-        return _hash_bytes(
-            pd.util.hash_pandas_object(series, index=False).to_numpy().tobytes()
-        )
+        return _hash_bytes(pd.util.hash_pandas_object(series, index=False).to_numpy().tobytes())
     except (TypeError, ValueError):
         try:
             return _hash_bytes(repr(series.tolist()).encode("utf-8"))
@@ -713,18 +683,11 @@ def structure(fp: dict[str, Any]) -> dict[str, Any]:
     """The part of a fingerprint that stays the same between runs of a non-deterministic
     step.
     """
-    return {
-        k: fp[k] for k in ("type", "shape", "dtype", "dtypes", "columns") if k in fp
-    }
+    return {k: fp[k] for k in ("type", "shape", "dtype", "dtypes", "columns") if k in fp}
 
 
 def is_close(a: float, b: float, rel: float = 1e-9, abs_: float = 1e-12) -> bool:
     """``math.isclose`` that also treats two NaNs (and equal infinities) as equal."""
-    if (
-        isinstance(a, float)
-        and isinstance(b, float)
-        and math.isnan(a)
-        and math.isnan(b)
-    ):
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return a == b or math.isclose(a, b, rel_tol=rel, abs_tol=abs_)

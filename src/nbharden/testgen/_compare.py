@@ -46,9 +46,7 @@ def load_value(entry: Mapping[str, Any]) -> Any:
     """
     kind = entry["kind"]
     if kind not in ("value", "pickle") or not entry.get("file"):
-        raise Uncomparable(
-            f"{kind}: {entry.get('note') or 'the value itself was not recorded'}"
-        )
+        raise Uncomparable(f"{kind}: {entry.get('note') or 'the value itself was not recorded'}")
     text = (DATA / entry["file"]).read_text(encoding="utf-8")
     if kind == "value":
         return _values.loads(text)
@@ -111,9 +109,9 @@ def check_outputs(step: str, result: Any) -> None:
     """
     outputs = index()["steps"][step]["outputs"]
     if not outputs:
-        assert (
-            result is None
-        ), f"step {step}: returned {type(result).__name__}; the notebook made nothing"
+        assert result is None, (
+            f"step {step}: returned {type(result).__name__}; the notebook made nothing"
+        )
         return
     if len(outputs) == 1:
         values = [result]
@@ -130,15 +128,14 @@ def check_results(results: Mapping[str, Any]) -> None:
     """Compare the pipeline's final values (by name) with the notebook's last recorded
     values.
     """
-    assert isinstance(
-        results, Mapping
-    ), f"pipeline returned {type(results).__name__}, not a mapping of results"
+    assert isinstance(results, Mapping), (
+        f"pipeline returned {type(results).__name__}, not a mapping of results"
+    )
     finals = index()["finals"]
     pairs = [(finals[name], value) for name, value in results.items() if name in finals]
     if not pairs:
         pytest.skip(
-            f"none of the pipeline's results ({', '.join(results)}) were recorded "
-            "in the notebook"
+            f"none of the pipeline's results ({', '.join(results)}) were recorded in the notebook"
         )
     check_all(pairs, "pipeline")
 
@@ -161,9 +158,7 @@ def check_all(pairs: list[tuple[Mapping[str, Any], Any]], where: str) -> None:
         else:
             compared.append(entry["name"])
     if failures:
-        raise AssertionError(
-            f"{where} differs from the notebook:\n  " + "\n  ".join(failures)
-        )
+        raise AssertionError(f"{where} differs from the notebook:\n  " + "\n  ".join(failures))
     if skipped:
         done = f"compared {', '.join(compared)}; " if compared else ""
         pytest.skip(f"{where}: {done}could not compare {'; '.join(skipped)}")
@@ -205,9 +200,7 @@ def _same_type(actual: str, expected: str, path: str) -> None:
     raise AssertionError(f"{path}: type {actual} != recorded {expected}")
 
 
-def _same_structure(
-    actual: dict[str, Any], expected: dict[str, Any], path: str
-) -> None:
+def _same_structure(actual: dict[str, Any], expected: dict[str, Any], path: str) -> None:
     a, e = _values.structure(actual), _values.structure(expected)
     _same_type(a.pop("type"), e.pop("type"), path)
     for key in sorted(set(a) | set(e)):
@@ -215,9 +208,7 @@ def _same_structure(
             raise AssertionError(f"{path}: {key} {a.get(key)} != recorded {e.get(key)}")
 
 
-def same_fingerprint(
-    actual: dict[str, Any], expected: dict[str, Any], path: str
-) -> None:
+def same_fingerprint(actual: dict[str, Any], expected: dict[str, Any], path: str) -> None:
     """Compare by fingerprint: structure exactly, then per column: same hash, or (floats
     only) same statistics.
     """
@@ -244,14 +235,10 @@ def _same_hash_or_stats(
 ) -> None:
     if expected.get("hash") is not None and actual.get("hash") == expected["hash"]:
         return
-    floating = any(
-        k in dtype.lower() for k in ("float", "complex", "<f", "<c", ">f", ">c")
-    )
+    floating = any(k in dtype.lower() for k in ("float", "complex", "<f", "<c", ">f", ">c"))
     a, e = actual.get("stats"), expected.get("stats")
     if not floating or not a or not e:
-        raise AssertionError(
-            f"{path}: values differ from the recording (hash mismatch)"
-        )
+        raise AssertionError(f"{path}: values differ from the recording (hash mismatch)")
     for key in sorted(set(a) | set(e)):
         x, y = a.get(key), e.get(key)
         if x is None or y is None or not _values.is_close(float(x), float(y), REL, ABS):
@@ -268,18 +255,14 @@ def assert_same(actual: Any, expected: Any, path: str) -> None:
         return _same_numpy(actual, expected, path)
     if isinstance(expected, float):
         if not _values.is_close(actual, expected, REL, ABS):
-            raise AssertionError(
-                f"{path}: {actual!r} != recorded {expected!r} (rel={REL})"
-            )
+            raise AssertionError(f"{path}: {actual!r} != recorded {expected!r} (rel={REL})")
         return None
     if isinstance(expected, complex):
         assert_same(actual.real, expected.real, f"{path}.real")
         return assert_same(actual.imag, expected.imag, f"{path}.imag")
     if isinstance(expected, (list, tuple)):
         if len(actual) != len(expected):
-            raise AssertionError(
-                f"{path}: length {len(actual)} != recorded {len(expected)}"
-            )
+            raise AssertionError(f"{path}: length {len(actual)} != recorded {len(expected)}")
         for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             assert_same(a, e, f"{path}[{i}]")
         return None
@@ -339,18 +322,12 @@ def _same_numpy(actual: Any, expected: Any, path: str) -> None:
 
     if not isinstance(expected, np.ndarray):  # a numpy scalar
         if expected.dtype != actual.dtype:
-            raise AssertionError(
-                f"{path}: dtype {actual.dtype} != recorded {expected.dtype}"
-            )
+            raise AssertionError(f"{path}: dtype {actual.dtype} != recorded {expected.dtype}")
         return _same_numpy(np.asarray(actual), np.asarray(expected), path)
     if actual.dtype != expected.dtype:
-        raise AssertionError(
-            f"{path}: dtype {actual.dtype} != recorded {expected.dtype}"
-        )
+        raise AssertionError(f"{path}: dtype {actual.dtype} != recorded {expected.dtype}")
     if actual.shape != expected.shape:
-        raise AssertionError(
-            f"{path}: shape {actual.shape} != recorded {expected.shape}"
-        )
+        raise AssertionError(f"{path}: shape {actual.shape} != recorded {expected.shape}")
     if expected.dtype.kind in "fc":
         close = np.isclose(actual, expected, rtol=REL, atol=ABS, equal_nan=True)
         if not close.all():
@@ -361,17 +338,11 @@ def _same_numpy(actual: Any, expected: Any, path: str) -> None:
             )
         return None
     if expected.dtype.kind == "O":
-        for i, (a, e) in enumerate(
-            zip(actual.reshape(-1), expected.reshape(-1), strict=True)
-        ):
+        for i, (a, e) in enumerate(zip(actual.reshape(-1), expected.reshape(-1), strict=True)):
             assert_same(a, e, f"{path}.flat[{i}]")
         return None
     if not np.array_equal(actual, expected):
-        first = (
-            tuple(int(i) for i in np.argwhere(actual != expected)[0])
-            if actual.ndim
-            else ()
-        )
+        first = tuple(int(i) for i in np.argwhere(actual != expected)[0]) if actual.ndim else ()
         raise AssertionError(f"{path}: values differ, first at {first}")
     return None
 
@@ -381,9 +352,7 @@ def _same_pandas(actual: Any, expected: Any, path: str) -> None:
 
     if isinstance(expected, pd.DataFrame):
         if actual.shape != expected.shape:
-            raise AssertionError(
-                f"{path}: shape {actual.shape} != recorded {expected.shape}"
-            )
+            raise AssertionError(f"{path}: shape {actual.shape} != recorded {expected.shape}")
         _same_index(actual.columns, expected.columns, f"{path}.columns")
         _same_index(actual.index, expected.index, f"{path}.index")
         for i, col in enumerate(expected.columns):
@@ -391,9 +360,7 @@ def _same_pandas(actual: Any, expected: Any, path: str) -> None:
         return
     if isinstance(expected, pd.Series):
         if actual.name != expected.name:
-            raise AssertionError(
-                f"{path}: name {actual.name!r} != recorded {expected.name!r}"
-            )
+            raise AssertionError(f"{path}: name {actual.name!r} != recorded {expected.name!r}")
         _same_index(actual.index, expected.index, f"{path}.index")
         _same_column(actual, expected, path)
         return
@@ -410,9 +377,7 @@ def _same_index(actual: Any, expected: Any, path: str) -> None:
     # a RangeIndex and an int64 Index with the same labels are the same rows (pandas'
     # "equiv")
     plain = {type(actual), type(expected)} <= {pd.RangeIndex, pd.Index}
-    if (
-        type(actual) is not type(expected) and not plain
-    ) or actual.dtype != expected.dtype:
+    if (type(actual) is not type(expected) and not plain) or actual.dtype != expected.dtype:
         raise AssertionError(
             f"{path}: {type(actual).__name__}[{actual.dtype}] "
             f"!= recorded {type(expected).__name__}[{expected.dtype}]"
@@ -423,14 +388,11 @@ def _same_index(actual: Any, expected: Any, path: str) -> None:
         )
     if not actual.equals(expected):
         if len(actual) != len(expected):
-            raise AssertionError(
-                f"{path}: length {len(actual)} != recorded {len(expected)}"
-            )
+            raise AssertionError(f"{path}: length {len(actual)} != recorded {len(expected)}")
         if sorted(map(repr, actual)) == sorted(map(repr, expected)):
             raise AssertionError(f"{path}: same labels in a different order")
         raise AssertionError(
-            f"{path}: labels differ: {list(actual[:5])}... "
-            f"!= recorded {list(expected[:5])}..."
+            f"{path}: labels differ: {list(actual[:5])}... != recorded {list(expected[:5])}..."
         )
 
 
@@ -439,22 +401,14 @@ def _same_column(actual: Any, expected: Any, path: str) -> None:
     import pandas as pd
 
     if actual.dtype != expected.dtype:
-        raise AssertionError(
-            f"{path}: dtype {actual.dtype} != recorded {expected.dtype}"
-        )
+        raise AssertionError(f"{path}: dtype {actual.dtype} != recorded {expected.dtype}")
     if len(actual) != len(expected):
-        raise AssertionError(
-            f"{path}: length {len(actual)} != recorded {len(expected)}"
-        )
+        raise AssertionError(f"{path}: length {len(actual)} != recorded {len(expected)}")
     kind = getattr(expected.dtype, "kind", "O")
     if kind in "fc" and not isinstance(expected.dtype, pd.CategoricalDtype):
         na = np.nan if kind == "f" else complex("nan")
-        a = actual.to_numpy(
-            dtype=np.complex128 if kind == "c" else np.float64, na_value=na
-        )
-        e = expected.to_numpy(
-            dtype=np.complex128 if kind == "c" else np.float64, na_value=na
-        )
+        a = actual.to_numpy(dtype=np.complex128 if kind == "c" else np.float64, na_value=na)
+        e = expected.to_numpy(dtype=np.complex128 if kind == "c" else np.float64, na_value=na)
         close = np.isclose(a, e, rtol=REL, atol=ABS, equal_nan=True)
         if not close.all():
             row = int(np.argmin(close))
@@ -464,9 +418,7 @@ def _same_column(actual: Any, expected: Any, path: str) -> None:
             )
         return
     if expected.dtype == object:
-        for i, (a, e) in enumerate(
-            zip(actual.tolist(), expected.tolist(), strict=True)
-        ):
+        for i, (a, e) in enumerate(zip(actual.tolist(), expected.tolist(), strict=True)):
             if _is_na(a) and _is_na(e):
                 continue
             assert_same(a, e, f"{path}[row {i}]")

@@ -36,17 +36,25 @@ class PrintToLogging(cst.CSTTransformer):
         starred = any(a.star for a in positional)
         if "sep" in keywords or starred:
             sep = keywords["sep"].value if "sep" in keywords else cst.SimpleString('" "')
-            items = cst.Tuple([cst.Element(a.value) if not a.star else cst.StarredElement(a.value)
-                               for a in positional] + ([] if positional else []))
+            items = cst.Tuple(
+                [
+                    cst.Element(a.value) if not a.star else cst.StarredElement(a.value)
+                    for a in positional
+                ]
+                + ([] if positional else [])
+            )
             if len(positional) == 1 and not starred:
                 items = cst.Tuple([cst.Element(positional[0].value, comma=cst.Comma())])
-            joined = cst.Call(cst.Attribute(sep, cst.Name("join")),
-                              [cst.Arg(cst.Call(cst.Name("map"), [cst.Arg(cst.Name("str")), cst.Arg(items)]))])
+            joined = cst.Call(
+                cst.Attribute(sep, cst.Name("join")),
+                [cst.Arg(cst.Call(cst.Name("map"), [cst.Arg(cst.Name("str")), cst.Arg(items)]))],
+            )
             return cst.Call(func, [cst.Arg(cst.SimpleString('"%s"')), cst.Arg(joined)])
         if not positional:
             return cst.Call(func, [cst.Arg(cst.SimpleString('""'))])
-        if len(positional) == 1 and isinstance(positional[0].value, cst.FormattedString | cst.SimpleString
-                                               | cst.ConcatenatedString):
+        if len(positional) == 1 and isinstance(
+            positional[0].value, cst.FormattedString | cst.SimpleString | cst.ConcatenatedString
+        ):
             # one string and no arguments: logging does not %-format the message, so it can go as it is
             return cst.Call(func, [cst.Arg(positional[0].value)])
         fmt = cst.SimpleString('"' + " ".join(["%s"] * len(positional)) + '"')
@@ -65,8 +73,12 @@ class ShowToSave(cst.CSTTransformer):
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         func = updated.func
-        if (isinstance(func, cst.Attribute) and func.attr.value == "show" and isinstance(func.value, cst.Name)
-                and func.value.value in self.aliases) or (isinstance(func, cst.Name) and func.value in self.direct):
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "show"
+            and isinstance(func.value, cst.Name)
+            and func.value.value in self.aliases
+        ) or (isinstance(func, cst.Name) and func.value in self.direct):
             self.count += 1
             return cst.Call(cst.Name("show_figures"))
         return updated
@@ -128,7 +140,9 @@ class Chain(cst.CSTTransformer):
 
     def __init__(self, *codemods: cst.CSTTransformer) -> None:
         super().__init__()
-        self.calls = [c for c in codemods if type(c).leave_Call is not cst.CSTTransformer.leave_Call]
+        self.calls = [
+            c for c in codemods if type(c).leave_Call is not cst.CSTTransformer.leave_Call
+        ]
         self.args = [c for c in codemods if type(c).leave_Arg is not cst.CSTTransformer.leave_Arg]
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
@@ -142,5 +156,8 @@ class Chain(cst.CSTTransformer):
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
         node = updated
         for codemod in self.args:
-            node = codemod.leave_Arg(original, node)
+            result = codemod.leave_Arg(original, node)
+            if not isinstance(result, cst.Arg):
+                return updated  # argument codemods here only replace values, never remove arguments
+            node = result
         return node

@@ -28,27 +28,106 @@ import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from nbharden.masking import mask_ipython
-
 from nbharden.models import Finding, Fix, Severity, Span
 
 # Magics that only change the interactive session (display, introspection, reloading): dropping them cannot change
 # what the code computes.
 _SESSION_ONLY = {
-    "matplotlib", "config", "load_ext", "reload_ext", "unload_ext", "autoreload", "aimport", "precision", "pprint",
-    "who", "whos", "who_ls", "lsmagic", "magic", "history", "hist", "pinfo", "pinfo2", "pdoc", "psource", "pfile",
-    "pdef", "page", "xmode", "colors", "automagic", "notebook", "qtconsole", "connect_info", "doctest_mode",
-    "alias_magic", "rehashx", "pwd", "ls", "dhist", "dirs", "debug", "pdb", "tb", "quickref", "killbgscripts",
-    "autocall", "autoindent", "autosave", "clear", "cls", "load_ext", "logstart", "logstop", "logon", "logoff",
-    "logstate", "recall", "rerun", "save", "sc", "unalias", "alias", "bookmark", "gui", "macro", "edit", "ed",
-    "reset_selective", "xdel", "psearch", "pycat", "less", "more", "man", "cat", "mkdir", "rmdir", "rm", "cp", "mv",
-    "ldir", "lf", "lk", "ll", "lx", "set_env",
+    "matplotlib",
+    "config",
+    "load_ext",
+    "reload_ext",
+    "unload_ext",
+    "autoreload",
+    "aimport",
+    "precision",
+    "pprint",
+    "who",
+    "whos",
+    "who_ls",
+    "lsmagic",
+    "magic",
+    "history",
+    "hist",
+    "pinfo",
+    "pinfo2",
+    "pdoc",
+    "psource",
+    "pfile",
+    "pdef",
+    "page",
+    "xmode",
+    "colors",
+    "automagic",
+    "notebook",
+    "qtconsole",
+    "connect_info",
+    "doctest_mode",
+    "alias_magic",
+    "rehashx",
+    "pwd",
+    "ls",
+    "dhist",
+    "dirs",
+    "debug",
+    "pdb",
+    "tb",
+    "quickref",
+    "killbgscripts",
+    "autocall",
+    "autoindent",
+    "autosave",
+    "clear",
+    "cls",
+    "logstart",
+    "logstop",
+    "logon",
+    "logoff",
+    "logstate",
+    "recall",
+    "rerun",
+    "save",
+    "sc",
+    "unalias",
+    "alias",
+    "bookmark",
+    "gui",
+    "macro",
+    "edit",
+    "ed",
+    "reset_selective",
+    "xdel",
+    "psearch",
+    "pycat",
+    "less",
+    "more",
+    "man",
+    "cat",
+    "mkdir",
+    "rmdir",
+    "rm",
+    "cp",
+    "mv",
+    "ldir",
+    "lf",
+    "lk",
+    "ll",
+    "lx",
+    "set_env",
 }
 # Cell magics whose body is not Python to run: output for the reader only.
 _DISPLAY_CELLS = {"html", "HTML", "markdown", "latex", "javascript", "js", "svg", "display", "md"}
 # Magics that run their argument (line) or body (cell) as Python: keep the code, drop the timing/profiling.
 _RUNS_CODE = {"time", "timeit", "prun", "capture", "memit", "mprun", "lprun", "snakeviz", "scalene"}
-_MAGIC_DECORATORS = {"register_line_magic", "register_cell_magic", "register_line_cell_magic", "magics_class",
-                     "line_magic", "cell_magic", "line_cell_magic"}
+_MAGIC_DECORATORS = {
+    "register_line_magic",
+    "register_cell_magic",
+    "register_line_cell_magic",
+    "magics_class",
+    "line_magic",
+    "cell_magic",
+    "line_cell_magic",
+}
 _SHELL_CELLS = {"bash", "sh", "script", "system", "sx"}
 # Leading options of the magics that run code: those that take a value, and flags that do not.
 _OPTIONS = {
@@ -61,8 +140,21 @@ _NO_OPTIONS = re.compile(r"^(?!)")
 
 def _strip_options(magic: str, arg: str) -> str:
     return _OPTIONS.get(magic, _NO_OPTIONS).sub("", arg)
-_PIP_OPTION_WITH_VALUE = {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url",
-                          "-f", "--find-links", "-t", "--target"}
+
+
+_PIP_OPTION_WITH_VALUE = {
+    "-r",
+    "--requirement",
+    "-c",
+    "--constraint",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "-f",
+    "--find-links",
+    "-t",
+    "--target",
+}
 
 
 @dataclass
@@ -114,7 +206,12 @@ def pip_requirements(args: str) -> list[str]:
         if word in _PIP_OPTION_WITH_VALUE:
             skip = True
             continue
-        if word.startswith("-") or word.startswith("$") or "{" in word or word.startswith((".", "/", "git+")):
+        if (
+            word.startswith("-")
+            or word.startswith("$")
+            or "{" in word
+            or word.startswith((".", "/", "git+"))
+        ):
             continue
         if any(ch in word for ch in "\"'`\\ ") or not re.match(r"^[A-Za-z0-9]", word):
             continue  # a fragment of a broken quote, not a requirement
@@ -137,9 +234,18 @@ class _Translator(cst.CSTTransformer):
         self._line = 1 + line_offset
 
     # -- helpers ---------------------------------------------------------------------------------------------------
-    def _finding(self, code: str, message: str, fix: Fix = Fix.SAFE, severity: Severity = Severity.INFO) -> None:
+    def _finding(
+        self, code: str, message: str, fix: Fix = Fix.SAFE, severity: Severity = Severity.INFO
+    ) -> None:
         self.result_findings.append(
-            Finding(code, message, Span(self.cell, self._line, 1), severity=severity, fix=fix, applied=True)
+            Finding(
+                code,
+                message,
+                Span(self.cell, self._line, 1),
+                severity=severity,
+                fix=fix,
+                applied=True,
+            )
         )
 
     def _parse_statements(self, code: str, what: str) -> list[cst.BaseStatement] | None:
@@ -149,7 +255,9 @@ class _Translator(cst.CSTTransformer):
             compile(code, "<magic>", "exec", dont_inherit=True)
             module = cst.parse_module(code)
         except (SyntaxError, ValueError, RecursionError, MemoryError, cst.ParserSyntaxError):
-            self._finding("NBH502", f"{what}: its code does not parse; removed", Fix.NONE, Severity.WARNING)
+            self._finding(
+                "NBH502", f"{what}: its code does not parse; removed", Fix.NONE, Severity.WARNING
+            )
             return None
         inner = _Translator(self.cell, line_offset=self._line - 1)
         module = MetadataWrapper(module, unsafe_skip_copy=True).visit(inner)
@@ -177,14 +285,23 @@ class _Translator(cst.CSTTransformer):
             return None
         method, args = call
         values = [_string_value(a.value) for a in args]
-        if method == "run_line_magic" and len(values) >= 2 and values[0] is not None and values[1] is not None:
+        if (
+            method == "run_line_magic"
+            and len(values) >= 2
+            and values[0] is not None
+            and values[1] is not None
+        ):
             return self._line_magic(values[0], values[1])
         if method == "run_cell_magic" and len(values) >= 3 and None not in values[:3]:
             return self._cell_magic(values[0] or "", values[1] or "", values[2] or "")
         if method == "system" and values and values[0] is not None:
             return self._system(values[0])
-        self._finding("NBH502", f"get_ipython().{method}(...) has no equivalent outside IPython; removed",
-                      Fix.NONE, Severity.WARNING)
+        self._finding(
+            "NBH502",
+            f"get_ipython().{method}(...) has no equivalent outside IPython; removed",
+            Fix.NONE,
+            Severity.WARNING,
+        )
         return []
 
     def _system(self, command: str) -> list[cst.BaseStatement]:
@@ -194,8 +311,12 @@ class _Translator(cst.CSTTransformer):
             self._finding("NBH501", f"'!{command.strip()}' moved into the generated dependencies")
             return []
         if "{" in command or "$" in command:
-            self._finding("NBH502", f"'!{command.strip()}' interpolates notebook variables; removed", Fix.NONE,
-                          Severity.WARNING)
+            self._finding(
+                "NBH502",
+                f"'!{command.strip()}' interpolates notebook variables; removed",
+                Fix.NONE,
+                Severity.WARNING,
+            )
             return []
         self._finding("NBH504", f"'!{command.strip()}' runs through subprocess.run")
         return [cst.SimpleStatementLine([cst.Expr(self._shell(command, capture=False))])]
@@ -204,7 +325,9 @@ class _Translator(cst.CSTTransformer):
         if name in {"pip", "conda", "mamba"}:
             reqs = pip_requirements(f"{name} {arg}")
             self.dependencies.extend(reqs)
-            self._finding("NBH501", f"'%{name} {arg.strip()}' moved into the generated dependencies")
+            self._finding(
+                "NBH501", f"'%{name} {arg.strip()}' moved into the generated dependencies"
+            )
             return []
         if name in _RUNS_CODE:
             code = _strip_options(name, arg)
@@ -220,15 +343,22 @@ class _Translator(cst.CSTTransformer):
         if name in _SESSION_ONLY or name == "env":
             self._finding("NBH503", f"'%{name}' only affects the interactive session; dropped")
             return []
-        self._finding("NBH502", f"'%{name} {arg.strip()}' has no equivalent outside IPython; removed", Fix.NONE,
-                      Severity.WARNING)
+        self._finding(
+            "NBH502",
+            f"'%{name} {arg.strip()}' has no equivalent outside IPython; removed",
+            Fix.NONE,
+            Severity.WARNING,
+        )
         return []
 
     def _cell_magic(self, name: str, line: str, body: str) -> list[cst.BaseStatement]:
         if name in _RUNS_CODE:
             setup = _strip_options("timeit", line).strip() if name == "timeit" else ""
             self._finding("NBH503", f"'%%{name}' dropped, the cell's code kept")
-            stmts = self._parse_statements(f"{setup}\n{body}" if setup else body, f"'%%{name}' cell") or []
+            stmts = (
+                self._parse_statements(f"{setup}\n{body}" if setup else body, f"'%%{name}' cell")
+                or []
+            )
             return stmts
         if name in {"writefile", "file"}:
             words = line.split()
@@ -249,8 +379,12 @@ class _Translator(cst.CSTTransformer):
         if name in _DISPLAY_CELLS:
             self._finding("NBH503", f"'%%{name}' cell only displays output; dropped")
             return []
-        self._finding("NBH502", f"'%%{name}' cell has no equivalent outside IPython; removed", Fix.NONE,
-                      Severity.WARNING)
+        self._finding(
+            "NBH502",
+            f"'%%{name}' cell has no equivalent outside IPython; removed",
+            Fix.NONE,
+            Severity.WARNING,
+        )
         return []
 
     # -- visitors ---------------------------------------------------------------------------------------------------
@@ -280,23 +414,39 @@ class _Translator(cst.CSTTransformer):
             replacement[0] = replacement[0].with_changes(leading_lines=updated.leading_lines)
         return cst.FlattenSentinel(replacement)
 
-    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
         if not updated.body:
             return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
         return updated
 
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+    def leave_FunctionDef(
+        self, original: cst.FunctionDef, updated: cst.FunctionDef
+    ) -> cst.FunctionDef:
         # @register_line_magic and friends need a running IPython; the function itself stays usable.
         kept = []
         for dec in updated.decorators:
             target = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
-            name = target.attr.value if isinstance(target, cst.Attribute) else getattr(target, "value", "")
+            name = (
+                target.attr.value
+                if isinstance(target, cst.Attribute)
+                else getattr(target, "value", "")
+            )
             if name in _MAGIC_DECORATORS:
-                self._finding("NBH502", f"'@{name}' registers an IPython magic; decorator removed", Fix.NONE,
-                              Severity.WARNING)
+                self._finding(
+                    "NBH502",
+                    f"'@{name}' registers an IPython magic; decorator removed",
+                    Fix.NONE,
+                    Severity.WARNING,
+                )
                 continue
             kept.append(dec)
-        return updated.with_changes(decorators=kept) if len(kept) != len(updated.decorators) else updated
+        return (
+            updated.with_changes(decorators=kept)
+            if len(kept) != len(updated.decorators)
+            else updated
+        )
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         # A magic used as a value: ``files = !ls`` -> getoutput; ``x = %timeit -o f()`` etc.
@@ -306,9 +456,16 @@ class _Translator(cst.CSTTransformer):
         method, args = call
         values = [_string_value(a.value) for a in args]
         if method == "getoutput" and values and values[0] is not None and "{" not in values[0]:
-            self._finding("NBH504", f"'!{values[0].strip()}' output captured through subprocess.run")
+            self._finding(
+                "NBH504", f"'!{values[0].strip()}' output captured through subprocess.run"
+            )
             return self._shell(values[0], capture=True)
-        if method == "run_line_magic" and len(values) >= 2 and values[0] in {"time", "timeit"} and values[1]:
+        if (
+            method == "run_line_magic"
+            and len(values) >= 2
+            and values[0] in {"time", "timeit"}
+            and values[1]
+        ):
             code = _strip_options(values[0] or "", values[1])
             try:
                 compile(code, "<magic>", "eval", dont_inherit=True)
@@ -326,8 +483,14 @@ def translate_magics(module: cst.Module, cell: int) -> MagicResult:
     """Translate or remove every IPython construct in one cell's masked module (see the table above)."""
     translator = _Translator(cell)
     new = MetadataWrapper(module, unsafe_skip_copy=True).visit(translator)
-    result = MagicResult(new, translator.result_findings, translator.dependencies, translator.needs_subprocess,
-                         translator.needs_os, translator.needs_path)
+    result = MagicResult(
+        new,
+        translator.result_findings,
+        translator.dependencies,
+        translator.needs_subprocess,
+        translator.needs_os,
+        translator.needs_path,
+    )
     # Anything left that still calls get_ipython() (used inside an expression we cannot translate) is removed at
     # the statement level so that the generated code never needs IPython.
     leftover = _StripResidual(cell)
@@ -345,10 +508,18 @@ class _StripResidual(cst.CSTTransformer):
     def _strip(self, body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         kept: list[cst.BaseStatement] = []
         for stmt in body:
-            if isinstance(stmt, cst.SimpleStatementLine) and m.findall(stmt, m.Call(func=m.Name("get_ipython"))):
+            if isinstance(stmt, cst.SimpleStatementLine) and m.findall(
+                stmt, m.Call(func=m.Name("get_ipython"))
+            ):
                 self.findings.append(
-                    Finding("NBH502", "statement uses get_ipython(); removed", Span(self.cell, 1, 1),
-                            severity=Severity.WARNING, fix=Fix.NONE, applied=True)
+                    Finding(
+                        "NBH502",
+                        "statement uses get_ipython(); removed",
+                        Span(self.cell, 1, 1),
+                        severity=Severity.WARNING,
+                        fix=Fix.NONE,
+                        applied=True,
+                    )
                 )
                 continue
             kept.append(stmt)
@@ -357,6 +528,8 @@ class _StripResidual(cst.CSTTransformer):
     def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
         return updated.with_changes(body=self._strip(list(updated.body)))
 
-    def leave_IndentedBlock(self, original: cst.IndentedBlock, updated: cst.IndentedBlock) -> cst.IndentedBlock:
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
         body = self._strip(list(updated.body)) or [cst.SimpleStatementLine([cst.Pass()])]
         return updated.with_changes(body=body)
