@@ -886,6 +886,7 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     defined: set[str] = set()
     codes = _name_last_results(nb)
     star_seen = False
+    undefined: list[tuple[bool, Finding, str]] = []
     for cell in nb.code_cells:
         if not cell.code.strip():
             continue
@@ -903,8 +904,8 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
         if any(st.star_import for st in cell_facts.statements):
             star_seen = True
         for name in summary.reads:
-            if name in defined or name in BUILTINS or star_seen:
-                continue  # after a star import any name may come from it (NBH601 says so once)
+            if name in defined or name in BUILTINS:
+                continue
             if OUTPUT_HISTORY.match(name):
                 findings.append(
                     Finding(
@@ -915,12 +916,16 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
                     )
                 )
                 continue
-            findings.append(
-                Finding(
-                    "NBH101",
-                    f"'{name}' is used before any cell above defines it",
-                    _span_of(cell_facts, name),
-                    Severity.WARNING,
+            undefined.append(
+                (
+                    star_seen,
+                    Finding(
+                        "NBH101",
+                        f"'{name}' is used before any cell above defines it",
+                        _span_of(cell_facts, name),
+                        Severity.WARNING,
+                    ),
+                    name,
                 )
             )
         defined.update(summary.writes)
@@ -949,6 +954,9 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
                         Severity.WARNING,
                     )
                 )
+    # After a star import, a name no cell ever binds may well come from it (NBH601 says so once); a name a
+    # later cell binds is used before its definition either way.
+    findings.extend(f for after_star, f, name in undefined if not after_star or name in defined)
     findings.extend(_execution_order_findings(nb))
     nb_facts = NotebookFacts(facts, dict(qualified), frozenset(conflicts))
     return FullAnalysis(nb, tuple(summaries), tuple(_dedupe(findings)), nb_facts)

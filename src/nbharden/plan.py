@@ -652,7 +652,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 f"'{st.binds[0]}' reads names defined in later cells; it is defined in "
                 f"the step of cell {ac}, once they exist",
                 Span(c, st.line, 1),
-                Severity.INFO,
+                Severity.WARNING,
             )
         )
     for section in _sections(analysis):

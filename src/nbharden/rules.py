@@ -208,7 +208,7 @@ _ALL: tuple[Rule, ...] = (
     _rule(
         "NBH105",
         "stale-global",
-        "A function reads a global that is redefined after the function is defined.",
+        "A function reads a global that is defined or redefined after the function is defined.",
         why="""
             A function body reads a notebook variable, and a later cell assigns that variable again.
             What the function computes then depends on when it is called: before the reassignment it
@@ -234,7 +234,9 @@ _ALL: tuple[Rule, ...] = (
         fix_note="""
             No automatic fix. Make the value a parameter of the function (as in the example) or give
             the two values different names. nbharden keeps such a function inside its step (see
-            NBH606).
+            NBH606). When the global does not exist yet where the function is defined, nbharden
+            defines the function in the step where the last name it reads is bound (reported as this
+            rule), so the step's closure sees it, as the notebook's global lookup did.
         """,
     ),
     _rule(
