@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import libcst as cst
-import libcst.matchers as m
 from libcst.metadata import (
     BaseAssignment,
     BuiltinScope,
@@ -31,6 +30,7 @@ from libcst.metadata import (
 from nbharden import _libcst_speed
 from nbharden.models import Analysis, CellAnalysis, Effect, Finding, Fix, Notebook, Severity, Span
 from nbharden.settings import Settings
+from nbharden.transform.codemods import find_all
 from nbharden.transform.magics import MagicResult, translate_magics
 
 _libcst_speed.install()
@@ -421,7 +421,7 @@ class _CellVisitor(cst.CSTVisitor):
             self._mutated(_root_name(node.target))
 
     def visit_Del(self, node: cst.Del) -> None:
-        for el in m.findall(node.target, m.Subscript() | m.Attribute()):
+        for el in find_all(node.target, cst.Subscript, cst.Attribute):
             if isinstance(el, cst.Subscript | cst.Attribute):
                 self._mutated(_root_name(el))
 
@@ -508,7 +508,9 @@ class _CellVisitor(cst.CSTVisitor):
             method = node.func.attr.value
             receiver = _root_name(node.func.value)
             if method in MUTATING_METHODS or (
-                "inplace" in kwargs and m.matches(kwargs["inplace"].value, m.Name("True"))
+                "inplace" in kwargs
+                and isinstance(kwargs["inplace"].value, cst.Name)
+                and kwargs["inplace"].value.value == "True"
             ):
                 if receiver not in self.qualified:
                     self._mutated(receiver)
@@ -634,9 +636,10 @@ def analyse_cell(
                     {a.name for a in global_scope.assignments if owner_of(_assigned_node(a)) == i},
                     key=lambda n: _first_position(global_scope, n, positions),
                 )
-            if m.findall(stmt, m.Import() | m.ImportFrom()):
+            nested_imports = find_all(stmt, cst.Import, cst.ImportFrom)
+            if nested_imports:
                 conditional = []
-                for imp in m.findall(stmt, m.Import() | m.ImportFrom()):
+                for imp in nested_imports:
                     if isinstance(imp, cst.Import | cst.ImportFrom):
                         conditional.extend(_import_bindings(imp)[0])
                 import_names = conditional

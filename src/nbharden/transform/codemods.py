@@ -161,3 +161,34 @@ class Chain(cst.CSTTransformer):
                 return updated  # argument codemods here only replace values, never remove arguments
             node = result
         return node
+
+
+class _Finder(cst.CSTVisitor):
+    def __init__(self, types: tuple[type[cst.CSTNode], ...]) -> None:
+        super().__init__()
+        self.types = types
+        self.found: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, self.types):
+            self.found.append(node)
+        return True
+
+
+def find_all(node: cst.CSTNode, *types: type[cst.CSTNode]) -> list[cst.CSTNode]:
+    """Every node of one of ``types`` under ``node`` (itself included), in source order.
+
+    A plain visitor: ``libcst.matchers`` would do the same but costs seconds to import.
+    """
+    finder = _Finder(types)
+    node.visit(finder)
+    return finder.found
+
+
+def is_get_ipython_call(node: cst.CSTNode) -> bool:
+    """``get_ipython()``."""
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Name)
+        and node.func.value == "get_ipython"
+    )

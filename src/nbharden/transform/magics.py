@@ -24,11 +24,11 @@ import shlex
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from nbharden.masking import mask_ipython
 from nbharden.models import Finding, Fix, Severity, Span
+from nbharden.transform.codemods import find_all, is_get_ipython_call
 
 # Magics that only change the interactive session (display, introspection, reloading): dropping them cannot change
 # what the code computes.
@@ -179,7 +179,7 @@ def _ipython_call(node: cst.BaseExpression) -> tuple[str, list[cst.Arg]] | None:
     if (
         isinstance(node, cst.Call)
         and isinstance(node.func, cst.Attribute)
-        and m.matches(node.func.value, m.Call(func=m.Name("get_ipython")))
+        and is_get_ipython_call(node.func.value)
     ):
         return node.func.attr.value, list(node.args)
     return None
@@ -508,8 +508,8 @@ class _StripResidual(cst.CSTTransformer):
     def _strip(self, body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         kept: list[cst.BaseStatement] = []
         for stmt in body:
-            if isinstance(stmt, cst.SimpleStatementLine) and m.findall(
-                stmt, m.Call(func=m.Name("get_ipython"))
+            if isinstance(stmt, cst.SimpleStatementLine) and any(
+                is_get_ipython_call(n) for n in find_all(stmt, cst.Call)
             ):
                 self.findings.append(
                     Finding(
