@@ -276,7 +276,7 @@ def assert_same(actual: Any, expected: Any, path: str) -> None:
             assert_same(actual[key], expected[key], f"{path}[{key!r}]")
         return None
     if (
-        type(expected).__eq__ is object.__eq__
+        type(expected).__eq__ is object.__eq__  # type: ignore[comparison-overlap]
         and not _has_state(expected)
         and not isinstance(expected, (type(None), type, range))
         and not callable(expected)
