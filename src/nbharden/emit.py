@@ -9,6 +9,7 @@ valid Python before anything else sees them.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
@@ -143,14 +144,17 @@ def _step_function(
     cells = ", ".join(str(c) for c in step.cells)
     source = f"cell{'s' if len(step.cells) > 1 else ''} {cells} of {analysis.notebook.path.name}"
     if step.title.startswith("cell "):
-        doc = f"{source[0].upper()}{source[1:]}."
+        summary, detail = f"{source[0].upper()}{source[1:]}.", ""
     else:
-        doc = f"{step.title.strip().rstrip('.')}.\n\n    From {source}."
+        summary, detail = f"{step.title.strip().rstrip('.')}.", f"From {source}."
     if outputs:
-        doc += f" Returns {', '.join(outputs)}."
+        detail += f" Returns {', '.join(outputs)}."
     if step.mutated:
-        doc += f" Changes {', '.join(step.mutated)} in place."
-    doc += "\n    "
+        detail += f" Changes {', '.join(step.mutated)} in place."
+    doc = summary
+    if detail.strip():
+        wrapped = textwrap.fill(detail.strip(), width=80, break_on_hyphens=False)
+        doc += "\n\n" + textwrap.indent(wrapped, "    ") + "\n    "
     body.insert(0, cst.SimpleStatementLine([cst.Expr(cst.SimpleString(_doc(doc)))]))
     params = [cst.Param(cst.Name(p.name), _annotation(p.annotation)) for p in step.inputs]
     returns = None
