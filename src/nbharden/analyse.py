@@ -801,72 +801,50 @@ def _display_only_statement(stmt: cst.BaseStatement) -> bool:
     return all(isinstance(s, cst.Expr) and is_display_expression(s.value) for s in stmt.body)
 
 
+_DISPLAY_FUNCTIONS = frozenset({"display", "type", "len", "repr", "dir", "id", "help", "vars"})
+
+
 def is_display_expression(expr: cst.BaseExpression) -> bool:
     """An expression statement whose only effect is to show a value: it can be dropped without changing results.
 
     Names, attributes, subscripts, literals, arithmetic and comparisons of those, and calls of well-known
     read-only methods (``df.head()``, ``s.describe()``) qualify; any other call might change state and is kept.
     """
+    pure = is_display_expression
     if isinstance(expr, cst.Name | cst.BaseNumber | cst.BaseString | cst.Ellipsis):
         return True
     if isinstance(expr, cst.Attribute):
-        return is_display_expression(expr.value)
+        return pure(expr.value)
     if isinstance(expr, cst.Subscript):
-        return is_display_expression(expr.value) and all(_pure_slice(e.slice) for e in expr.slice)
+        return pure(expr.value) and all(_pure_slice(e.slice) for e in expr.slice)
     if isinstance(expr, cst.Tuple | cst.List | cst.Set):
-        return all(is_display_expression(e.value) for e in expr.elements)
+        return all(pure(e.value) for e in expr.elements)
     if isinstance(expr, cst.BinaryOperation):
-        return _pure(expr.left) and _pure(expr.right)
+        return pure(expr.left) and pure(expr.right)
     if isinstance(expr, cst.UnaryOperation):
-        return _pure(expr.expression)
+        return pure(expr.expression)
     if isinstance(expr, cst.Comparison):
-        return _pure(expr.left) and all(_pure(c.comparator) for c in expr.comparisons)
+        return pure(expr.left) and all(pure(c.comparator) for c in expr.comparisons)
     if isinstance(expr, cst.Call):
-        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in _DISPLAY_METHODS:
-            return (
-                expr.func.attr.value != "show"
-                and _pure(expr.func.value)
-                and all(_pure(a.value) for a in expr.args)
-            )
-        if isinstance(expr.func, cst.Name) and expr.func.value in {
-            "display",
-            "type",
-            "len",
-            "repr",
-            "dir",
-            "id",
-            "help",
-            "vars",
-        }:
-            return all(_pure(a.value) for a in expr.args)
+        func = expr.func
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in _DISPLAY_METHODS
+            and func.attr.value != "show"
+        ):
+            return pure(func.value) and all(pure(a.value) for a in expr.args)
+        if isinstance(func, cst.Name) and func.value in _DISPLAY_FUNCTIONS:
+            return all(pure(a.value) for a in expr.args)
     return False
 
 
 def _pure_slice(part: cst.BaseSlice) -> bool:
     if isinstance(part, cst.Index):
-        return _pure(part.value)
+        return is_display_expression(part.value)
     if isinstance(part, cst.Slice):
-        return all(_pure(x) for x in (part.lower, part.upper, part.step) if x is not None)
-    return False
-
-
-def _pure(expr: cst.BaseExpression) -> bool:
-    if isinstance(expr, cst.Call):
-        return is_display_expression(expr)
-    if isinstance(expr, cst.Name | cst.BaseNumber | cst.BaseString | cst.Ellipsis):
-        return True
-    if isinstance(expr, cst.Attribute):
-        return _pure(expr.value)
-    if isinstance(expr, cst.Subscript):
-        return _pure(expr.value) and all(_pure_slice(e.slice) for e in expr.slice)
-    if isinstance(expr, cst.Tuple | cst.List | cst.Set):
-        return all(_pure(e.value) for e in expr.elements)
-    if isinstance(expr, cst.BinaryOperation):
-        return _pure(expr.left) and _pure(expr.right)
-    if isinstance(expr, cst.UnaryOperation):
-        return _pure(expr.expression)
-    if isinstance(expr, cst.Comparison):
-        return _pure(expr.left) and all(_pure(c.comparator) for c in expr.comparisons)
+        return all(
+            is_display_expression(x) for x in (part.lower, part.upper, part.step) if x is not None
+        )
     return False
 
 

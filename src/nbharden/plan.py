@@ -508,55 +508,10 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                             kind="secret",
                         )
                     )
-                elif looks_like_url(value):
-                    add_field(
-                        ConfigField(
-                            name,
-                            "str",
-                            repr(value),
-                            f"URL from cell {cf.index}, line {line}",
-                            cf.index,
-                            line,
-                            literal=value,
-                            kind="constant",
-                        )
-                    )
-                    findings.append(
-                        Finding(
-                            "NBH204",
-                            f"URL '{value}' lifted into Config.{name}",
-                            Span(cf.index, line, 1),
-                            Severity.INFO,
-                            Fix.SAFE,
-                            applied=True,
-                        )
-                    )
                 else:
-                    absolute = value.startswith(("/", "~"))
-                    default = repr(value) if absolute else f"str(NOTEBOOK_DIR / {value!r})"
-                    add_field(
-                        ConfigField(
-                            name,
-                            "str",
-                            default,
-                            f"path from cell {cf.index}, line {line}"
-                            + ("" if absolute else "; relative to the notebook's folder"),
-                            cf.index,
-                            line,
-                            literal=value,
-                            kind="constant",
-                        )
-                    )
-                    findings.append(
-                        Finding(
-                            "NBH203",
-                            f"path '{value}' lifted into Config.{name}",
-                            Span(cf.index, line, 1),
-                            Severity.INFO,
-                            Fix.SAFE,
-                            applied=True,
-                        )
-                    )
+                    field, finding = _lift(name, value, cf.index, line, 1, kind="constant")
+                    add_field(field)
+                    findings.append(finding)
                 consumed.add((cf.index, i))
 
     # Literals passed straight to I/O calls: lifted into fields named after the file.
@@ -578,53 +533,9 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             while name in taken:
                 name, n = f"{base}{suffix}_{n}", n + 1
             taken.add(name)
-            if looks_like_url(value):
-                add_field(
-                    ConfigField(
-                        name,
-                        "str",
-                        repr(value),
-                        f"URL from cell {cf.index}, line {line}",
-                        cf.index,
-                        line,
-                        literal=value,
-                        kind="lifted",
-                    )
-                )
-                findings.append(
-                    Finding(
-                        "NBH204",
-                        f"URL '{value}' lifted into Config.{name}",
-                        Span(cf.index, line, col),
-                        Severity.INFO,
-                        Fix.SAFE,
-                        applied=True,
-                    )
-                )
-            else:
-                absolute = value.startswith(("/", "~"))
-                add_field(
-                    ConfigField(
-                        name,
-                        "Path",
-                        f"Path({value!r})" if absolute else f"NOTEBOOK_DIR / {value!r}",
-                        f"file from cell {cf.index}, line {line}",
-                        cf.index,
-                        line,
-                        literal=value,
-                        kind="lifted",
-                    )
-                )
-                findings.append(
-                    Finding(
-                        "NBH203",
-                        f"path '{value}' lifted into Config.{name}",
-                        Span(cf.index, line, col),
-                        Severity.INFO,
-                        Fix.SAFE,
-                        applied=True,
-                    )
-                )
+            field, finding = _lift(name, value, cf.index, line, col, kind="lifted")
+            add_field(field)
+            findings.append(finding)
 
     config_names = {f.name for f in fields}
 
@@ -814,6 +725,49 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         uses_plots,
         tuple(findings),
         moved,
+    )
+
+
+def _lift(
+    name: str, value: str, cell: int, line: int, col: int, *, kind: str
+) -> tuple[ConfigField, Finding]:
+    """A Config field for a URL or file path found in the notebook, and the finding that reports it.
+
+    ``kind`` is "constant" (a name bound once to the literal: the field keeps the name and the str type) or
+    "lifted" (a literal passed to an I/O call: a ``Path`` field named after the file).
+    """
+    where = f"cell {cell}, line {line}"
+    if looks_like_url(value):
+        field = ConfigField(
+            name, "str", repr(value), f"URL from {where}", cell, line, literal=value, kind=kind
+        )
+        return field, Finding(
+            "NBH204",
+            f"URL '{value}' lifted into Config.{name}",
+            Span(cell, line, col),
+            Severity.INFO,
+            Fix.SAFE,
+            applied=True,
+        )
+    absolute = value.startswith(("/", "~"))
+    if kind == "constant":
+        annotation, default = "str", repr(value) if absolute else f"str(NOTEBOOK_DIR / {value!r})"
+    else:
+        annotation, default = (
+            "Path",
+            f"Path({value!r})" if absolute else f"NOTEBOOK_DIR / {value!r}",
+        )
+    description = f"path from {where}" + ("" if absolute else "; relative to the notebook's folder")
+    field = ConfigField(
+        name, annotation, default, description, cell, line, literal=value, kind=kind
+    )
+    return field, Finding(
+        "NBH203",
+        f"path '{value}' lifted into Config.{name}",
+        Span(cell, line, col),
+        Severity.INFO,
+        Fix.SAFE,
+        applied=True,
     )
 
 
