@@ -321,9 +321,7 @@ class Mutator(cst.CSTTransformer):
             return updated
         change = f"drop `{_short(_code(original.with_changes(leading_lines=())))}`"
         if self._site(original, "statement", change):
-            return cst.SimpleStatementLine(
-                body=[cst.Pass()], leading_lines=original.leading_lines
-            )
+            return cst.SimpleStatementLine(body=[cst.Pass()], leading_lines=original.leading_lines)
         return updated
 
     def leave_SimpleStatementLine(
@@ -545,7 +543,14 @@ def measure(
             else:
                 status, how = "killed", first_failure(text)
             outcome = Outcome(
-                site.line, site.kind, site.change, source, status, how, round(wall, 2), round(cpu, 2)
+                site.line,
+                site.kind,
+                site.change,
+                source,
+                status,
+                how,
+                round(wall, 2),
+                round(cpu, 2),
             )
             result.mutants.append(outcome)
             mark = "x" if status == "killed" else "SURVIVED"
@@ -568,9 +573,7 @@ def fixture_notebooks() -> list[tuple[str, Path, Path]]:
         *sorted((REPO / "fixtures" / "record").glob("*.ipynb")),
         REPO / "notebooks" / "churn_analysis.ipynb",
     ]
-    return [
-        (f"{p.parent.name}/{p.stem}", p.parent, Path(p.name)) for p in found
-    ]
+    return [(f"{p.parent.name}/{p.stem}", p.parent, Path(p.name)) for p in found]
 
 
 def corpus_notebooks(
@@ -656,6 +659,8 @@ def main() -> int:
     ap.add_argument("--results", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders")
     args = ap.parse_args()
+    # a stopped run still restores steps.py and removes its temporary folders (finally blocks)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     args.nbharden = args.nbharden.split()
     args.python = str(Path(args.python).absolute())  # the venv's own python; do not resolve links
 
@@ -677,7 +682,9 @@ def main() -> int:
     else:
         notebooks = fixture_notebooks()
         if args.slugs:
-            notebooks = [n for n in notebooks if n[0] in args.slugs or n[0].split("/")[-1] in args.slugs]
+            notebooks = [
+                n for n in notebooks if n[0] in args.slugs or n[0].split("/")[-1] in args.slugs
+            ]
         default_results = HERE / "results" / "mutation.json"
     if args.limit:
         notebooks = notebooks[: args.limit]
@@ -690,7 +697,9 @@ def main() -> int:
         flush=True,
     )
     if os.getloadavg()[0] > (os.cpu_count() or 1):
-        print(f"  note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        print(
+            f"  note: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True
+        )
     started, cpu0 = time.perf_counter(), child_cpu()
     results: list[NotebookResult] = []
     for name, folder, rel in notebooks:
@@ -715,7 +724,9 @@ def main() -> int:
         else:
             print(f"  {result.status}: {result.detail}", flush=True)
         # written after every notebook: a long run that is stopped still leaves its figures
-        write_results(results_path, results, args, time.perf_counter() - started, child_cpu() - cpu0)
+        write_results(
+            results_path, results, args, time.perf_counter() - started, child_cpu() - cpu0
+        )
 
     total = summary(results)
     print()
