@@ -574,10 +574,16 @@ def analyse_cell(
             i = owner_of(_assigned_node(assignment))
             if i >= 0:
                 bound_before[assignment.name] = min(bound_before.get(assignment.name, i), i)
-    for scope in {cast(Scope | None, s) for s in scopes.values()}:
+    # Scopes and accesses are sets in LibCST (ordered by object id): walk them in source order, so that the
+    # order of a step's parameters never depends on the process (a second conversion gives the same bytes).
+    def _where(access: Any) -> tuple[int, int]:
+        where = cast(CodeRange | None, positions.get(access.node))
+        return (where.start.line, where.start.column) if where is not None else (0, 0)
+
+    for scope in dict.fromkeys(cast(Scope | None, s) for s in scopes.values()):
         if scope is None:
             continue
-        for access in scope.accesses:
+        for access in sorted(scope.accesses, key=_where):
             node = access.node
             if not isinstance(node, cst.Name):
                 continue

@@ -81,7 +81,7 @@ def _hidden_state_hint(nb: Notebook) -> str:
         if previous is not None and count < previous[1]:
             return (
                 f" (hint: the saved notebook ran cell {cell.index} before cell {previous[0]}: "
-                "it may have"
+                "it may have "
                 "depended on hidden state; restart the kernel and run all cells to reproduce)"
             )
         previous = (cell.index, count)

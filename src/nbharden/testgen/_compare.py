@@ -251,7 +251,7 @@ def assert_same(actual: Any, expected: Any, path: str) -> None:
     top = type(expected).__module__.split(".")[0]
     if top == "pandas":
         return _same_pandas(actual, expected, path)
-    if top == "numpy":
+    if top == "numpy" and _is_numpy_data(expected):
         return _same_numpy(actual, expected, path)
     if isinstance(expected, float):
         if not _values.is_close(actual, expected, REL, ABS):
@@ -315,6 +315,13 @@ def _is_na(value: Any) -> bool:
 
 def _has_state(obj: Any) -> bool:
     return bool(getattr(obj, "__dict__", None))
+
+
+def _is_numpy_data(value: Any) -> bool:
+    """An array or a numpy scalar; other numpy objects (ufuncs, generators) are compared as objects."""
+    import numpy as np
+
+    return isinstance(value, np.ndarray | np.generic)
 
 
 def _same_numpy(actual: Any, expected: Any, path: str) -> None:
