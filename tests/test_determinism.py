@@ -24,7 +24,14 @@ GOLDEN = ROOT / "fixtures" / "golden"
 _VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 PYTHON = str(_VENV_PYTHON) if _VENV_PYTHON.exists() else sys.executable
 # Rich fixtures: magics, config fields, sections, plots, mutation.
-FIXTURES = ["magics", "markdown_sections", "parameters_cell", "plotting", "mutation_aliasing", "late_globals"]
+FIXTURES = [
+    "magics",
+    "markdown_sections",
+    "parameters_cell",
+    "plotting",
+    "mutation_aliasing",
+    "late_globals",
+]
 
 _SCRIPT = """
 import hashlib, json, sys

@@ -574,6 +574,7 @@ def analyse_cell(
             i = owner_of(_assigned_node(assignment))
             if i >= 0:
                 bound_before[assignment.name] = min(bound_before.get(assignment.name, i), i)
+
     # Scopes and accesses are sets in LibCST (ordered by object id): walk them in source order, so that the
     # order of a step's parameters never depends on the process (a second conversion gives the same bytes).
     def _where(access: Any) -> tuple[int, int]:
