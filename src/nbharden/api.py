@@ -135,6 +135,7 @@ def _with_recorded_tests(
 ) -> tuple[FileTree, dict[str, object]]:
     """Run the notebook (papermill, twice), then replace the smoke tests with characterization tests."""
     from nbharden.record import record
+    from nbharden.record.run import kernel_python
     from nbharden.testgen import generate_tests
 
     with tempfile.TemporaryDirectory(prefix="nbharden-record-") as tmp:
@@ -146,6 +147,8 @@ def _with_recorded_tests(
             "seconds": list(recording.seconds),
             "stored_bytes": recording.stored_bytes,
             "capped": recording.capped,
+            # the generated tests belong to the notebook's environment: the interpreter its kernel runs
+            "python": kernel_python(recording.kernel),
         }
     files = {p: t for p, t in tree.as_dict().items() if not p.startswith("tests/")}
     files.update(tests)
@@ -164,6 +167,12 @@ def run_tests(out: Path, *, python: str | None = None, timeout: float = 900.0) -
     env = dict(
         os.environ, PYTHONPATH=str(Path(out) / "src"), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg"
     )
+    if python and python != sys.executable:
+        # the notebook's interpreter, if it can run pytest; else the one nbharden runs in
+        probe = subprocess.run(
+            [python, "-c", "import pytest"], capture_output=True, timeout=60, check=False
+        )
+        python = python if probe.returncode == 0 else None
     cmd = [python or sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header"]
     try:
         proc = subprocess.run(

@@ -347,7 +347,8 @@ def _convert_one(
     if settings.record and settings.verify:
         # The proof: the generated suite must pass against the code just written (exit 1 if not).
         progress("verify", notebook)
-        results = api.run_tests(written.out)
+        python = (written.test_results or {}).get("python")
+        results = api.run_tests(written.out, python=python if isinstance(python, str) else None)
         written = dataclasses.replace(
             written, test_results={**(written.test_results or {}), **results}
         )

@@ -69,6 +69,19 @@ def resolve_kernel(name: str) -> str:
     )
 
 
+def kernel_python(name: str) -> str | None:
+    """The interpreter a kernelspec starts (its argv[0] when that is a Python), or None."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        argv = KernelSpecManager().get_kernel_spec(name).argv
+    except NoSuchKernel:
+        return None
+    if not argv or "python" not in Path(argv[0]).name:
+        return None
+    return str(argv[0])
+
+
 def _hidden_state_hint(nb: Notebook) -> str:
     """A hint when the saved execution counts show cells were run out of order (hidden
     state), else "".
