@@ -917,8 +917,7 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
                 )
             )
         defined.update(summary.writes)
-        for i, (value, line, col, context) in enumerate(cell_facts.literals):
-            del i
+        for value, line, col, context in cell_facts.literals:
             if is_secret_literal(context, value):
                 findings.append(
                     Finding(

@@ -167,9 +167,7 @@ def _step_function(
         )
     return cst.FunctionDef(
         name=cst.Name(step.name),
-        params=cst.Parameters(params=params)
-        if len(params) <= 255
-        else cst.Parameters(params=params),
+        params=cst.Parameters(params=params),
         body=cst.IndentedBlock(body),
         returns=returns,
         leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
@@ -196,10 +194,9 @@ def _steps_module(
             role = statement_role(cf, i, consumed, hoisted_imports, hoisted_defs)
             if role == "import":
                 code = cst.Module([]).code_for_node(stmt.with_changes(leading_lines=[])).strip()
-                for part in (code,):
-                    if part not in seen_imports:
-                        seen_imports.add(part)
-                        imports.append(cst.parse_statement(part + "\n"))
+                if code not in seen_imports:  # the same import in two cells is moved up once
+                    seen_imports.add(code)
+                    imports.append(cst.parse_statement(code + "\n"))
             elif role == "def":
                 new, _ = _rewrite(stmt, names, facts, None, counters)
                 assert isinstance(new, cst.BaseStatement)
