@@ -100,8 +100,8 @@ def convert(
         bool,
         typer.Option(
             "--unsafe-fixes",
-            help="Also apply fixes that may change results (e.g. seeding random generators); "
-            "see 'nbharden rules'.",
+            help="Also apply fixes graded unsafe, which may change results (see 'nbharden rules'). "
+            "None is implemented yet: the option currently changes nothing.",
         ),
     ] = False,
     no_record: Annotated[
