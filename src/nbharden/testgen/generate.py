@@ -80,10 +80,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(autouse=True)
-def _in_notebook_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+def _in_notebook_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from {package}.config import Config
 
-    workdir = getattr(Config(), "workdir", None)
+    config = Config()
+    if hasattr(config, "output_dir"):  # figures from a test run go to a temporary folder
+        prefix = str(Config.model_config.get("env_prefix", ""))
+        monkeypatch.setenv(f"{prefix}OUTPUT_DIR", str(tmp_path / "outputs"))
+    workdir = getattr(config, "workdir", None)
     if workdir is not None:
         monkeypatch.chdir(workdir)
 '''
