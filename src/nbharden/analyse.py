@@ -605,7 +605,7 @@ def analyse_cell(
                     continue
                 if first is not None and first == i and referents:
                     # bound earlier inside the same compound statement (loop body, if-branch...)
-                    if not _assigned_by_simple_statement(module.body[i], name):
+                    if not _reads_before_binding(module.body[i]):
                         continue
             elif name in bound_before and bound_before[name] < i:
                 continue  # a nested scope reading a global bound by an earlier statement of this cell
@@ -751,8 +751,12 @@ def _first_position(scope: GlobalScope, name: str, positions: Any) -> tuple[int,
     return best
 
 
-def _assigned_by_simple_statement(stmt: cst.BaseStatement, name: str) -> bool:
-    """Whether ``stmt`` is a plain assignment to ``name`` (``x = f(x)``: the read of x comes before the write)."""
+def _reads_before_binding(stmt: cst.BaseStatement) -> bool:
+    """Whether ``stmt`` is a one-line assignment, where every read runs before the targets are bound.
+
+    ``x = f(x)`` reads the x of an earlier cell; a read after a binding inside a loop body or a branch of the same
+    compound statement does not.
+    """
     if not isinstance(stmt, cst.SimpleStatementLine):
         return False
     for small in stmt.body:

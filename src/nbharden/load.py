@@ -21,11 +21,12 @@ import re
 import stat
 import warnings
 from collections.abc import Callable, Iterable
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from nbharden.errors import InputError
+from nbharden.masking import mask_ipython
 from nbharden.models import Cell, Notebook
 from nbharden.settings import Settings
 
@@ -506,7 +507,7 @@ def _cell(path: Path, index: int, cell: Any, cell_id: str) -> Cell:
     execution_count = cell.get("execution_count")
     code = ""
     if cell_type == "code":
-        code = _mask(source)
+        code = mask_ipython(source)
         _check_syntax(path, index, source, code)
     return Cell(
         index=index,
@@ -517,37 +518,6 @@ def _cell(path: Path, index: int, cell: Any, cell_id: str) -> Cell:
         tags=tags,
         execution_count=execution_count if _is_int(execution_count) else None,
     )
-
-
-@lru_cache(maxsize=1)
-def _transformer() -> Callable[[str], str]:
-    # imported here, once: IPython costs 0.1-0.4 s to import and plain-Python cells never need it
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    transform: Callable[[str], str] = TransformerManager().transform_cell  # type: ignore[no-untyped-call]
-    return transform
-
-
-#: Everything IPython's transformer acts on: %magics, !shell, help?, autocall escapes (/f x, ,f a,
-#: ;f a) at a line start, and >>> / ... / In [1]: prompts. A leading indent is checked separately.
-_MAYBE_IPYTHON = re.compile(r"[%!?]|^[ \t]*[,;/]|^[ \t]*(?:>>>|\.\.\.|In \[)", re.MULTILINE)
-_LEADING_INDENT = re.compile(r"(?:[ \t]*(?:\r\n|\r|\n))*[ \t]+\S")
-
-
-def _mask(source: str) -> str:
-    """``source`` with IPython syntax turned into ``get_ipython()`` calls by IPython itself."""
-    if not _MAYBE_IPYTHON.search(source) and not _LEADING_INDENT.match(source):
-        # nothing for IPython to do; its pure-Python tokenizer (~10 us a token) would spend
-        # seconds on a big or pathological cell (a 100,000-term sum) before compile() refuses it
-        return source
-    try:
-        code = _transformer()(source)
-    except Exception:  # noqa: BLE001 - a transformer failure: let compile() report the source
-        return source
-    # IPython appends a newline; keep the source's own ending so positions and round trips match
-    if code.endswith("\n") and not source.endswith("\n"):
-        code = code[:-1]
-    return code
 
 
 def _check_syntax(path: Path, index: int, source: str, code: str) -> None:
