@@ -30,6 +30,7 @@ EXPECTED = {
     "NBH202": "absolute-path",
     "NBH203": "path-lifted",
     "NBH204": "url-lifted",
+    "NBH205": "config-constraint",
     "NBH301": "network-no-timeout",
     "NBH302": "network-no-retry",
     "NBH401": "unseeded-random",

@@ -8,6 +8,7 @@ valid Python before anything else sees them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import textwrap
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from nbharden.transform.codemods import (
     ShowToSave,
     names_in,
 )
+from nbharden.transform.network import NetworkCalls, pipeline_setup, support_module, uses_network
 
 _TYPER_TYPES = {"int", "float", "str", "bool", "Path"}
 
@@ -56,6 +58,9 @@ class _Names:
         self.logger = _free("logger", taken)
         self.config = _free("config", taken | {f.name for f in plan.config_fields})
         self.steps = _free("steps", taken)
+        self.run_log = _free("run_log", taken)
+        self.step_log = _free("step_log", taken)
+        self.network = NetworkCalls(facts, taken)  # one per notebook: it records what it rewrote
 
 
 def _pyplot_aliases(facts: NotebookFacts) -> tuple[set[str], set[str]]:
@@ -88,7 +93,7 @@ def _rewrite(
     aliases, direct = _pyplot_aliases(facts)
     shower = ShowToSave(aliases, direct)
     lifter = LiftLiterals(lift or {})
-    new = node.visit(Chain(printer, shower, DisplayToLog(names.logger), lifter))
+    new = node.visit(Chain(printer, shower, DisplayToLog(names.logger), names.network, lifter))
     if not isinstance(new, cst.CSTNode):
         raise InternalError("a codemod removed a whole statement")
     counters["print"] += printer.count
@@ -222,6 +227,8 @@ def _steps_module(
         extra.append("import logging")
     if "show_figures" in body_names:
         extra.append("from .support import show_figures")
+    if names.network.import_line():
+        extra.append(str(names.network.import_line()))
     header = _doc(
         f"Steps of the {plan.package} pipeline, extracted by nbharden {__version__} from "
         f"{analysis.notebook.path.name}.\n\nEach step function is one section of the notebook; "
@@ -275,13 +282,34 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
     ]
     for f in plan.config_fields:
         default = "SecretStr('')" if f.secret else f.default
+        extra = f", {f.constraints}" if f.constraints else ""
         lines.append("")
         lines.append(
-            f"    {f.name}: {f.annotation} = Field(default={default}, description={f.description!r})"
+            f"    {f.name}: {f.annotation} = Field(default={default}, description={f.description!r}{extra})"
         )
     if not plan.config_fields:
         lines.append("")
         lines.append("    # the notebook has no parameters cell and no hard-coded paths")
+    inputs = [f.name for f in plan.config_fields if f.must_exist]
+    workdir = next((f.name for f in plan.config_fields if f.name == "workdir"), None)
+    if inputs and workdir:
+        lines[lines.index("from pydantic import Field, SecretStr")] = (
+            "from pydantic import Field, SecretStr, model_validator"
+        )
+        lines += [
+            "",
+            "    @model_validator(mode='after')",
+            "    def _inputs_exist(self) -> Config:",
+            "        "
+            + _doc("The files the notebook reads must exist (relative paths resolve from workdir)."),
+            f"        for name in {tuple(inputs)!r}:",
+            "            path = self.workdir / str(getattr(self, name))",
+            "            if not path.exists():",
+            "                raise ValueError(f'{name}: no such file: {path}')",
+            "        return self",
+        ]
+    if inputs:
+        lines.insert(1, "from __future__ import annotations\n")
     code = "\n".join(lines) + "\n"
     return cst.parse_module(code).code
 
@@ -303,9 +331,18 @@ def _call_args(step: Step, plan: Plan, names: _Names) -> str:
 def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     cfg = names.config
     steps_mod = names.steps
+    seed = next((f.name for f in plan.config_fields if f.kind == "seed"), None)
+    helpers = ["run_pipeline", "working_directory"]
+    if plan.uses_plots:
+        helpers += ["show_figures", "use_output_dir"]
+    if seed:
+        helpers.append("seed_everything")
+    network_helper, network_lines = pipeline_setup(plan.config_fields, cfg)
+    helpers += [network_helper] if network_helper else []
     lines = [
         _doc(
-            f"The {plan.package} pipeline: the notebook's steps in order, each logged with its duration.\n"
+            f"The {plan.package} pipeline: the notebook's steps in order, each logged with its duration "
+            "and the shapes of what it produced.\n"
         ),
         "from __future__ import annotations",
         "",
@@ -313,8 +350,7 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
         "",
         f"from . import steps as {steps_mod}" if steps_mod != "steps" else "from . import steps",
         "from .config import Config",
-        "from .support import run_step, working_directory"
-        + (", show_figures, use_output_dir" if plan.uses_plots else ""),
+        f"from .support import {', '.join(sorted(helpers))}",
         "",
         "",
         f"def run({cfg}: Config | None = None) -> dict[str, Any]:",
@@ -326,18 +362,24 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     ]
     if plan.uses_plots:
         lines.append(f"    use_output_dir({cfg}.output_dir)")
-    lines.append(f"    with working_directory({cfg}.workdir):")
+    if seed:
+        lines.append(f"    seed_everything({cfg}.{seed})")
+    lines += network_lines
+    run_log, step_log = names.run_log, names.step_log
+    lines.append(
+        f"    with working_directory({cfg}.workdir), run_pipeline({plan.package!r}) as {run_log}:"
+    )
     results: list[str] = []
     for step in plan.steps:
         outputs = [o.name for o in step.outputs]
         call = f"{steps_mod}.{step.name}({_call_args(step, plan, names)})"
-        lines.append(f"        with run_step({step.name!r}):")
+        lines.append(f"        with {run_log}.step({step.name!r}) as {step_log}:")
         if not outputs:
             lines.append(f"            {call}")
-        elif len(outputs) == 1:
-            lines.append(f"            {outputs[0]} = {call}")
         else:
             lines.append(f"            {', '.join(outputs)} = {call}")
+            produced = ", ".join(f"{o}={o}" for o in outputs)
+            lines.append(f"            {step_log}.produced({produced})")
         if plan.uses_plots:
             lines.append(f"        show_figures({step.name!r})")
         for r in step.results:
@@ -349,41 +391,143 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     return cst.parse_module("\n".join(lines) + "\n").code
 
 
+_CLI_RESERVED = {"parameter", "log_format", "log_level", "main", "app", "run", "Config"}
+
+
 def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
-    options = [f for f in plan.config_fields if f.annotation in _TYPER_TYPES and not f.secret]
+    fields = [f for f in plan.config_fields if not f.secret and f.name not in _CLI_RESERVED]
+    secrets = [f.name for f in plan.config_fields if f.secret]
+    prefix = plan.package.upper() + "_"
+    epilog = (
+        f"Every option can also be set in the environment as {prefix}<NAME> or in a .env file."
+    )
+    if secrets:
+        epilog += " Secrets are read from the environment only: " + ", ".join(
+            prefix + s.upper() for s in secrets
+        ) + "."
     lines = [
         _doc(
             f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``.\n"
         ),
         "from __future__ import annotations",
         "",
-        "import logging",
+        "import enum",
+        "import json",
         "from pathlib import Path",
         "from typing import Annotated, Any, Optional",
         "",
+        "import click",
         "import typer",
+        "from pydantic import SecretStr, ValidationError",
+        "from typer.core import TyperCommand",
         "",
         "from .config import Config",
         "from .pipeline import run",
+        "from .support import configure_logging",
         "",
-        f"app = typer.Typer(add_completion=False, help={('Run the ' + plan.package + ' pipeline.')!r})",
+        "",
+        "class _Command(TyperCommand):",
+        "    " + _doc("Accept papermill's ``-p NAME VALUE`` as well as ``-p NAME=VALUE``."),
+        "",
+        "    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:",
+        "        joined: list[str] = []",
+        "        rest = list(args)",
+        "        while rest:",
+        "            token = rest.pop(0)",
+        "            if token == '--':",
+        "                joined += [token, *rest]",
+        "                break",
+        "            if token in ('-p', '--parameter') and len(rest) >= 2 and '=' not in rest[0]:",
+        "                joined += [token, rest.pop(0) + '=' + rest.pop(0)]",
+        "            else:",
+        "                joined.append(token)",
+        "        return super().parse_args(ctx, joined)",
         "",
         "",
-        "@app.command()",
+        "class LogFormat(str, enum.Enum):",
+        "    text = 'text'",
+        "    json = 'json'",
+        "",
+        "",
+        "class LogLevel(str, enum.Enum):",
+        "    DEBUG = 'DEBUG'",
+        "    INFO = 'INFO'",
+        "    WARNING = 'WARNING'",
+        "    ERROR = 'ERROR'",
+        "",
+        "",
+        "app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False,"
+        f" help={('Run the ' + plan.package + ' pipeline.')!r}, epilog={epilog!r})",
+        "",
+        "",
+        "def _json(name: str, text: str | None) -> Any:",
+        "    " + _doc("Parse the JSON value given for a structured field (a list, a dict...)."),
+        "    if text is None:",
+        "        return None",
+        "    try:",
+        "        return json.loads(text)",
+        "    except json.JSONDecodeError as exc:",
+        "        hint = '--' + name.replace('_', '-')",
+        "        raise typer.BadParameter(f'not valid JSON: {exc}', param_hint=hint) from None",
+        "",
+        "",
+        "def _parameter(pair: str) -> tuple[str, Any]:",
+        "    "
+        + _doc(
+            "``NAME=VALUE`` from ``-p``: the text for str and path fields, JSON when it parses for the others."
+        ),
+        "    name, _, text = pair.partition('=')",
+        "    field = Config.model_fields.get(name)",
+        "    if field is None or field.annotation is SecretStr:",
+        "        known = ', '.join(n for n, f in Config.model_fields.items() if f.annotation is not SecretStr)",
+        "        raise typer.BadParameter(f'unknown parameter {name!r}; known: {known}', param_hint='-p')",
+        "    if field.annotation in (str, Path):",
+        "        return name, text",
+        "    try:",
+        "        return name, json.loads(text)",
+        "    except json.JSONDecodeError:",
+        "        return name, text",
+        "",
+        "",
+        "@app.command(cls=_Command)",
         "def main(",
     ]
-    for f in options:
-        help_text = f.description
-        lines.append(
-            f"    {f.name}: Annotated[Optional[{f.annotation}], typer.Option(help={help_text!r})] = None,"
-        )
+    given: list[str] = []
+    for f in fields:
+        if f.annotation in _TYPER_TYPES:
+            lines.append(
+                f"    {f.name}: Annotated[Optional[{f.annotation}], typer.Option(help={f.description!r})] = None,"
+            )
+            given.append(f"{f.name!r}: {f.name}")
+        else:
+            help_text = f"{f.description} (JSON, {f.annotation})"
+            lines.append(
+                f"    {f.name}: Annotated[Optional[str], typer.Option(help={help_text!r}, metavar='JSON')] = None,"
+            )
+            given.append(f"{f.name!r}: _json({f.name!r}, {f.name})")
     lines += [
+        "    parameter: Annotated[Optional[list[str]], typer.Option('--parameter', '-p', metavar='NAME VALUE',"
+        " help='set a field the way papermill does: -p NAME VALUE (repeatable)')] = None,",
+        "    log_format: Annotated[LogFormat, typer.Option(help='text lines, or json: one JSON object"
+        " per line')] = LogFormat.text,",
+        "    log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help='the lowest level"
+        " logged')] = LogLevel.INFO,",
         ") -> None:",
         "    "
-        + _doc("Run the pipeline; options override the defaults from Config and the environment."),
-        "    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')",
-        "    given: dict[str, Any] = {" + ", ".join(f"{f.name!r}: {f.name}" for f in options) + "}",
-        "    run(Config(**{key: value for key, value in given.items() if value is not None}))",
+        + _doc(
+            "Run the pipeline; options override the defaults from Config and the environment."
+        ),
+        "    configure_logging(log_format.value, log_level.value)",
+        "    given: dict[str, Any] = {" + ", ".join(given) + "}",
+        "    given.update(_parameter(pair) for pair in parameter or [])",
+        "    try:",
+        "        config = Config(**{key: value for key, value in given.items() if value is not None})",
+        "    except ValidationError as exc:",
+        "        for error in exc.errors():",
+        "            where = '.'.join(str(part) for part in error['loc']) or 'config'",
+        "            typer.echo(f'error: {where}: {error[\"msg\"]}', err=True)",
+        "        raise typer.Exit(2) from None",
+        "    run(config)",
         "",
         "",
         'if __name__ == "__main__":',
@@ -392,33 +536,178 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
     return cst.parse_module("\n".join(lines) + "\n").code
 
 
-SUPPORT = '''"""Runtime helpers of the generated pipeline: step timing and figure saving. Yours to change."""
+SUPPORT = '''"""Runtime helpers of the generated pipeline: logging, step timing, figure saving. Yours to change."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import random
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 _state: dict[str, object] = {"output_dir": None, "count": 0}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
+    """Configure the root logger once: text lines, or one JSON object per line (``log_format="json"``)."""
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def shape_of(value: object) -> dict[str, Any]:
+    """Type and shape (or length) of a value, for the logs; never the value itself."""
+    described: dict[str, Any] = {"type": type(value).__name__}
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        described["shape"] = list(shape)
+    elif isinstance(value, (list, tuple, dict, set, frozenset)):
+        described["len"] = len(value)
+    return described
+
+
+def _shape_text(described: dict[str, Any]) -> str:
+    if "shape" in described:
+        return f"{described['type']}{tuple(described['shape'])}"
+    if "len" in described:
+        return f"{described['type']}[{described['len']}]"
+    return str(described["type"])
+
+
+class StepLog:
+    """What one step produced, for its log line."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.seconds = 0.0
+
+    def produced(self, **values: object) -> None:
+        self.outputs.update((key, shape_of(value)) for key, value in values.items())
+
+
+class PipelineLog:
+    """Logs every step (start, end, duration, the shapes it produced) and a summary at the end."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps: list[StepLog] = []
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[StepLog]:
+        """Time one step; on failure log which step failed and re-raise with a note naming it."""
+        log = StepLog(name)
+        logger.info("step %s: start", name, extra={"event": "step_start", "step": name})
+        started = time.perf_counter()
+        try:
+            yield log
+        except Exception as exc:
+            log.seconds = time.perf_counter() - started
+            logger.error(
+                "step %s: failed after %.3f s: %s: %s",
+                name,
+                log.seconds,
+                type(exc).__name__,
+                exc,
+                extra={
+                    "event": "step_failed",
+                    "step": name,
+                    "duration_s": round(log.seconds, 6),
+                    "error": type(exc).__name__,
+                },
+            )
+            exc.add_note(f"in step {name!r} of the {self.name} pipeline")
+            raise
+        log.seconds = time.perf_counter() - started
+        self.steps.append(log)
+        shapes = ", ".join(f"{k}={_shape_text(v)}" for k, v in log.outputs.items())
+        logger.info(
+            "step %s: done in %.3f s%s",
+            name,
+            log.seconds,
+            f" -> {shapes}" if shapes else "",
+            extra={
+                "event": "step_end",
+                "step": name,
+                "duration_s": round(log.seconds, 6),
+                "outputs": log.outputs,
+            },
+        )
 
 
 @contextlib.contextmanager
-def run_step(name: str) -> Iterator[None]:
-    """Log the start, end and duration of a step; log which step failed before re-raising."""
-    logger.info("step %s: start", name)
+def run_pipeline(name: str) -> Iterator[PipelineLog]:
+    """Log the start of a run and, at the end, a summary: steps run, total and slowest durations."""
+    log = PipelineLog(name)
+    logger.info("pipeline %s: start", name, extra={"event": "pipeline_start", "pipeline": name})
     started = time.perf_counter()
     try:
-        yield
+        yield log
     except Exception:
-        logger.error("step %s: failed after %.3f s", name, time.perf_counter() - started)
+        logger.error(
+            "pipeline %s: failed after %d step(s) in %.3f s",
+            name,
+            len(log.steps),
+            time.perf_counter() - started,
+            extra={"event": "pipeline_failed", "pipeline": name},
+        )
         raise
-    logger.info("step %s: done in %.3f s", name, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    slowest = max(log.steps, key=lambda s: s.seconds, default=None)
+    logger.info(
+        "pipeline %s: %d step(s) done in %.3f s%s",
+        name,
+        len(log.steps),
+        seconds,
+        f"; slowest {slowest.name} ({slowest.seconds:.3f} s)" if slowest else "",
+        extra={
+            "event": "pipeline_end",
+            "pipeline": name,
+            "duration_s": round(seconds, 6),
+            "steps": {s.name: round(s.seconds, 6) for s in log.steps},
+        },
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed ``random`` and, when installed, numpy's global generator (scikit-learn's default too)."""
+    random.seed(seed)
+    try:
+        import numpy
+    except ImportError:
+        return
+    numpy.random.seed(seed)
 
 
 @contextlib.contextmanager
@@ -510,6 +799,20 @@ def _smoke_tests(plan: Plan) -> dict[str, str]:
         + "    results = run(config)\n"
         f"    assert sorted(results) == {sorted({r for s in plan.steps for r in s.results})!r}\n"
     )
+    bad = {"gt=0, le=1": "1.5", "gt=0": "0", "ge=0": "-1"}
+    for f in plan.config_fields:
+        value = bad.get(f.constraints) or ("'no/such/file.csv'" if f.must_exist else None)
+        if value is None:
+            continue
+        code += (
+            f"\n\ndef test_config_rejects_a_bad_{f.name}() -> None:\n"
+            f"    with pytest.raises(ValidationError, match={f.name!r}):\n"
+            f"        Config({f.name}={value})\n"
+        )
+        if "from pydantic import ValidationError" not in code:
+            code = code.replace(
+                "import pytest\n", "import pytest\nfrom pydantic import ValidationError\n", 1
+            )
     if any(f.annotation in {"int", "float"} for f in plan.config_fields):
         f = next(f for f in plan.config_fields if f.annotation in {"int", "float"})
         code += (
@@ -539,12 +842,18 @@ def emit(
         f"src/{pkg}/config.py": _config_module(plan, analysis, out),
         f"src/{pkg}/pipeline.py": _pipeline_module(plan, analysis, names),
         f"src/{pkg}/__main__.py": _main_module(plan, analysis),
-        f"src/{pkg}/support.py": SUPPORT,
+        f"src/{pkg}/support.py": (
+            support_module(SUPPORT) if uses_network(plan.config_fields) else SUPPORT
+        ),
         f"src/{pkg}/py.typed": "",
         "pyproject.toml": _pyproject(plan, analysis),
         **_smoke_tests(plan),
     }
-    findings = list(analysis.findings) + list(plan.findings)
+    findings = names.network.findings([*analysis.findings, *plan.findings])
+    if any(f.kind == "seed" for f in plan.config_fields):
+        findings = [
+            dataclasses.replace(f, applied=True) if f.code == "NBH401" else f for f in findings
+        ]
     if counters["print"]:
         findings.append(
             Finding(

@@ -29,8 +29,10 @@ from nbharden.analyse import (
     looks_like_path,
     looks_like_url,
 )
+from nbharden.constraints import infer_constraints
 from nbharden.models import ConfigField, Finding, Fix, Param, Plan, Severity, Span, Step
 from nbharden.settings import Settings
+from nbharden.transform import network
 
 RESERVED_MODULES = {"config", "pipeline", "steps", "support", "tests", "__main__"}
 # Import name -> distribution name, for the generated pyproject's dependencies.
@@ -703,6 +705,29 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             kind="output",
         )
     )
+    constrained, constraint_findings = infer_constraints(fields, facts, nb.path.resolve().parent)
+    fields[:] = constrained
+    findings.extend(constraint_findings)
+    if settings.unsafe_fixes and any(f.code == "NBH401" for f in analysis.findings):
+        seed_name = "seed"
+        while seed_name in taken or seed_name in {f.name for f in fields}:
+            seed_name += "_"
+        fields.append(
+            ConfigField(
+                seed_name,
+                "int",
+                "0",
+                "seed of random and numpy's global generator, applied at pipeline start "
+                "(NBH401, added with --unsafe-fixes)",
+                0,
+                0,
+                kind="seed",
+                constraints="ge=0",
+            )
+        )
+    if network.scan(facts).found:  # NBH301/NBH302: timeout and retries of network calls
+        fields.extend(network.network_fields({*taken, *(f.name for f in fields)}))
+        deps = tuple(sorted({*deps, network.DEPENDENCY}, key=str.lower))
     if uses_plots:
         fields.append(
             ConfigField(

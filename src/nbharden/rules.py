@@ -381,6 +381,37 @@ _ALL: tuple[Rule, ...] = (
             Safe: applied by default; with the default config the code calls the same URL.
         """,
     ),
+    _rule(
+        "NBH205",
+        "config-constraint",
+        "A Config field got a validation constraint that the notebook's use of it shows.",
+        why="""
+            A value that reaches a library call the wrong way fails late and far from its cause:
+            `test_size=1.5` raises deep inside scikit-learn, `n_estimators=0` after the data has
+            loaded, a mistyped input path after minutes of work. nbharden adds the constraint that
+            the notebook itself shows: a float passed as `test_size=`, `frac=`... (or named as a
+            fraction) must stay in (0, 1]; an int passed as a count (`n_estimators=`, `epochs=`, or
+            named `n_rows`, `num_epochs`...) must stay positive; a seed must not be negative; a path
+            the notebook reads, that exists now and that no cell writes, must exist. A bad value is
+            rejected when `Config` is built, with an error naming the field.
+        """,
+        example="""
+            test_size = 0.2                                   # parameters cell
+            n_trees = 100
+            model = RandomForestClassifier(n_estimators=n_trees)   # NBH205
+        """,
+        after="""
+            class Config(BaseSettings):
+                test_size: float = Field(default=0.2, gt=0, le=1)
+                n_trees: int = Field(default=100, gt=0)
+        """,
+        fix=Fix.SAFE,
+        severity=Severity.INFO,
+        fix_note="""
+            Safe: applied by default; the notebook's own values satisfy every constraint, so the
+            default run is unchanged.
+        """,
+    ),
     # --- NBH3: network ---
     _rule(
         "NBH301",
@@ -448,17 +479,21 @@ _ALL: tuple[Rule, ...] = (
         """,
         after="""
             class Config(BaseSettings):
-                seed: int = 0
+                seed: int = Field(default=0, ge=0)
 
-            rng = np.random.default_rng(config.seed)
-            idx = rng.permutation(len(df))
-            train, test = train_test_split(df, test_size=0.2, random_state=config.seed)
+            def run(config: Config | None = None) -> dict[str, Any]:
+                config = config if config is not None else Config()
+                seed_everything(config.seed)   # random.seed + numpy.random.seed
+                ...
         """,
         fix=Fix.UNSAFE,
         severity=Severity.WARNING,
         fix_note="""
-            Unsafe (applied only with --unsafe-fixes): adds a `seed` field to Config and passes it
-            to the generators, which changes the numbers drawn (once, then they stay fixed).
+            Unsafe (applied only with --unsafe-fixes): adds a `seed` field to Config and seeds
+            `random` and numpy's global generator (which scikit-learn uses when `random_state` is
+            not given) at pipeline start. That changes the numbers drawn: once, then they stay
+            fixed. The recording seeds its first run the same way, so the seeded pipeline
+            reproduces the recorded values.
         """,
     ),
     # --- NBH5: IPython syntax ---
