@@ -50,8 +50,12 @@ def copy_fixture(stem: str, dest: Path) -> Path:
 
 
 def settings_for(notebook: Path) -> Settings:
-    # the static core only: recording runs the notebook (its own tests live elsewhere)
-    return Settings(out=notebook.parent / "out", record=False)
+    """The static core only: recording runs the notebook (its own tests live elsewhere).
+
+    Fixtures named ``unsafe_*`` are converted with ``--unsafe-fixes``.
+    """
+    unsafe = notebook.stem.startswith("unsafe_")
+    return Settings(out=notebook.parent / "out", record=False, unsafe_fixes=unsafe)
 
 
 def findings_json(findings: tuple[Finding, ...]) -> str:

@@ -36,10 +36,14 @@ _COUNT_KWARGS = frozenset(
      "n_neighbors", "n_init", "n_iter", "num_epochs", "num_boost_round", "n_bins", "bins", "cv", "k",
      "n", "nrows", "num", "maxiter", "steps", "window", "periods"}
 )  # fmt: skip
-_COUNT_NAME = re.compile(r"^(n|num|number|max|min)_\w+|\w+_(count|size|len|length|steps|epochs)$|^(n|k|epochs)$")
+_COUNT_NAME = re.compile(
+    r"^(n|num|number|max|min)_\w+|\w+_(count|size|len|length|steps|epochs)$|^(n|k|epochs)$"
+)
 _SEED_KWARGS = frozenset({"random_state", "seed"})
 _SEED_NAME = re.compile(r"(^|_)(seed|random_state)$")
-_READS = re.compile(r"^(read_\w+|load\w*|imread|loadtxt|genfromtxt|fromfile|read_text|read_bytes|ExcelFile)$")
+_READS = re.compile(
+    r"^(read_\w+|load\w*|imread|loadtxt|genfromtxt|fromfile|read_text|read_bytes|ExcelFile)$"
+)
 _WRITES = re.compile(r"^(to_\w+|save\w*|savefig|dump|write\w*|imwrite|savetxt|mkdir|touch)$")
 
 
@@ -101,10 +105,10 @@ class _Uses(cst.CSTVisitor):
                 )
             if kind and (arg.keyword is None and i == 0 or kind == "write"):
                 if isinstance(value, cst.Name):
-                    self.by_name.setdefault(value.value, []).append(_Use(kind, name, self.cell, line))
-                elif isinstance(value, cst.SimpleString) and isinstance(
-                    value.evaluated_value, str
-                ):
+                    self.by_name.setdefault(value.value, []).append(
+                        _Use(kind, name, self.cell, line)
+                    )
+                elif isinstance(value, cst.SimpleString) and isinstance(value.evaluated_value, str):
                     self.by_literal.setdefault(value.evaluated_value, []).append(
                         _Use(kind, name, self.cell, line)
                     )
@@ -128,7 +132,9 @@ def infer_constraints(
     by_literal: dict[str, list[_Use]] = {}
     for index in sorted(facts.cells):
         visitor = _Uses(index)
-        cst.metadata.MetadataWrapper(facts.cells[index].module, unsafe_skip_copy=True).visit(visitor)
+        cst.metadata.MetadataWrapper(facts.cells[index].module, unsafe_skip_copy=True).visit(
+            visitor
+        )
         for key, uses in visitor.by_name.items():
             by_name.setdefault(key, []).extend(uses)
         for key, uses in visitor.by_literal.items():
@@ -162,8 +168,10 @@ def infer_constraints(
             frac_use = next((u for u in kwargs if u.detail in _FRACTION_KWARGS), None)
             count_use = next((u for u in kwargs if u.detail in _COUNT_KWARGS), None)
             seed_use = next((u for u in kwargs if u.detail in _SEED_KWARGS), None)
-            if f.annotation == "float" and 0 < number <= 1 and (
-                frac_use or _FRACTION_NAME.search(f.name)
+            if (
+                f.annotation == "float"
+                and 0 < number <= 1
+                and (frac_use or _FRACTION_NAME.search(f.name))
             ):
                 constraint = "gt=0, le=1"
                 shown = f"is passed as {frac_use.detail}=" if frac_use else "is named as a fraction"
