@@ -423,17 +423,23 @@ _ALL: tuple[Rule, ...] = (
             until someone kills it. Every network call in production code needs a timeout.
         """,
         example="""
-            r = requests.get(config.prices_url)          # NBH301
+            r = requests.get(PRICES_URL)          # NBH301 (and NBH302)
         """,
         after="""
-            r = requests.get(config.prices_url, timeout=30)
+            # http_timeout() is Config.http_timeout (30 s by default), set once by pipeline.run
+            r = call_with_retry(requests.get, PRICES_URL, timeout=http_timeout())
         """,
         fix=Fix.SAFE,
         severity=Severity.WARNING,
         fix_note="""
-            Safe: a call that completes gives the same result. One that used to wait forever for a
-            server that never answers now fails with a timeout error instead, which is the point;
-            check the limit suits your slowest legitimate call.
+            Safe: applied by default. A call that completes gives the same result. One that used to
+            wait forever for a server that never answers now fails with a timeout error instead,
+            which is the point; set Config.http_timeout to suit your slowest legitimate call. A
+            timeout the notebook gives is kept; a call with `**kwargs` gets none (the mapping may
+            hold one) and stays reported. pandas readers on a URL (`pd.read_csv(url)`), which have
+            no timeout option, get it as the socket default while they run (`read_url`); boto3
+            clients as botocore's connect and read timeouts (`config=aws_config()`). See
+            docs/scaffolding/retries.md.
         """,
     ),
     _rule(
@@ -446,20 +452,24 @@ _ALL: tuple[Rule, ...] = (
             Retrying with backoff on transient errors makes the pipeline survive them.
         """,
         example="""
-            r = requests.get(config.prices_url, timeout=10)          # NBH302
+            r = requests.get(PRICES_URL, timeout=10)          # NBH302
         """,
         after="""
-            @retry(stop=stop_after_attempt(3), wait=wait_exponential(),
-                   retry=retry_if_exception_type(OSError))
-            def fetch_prices(url: str) -> requests.Response:
-                return requests.get(url, timeout=10)
+            # support.call_with_retry: tenacity, Config.retry_attempts attempts (3), waiting
+            # Config.retry_backoff (0.5 s), then twice that, ...; each retry is logged
+            r = call_with_retry(requests.get, PRICES_URL, timeout=10)
         """,
         fix=Fix.SAFE,
         severity=Severity.INFO,
         fix_note="""
-            Safe for reads: a retried GET gets the same answer from a server that behaves, and a run
-            that fails anyway only fails later. Review calls that are not idempotent (a POST that
-            creates something): a retry may send them twice.
+            Safe: applied by default. Only the call itself is retried, never the whole step, and
+            only on connection errors, timeouts, HTTP 429 and 5xx: a 404 or any other error is
+            returned or raised at once, as in the notebook, and after the last attempt the code
+            gets the error (or the 429/5xx response) the notebook would have got. A retried GET gets
+            the same answer from a server that behaves, and a run that fails anyway only fails
+            later. Review calls that are not idempotent (a POST that creates something): a retry
+            may send them twice; Config.retry_attempts = 1 turns retries off. boto3 clients retry
+            with botocore's own standard mode, with the same number of attempts.
         """,
     ),
     # --- NBH4: reproducibility ---

@@ -52,14 +52,15 @@ DEFAULT_TIMEOUT = 30.0
 #: Longest wait between two attempts, seconds.
 MAX_WAIT = 60.0
 
-#: The Config fields, in order: (preferred name, annotation, default, description).
-_FIELDS: tuple[tuple[str, str, str, str], ...] = (
+#: The Config fields, in order: (preferred name, annotation, default, description, constraints).
+_FIELDS: tuple[tuple[str, str, str, str, str], ...] = (
     (
         "retry_attempts",
         "int",
         repr(DEFAULT_ATTEMPTS),
         "attempts per network call before giving up (1: no retry); a call is retried only on a "
         "connection error, a timeout, HTTP 429 or 5xx",
+        "ge=1",
     ),
     (
         "retry_backoff",
@@ -67,12 +68,14 @@ _FIELDS: tuple[tuple[str, str, str, str], ...] = (
         repr(DEFAULT_BACKOFF),
         "seconds to wait after the first failed attempt of a network call, doubled after each "
         f"further one (at most {MAX_WAIT:.0f} s)",
+        "ge=0",
     ),
     (
         "http_timeout",
         "float",
         repr(DEFAULT_TIMEOUT),
         "timeout of each network call in seconds (to connect, and between bytes received)",
+        "gt=0",
     ),
 )
 
@@ -318,11 +321,22 @@ def network_fields(taken: Iterable[str]) -> tuple[ConfigField, ...]:
     """The Config fields of the retry and the timeout, named so they do not clash with ``taken``."""
     used = set(taken)
     out = []
-    for name, annotation, default, description in _FIELDS:
+    for name, annotation, default, description, constraints in _FIELDS:
         while name in used:
             name += "_"
         used.add(name)
-        out.append(ConfigField(name, annotation, default, description, 0, 0, kind="network"))
+        out.append(
+            ConfigField(
+                name,
+                annotation,
+                default,
+                description,
+                0,
+                0,
+                kind="network",
+                constraints=constraints,
+            )
+        )
     return tuple(out)
 
 
@@ -660,21 +674,37 @@ def _retrying(what: str) -> Retrying:
             if callable(close):
                 close()  # release the connection of the response that is dropped
         wait = state.next_action.sleep if state.next_action is not None else 0.0
+        failure = _failure(state)
         logger.warning(
             "%s: attempt %d of %d failed (%s); retrying in %.2f s",
             what,
             state.attempt_number,
             attempts,
-            _failure(state),
+            failure,
             wait,
+            extra={{
+                "event": "network_retry",
+                "call": what,
+                "attempt": state.attempt_number,
+                "attempts": attempts,
+                "error": failure,
+                "wait_s": round(wait, 3),
+            }},
         )
 
     def give_up(state: RetryCallState) -> Any:
+        failure = _failure(state)
         logger.error(
             "%s: giving up after %d attempt(s) (%s)",
             what,
             state.attempt_number,
-            _failure(state),
+            failure,
+            extra={{
+                "event": "network_give_up",
+                "call": what,
+                "attempts": state.attempt_number,
+                "error": failure,
+            }},
         )
         assert state.outcome is not None
         return state.outcome.result()  # the last error is raised, the last response returned
