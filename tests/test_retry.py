@@ -25,6 +25,7 @@ from pathlib import Path
 from textwrap import dedent
 from types import ModuleType
 
+import libcst as cst
 import pytest
 
 from nbharden import api
@@ -649,6 +650,41 @@ def test_notebook_without_network_calls_gets_no_retry_machinery(
     assert "tenacity" not in support and "call_with_retry" not in support
     assert "tenacity" not in files["pyproject.toml"]
     assert not any(f.kind == "network" for f in gen.plan.config_fields)
+
+
+@pytest.mark.parametrize("copied_first", [False, True])
+def test_findings_point_at_each_call_even_after_another_codemod_copied_the_code(
+    make_notebook: Callable[..., Path], copied_first: bool
+) -> None:
+    """A codemod that runs before this one (the secrets rewrite) hands over copies of the nodes."""
+    cells = [
+        "import requests\n",
+        "a = requests.get(u)\nb = 1\nc = requests.get(u)\n",
+        "x = 2\n\nd = requests.post(u, headers={'k': 'v'})\n",
+    ]
+    nb = api.load(make_notebook(cells))
+    analysis = analyse(nb, settings=Settings())
+    facts = analysis.facts
+    assert facts is not None
+    codemod = NetworkCalls(facts)
+    for index in sorted(facts.cells):
+        module = facts.cells[index].module
+        if copied_first:
+            module = module.visit(cst.CSTTransformer())
+            assert module is not facts.cells[index].module
+        if index == 3 and copied_first:  # the copy also changed the call (a secret became a name)
+            module = cst.parse_module(module.code.replace("{'k': 'v'}", "headers_"))
+        module.visit(codemod)
+    found = [f for f in codemod.findings(analysis.findings) if f.code in {"NBH301", "NBH302"}]
+    assert sorted((f.code, f.span.cell, f.span.line, f.span.col) for f in found if f.span) == [
+        ("NBH301", 2, 1, 5),
+        ("NBH301", 2, 3, 5),
+        ("NBH301", 3, 3, 5),
+        ("NBH302", 2, 1, 5),
+        ("NBH302", 2, 3, 5),
+        ("NBH302", 3, 3, 5),
+    ]
+    assert all(f.applied for f in found)
 
 
 def test_kwargs_call_keeps_nbh301_unapplied(make_notebook: Callable[..., Path]) -> None:

@@ -121,7 +121,7 @@ HELPERS = ("call_with_retry", "read_url", "http_timeout", "aws_config")
 class NetworkCall:
     """One network call the codemod rewrote: what it was, how, and where."""
 
-    node: cst.Call  # the notebook's node (identity: its position is looked up in its cell)
+    span: Span | None  # where the call is in the notebook (None: not found, no finding)
     target: str  # qualified name for messages: requests.get, requests.Session.get, pandas.read_csv
     how: str  # "call" (call_with_retry) | "read" (read_url) | "aws" (config=aws_config())
     timeout: str  # "added" | "kept" (the notebook gives one) | "client" (the httpx client has one) | "unknown"
@@ -364,6 +364,8 @@ class NetworkCalls(cst.CSTTransformer):
             self.names[helper] = name
         self.calls: list[NetworkCall] = []
         self.used: set[str] = set()
+        self._candidates: list[tuple[cst.Call, str, str, Span]] | None = None
+        self._claimed: set[int] = set()
 
     def _helper(self, helper: str) -> cst.Name:
         self.used.add(helper)
@@ -379,16 +381,16 @@ class NetworkCalls(cst.CSTTransformer):
             if _has_keyword(updated, "config") or _has_double_star(updated):
                 return updated  # the notebook configures the client itself
             config = cst.Call(self._helper("aws_config"))
-            self.calls.append(NetworkCall(original, target, how, "added"))
+            self.calls.append(NetworkCall(self._claim(original, target), target, how, "added"))
             return updated.with_changes(args=[*_with_comma(args), _keyword("config", config)])
         if how == "read":
-            self.calls.append(NetworkCall(original, target, how, "added"))
+            self.calls.append(NetworkCall(self._claim(original, target), target, how, "added"))
             return cst.Call(self._helper("read_url"), [cst.Arg(updated.func), *args])
         timeout = self._timeout(original, target)
         if timeout == "added":
             value = cst.Call(self._helper("http_timeout"))
             args = [*_with_comma(args), _keyword("timeout", value)]
-        self.calls.append(NetworkCall(original, target, how, timeout))
+        self.calls.append(NetworkCall(self._claim(original, target), target, how, timeout))
         return cst.Call(self._helper("call_with_retry"), [cst.Arg(updated.func), *args])
 
     def _timeout(self, node: cst.Call, target: str) -> str:
@@ -416,15 +418,13 @@ class NetworkCalls(cst.CSTTransformer):
 
     def findings(self, findings: Iterable[Finding]) -> list[Finding]:
         """``findings`` with NBH301/NBH302 of each rewritten call replaced by what was applied to it."""
-        spans = self._spans()
         replaced: set[tuple[int, int, int]] = set()
         added: list[Finding] = []
         for call in self.calls:
-            span = spans.get(call.node)
-            if span is None:
+            if call.span is None:
                 continue
-            replaced.add((span.cell, span.line, span.col))
-            added += _call_findings(call, span)
+            replaced.add((call.span.cell, call.span.line, call.span.col))
+            added += _call_findings(call, call.span)
         kept = [
             f
             for f in findings
@@ -436,24 +436,50 @@ class NetworkCalls(cst.CSTTransformer):
         ]
         return kept + added
 
-    def _spans(self) -> dict[cst.Call, Span]:
-        wanted = {c.node for c in self.calls}
-        spans: dict[cst.Call, Span] = {}
-        if not wanted:
-            return spans
+    def _claim(self, node: cst.Call, target: str) -> Span | None:
+        """Where the notebook has the call ``node``, each notebook call claimed once.
+
+        ``node`` is the notebook's own node unless a codemod that ran before this one copied the
+        statement (LibCST transformers return new nodes); then the same source text, or else the
+        first unclaimed call of the same target, in notebook order, is taken.
+        """
+        if self._candidates is None:
+            self._candidates = self._find_candidates()
+        code = _code(node)
+        for test in (
+            lambda c: c[0] is node,
+            lambda c: c[1] == code,
+            lambda c: c[2] == target,
+        ):
+            for i, candidate in enumerate(self._candidates):
+                if i not in self._claimed and test(candidate):
+                    self._claimed.add(i)
+                    return candidate[3]
+        return None
+
+    def _find_candidates(self) -> list[tuple[cst.Call, str, str, Span]]:
+        """Every call the codemod would rewrite, in notebook order: (node, source, target, span)."""
+        out: list[tuple[cst.Call, str, str, Span]] = []
         for index in sorted(self.facts.cells):
             module = self.facts.cells[index].module
             collector = _Bindings()
             module.visit(collector)
-            if not any(c in wanted for c in collector.calls):
+            found = [(c, self.scan.classify(c)) for c in collector.calls]
+            hits = [(c, f[1]) for c, f in found if f is not None]
+            if not hits:
                 continue
             positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-            for node in collector.calls:
-                if node in wanted:
-                    where = positions.get(node)
-                    if isinstance(where, CodeRange):
-                        spans[node] = Span(index, where.start.line, where.start.column + 1)
-        return spans
+            for node, target in hits:
+                where = positions.get(node)
+                if isinstance(where, CodeRange):
+                    span = Span(index, where.start.line, where.start.column + 1)
+                    out.append((node, _code(node), target, span))
+        out.sort(key=lambda c: (c[3].cell, c[3].line, c[3].col))
+        return out
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
 
 
 def _keyword(name: str, value: cst.BaseExpression) -> cst.Arg:
