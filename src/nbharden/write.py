@@ -22,6 +22,16 @@ whose temp files are all durable (it replays the remaining renames and removals)
 folder then holds the old set or the new set, never a mix. Between the crash and that next call a
 reader can see a mix; ``review`` reports it as ``extra["interrupted_write"]``.
 
+Signals: SIGINT and SIGTERM that arrive while the folder is being changed (recovery, staging,
+commit) are held until the write is complete, then delivered with the handlers the caller had: an
+interrupted write finishes first, so Ctrl-C or ``kill`` never leaves a mix (only SIGKILL can, and
+the journal takes care of that). This works in the main thread only (Python runs signal handlers
+there); elsewhere the signals reach the main thread anyway.
+
+Disk errors: a full disk (``ENOSPC``, or a quota), a read-only file system or any other ``OSError``
+while staging gives ``WriteError`` (exit 2) naming the file, e.g. ``src/pkg/steps.py: no space left
+on device; the output folder was left as it was``, and removes everything it created.
+
 Links: nbharden never writes through a symbolic link. A target that is a link pointing inside the
 output folder (or dangling inside it) is replaced by a regular file (the link, not its target, is
 replaced, like ``os.replace`` does); a target link pointing outside the folder is refused. A parent
@@ -34,14 +44,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
+import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from nbharden.errors import EditedFileError, InternalError, NbhardenError, WriteError
@@ -102,7 +116,7 @@ def _write_locked(
     root: Path, files: dict[str, str], notebook: Path, *, force: bool
 ) -> list[FileChange]:
     """Classify, refuse or stage and commit, holding the folder's lock. Returns the changes."""
-    with _locked(root):
+    with _locked(root), _signals_held():
         _recover(root)
         old = read_manifest(root)
         fresh, blocked = classify(files, root, notebook=notebook, old=old)
@@ -131,7 +145,7 @@ def _write_locked(
             if c.new_text is None and c.status in (FileStatus.REMOVED, FileStatus.EDITED)
         ]
         if writes or removes:
-            staged = _stage(root, writes)
+            staged, created = _stage(root, writes)
             # The manifest goes last: until it is in place, review still trusts the old hashes.
             renames = sorted(staged, key=lambda pair: pair[1] == MANIFEST)
             steps: list[list[str]] = [
@@ -142,8 +156,10 @@ def _write_locked(
             try:
                 _write_journal(root, steps)
             except OSError as exc:
-                _discard(root, [tmp for tmp, _ in staged])
-                raise WriteError(f"cannot write: {_reason(exc)}", path=JOURNAL) from exc
+                _discard(root, [tmp for tmp, _ in staged], created)
+                raise WriteError(
+                    f"{_failure(exc)}; the output folder was left as it was", path=JOURNAL
+                ) from exc
             _apply(root, steps)
     return fresh
 
@@ -157,7 +173,7 @@ def recover(out: Path) -> bool:
     root = resolve_out(out)
     if not root.is_dir():
         return False
-    with _locked(root):
+    with _locked(root), _signals_held():
         return _recover(root)
 
 
@@ -166,6 +182,44 @@ def recover(out: Path) -> bool:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+def _failure(exc: OSError) -> str:
+    """What went wrong writing, for a message: the common disk conditions in plain words."""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return "no space left on device"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    return f"cannot write: {_reason(exc)}"
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is done, then deliver them to the old handlers.
+
+    Only in the main thread, and only for a signal whose handler can be put back (one that was
+    installed from C reads as ``None`` and is left alone).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous: dict[signal.Signals, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old = signal.getsignal(sig)
+        if old is not None:
+            previous[sig] = signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
 
 
 def _files_of(changes: ChangeSet) -> dict[str, str]:
@@ -197,7 +251,8 @@ def _make_root(root: Path, shown: Path) -> None:
     except FileExistsError as exc:
         raise WriteError("the output folder exists and is not a folder", path=shown) from exc
     except OSError as exc:
-        raise WriteError(f"cannot create the output folder: {_reason(exc)}", path=shown) from exc
+        reason = _failure(exc).removeprefix("cannot write: ")
+        raise WriteError(f"cannot create the output folder: {reason}", path=shown) from exc
     if not root.is_dir():
         raise WriteError("the output folder exists and is not a folder", path=shown)
 
@@ -241,10 +296,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _discard(root: Path, tmps: list[str]) -> None:
+def _discard(root: Path, tmps: list[str], created: list[Path]) -> None:
+    """Remove staged temp files, then the folders created for them (deepest first)."""
     for tmp in tmps:
         with contextlib.suppress(OSError):
             os.unlink(root / tmp)
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
 
 
 def _makedirs(root: Path, folder: Path, created: list[Path]) -> None:
@@ -259,9 +318,9 @@ def _makedirs(root: Path, folder: Path, created: list[Path]) -> None:
         created.append(path)
 
 
-def _stage(root: Path, writes: list[FileChange]) -> list[tuple[str, str]]:
+def _stage(root: Path, writes: list[FileChange]) -> tuple[list[tuple[str, str]], list[Path]]:
     """Write every new text to a durable temp file next to its target. Returns (temp, target)
-    relative paths.
+    relative paths and the folders it created (parents first).
 
     Raises ``WriteError`` naming the target on any ``OSError``, after removing what it created.
     """
@@ -288,15 +347,11 @@ def _stage(root: Path, writes: list[FileChange]) -> list[tuple[str, str]]:
         for folder in sorted(folders | {p.parent for p in created}):
             _fsync_dir(folder)
     except OSError as exc:
-        _discard(root, [tmp for tmp, _ in staged])
-        for path in reversed(created):
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
+        _discard(root, [tmp for tmp, _ in staged], created)
         raise WriteError(
-            f"cannot write: {_reason(exc)}; the output folder was left as it was",
-            path=current or root,
+            f"{_failure(exc)}; the output folder was left as it was", path=current or root
         ) from exc
-    return staged
+    return staged, created
 
 
 def _write_journal(root: Path, steps: list[list[str]]) -> None:
@@ -411,6 +466,7 @@ def _recover(root: Path) -> bool:
     steps = _read_journal(root)
     if steps is not None:
         _apply(root, steps)
+    cleaned: set[Path] = set()
     for folder, _dirs, names in os.walk(root):  # does not descend into linked folders
         for name in names:
             if name.startswith(TMP_PREFIX):
@@ -421,4 +477,13 @@ def _recover(root: Path) -> bool:
                     raise WriteError(
                         f"cannot delete a stale temp file: {_reason(exc)}", path=path
                     ) from exc
+                cleaned.add(Path(folder))
+    # A folder that held nothing but temp files was made for them by the interrupted write.
+    for emptied in sorted(cleaned, key=lambda p: len(p.parts), reverse=True):
+        while emptied != root and emptied.is_relative_to(root):
+            try:
+                os.rmdir(emptied)
+            except OSError:
+                break
+            emptied = emptied.parent
     return steps is not None
