@@ -30,6 +30,8 @@ import pytest
 
 from nbharden import api
 from nbharden.analyse import analyse
+from nbharden.emit import emit
+from nbharden.plan import make_plan
 from nbharden.settings import Settings
 from nbharden.transform.network import NetworkCalls, scan
 
@@ -122,12 +124,17 @@ def server() -> Iterator[ScriptedServer]:
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``fixtures/network/prices.ipynb`` converted (no recording), written to a temporary folder."""
+def generation(tmp_path_factory: pytest.TempPathFactory) -> api.Generated:
+    """``fixtures/network/prices.ipynb`` converted (no recording), in memory."""
     out = tmp_path_factory.mktemp("retry") / "out"
-    settings = Settings(out=out, name=PACKAGE, record=False, verify=False)
-    gen = api.generate(FIXTURE, settings)
-    for rel, text in gen.tree:
+    return api.generate(FIXTURE, Settings(out=out, name=PACKAGE, record=False, verify=False))
+
+
+@pytest.fixture(scope="module")
+def generated(generation: api.Generated) -> Iterator[Path]:
+    """The conversion written to its temporary folder."""
+    out = generation.out
+    for rel, text in generation.tree:
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
@@ -624,9 +631,10 @@ def test_scan_finds_url_names_through_assignments_and_loops(
 # --- findings and the conversion ------------------------------------------------------------------
 
 
-def test_conversion_reports_each_call_applied_with_its_cell_and_line() -> None:
-    gen = api.generate(FIXTURE, Settings(record=False, verify=False, out=Path("unused")))
-    network = [f for f in gen.findings if f.code in {"NBH301", "NBH302"}]
+def test_conversion_reports_each_call_applied_with_its_cell_and_line(
+    generation: api.Generated,
+) -> None:
+    network = [f for f in generation.findings if f.code in {"NBH301", "NBH302"}]
     where = sorted({(f.code, f.span.cell, f.span.line) for f in network if f.span is not None})
     assert where == [
         ("NBH301", 5, 1),
@@ -644,12 +652,16 @@ def test_notebook_without_network_calls_gets_no_retry_machinery(
     make_notebook: Callable[..., Path], tmp_path: Path
 ) -> None:
     path = make_notebook(["import pandas as pd\n", "df = pd.read_csv('data/a.csv')\n"])
-    gen = api.generate(path, Settings(record=False, verify=False, out=tmp_path / "out"))
-    files = gen.tree.as_dict()
+    settings = Settings(record=False, verify=False, out=tmp_path / "out")
+    analysis = analyse(api.load(path, settings), settings=settings)
+    plan = make_plan(analysis, settings=settings)
+    tree, findings = emit(analysis, plan, out=tmp_path / "out", settings=settings)
+    files = tree.as_dict()
     support = next(t for p, t in files.items() if p.endswith("/support.py"))
     assert "tenacity" not in support and "call_with_retry" not in support
     assert "tenacity" not in files["pyproject.toml"]
-    assert not any(f.kind == "network" for f in gen.plan.config_fields)
+    assert not any(f.kind == "network" for f in plan.config_fields)
+    assert not any(f.applied for f in findings if f.code in {"NBH301", "NBH302"})
 
 
 @pytest.mark.parametrize("copied_first", [False, True])
