@@ -147,6 +147,8 @@ def _with_recorded_tests(
             "seconds": list(recording.seconds),
             "stored_bytes": recording.stored_bytes,
             "capped": recording.capped,
+            # which sandbox tier ran the notebook (nbharden.record.sandbox), None when none did
+            "sandbox": recording.sandbox,
             # the generated tests belong to the notebook's environment: the interpreter its kernel runs
             "python": kernel_python(recording.kernel),
         }

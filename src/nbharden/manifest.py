@@ -48,7 +48,12 @@ def is_safe_relpath(path: str) -> bool:
 
 
 def build_manifest(
-    files: dict[str, str], *, notebook_sha256: str, notebook_name: str, tool_version: str
+    files: dict[str, str],
+    *,
+    notebook_sha256: str,
+    notebook_name: str,
+    tool_version: str,
+    recording: dict[str, Any] | None = None,
 ) -> str:
     """The manifest's JSON text for the generated ``files`` (relative POSIX path -> text).
 
@@ -69,6 +74,8 @@ def build_manifest(
         "notebook": {"name": name, "sha256": notebook_sha256},
         "tool": {"name": "nbharden", "version": tool_version},
     }
+    if recording:  # how the notebook was run, e.g. {"sandbox": "bwrap"}; absent when unsandboxed
+        data["recording"] = recording
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -201,7 +201,9 @@ def _decode(data: bytes | None) -> str:
     return "" if data is None else data.decode("utf-8", errors="replace")
 
 
-def final_manifest(files: dict[str, str], notebook: Path) -> str:
+def final_manifest(
+    files: dict[str, str], notebook: Path, recording: dict[str, Any] | None = None
+) -> str:
     """The manifest text for ``files`` as they will be written.
 
     The file hashes are always recomputed here, from the final tree: an emit-stage manifest may
@@ -227,15 +229,20 @@ def final_manifest(files: dict[str, str], notebook: Path) -> str:
             nb_sha = ""  # the notebook is gone: still record what was generated
     if isinstance(tool_meta, dict) and isinstance(tool_meta.get("version"), str):
         version = tool_meta["version"]
+    if recording is None and data and isinstance(data.get("recording"), dict):
+        recording = data["recording"]  # kept from the tree's manifest (the sandbox tier)
     return build_manifest(
         {p: t for p, t in files.items() if p != MANIFEST},
         notebook_sha256=nb_sha,
         notebook_name=nb_name,
         tool_version=version,
+        recording=recording,
     )
 
 
-def prepare_files(files: dict[str, str], notebook: Path) -> dict[str, str]:
+def prepare_files(
+    files: dict[str, str], notebook: Path, recording: dict[str, Any] | None = None
+) -> dict[str, str]:
     """The generated files with the manifest (re)built. Raises ``InternalError`` on a bad path."""
     for path in files:
         if not is_safe_relpath(path):
@@ -243,7 +250,7 @@ def prepare_files(files: dict[str, str], notebook: Path) -> dict[str, str]:
                 f"internal error (please report): generated an unsafe path {path!r}", path=notebook
             )
     prepared = dict(files)
-    prepared[MANIFEST] = final_manifest(files, notebook)
+    prepared[MANIFEST] = final_manifest(files, notebook, recording)
     return prepared
 
 
@@ -325,7 +332,9 @@ def review(
     ``interrupted_write``. Raises ``InternalError`` if the tree holds an unsafe path.
     """
     notebook = Path(notebook)
-    files = prepare_files(tree.as_dict(), notebook)
+    sandbox = (test_results or {}).get("sandbox")
+    recording = {"sandbox": sandbox["tier"]} if isinstance(sandbox, dict) else None
+    files = prepare_files(tree.as_dict(), notebook, recording)
     root = resolve_out(out)
     old = read_manifest(root) if root.is_dir() else None
     changes, blocked = classify(files, root, notebook=notebook, old=old)

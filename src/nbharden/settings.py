@@ -27,6 +27,12 @@ class Settings:
     max_depth: int = 64  # refuse JSON nested deeper than this
     cell_timeout: float = 600.0  # seconds per cell when recording
     parameters: tuple[tuple[str, str], ...] = ()  # -p NAME VALUE for recording
+    # sandboxed recording (nbharden.record.sandbox, docs/sandbox.md): off | auto | limits | bwrap
+    sandbox: str = "off"
+    sandbox_memory_mb: int = 2048  # address space per process
+    sandbox_processes: int = 128  # processes and threads of the kernel, all together
+    sandbox_file_mb: int = 1024  # largest file the notebook may write
+    sandbox_wall_time: float = 3600.0  # seconds per recorded run
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -87,4 +93,6 @@ def load_settings(start: Path, **overrides: Any) -> Settings:
                         path=pyproject,
                     )
             base[attr] = value
+    if overrides.get("sandbox") == "on":  # --sandbox: the configured tier, else auto
+        overrides["sandbox"] = base["sandbox"] if base.get("sandbox", "off") != "off" else "auto"
     return Settings(**base).replace(**overrides)

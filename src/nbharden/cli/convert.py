@@ -122,6 +122,16 @@ def convert(
             ),
         ),
     ] = False,
+    sandbox: Annotated[
+        bool | None,
+        typer.Option(
+            "--sandbox/--no-sandbox",
+            help="Record the notebook in a sandbox: resource limits and, where bubblewrap works, "
+            "no home folder, no network and no process left behind (setting sandbox: the "
+            "configured tier, else auto; docs/sandbox.md).",
+            show_default=False,
+        ),
+    ] = None,
     parameters: Annotated[
         list[str] | None,
         typer.Option(
@@ -166,6 +176,7 @@ def convert(
         "unsafe_fixes": True if unsafe_fixes else None,
         "record": False if no_record else None,
         "verify": False if no_verify else None,
+        "sandbox": None if sandbox is None else ("on" if sandbox else "off"),
     }
     text = output_format is Format.text
     # With --diff the diffs own stdout (a patch you can pipe); summaries then go to stderr.
@@ -360,6 +371,8 @@ def _render_text(changes: ChangeSet, shown: str, *, diff: bool, check: bool, rep
 
     for finding in output.sort_findings(changes.findings):
         print(output.finding_line(finding, shown), file=report)
+    for line in output.sandbox_warnings(changes.test_results, shown):
+        print(line, file=output.stderr())
     if diff:
         color = output.color_enabled(output.stdout())
         out = output.stdout()

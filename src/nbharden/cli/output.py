@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from nbharden.models import ChangeSet, Finding
@@ -124,9 +124,20 @@ def summary_line(changes: ChangeSet, notebook: str, *, note: str | None = None) 
         parts.append("generated tests: " + (", ".join(counts) or "ran"))
     elif tests.get("recorded"):
         parts.append("recorded")
+    sandbox = tests.get("sandbox")
+    if isinstance(sandbox, dict):
+        parts.append(f"sandbox: {sandbox.get('tier')}")
     if note:
         parts.append(note)
     return f"{notebook} -> {display_path(changes.out, folder=True)} ({'; '.join(parts)})"
+
+
+def sandbox_warnings(summary: Mapping[str, Any] | None, notebook: str) -> list[str]:
+    """``nb.ipynb: warning: sandbox: ...`` for each warning of the recording's sandbox."""
+    sandbox = (summary or {}).get("sandbox")
+    if not isinstance(sandbox, dict):
+        return []
+    return [f"{notebook}: warning: sandbox: {w}" for w in sandbox.get("warnings") or []]
 
 
 def check_lines(changes: ChangeSet, notebook: str) -> list[str]:

@@ -162,6 +162,8 @@ class Recording:
     capped: bool  # some values were kept as fingerprints only because of the cap
     seconds: tuple[float, ...]  # wall time of each run
     executed_notebook: Path | None = None  # the executed copy of run 1 (papermill's output)
+    # the sandbox the runs were made in (``SandboxReport.to_json``); None: not sandboxed
+    sandbox: dict[str, JSON] | None = None
 
     def step(self, name: str) -> StepRecording:
         """The recording of step ``name``. Raises ``KeyError``."""
@@ -203,6 +205,7 @@ class Recording:
             "executed_notebook": (
                 None if self.executed_notebook is None else str(self.executed_notebook)
             ),
+            "sandbox": self.sandbox,
         }
 
     def save(self) -> Path:
@@ -237,4 +240,5 @@ class Recording:
             capped=bool(data["capped"]),
             seconds=tuple(float(s) for s in data["seconds"]),
             executed_notebook=None if executed is None else Path(executed),
+            sandbox=data["sandbox"] if isinstance(data.get("sandbox"), dict) else None,
         )

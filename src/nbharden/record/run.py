@@ -17,6 +17,7 @@ from typing import Any
 from nbharden.errors import ExecutionError, InternalError, UsageError
 from nbharden.models import Notebook, Plan
 from nbharden.record.models import JSON, RecordedValue, Recording, StepRecording
+from nbharden.record.sandbox import SandboxReport, Session, resolve
 from nbharden.settings import Settings
 
 _HERE = Path(__file__).parent
@@ -183,6 +184,7 @@ def _run_once(
     schedule: list[dict[str, Any]],
     parameters: dict[str, JSON],
     cap_bytes: int,
+    sandbox: SandboxReport | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """One papermill run with the recorder; returns the recorder's events and the wall time.
 
@@ -210,22 +212,27 @@ def _run_once(
     source = nb.path.resolve()
     if output.resolve() == source:
         raise UsageError("the executed copy would overwrite the notebook", path=nb.path)
+    # the sandbox (nbharden.record.sandbox) wraps the kernel command, kills leftovers on exit
+    box = Session(sandbox or SandboxReport("off", "off"), notebook=source, run_dir=run_dir)
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(source),
-            str(output),
-            parameters=parameters or None,
-            kernel_name=kernel,
-            # papermill would otherwise rewrite the whole notebook twice per cell
-            request_save_on_cell_execute=False,
-            progress_bar=False,
-            log_output=False,
-            cwd=str(source.parent),
-            execution_timeout=max(1, math.ceil(settings.cell_timeout)),
-            extra_arguments=[f"--IPKernelApp.exec_files={_HERE / '_recorder.py'}"],
-            kernel_manager_class=_kernel_manager_class(env, run_dir / "kernel.log"),
-        )
+        with box:
+            papermill.execute_notebook(
+                str(source),
+                str(output),
+                parameters=parameters or None,
+                kernel_name=kernel,
+                # papermill would otherwise rewrite the whole notebook twice per cell
+                request_save_on_cell_execute=False,
+                progress_bar=False,
+                log_output=False,
+                cwd=str(source.parent),
+                execution_timeout=max(1, math.ceil(settings.cell_timeout)),
+                extra_arguments=[f"--IPKernelApp.exec_files={_HERE / '_recorder.py'}"],
+                kernel_manager_class=box.manager_class(
+                    _kernel_manager_class(env, run_dir / "kernel.log")
+                ),
+            )
     except PapermillExecutionError as exc:
         events = _read_log(log)
         errors = [e for e in events if e.get("event") == "cell-error"]
@@ -346,6 +353,7 @@ def record(
 
     all_events: list[list[dict[str, Any]]] = []
     seconds: list[float] = []
+    sandbox = resolve(settings)  # raises UsageError when an explicit tier cannot run
     for run in range(runs):
         run_dir = workdir if run == 0 else workdir / f".run{run + 1}"
         events, took = _run_once(
@@ -357,6 +365,7 @@ def record(
             schedule=schedule,
             parameters=parameters,
             cap_bytes=cap_bytes,
+            sandbox=sandbox,
         )
         all_events.append(events)
         seconds.append(took)
@@ -409,6 +418,7 @@ def record(
         capped=capped,
         seconds=tuple(round(s, 3) for s in seconds),
         executed_notebook=workdir / "executed.ipynb",
+        sandbox=sandbox.to_json() if sandbox.active else None,
     )
     recording.save()
     return recording
