@@ -31,6 +31,7 @@ EXPECTED = {
     "NBH203": "path-lifted",
     "NBH204": "url-lifted",
     "NBH205": "config-constraint",
+    "NBH206": "data-contract",
     "NBH301": "network-no-timeout",
     "NBH302": "network-no-retry",
     "NBH401": "unseeded-random",

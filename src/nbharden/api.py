@@ -16,11 +16,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from nbharden.errors import InternalError, NbhardenError, VerificationError
 from nbharden.models import Analysis, ChangeSet, FileTree, Finding, Notebook, Plan
 from nbharden.settings import Settings
+
+if TYPE_CHECKING:
+    from nbharden.analyse import FullAnalysis
 
 #: Progress callback: (stage name, notebook path). The CLI uses it for its progress display.
 Progress = Callable[[str, Path], None]
@@ -80,12 +83,15 @@ def generate(path: Path, settings: Settings | None = None, progress: Progress = 
         analysis = analyse(nb, settings=settings)
         plan = make_plan(analysis, settings=settings)
         out = Path(settings.out) if settings.out else default_out(path)
-        progress("transform", path)
-        tree, findings = emit(analysis, plan, out=out, settings=settings)
         recorded: dict[str, object] | None = None
         if settings.record:
             progress("record", path)
-            tree, recorded = _with_recorded_tests(nb, plan, tree, settings)
+            tree, findings, plan, recorded = _with_recorded_tests(
+                nb, analysis, plan, settings, out, lambda: progress("transform", path)
+            )
+        else:
+            progress("transform", path)
+            tree, findings = emit(analysis, plan, out=out, settings=settings)
         progress("format", path)
         tree = format_tree(tree, settings=settings)
         return Generated(nb, analysis, plan, tree, findings, out, recorded)
@@ -131,15 +137,27 @@ T = TypeVar("T")
 
 
 def _with_recorded_tests(
-    nb: Notebook, plan: Plan, tree: FileTree, settings: Settings
-) -> tuple[FileTree, dict[str, object]]:
-    """Run the notebook (papermill, twice), then replace the smoke tests with characterization tests."""
+    nb: Notebook,
+    analysis: FullAnalysis,
+    plan: Plan,
+    settings: Settings,
+    out: Path,
+    transforming: Callable[[], None],
+) -> tuple[FileTree, tuple[Finding, ...], Plan, dict[str, object]]:
+    """Run the notebook (papermill, twice); emit the package with the recorded types and data contracts, and
+    characterization tests in place of the smoke tests."""
+    from nbharden.emit import emit, finding_key
     from nbharden.record import record
     from nbharden.record.run import kernel_python
+    from nbharden.recorded_types import refine
     from nbharden.testgen import generate_tests
 
     with tempfile.TemporaryDirectory(prefix="nbharden-record-") as tmp:
         recording = record(nb, plan, settings=settings, workdir=Path(tmp))
+        plan, contract_findings = refine(plan, recording, analysis)
+        transforming()
+        tree, findings = emit(analysis, plan, out=out, settings=settings)
+        findings = tuple(sorted((*findings, *contract_findings), key=finding_key))
         tests = generate_tests(plan, recording, package=plan.package)
         summary: dict[str, object] = {
             "recorded": True,
@@ -154,7 +172,7 @@ def _with_recorded_tests(
         }
     files = {p: t for p, t in tree.as_dict().items() if not p.startswith("tests/")}
     files.update(tests)
-    return FileTree.of(files), summary
+    return FileTree.of(files), findings, plan, summary
 
 
 def run_tests(out: Path, *, python: str | None = None, timeout: float = 900.0) -> dict[str, object]:

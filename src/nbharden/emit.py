@@ -21,7 +21,14 @@ from nbharden import __version__
 from nbharden.analyse import FullAnalysis, NotebookFacts
 from nbharden.errors import InternalError
 from nbharden.models import FileTree, Finding, Fix, Plan, Severity, Span, Step
-from nbharden.plan import consumed_statements, statement_order, statement_role
+from nbharden.plan import consumed_statements, secret_fields, statement_order, statement_role
+from nbharden.secrets import (
+    SECRETS_CONFTEST,
+    SECRETS_SUPPORT,
+    SecretRewriter,
+    redact,
+    secret_values,
+)
 from nbharden.settings import Settings
 from nbharden.transform.codemods import (
     Chain,
@@ -60,7 +67,11 @@ class _Names:
         self.steps = _free("steps", taken)
         self.run_log = _free("run_log", taken)
         self.step_log = _free("step_log", taken)
-        self.network = NetworkCalls(facts, taken)  # one per notebook: it records what it rewrote
+        # one per notebook: it records what it rewrote; its helpers must not be shadowed by a step
+        self.network = NetworkCalls(facts, taken | {s.name for s in plan.steps})
+        # hard-coded secrets: each becomes its Config field's value (a step parameter) in the code
+        self.secrets = secret_fields(facts, plan.config_fields)
+        self.scrub = secret_values(s for cf in facts.cells.values() for s in cf.secrets)
 
 
 def _pyplot_aliases(facts: NotebookFacts) -> tuple[set[str], set[str]]:
@@ -93,6 +104,11 @@ def _rewrite(
     aliases, direct = _pyplot_aliases(facts)
     shower = ShowToSave(aliases, direct)
     lifter = LiftLiterals(lift or {})
+    if names.scrub:
+        hidden = node.visit(SecretRewriter(names.secrets, names.scrub))
+        if not isinstance(hidden, cst.CSTNode):
+            raise InternalError("the secret rewrite removed a whole statement")
+        node = hidden
     new = node.visit(Chain(printer, shower, DisplayToLog(names.logger), names.network, lifter))
     if not isinstance(new, cst.CSTNode):
         raise InternalError("a codemod removed a whole statement")
@@ -160,6 +176,15 @@ def _step_function(
     if detail.strip():
         wrapped = textwrap.fill(detail.strip(), width=80, break_on_hyphens=False)
         doc += "\n\n" + textwrap.indent(wrapped, "    ") + "\n    "
+    for contract in step.contracts:
+        columns = "{" + ", ".join(f"{label}: {dtype!r}" for label, dtype in contract.columns) + "}"
+        check = cst.parse_statement(
+            f"require_columns({contract.name}, {contract.name!r}, {step.name!r}, {columns})\n"
+        )
+        if contract.at == "entry":
+            body.insert(0, check)
+        else:
+            body.insert(len(body) - (1 if outputs else 0), check)
     body.insert(0, cst.SimpleStatementLine([cst.Expr(cst.SimpleString(_doc(doc)))]))
     params = [cst.Param(cst.Name(p.name), _annotation(p.annotation)) for p in step.inputs]
     returns = None
@@ -225,8 +250,9 @@ def _steps_module(
         extra.append("from pathlib import Path")
     if names.logger in body_names:
         extra.append("import logging")
-    if "show_figures" in body_names:
-        extra.append("from .support import show_figures")
+    support = sorted({"require_columns", "show_figures"} & body_names)
+    if support:
+        extra.append(f"from .support import {', '.join(support)}")
     if names.network.import_line():
         extra.append(str(names.network.import_line()))
     header = _doc(
@@ -280,12 +306,18 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
         "",
         f"    model_config = SettingsConfigDict(env_prefix={prefix!r}, env_file='.env', extra='ignore')",
     ]
+    read = {p.name for step in plan.steps for p in step.inputs}
     for f in plan.config_fields:
-        default = "SecretStr('')" if f.secret else f.default
+        # a secret has no default: it comes from the environment, or Config() refuses to start;
+        # one that no step reads is optional (the notebook assigned it and never used it)
+        default = "" if f.secret else f"default={f.default}, "
+        annotation = f.annotation
+        if f.secret and f.name not in read:
+            annotation, default = f"{f.annotation} | None", "default=None, "
         extra = f", {f.constraints}" if f.constraints else ""
         lines.append("")
         lines.append(
-            f"    {f.name}: {f.annotation} = Field(default={default}, description={f.description!r}{extra})"
+            f"    {f.name}: {annotation} = Field({default}description={f.description!r}{extra})"
         )
     if not plan.config_fields:
         lines.append("")
@@ -365,6 +397,11 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     if seed:
         lines.append(f"    seed_everything({cfg}.{seed})")
     lines += network_lines
+    if any(f.secret for f in plan.config_fields):
+        lines.append(f"    hide_secrets({cfg})  # no log line shows a secret's value")
+        lines[lines.index(f"from .support import {', '.join(sorted(helpers))}")] = (
+            f"from .support import {', '.join(sorted([*helpers, 'hide_secrets']))}"
+        )
     run_log, step_log = names.run_log, names.step_log
     lines.append(
         f"    with working_directory({cfg}.workdir), run_pipeline({plan.package!r}) as {run_log}:"
@@ -700,6 +737,31 @@ def run_pipeline(name: str) -> Iterator[PipelineLog]:
     )
 
 
+class DataContractError(ValueError):
+    """A frame lacks a column, or a column's dtype differs from the notebook's recorded run."""
+
+
+def require_columns(frame: Any, name: str, step: str, columns: dict[Any, str]) -> None:
+    """Check the data contract of ``frame``: the columns (label -> dtype) the recorded run had.
+
+    Extra columns are allowed. Raises ``DataContractError`` naming the step, the frame and what differs.
+    """
+    present = list(getattr(frame, "columns", []))
+    missing = [label for label in columns if label not in present]
+    if missing:
+        raise DataContractError(
+            f"step {step}: frame {name!r} lacks column(s) {missing}; it has {present}"
+        )
+    wrong = []
+    for label, expected in columns.items():
+        dtype = frame.dtypes[label]
+        found = str(dtype.iloc[0] if hasattr(dtype, "iloc") else dtype)
+        if found != expected:
+            wrong.append(f"column {label!r} is {found}, expected {expected}")
+    if wrong:
+        raise DataContractError(f"step {step}: frame {name!r}: " + "; ".join(wrong))
+
+
 def seed_everything(seed: int) -> None:
     """Seed ``random`` and, when installed, numpy's global generator (scikit-learn's default too)."""
     random.seed(seed)
@@ -820,7 +882,10 @@ def _smoke_tests(plan: Plan) -> dict[str, str]:
             "    with pytest.raises(ValueError):\n"
             f"        Config({f.name}='not a number')\n"
         )
-    return {"tests/test_smoke.py": code}
+    files = {"tests/test_smoke.py": code}
+    if any(f.secret for f in plan.config_fields):
+        files["tests/conftest.py"] = SECRETS_CONFTEST.replace("{package}", plan.package)
+    return files
 
 
 def emit(
@@ -844,7 +909,8 @@ def emit(
         f"src/{pkg}/__main__.py": _main_module(plan, analysis),
         f"src/{pkg}/support.py": (
             support_module(SUPPORT) if uses_network(plan.config_fields) else SUPPORT
-        ),
+        )
+        + (SECRETS_SUPPORT if any(f.secret for f in plan.config_fields) else ""),
         f"src/{pkg}/py.typed": "",
         "pyproject.toml": _pyproject(plan, analysis),
         **_smoke_tests(plan),
@@ -888,7 +954,8 @@ def emit(
         )
         for i in dropped
     )
-    return FileTree.of(files), tuple(sorted(findings, key=_finding_key))
+    findings = [dataclasses.replace(f, message=redact(f.message, names.scrub)) for f in findings]
+    return FileTree.of(files), tuple(sorted(findings, key=finding_key))
 
 
 def _display_cells(analysis: FullAnalysis, plan: Plan) -> list[int]:
@@ -910,7 +977,7 @@ def _display_cells(analysis: FullAnalysis, plan: Plan) -> list[int]:
     return out
 
 
-def _finding_key(f: Finding) -> tuple[int, int, int, str, str]:
+def finding_key(f: Finding) -> tuple[int, int, int, str, str]:
     if f.span is None:
         return (10**9, 0, 0, f.code, f.message)
     return (f.span.cell, f.span.line, f.span.col, f.code, f.message)

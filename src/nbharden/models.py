@@ -160,6 +160,19 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Contract:
+    """A data contract: the columns and dtypes a frame had in the recorded run, checked by its step.
+
+    ``at`` is "entry" for a frame the step takes in (checked before its first statement) or "exit" for a frame
+    the step read from outside, a file or the network (checked before it returns).
+    """
+
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (repr of the column label, dtype text) in the frame's order
+    at: str = "entry"
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     title: str
@@ -170,6 +183,7 @@ class Step:
         str, ...
     ] = ()  # inputs changed in place (also listed in outputs when read later)
     results: tuple[str, ...] = ()  # outputs nobody reads later: the notebook's final values
+    contracts: tuple[Contract, ...] = ()  # from a recorded run (nbharden.recorded_types)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,13 @@ from nbharden.analyse import (
 )
 from nbharden.constraints import infer_constraints
 from nbharden.models import ConfigField, Finding, Fix, Param, Plan, Severity, Span, Step
+from nbharden.secrets import (
+    assign_fields,
+    redact,
+    secret_values,
+    used_fields,
+    uses_secret,
+)
 from nbharden.settings import Settings
 from nbharden.transform import network
 
@@ -257,8 +264,13 @@ def _result_names(stmt: cst.BaseStatement, qualified: dict[str, str]) -> list[st
     return names
 
 
-def _hoistable(facts: NotebookFacts, write_counts: dict[str, int]) -> tuple[set[str], set[str]]:
-    """(import names to hoist, def/class names to hoist), a fixpoint over what definitions read."""
+def _hoistable(
+    facts: NotebookFacts, write_counts: dict[str, int], pinned: frozenset[str] = frozenset()
+) -> tuple[set[str], set[str]]:
+    """(import names to hoist, def/class names to hoist), a fixpoint over what definitions read.
+
+    ``pinned`` definitions never hoist (they use a secret, which only a step's parameters provide).
+    """
     imports: set[str] = set()
     for cf in facts.cells.values():
         for st in cf.statements:
@@ -274,6 +286,7 @@ def _hoistable(facts: NotebookFacts, write_counts: dict[str, int]) -> tuple[set[
                 write_counts.get(name, 0) == 0
                 and not cf.global_decls
                 and _def_count(facts, name) == 1
+                and name not in pinned
             ):
                 defs[name] = reads
     hoisted = set(defs)
@@ -398,21 +411,35 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             if st.conditional_import:
                 for bound, _ in st.import_names:
                     write_counts[bound] = write_counts.get(bound, 0) + 1
-    hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts))
+    # A function or class that uses a hard-coded secret reads it from its step's parameters: it stays there.
+    secrets_found = secret_values(s for cf in facts.cells.values() for s in cf.secrets)
+    pinned = frozenset(
+        st.binds[0]
+        for cf in facts.cells.values()
+        for i, st in enumerate(cf.statements)
+        if st.kind in {"def", "class"} and uses_secret(cf.module.body[i], secrets_found)
+    )
+    hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts), pinned)
     for cf in facts.cells.values():
         for st in cf.statements:
             if st.kind in {"def", "class"} and st.binds[0] not in hoisted_defs:
                 findings.append(
                     Finding(
                         "NBH606",
-                        f"'{st.binds[0]}' reads notebook state, so it stays inside its "
-                        "step and is passed on as a value",
+                        f"'{st.binds[0]}' "
+                        + (
+                            "uses a secret from the Config"
+                            if st.binds[0] in pinned
+                            else "reads notebook state"
+                        )
+                        + ", so it stays inside its step and is passed on as a value",
                         Span(cf.index, st.line, 1),
                         Severity.INFO,
                     )
                 )
     imported_top = {q.split(".")[0] for q in facts.qualified.values() if not q.startswith(".")}
     package = snake(settings.name, "nb") if settings.name else package_name(nb.stem, imported_top)
+    env_prefix = package.upper() + "_"
 
     all_names: set[str] = set()
     for cf in facts.cells.values():
@@ -439,7 +466,11 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 continue
             name, value_src, value = assignment
             line = cf.statements[i].line
-            if cf.index == params_cell and write_counts.get(name, 0) >= 1:
+            # a list or dict holding a secret stays code: the secret alone moves to the Config (below)
+            holds_secret = not isinstance(value, str) and any(
+                site.stmt == i and not site.in_comment for site in cf.secrets
+            )
+            if cf.index == params_cell and write_counts.get(name, 0) >= 1 and not holds_secret:
                 annotation = literal_annotation(ast.parse(value_src, mode="eval").body) or "object"
                 secret = isinstance(value, str) and is_secret_literal(name, value)
                 if secret:
@@ -448,8 +479,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                             name,
                             "SecretStr",
                             '""',
-                            f"secret from the parameters cell (cell "
-                            f"{cf.index}, line {line}); set it in the environment",
+                            f"secret from the parameters cell (cell {cf.index}, line {line}); "
+                            f"set {env_prefix}{name.upper()} in the environment",
                             cf.index,
                             line,
                             secret=True,
@@ -503,7 +534,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                             name,
                             "SecretStr",
                             '""',
-                            f"secret from cell {cf.index}, line {line}; set it in the environment",
+                            f"secret from cell {cf.index}, line {line}; "
+                            f"set {env_prefix}{name.upper()} in the environment",
                             cf.index,
                             line,
                             secret=True,
@@ -516,6 +548,24 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                     findings.append(finding)
                 consumed.add((cf.index, i))
 
+    # Every other hard-coded secret: a SecretStr field; the code reads it from the step's parameter.
+    known = _consumed_secrets(facts, consumed, {f.name for f in fields if f.secret})
+    for _value, name, site in assign_fields(facts.cells, consumed, known):
+        add_field(
+            ConfigField(
+                name,
+                "SecretStr",
+                '""',
+                f"{site.description} from cell {site.cell}, line {site.line}; "
+                f"set {env_prefix}{name.upper()} in the environment",
+                site.cell,
+                site.line,
+                secret=True,
+                kind="secret",
+            )
+        )
+    secret_map = secret_fields(facts, fields, consumed)
+
     # Literals passed straight to I/O calls: lifted into fields named after the file.
     taken = set(all_names) | field_names | BUILTINS | {"config", "logger", "output_dir", "workdir"}
     for cf in sorted(facts.cells.values(), key=lambda c: c.index):
@@ -524,6 +574,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 continue
             if any(f.literal == value for f in fields):
                 continue
+            if uses_secret(cst.SimpleString(repr(value)), secrets_found):
+                continue  # a URL with a password: the password is a secret field, the URL stays
             if not (looks_like_path(value) or looks_like_url(value)) or not _in_io_call(cf, value):
                 continue
             base = snake(
@@ -540,6 +592,9 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             findings.append(finding)
 
     config_names = {f.name for f in fields}
+    consumed_names = {
+        (c, name) for c, i in consumed for name in facts.cells[c].statements[i].binds
+    }
 
     # --- steps ---------------------------------------------------------------------------------------------------
     module_alias = {facts.qualified[a]: a for a in sorted(hoisted_imports) if a in facts.qualified}
@@ -604,6 +659,15 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                     if name in definer and name not in reads:
                         reads.append(name)
                         in_types[name] = types.get(name)
+                for name in st.uses:
+                    # a name whose assignment earlier in this cell became a Config field
+                    if (src_cell, name) in consumed_names and name not in local and name not in reads:
+                        reads.append(name)
+                        in_types[name] = types.get(name)
+                for name in used_fields(cf.module.body[i], secret_map):
+                    if name not in reads:  # a secret written in the statement: from the Config
+                        reads.append(name)
+                        in_types[name] = "str"
                 for name in st.binds:
                     local.add(name)
                     if name not in writes:
@@ -748,7 +812,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         tuple(sorted(hoisted_imports)),
         deps,
         uses_plots,
-        tuple(findings),
+        tuple(dataclasses.replace(f, message=redact(f.message, secrets_found)) for f in findings),
         moved,
     )
 
@@ -794,6 +858,42 @@ def _lift(
         Fix.SAFE,
         applied=True,
     )
+
+
+def secret_fields(
+    facts: NotebookFacts,
+    fields: list[ConfigField] | tuple[ConfigField, ...],
+    consumed: set[tuple[int, int]] | None = None,
+) -> dict[str, str]:
+    """Secret value -> the Config field holding it (the generated code reads the field instead).
+
+    Recomputed from the analysis wherever it is needed, so that no value is ever stored in the plan.
+    Raises ``InternalError`` when ``fields`` lacks a field a secret needs (a plan made from other facts).
+    """
+    from nbharden.errors import InternalError
+
+    if consumed is None:
+        consumed = consumed_statements(facts, tuple(fields))
+    names = {f.name for f in fields if f.secret}
+    known = _consumed_secrets(facts, consumed, names)
+    out = dict(known)
+    for value, name, _site in assign_fields(facts.cells, consumed, known):
+        if name not in names:
+            raise InternalError(f"the plan has no Config field {name!r} for a secret")
+        out[value] = name
+    return out
+
+
+def _consumed_secrets(
+    facts: NotebookFacts, consumed: set[tuple[int, int]], names: set[str]
+) -> dict[str, str]:
+    """Value -> name of the secrets assigned once to a name that became a Config field."""
+    known: dict[str, str] = {}
+    for c, i in sorted(consumed):
+        assignment = _literal_assignment(facts.cells[c].module.body[i])
+        if assignment is not None and assignment[0] in names and isinstance(assignment[2], str):
+            known[assignment[2]] = assignment[0]
+    return known
 
 
 def consumed_statements(

@@ -412,6 +412,35 @@ _ALL: tuple[Rule, ...] = (
             default run is unchanged.
         """,
     ),
+    _rule(
+        "NBH206",
+        "data-contract",
+        "A step checks the columns and dtypes of a frame, as the recorded run had them.",
+        why="""
+            A pipeline that runs unattended gets new data: a file with a renamed column, an export
+            where numbers arrive as text, an API that dropped a field. Without a check the step
+            fails later with a `KeyError` far from the cause, or worse computes a wrong result on a
+            column of strings. From the recorded run nbharden knows every frame a step takes in and
+            every frame a step reads from a file or the network, with its columns and dtypes. The
+            step checks them, on entry for its inputs and before it returns for what it read, and
+            a violation raises `DataContractError` naming the step, the frame and the column.
+        """,
+        example="""
+            sales = pd.read_csv(config.sales_path)       # NBH206: the run had region:str, amount:float64
+        """,
+        after="""
+            def load(sales_path: Path) -> pd.DataFrame:
+                sales = pd.read_csv(sales_path)
+                require_columns(sales, "sales", "load", {"region": "object", "amount": "float64"})
+                return sales
+        """,
+        fix=Fix.SAFE,
+        severity=Severity.INFO,
+        fix_note="""
+            Safe: applied by default when the notebook is recorded; the recorded run satisfies every
+            contract, so the default run is unchanged. Extra columns are allowed.
+        """,
+    ),
     # --- NBH3: network ---
     _rule(
         "NBH301",
