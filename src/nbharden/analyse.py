@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import bisect
 import builtins
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -29,6 +30,9 @@ from libcst.metadata import (
 
 from nbharden import _libcst_speed
 from nbharden.models import Analysis, CellAnalysis, Effect, Finding, Fix, Notebook, Severity, Span
+from nbharden.secrets import Site, redact, secret_values
+from nbharden.secrets import is_secret_literal as is_secret_literal  # the plan's import of it
+from nbharden.secrets import scan as scan_secrets
 from nbharden.settings import Settings
 from nbharden.transform.codemods import find_all
 from nbharden.transform.magics import MagicResult, translate_magics
@@ -129,17 +133,6 @@ _SKLEARN_RANDOM = re.compile(
     r"ShuffleSplit|DecisionTree\w+|PCA|TSNE|RandomizedSearchCV|HistGradientBoosting\w+|"
     r"IsolationForest|make_classification|make_regression|make_blobs|make_moons)$"
 )
-_SECRET_NAME = re.compile(
-    r"(api[_-]?key|apikey|secret|token|passw(or)?d|pwd|auth|credential|access[_-]?key|"
-    r"private[_-]?key)",
-    re.IGNORECASE,
-)
-_SECRET_VALUE = re.compile(
-    r"(AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,}|gho_[A-Za-z0-9]{30,}|github_pat_\w{30,}|"
-    r"sk-[A-Za-z0-9_\-]{20,}|sk_live_[A-Za-z0-9]{16,}|xox[abpors]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_\-]{35}|"
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
-)
-_URL_CREDENTIALS = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@")
 PATH_EXTENSIONS = frozenset(
     {
         "csv",
@@ -202,25 +195,6 @@ def looks_like_path(value: str) -> bool:
     return match is not None and match.group(2).lower() in PATH_EXTENSIONS
 
 
-def is_secret_literal(name: str | None, value: str) -> bool:
-    """A literal that holds a credential: by its value's shape, or a non-trivial value bound to a secret-ish name."""
-    if _SECRET_VALUE.search(value) or _URL_CREDENTIALS.match(value):
-        return True
-    if (
-        name
-        and _SECRET_NAME.search(name)
-        and len(value) >= 8
-        and " " not in value
-        and not looks_like_path(value)
-    ):
-        return (
-            not value.isupper()
-            and "{" not in value
-            and not value.startswith(("http://", "https://"))
-        )
-    return False
-
-
 @dataclass
 class TopStatement:
     """One top-level statement of a cell, with what it binds and reads."""
@@ -258,6 +232,7 @@ class CellFacts:
         default_factory=list
     )  # (value, line, col, context)
     global_decls: set[str] = field(default_factory=set)
+    secrets: list[Site] = field(default_factory=list)  # hard-coded secrets (values: never serialise)
 
 
 @dataclass(frozen=True)
@@ -921,20 +896,12 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
                 )
             )
         defined.update(summary.writes)
+        cell_facts.secrets = scan_secrets(cell_facts.module, cell.index)
+        findings.extend(_secret_finding(site) for site in cell_facts.secrets)
         for value, line, col, context in cell_facts.literals:
             if is_secret_literal(context, value):
-                findings.append(
-                    Finding(
-                        "NBH201",
-                        "hard-coded secret"
-                        + (f" in '{context}'" if context else "")
-                        + "; it becomes a SecretStr Config field read from the environment",
-                        Span(cell.index, line, col),
-                        Severity.ERROR,
-                        Fix.SAFE,
-                    )
-                )
-            elif looks_like_path(value) and (
+                continue  # NBH201 above, from the secret scan
+            if looks_like_path(value) and (
                 value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:\\", value)
             ):
                 findings.append(
@@ -950,7 +917,33 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     findings.extend(f for after_star, f, name in undefined if not after_star or name in defined)
     findings.extend(_execution_order_findings(nb))
     nb_facts = NotebookFacts(facts, dict(qualified), frozenset(conflicts))
+    # a message may quote code (a magic line, a path): never a secret's value
+    values = secret_values(s for cf in facts.values() for s in cf.secrets)
+    if values:
+        findings = [dataclasses.replace(f, message=redact(f.message, values)) for f in findings]
     return FullAnalysis(nb, tuple(summaries), tuple(_dedupe(findings)), nb_facts)
+
+
+def _secret_finding(site: Site) -> Finding:
+    """NBH201 for one hard-coded secret: where it is and what kind, never its value."""
+    where = f" in '{site.context}'" if site.context else ""
+    kind = f" ({site.description})" if site.kind != "named" else ""
+    if site.in_comment:
+        return Finding(
+            "NBH201",
+            f"hard-coded secret{kind} in a comment; it is removed from the generated code",
+            Span(site.cell, site.line, site.col),
+            Severity.ERROR,
+            Fix.SAFE,
+        )
+    return Finding(
+        "NBH201",
+        f"hard-coded secret{where}{kind}; it becomes a SecretStr Config field read from the "
+        "environment",
+        Span(site.cell, site.line, site.col),
+        Severity.ERROR,
+        Fix.SAFE,
+    )
 
 
 _UNDERSCORE = re.compile(r"(?<![\w.])_(?!\w)")
