@@ -276,21 +276,24 @@ _ALL: tuple[Rule, ...] = (
         "A secret (password, token, API key, credentials in a URL) is written in the code.",
         why="""
             A secret in a notebook ends up in version control, in shared copies and in exported
-            HTML, and it cannot be rotated without editing code. nbharden moves it to a `SecretStr`
-            field of the generated `Config`, read only from an environment variable, so the
-            generated package contains no secret and its recordings and golden files are redacted.
+            HTML, and it cannot be rotated without editing code. nbharden moves it (only the secret
+            part of a string: a URL keeps its user and host) to a `SecretStr` field of the generated
+            `Config`, read only from an environment variable, so the generated package contains no
+            secret, its recordings refuse values that hold one, and its logs mask it.
             The finding names the cell and line so that you can also remove the secret from the
             notebook and rotate it: it may already be in your history.
         """,
         example="""
-            API_KEY = "sk-live-8f2c0e1b7d..."          # NBH201
-            engine = create_engine("postgresql://admin:hunter2@db:5432/sales")   # NBH201
+            API_KEY = "sk-live-8f2c0e1b7dA93kQz"                                  # NBH201
+            engine = create_engine("postgresql://admin:Hunter2-Sales@db:5432/sales")   # NBH201
         """,
         after="""
-            class Config(BaseSettings):
-                api_key: SecretStr        # set ANALYSIS_API_KEY in the environment
+            class Config(BaseSettings):    # required: no default, from the environment only
+                API_KEY: SecretStr = Field(description="...; set ANALYSIS_API_KEY in the environment")
+                postgres_password: SecretStr = Field(description="...; set ANALYSIS_POSTGRES_PASSWORD ...")
 
-            API_KEY = config.api_key.get_secret_value()
+            # the step reads them as parameters: config.<field>.get_secret_value() at the call
+            engine = create_engine(f"postgresql://admin:{postgres_password}@db:5432/sales")
         """,
         fix=Fix.SAFE,
         severity=Severity.ERROR,
