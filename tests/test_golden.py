@@ -10,11 +10,14 @@ the generated relative path from the package to the notebook is the same on ever
 from __future__ import annotations
 
 import difflib
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,17 @@ RUN_TIMEOUT = 180
 # until its
 # entry is removed. (Empty now: the `run()` returns-{} bug was fixed in emit.)
 GENERATED_TESTS_FAIL: dict[str, str] = {}
+
+
+#: stem -> port of the 127.0.0.1 HTTP server its notebook reads from (files under data/http/)
+SERVED = {"network": 8765}
+
+
+def _serve(folder: Path, port: int) -> http.server.ThreadingHTTPServer:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def copy_fixture(stem: str, dest: Path) -> Path:
@@ -250,6 +264,10 @@ def e2e(
     so at most two children run at a time.
     """
     stem: str = request.param
+    if stem in SERVED:  # the notebook reads from a local HTTP server: serve the fixture's files for real
+        server = _serve(GOLDEN / "data" / "http", SERVED[stem])
+        request.addfinalizer(server.shutdown)
+        request.addfinalizer(server.server_close)
     work = tmp_path_factory.mktemp(f"e2e-{stem}")
     notebook = copy_fixture(stem, work / "nb")
     settings = settings_for(notebook)

@@ -12,6 +12,7 @@ import enum
 import json
 import keyword
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +22,8 @@ from typer.core import TyperCommand
 if TYPE_CHECKING:
     from typer import _click
 
-    from nbharden.cli.guard import Batch
+    from nbharden.cli.guard import Batch, Failure
+    from nbharden.cli.jobs import Crashed, Died, Report
     from nbharden.models import ChangeSet, Finding
 
 
@@ -37,12 +39,16 @@ Examples:
   nbharden convert analysis.ipynb --diff          # show what would change, write nothing
   nbharden convert analysis.ipynb --check         # exit 1 if analysis_prod/ is out of date (CI)
   nbharden convert a.ipynb b.ipynb --out build    # writes build/a/ and build/b/
+  nbharden convert notebooks/*.ipynb -j 4         # four notebooks at a time
   nbharden convert analysis.ipynb -p rate 0.2 -p year 2023 --unsafe-fixes
 
 \b
 Exit codes: 0 ok, 1 --check found changes / a generated file was edited by hand /
 verification failed, 2 usage error or bad notebook, 3 the notebook failed when run,
-123 internal error, 130 interrupted. With several notebooks the worst code wins.
+123 internal error, 130 interrupted, 143 terminated. With several notebooks the worst
+(largest) code of any notebook wins: 123 > 3 > 2 > 1 > 0. Each notebook is converted in a
+worker process of its own: one whose worker dies (killed, crashed) is reported, with 3 if
+it died while its code ran (recording) and 123 otherwise, and the others go on.
 """
 
 
@@ -100,8 +106,8 @@ def convert(
         bool,
         typer.Option(
             "--unsafe-fixes",
-            help="Also apply fixes graded unsafe, which may change results (see 'nbharden rules'). "
-            "None is implemented yet: the option currently changes nothing.",
+            help="Also apply fixes graded unsafe, which may change results: today the seeding of "
+            "unseeded randomness (NBH401). See 'nbharden rules'.",
         ),
     ] = False,
     no_record: Annotated[
@@ -149,6 +155,17 @@ def convert(
             "--format", help="text: a summary per notebook; json: a list of change sets on stdout."
         ),
     ] = Format.text,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            metavar="N",
+            min=1,
+            help="Convert up to N notebooks at a time, each in a worker process of its own "
+            "(default 1: one after the other). Output stays in the order given.",
+        ),
+    ] = 1,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
     """Convert notebooks into typed, tested Python packages.
@@ -161,6 +178,7 @@ def convert(
     in the
     nearest pyproject.toml; command-line options win.
     """
+    from nbharden.cli import jobs as _jobs
     from nbharden.cli import output
     from nbharden.cli.guard import Batch
 
@@ -185,31 +203,48 @@ def convert(
     batch.before_output.append(progress.clear)
     results: list[dict[str, Any]] = []
     all_findings: list[Finding] = []
+    tasks = [
+        Task(notebook, str(notebook), target, overrides, tuple(pairs), diff, check, debug)
+        for notebook, target in targets
+    ]
 
+    def on_event(index: int, kind: str, value: str | None) -> None:
+        shown = tasks[index].shown
+        if kind == "start":
+            progress.start(index + 1, shown)
+        elif kind == "stage" and value:
+            progress.index, progress.notebook = index + 1, shown
+            progress(value, Path(shown))
+        elif kind == "written" and value:
+            batch.written.append(value)
+
+    preload = _jobs.PRELOAD + (_jobs.PRELOAD_RECORD if not no_record else [])
+    runner = _jobs.Runner(tasks, _work, jobs=jobs, on_event=on_event, preload=preload)
     with batch.interruptible():
-        for index, (notebook, target) in enumerate(targets, start=1):
-            shown = str(notebook)
-            progress.start(index, shown)
-            changes: ChangeSet | None = None
-            written = False
-            with batch.item(shown):
-                changes, written = _convert_one(
-                    notebook, target, overrides, pairs, diff, check, progress, batch
-                )
-            progress.clear()
-            if changes is None:
-                failure = batch.failures[shown]
-                results.append(_error_json(shown, failure.to_json()))
-                continue
-            if check and changes.has_changes:
-                batch.record(1)
-            all_findings.extend(changes.findings)
-            if text:
-                _render_text(changes, shown, diff=diff, check=check, report=report)
-            else:
-                results.append(
-                    {**changes.to_json(), "notebook": shown, "written": written, "error": None}
-                )
+        try:
+            for index, outcome in runner.results():
+                task = tasks[index]
+                shown = task.shown
+                progress.clear()
+                changes, written = _outcome(task, outcome, batch)
+                if changes is None:
+                    failure = batch.failures[shown]
+                    results.append(_error_json(shown, failure.to_json()))
+                    continue
+                if check and changes.has_changes:
+                    batch.record(1)
+                all_findings.extend(changes.findings)
+                if text:
+                    _render_text(changes, shown, diff=diff, check=check, report=report)
+                else:
+                    results.append(
+                        {**changes.to_json(), "notebook": shown, "written": written, "error": None}
+                    )
+        finally:
+            # Interrupted (or a bug above): stop the workers; finish the writes they were in.
+            stopped = runner.stop()
+            if stopped:
+                batch.writing = ", ".join(_finish_writes(stopped))
         if not text:
             print(json.dumps(results, indent=2, default=str), file=output.stdout())
         elif not check:
@@ -316,6 +351,124 @@ def _targets(
     return [(nb, out / nb.stem) for nb in unique]
 
 
+@dataclass(frozen=True)
+class Task:
+    """One notebook to convert, as handed to a worker process."""
+
+    notebook: Path
+    shown: str  # the notebook as given on the command line
+    target: Path | None
+    overrides: dict[str, Any]
+    parameters: tuple[tuple[str, str], ...]
+    diff: bool
+    check: bool
+    debug: bool
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a worker hands back: the change set (and whether it was written), or the failure."""
+
+    changes: ChangeSet | None
+    written: bool
+    failure: Failure | None = None
+    traceback: str = ""  # with --debug
+
+
+def _work(task: Task, report: Report) -> Result:
+    """Convert one notebook (in a worker process). Never raises but for interrupts."""
+    import traceback
+
+    from nbharden.cli.guard import describe
+
+    def progress(stage: str, path: Path) -> None:
+        report("stage", stage)
+
+    try:
+        changes, written = _convert_one(
+            task.notebook,
+            task.target,
+            task.overrides,
+            list(task.parameters),
+            task.diff,
+            task.check,
+            progress,
+            report,
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure of one notebook is reported
+        text = "".join(traceback.format_exception(exc)) if task.debug else ""
+        return Result(None, False, describe(exc, path=task.shown), text)
+    return Result(changes, written)
+
+
+def _outcome(
+    task: Task, outcome: Result | Died | Crashed, batch: Batch
+) -> tuple[ChangeSet | None, bool]:
+    """Report a failed notebook on stderr; return (change set, written?) of a good one."""
+    from nbharden.cli.jobs import Crashed, Died
+
+    if isinstance(outcome, Died):
+        batch.report(_died(task.shown, outcome), task.shown, has_traceback=False)
+        return None, False
+    if isinstance(outcome, Crashed):
+        from nbharden.cli.guard import INTERNAL_PREFIX, Failure
+        from nbharden.errors import EXIT_INTERNAL
+
+        last = outcome.traceback.strip().splitlines()[-1:] or ["?"]
+        message = f"{INTERNAL_PREFIX}worker failed: {last[0]}"
+        failure = Failure(EXIT_INTERNAL, f"{task.shown}: {message}", message, task.shown)
+        batch.report(failure, task.shown, outcome.traceback if batch.debug else "")
+        return None, False
+    if outcome.failure is not None:
+        batch.report(outcome.failure, task.shown, outcome.traceback)
+        return None, False
+    return outcome.changes, outcome.written
+
+
+def _died(shown: str, died: Died) -> Failure:
+    """The failure of a notebook whose worker process died: what it was doing, what is on disk."""
+    from nbharden.cli.guard import INTERNAL_PREFIX, Failure
+    from nbharden.errors import EXIT_INTERNAL, EXIT_NOTEBOOK_FAILED
+
+    if died.stage == "record":
+        # The notebook's own code was running: it may have used up the memory or killed the
+        # process itself.
+        code = EXIT_NOTEBOOK_FAILED
+        message = f"worker process {died.how} while running the notebook (recording)"
+    else:
+        code = EXIT_INTERNAL
+        message = f"{INTERNAL_PREFIX}worker process {died.how} during {died.stage}"
+    if died.writing is not None:
+        message += f"; {_finish_writes([died.writing])[0]}"
+    elif died.stage == "verify":
+        message += "; its output folder was written, its tests did not finish"
+    else:
+        message += "; nothing was written for this notebook"
+    return Failure(code, f"{shown}: {message}", message, shown)
+
+
+def _finish_writes(folders: list[str]) -> list[str]:
+    """Finish or discard the interrupted writes to ``folders`` (``nbharden.write.recover``).
+
+    Returns a note per folder saying what it now holds.
+    """
+    from nbharden.errors import NbhardenError
+    from nbharden.write import recover
+
+    notes = []
+    for folder in folders:
+        try:
+            replayed = recover(Path(folder))
+        except NbhardenError as exc:
+            notes.append(f"{folder} could not be checked: {exc}")
+            continue
+        if replayed:
+            notes.append(f"{folder} was written (its interrupted write was finished)")
+        else:
+            notes.append(f"{folder} holds either its old or its new files (writes are atomic)")
+    return notes
+
+
 def _convert_one(
     notebook: Path,
     target: Path | None,
@@ -324,9 +477,12 @@ def _convert_one(
     diff: bool,
     check: bool,
     progress: Callable[[str, Path], None],
-    batch: Batch,
+    report: Report,
 ) -> tuple[ChangeSet, bool]:
-    """Convert one notebook, write it unless --diff/--check. Returns (change set, written?)."""
+    """Convert one notebook, write it unless --diff/--check. Returns (change set, written?).
+
+    ``report("writing", out)`` and ``report("written", out)`` bracket the write.
+    """
     from nbharden.errors import InputError
     from nbharden.settings import load_settings
 
@@ -349,12 +505,9 @@ def _convert_one(
     if diff or check:
         return changes, False
     out_shown = str(changes.out)
-    batch.writing = out_shown
-    try:
-        written = api.write(changes, settings)
-    finally:
-        batch.writing = None
-    batch.written.append(out_shown)
+    report("writing", out_shown)
+    written = api.write(changes, settings)
+    report("written", out_shown)
     if settings.record and settings.verify:
         # The proof: the generated suite must pass against the code just written (exit 1 if not).
         progress("verify", notebook)
