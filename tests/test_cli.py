@@ -545,8 +545,8 @@ def test_edited_file_error_prints_its_diff() -> None:
         ),
         (
             [],
-            "out/b",
-            "interrupted; stopped while writing out/b (each file there is either complete",
+            "out/b holds either its old or its new files (writes are atomic)",
+            "interrupted; stopped while writing: out/b holds either its old or its new files",
         ),
     ],
 )

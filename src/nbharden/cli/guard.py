@@ -132,12 +132,26 @@ class Batch:
 
     def fail(self, exc: BaseException, notebook: str | None) -> Failure:
         """Report ``exc`` on stderr (traceback only with --debug) and record its exit code."""
-        failure = describe(exc, path=notebook)
+        text = "".join(traceback.format_exception(exc)) if self.debug else ""
+        return self.report(describe(exc, path=notebook), notebook, text)
+
+    def report(
+        self,
+        failure: Failure,
+        notebook: str | None,
+        traceback_text: str = "",
+        *,
+        has_traceback: bool = True,
+    ) -> Failure:
+        """Report a failure already described (e.g. by a worker process), like ``fail``.
+
+        ``has_traceback=False``: there is none to show (a worker that died), so no --debug hint.
+        """
         self._clear()
-        if self.debug:
-            traceback.print_exception(exc, file=self.err)
+        if traceback_text:
+            self.err.write(traceback_text)
         hint = ""
-        if failure.exit_code == EXIT_INTERNAL and not self.debug:
+        if failure.exit_code == EXIT_INTERNAL and not self.debug and has_traceback:
             hint = " (run again with --debug for the traceback)"
         print(failure.line + hint, file=self.err)
         if failure.diff:
@@ -179,10 +193,7 @@ class Batch:
         if self.written:
             parts.append("written before the interrupt: " + ", ".join(self.written))
         if self.writing is not None:
-            parts.append(
-                f"stopped while writing {self.writing} (each file there is either complete "
-                "or untouched: writes are atomic)"
-            )
+            parts.append(f"stopped while writing: {self.writing}")
         return "; ".join(parts) + "; nothing else was changed"
 
     def _clear(self) -> None:
