@@ -610,7 +610,10 @@ class Session:
                 f"the sandbox limits each process to {r.memory_mb} MiB of address space: "
                 "setting sandbox-memory-mb"
             )
-        if ename == "BlockingIOError" or "Resource temporarily unavailable" in evalue:
+        if r.processes_by and (
+            (ename == "BlockingIOError" and "Errno 11" in evalue)
+            or "can't start new thread" in evalue
+        ):
             return (
                 f"the sandbox limits the kernel to {r.processes} processes and threads: "
                 "setting sandbox-processes"
