@@ -49,20 +49,27 @@ def _bwrap_skip() -> str | None:
     return None if problem is None else f"tier bwrap cannot run on this machine: {problem}"
 
 
-def _limits_skip() -> str | None:
-    if sb.pids_cgroup_parent() is None and os.geteuid() == 0:
+def _limits_skip(need: str) -> str | None:
+    """Why tier limits cannot pass a test that needs ``need`` here (``""``: nothing special)."""
+    cgroup = sb.pids_cgroup_parent() is not None
+    if need == "fork" and not cgroup and os.geteuid() == 0:
         return (
             "tier limits cannot limit processes here: running as root (RLIMIT_NPROC does not "
             "apply) and no pids cgroup can be created"
         )
+    if need == "leftovers" and not cgroup:
+        return (
+            "tier limits cannot kill every leftover here: no pids cgroup can be created, so only "
+            "the kernel's process group is killed"
+        )
     return None
 
 
-def tiers(*names: str) -> list[object]:
+def tiers(*names: str, need: str = "") -> list[object]:
     """``names`` as pytest params, each skipped with the probe's reason where it cannot run."""
     params: list[object] = []
     for name in names:
-        reason = _bwrap_skip() if name == "bwrap" else _limits_skip()
+        reason = _bwrap_skip() if name == "bwrap" else _limits_skip(need)
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         params.append(pytest.param(name, id=name, marks=marks))
     return params
@@ -245,7 +252,7 @@ def test_control_without_sandbox_the_credentials_fixture_reads_them(
     assert planted in str(output_value(recording, "found"))
 
 
-@pytest.mark.parametrize("tier", tiers("bwrap", "limits"))
+@pytest.mark.parametrize("tier", tiers("bwrap", "limits", need="fork"))
 def test_fork_bomb_fails_clearly_with_exit_3_and_leaves_nothing(
     tier: str, tmp_path: Path, home: Path, mark: str
 ) -> None:
@@ -273,7 +280,7 @@ def test_allocating_3_gb_raises_memory_error(tier: str, tmp_path: Path, home: Pa
     assert "2048 MiB of address space: setting sandbox-memory-mb" in caught.value.message
 
 
-@pytest.mark.parametrize("tier", tiers("bwrap", "limits"))
+@pytest.mark.parametrize("tier", tiers("bwrap", "limits", need="leftovers"))
 def test_no_process_outlives_the_run(tier: str, tmp_path: Path, home: Path, mark: str) -> None:
     folder = tmp_path / "nb"
     notebook = copy_fixture("leftover", folder)
