@@ -526,12 +526,22 @@ def test_recover_without_journal_only_cleans(tmp_path: Path, nb: Path) -> None:
         '{"version": 1, "steps": [["chmod", "x"]]}',
         '{"version": 2, "steps": []}',
         "[]",
+        '{"version": 1, "steps": {"rename": "x"}}',
+        '{"version": 1, "steps": [[]]}',
+        '{"version": 1, "steps": [["remove", 1]]}',
+        b"\xff\xfe not utf-8",
+        "a folder",
     ],
 )
-def test_tampered_journal_is_refused(tmp_path: Path, nb: Path, journal: str) -> None:
+def test_tampered_journal_is_refused(tmp_path: Path, nb: Path, journal: str | bytes) -> None:
     out = tmp_path / "out"
     write_changes(rev(V1, out, nb), force=False)
-    (out / JOURNAL).write_text(journal)
+    if journal == "a folder":
+        (out / JOURNAL).mkdir()
+    elif isinstance(journal, bytes):
+        (out / JOURNAL).write_bytes(journal)
+    else:
+        (out / JOURNAL).write_text(journal)
     before = snapshot(out)
     with pytest.raises(WriteError, match="unusable journal"):
         write_changes(rev(V2, out, nb), force=False)
@@ -739,6 +749,122 @@ def test_read_only_file_system_exit_2_and_target_untouched(tmp_path: Path) -> No
             "convert", "proj.ipynb", "--no-record", "-o", str(out), "--check", cwd=tmp_path
         )
         assert check.returncode == EXIT_CHANGES and "would change" in check.stdout
+
+
+def _pending_journal(out: Path, target: str, text: str) -> None:
+    """The state a SIGKILL right after the commit point leaves: a durable temp file and a
+    journal naming it (the format ``write_changes`` writes)."""
+    tmp = f"{TMP_PREFIX}pending"
+    (out / tmp).write_text(text)
+    steps = [["rename", tmp, target]]
+    (out / JOURNAL).write_text(json.dumps({"steps": steps, "version": 1}))
+
+
+def test_journal_that_does_not_fit_leaves_the_folder_as_it_was(tmp_path: Path, nb: Path) -> None:
+    """Room for the staged files, not for the journal: everything staged is removed again,
+    including the folders made for new files."""
+    disk = tmp_path / "disk"
+    with _tmpfs(disk, "1m"):
+        out = disk / "out"
+        write_changes(rev(V1, out, nb), force=False)
+        before = snapshot(out)
+        cs = rev(V2, out, nb)
+        staged = [c for c in cs.changes if c.status in (FileStatus.NEW, FileStatus.CHANGED)]
+        filler = _fill(disk)
+        page = os.statvfs(disk).f_bsize
+        # tmpfs gives each small file one page: free exactly one per staged file.
+        size = filler.stat().st_size
+        os.truncate(filler, size - size % page - page * len(staged))
+        assert os.statvfs(disk).f_bavail == len(staged)
+        with pytest.raises(WriteError) as info:
+            write_changes(cs, force=False)
+        assert str(info.value) == (
+            f"{JOURNAL}: no space left on device; the output folder was left as it was"
+        )
+        assert snapshot(out) == before
+        assert not (out / "tests").exists()  # made for tests/test_steps.py, removed again
+
+
+def test_read_only_file_system_in_process(tmp_path: Path, nb: Path) -> None:
+    """Every way a read-only disk can refuse: a write, a new output folder, a pending journal,
+    a stale temp file. Each is exit 2 naming the path; nothing changes."""
+    disk = tmp_path / "disk"
+    with _tmpfs(disk, "1m"):
+        out, journaled, stale = disk / "out", disk / "journaled", disk / "stale"
+        for folder in (out, journaled, stale):
+            write_changes(rev(V1, folder, nb), force=False)
+        _pending_journal(journaled, "pyproject.toml", "[project]\n")
+        (stale / "src" / f"{TMP_PREFIX}old").write_text("stale")
+        before = {folder: snapshot(folder) for folder in (out, journaled, stale)}
+        ro = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True)
+        assert ro.returncode == 0, ro.stderr
+        with pytest.raises(WriteError) as info:
+            write_changes(rev(V2, out, nb), force=False)
+        assert info.value.exit_code == EXIT_BAD_INPUT
+        assert info.value.message == "read-only file system; the output folder was left as it was"
+        with pytest.raises(WriteError) as info:
+            write_changes(rev(V1, disk / "new", nb), force=False)
+        assert info.value.message == "cannot create the output folder: read-only file system"
+        with pytest.raises(WriteError) as info:
+            recover(journaled)
+        assert info.value.message == (
+            "write interrupted: Read-only file system; run the conversion again to finish it"
+        )
+        with pytest.raises(WriteError) as info:
+            write_changes(rev(V1, stale, nb), force=False)
+        assert str(info.value) == (
+            f"{stale}/src/{TMP_PREFIX}old: cannot delete a stale temp file: Read-only file system"
+        )
+        assert {folder: snapshot(folder) for folder in (out, journaled, stale)} == before
+        # Writable again, the pending write is finished by the next write.
+        rw = subprocess.run(["mount", "-o", "remount,rw", str(disk)], capture_output=True)
+        assert rw.returncode == 0, rw.stderr
+        assert recover(journaled) is True
+        assert (journaled / "pyproject.toml").read_text() == "[project]\n"
+
+
+def test_signals_are_held_until_the_block_ends() -> None:
+    """Real signals to this process inside the held block: nothing happens until it ends, then
+    each is delivered once to the handler that was there before."""
+    got: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        got.append(signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with write_mod._signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert got == []
+            assert signal.getsignal(signal.SIGINT) is not handler
+        assert got == [signal.SIGINT, signal.SIGTERM]
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def test_write_from_another_thread(tmp_path: Path, nb: Path) -> None:
+    """Like the Jupyter server's executor: no signal juggling there (Python only allows it in
+    the main thread), and the write works."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            write_changes(rev(V1, tmp_path / "out", nb), force=False)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(60)
+    assert errors == []
+    assert files_on_disk(tmp_path / "out") == expected(V1, tmp_path / "out")
 
 
 # --- SIGKILL at any moment: old set or new set ----------------------------------------------------
