@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,7 @@ PYTHON = str(_VENV_PYTHON) if _VENV_PYTHON.exists() else sys.executable
 def _convert(stem: str, dest: Path, **settings: object) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     (dest / f"{stem}.ipynb").write_bytes((GOLDEN / f"{stem}.ipynb").read_bytes())
-    (dest / "data").mkdir()
-    for csv in (GOLDEN / "data").iterdir():
-        (dest / "data" / csv.name).write_bytes(csv.read_bytes())
+    shutil.copytree(GOLDEN / "data", dest / "data")
     out = dest / "out"
     changes = api.convert(
         dest / f"{stem}.ipynb",

@@ -147,7 +147,8 @@ class ConfigField:
     line: int
     secret: bool = False
     literal: str | None = None  # for lifted literals: the literal's value in the notebook
-    kind: str = "parameter"  # parameter | constant (a path/URL assigned once) | lifted (a literal) | secret | output | seed
+    # parameter | constant (a path/URL assigned once) | lifted (a literal) | secret | output | seed
+    kind: str = "parameter"
     constraints: str = ""  # extra ``Field(...)`` arguments inferred from the notebook, e.g. "gt=0, le=1"
     must_exist: bool = False  # a path the notebook reads: validated to exist (relative to workdir)
 
