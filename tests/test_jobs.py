@@ -406,6 +406,45 @@ def test_runner_results_in_order_whatever_happens() -> None:
     assert runner.running == {}
 
 
+def _where(task: str, report: jobs.Report) -> tuple[str, str | None, int]:
+    umask = os.umask(0)
+    os.umask(umask)
+    return os.getcwd(), os.environ.get("NBHARDEN_TEST_JOBS"), umask
+
+
+def test_runner_with_threads_uses_a_forkserver_that_follows_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parent with threads (the Jupyter server, some test runners) must not fork itself: the
+    workers come from a forkserver, which may be older than the caller's working folder,
+    environment and umask; the workers take the caller's."""
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        # Preloading this module saves each worker importing it (and nbharden with it).
+        preload = ["test_jobs"]
+        first = list(jobs.Runner(["a"], _where, preload=preload).results())
+        assert first[0][1][0] == os.getcwd()
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("NBHARDEN_TEST_JOBS", "yes")
+        old_umask = os.umask(0o027)
+        try:
+            results = list(jobs.Runner(["a", "b"], _where, jobs=2, preload=preload).results())
+        finally:
+            os.umask(old_umask)
+    finally:
+        stop.set()
+        thread.join()
+    assert [value for _, value in results] == [(str(tmp_path), "yes", 0o027)] * 2
+    # The workers came from a forkserver this process started (forking it is what the threaded
+    # case must avoid).
+    cmdlines = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in _children(os.getpid())]
+    assert any(b"multiprocessing.forkserver" in c for c in cmdlines)
+
+
 def _stubborn(task: str, report: jobs.Report) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     report("writing", task)
