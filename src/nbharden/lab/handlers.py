@@ -2,17 +2,24 @@
 
 ``POST /nbharden/convert`` with ``{"path": "dir/nb.ipynb", "write": false}`` converts the notebook
 with ``nbharden.api.convert`` and answers the ``ChangeSet`` as JSON; with ``"write": true`` it then
-writes the generated files through the server's contents manager. ``GET /nbharden/rules`` lists
-the rules.
+writes the generated files with ``nbharden.api.write`` (the CLI's atomic writer). ``GET
+/nbharden/rules`` lists the rules.
 
 Security and concurrency (see docs/lab.md and RELIABILITY.md):
 
 * every verb is ``@tornado.web.authenticated`` (the server's default lets unauthenticated
   requests through);
 * every path is resolved (links followed) and must stay inside the contents manager's root;
-  hidden paths are refused unless the server allows hidden files;
+  hidden paths are refused unless the server allows hidden files; a NUL, a backslash, a lone
+  surrogate or an over-long path or name is a 400. ``[tool.nbharden]`` settings are looked up
+  only inside the root;
 * requests on the same notebook (or the same output folder) are serialised by an
-  ``asyncio.Lock``: a second request waits for the first to finish, so writes never interleave;
+  ``asyncio.Lock``: a second request waits for the first to finish, so writes never interleave.
+  Identical requests that are waiting together share one run (it starts after each of them
+  arrived), so a burst of clicks costs one conversion, not one each;
+* the write is ``nbharden.write.write_changes``: under an ``flock`` shared with the CLI, it
+  classifies every file again right before writing (an edit made while the conversion ran is
+  refused, not overwritten), stages and commits atomically, and never writes through a link;
 * the conversion runs in a worker thread, so a long run (recording executes the notebook) does
   not block the server's event loop.
 """
@@ -24,7 +31,9 @@ import contextlib
 import functools
 import json
 import os
-import tempfile
+import re
+import threading
+import tomllib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path, PurePosixPath
@@ -46,11 +55,21 @@ from nbharden.errors import (
     VerificationError,
     WriteError,
 )
+from nbharden.manifest import read_manifest
 from nbharden.models import ChangeSet, FileStatus
-from nbharden.settings import load_settings
+from nbharden.review import classify
+from nbharden.settings import Settings, load_settings
 from nbharden.write import recover
 
 T = TypeVar("T")
+
+#: Longest path (UTF-8 bytes) and file name a request may name: Linux's PATH_MAX and NAME_MAX.
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+
+#: A percent-encoded ".", "/", "\\" or NUL: paths travel in JSON, decoded; one still encoded is a
+#: double-encoding bug in the client or an attempt to slip ".." past a check.
+_ENCODED = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
 
 
 class ConvertRequest(BaseModel):
@@ -58,7 +77,7 @@ class ConvertRequest(BaseModel):
     server root).
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     path: str
     write: bool = False
@@ -137,8 +156,72 @@ async def path_locks(*paths: Path) -> AsyncIterator[None]:
         yield
 
 
+#: Runs that have not started yet (still waiting for their locks), by request: an identical
+#: request arriving meanwhile shares the run instead of queueing one more. A run leaves this table
+#: the moment it holds its locks, before it reads anything, so whoever shares a run gets an answer
+#: computed after it arrived.
+_WAITING: dict[tuple[Any, ...], asyncio.Future[dict[str, Any]]] = {}
+#: Every run in progress (asyncio keeps only weak references to tasks).
+_RUNS: set[asyncio.Future[dict[str, Any]]] = set()
+
+
+async def shared_run(
+    key: tuple[Any, ...], locks: tuple[Path, ...], work: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The result of ``work`` run under the locks of ``locks``, shared with identical (same
+    ``key``) requests that arrive before it starts.
+    """
+    run = _WAITING.get(key)
+    if run is None:
+
+        async def locked() -> dict[str, Any]:
+            try:
+                async with path_locks(*locks):
+                    if _WAITING.get(key) is run:
+                        del _WAITING[key]
+                    return await work()
+            finally:
+                if _WAITING.get(key) is run:
+                    del _WAITING[key]
+
+        run = asyncio.ensure_future(locked())
+        _WAITING[key] = run
+        _RUNS.add(run)
+        run.add_done_callback(_RUNS.discard)
+    # shield: a request that goes away does not cancel the run the others wait for.
+    return await asyncio.shield(run)
+
+
 def _is_hidden_rel(rel: str) -> bool:
     return any(part.startswith(".") for part in PurePosixPath(rel).parts)
+
+
+def _shown(path: str) -> str:
+    """``path`` for a message: quoted, and cut short when it is very long."""
+    return repr(path if len(path) <= 120 else path[:100] + "...")
+
+
+def settings_in_root(nb_path: Path, root: Path, **overrides: Any) -> Settings:
+    """The settings for ``nb_path``: ``[tool.nbharden]`` from the nearest ``pyproject.toml`` between
+    the notebook's folder and the server root (never above the root, never through a link leaving
+    it), then ``overrides``.
+    """
+    folder = nb_path.parent
+    while folder.is_relative_to(root):
+        candidate = folder / "pyproject.toml"
+        if candidate.resolve().is_relative_to(root) and candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                data = {}
+            tool = data.get("tool")
+            if isinstance(tool, dict) and "nbharden" in tool:
+                # load_settings looks at ``folder`` first and finds this file: it never goes up.
+                return load_settings(folder, **overrides)
+        if folder == root:
+            break
+        folder = folder.parent
+    return Settings().replace(**overrides)
 
 
 class _NbhardenHandler(APIHandler):
@@ -167,28 +250,46 @@ class _NbhardenHandler(APIHandler):
         """Normalise a contents-manager path and resolve it on disk.
 
         Returns ``(api path, absolute resolved path)``. Raises ``RequestError`` 400 for a malformed
-        path, 403 for one that leaves the server root (after following links) or is hidden while
-        hidden files are off.
+        path (NUL, backslash, percent-encoded dot or slash, not encodable, too long), 403 for one
+        that leaves the server root (after following links) or is hidden while hidden files are
+        off.
         """
         if "\x00" in api_path or "\\" in api_path:
-            raise RequestError(400, f"{what} path {api_path!r} is not a valid path")
+            raise RequestError(400, f"{what} path {_shown(api_path)} is not a valid path")
+        if _ENCODED.search(api_path):
+            raise RequestError(
+                400,
+                f"{what} path {_shown(api_path)} holds a percent-encoded '.', '/', '\\' or NUL; "
+                "send the path decoded",
+            )
+        try:
+            encoded = api_path.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in the JSON)
+            raise RequestError(
+                400, f"{what} path {_shown(api_path)} is not a valid path: {exc.reason}"
+            ) from exc
+        if len(encoded) > MAX_PATH_BYTES or any(
+            len(part.encode("utf-8")) > MAX_NAME_BYTES for part in api_path.split("/")
+        ):
+            raise RequestError(
+                400,
+                f"{what} path {_shown(api_path)} is too long (at most {MAX_PATH_BYTES} bytes, "
+                f"{MAX_NAME_BYTES} per name)",
+            )
         clean = api_path.strip("/")
         root = self.root
         # resolve() follows links: a link inside the root that points out of it is refused too.
         resolved = (root / clean).resolve()
         if not resolved.is_relative_to(root):
-            raise RequestError(403, f"{what} path {api_path!r} is outside the server root")
+            raise RequestError(403, f"{what} path {_shown(api_path)} is outside the server root")
         rel = resolved.relative_to(root).as_posix()
         rel = "" if rel == "." else rel
         if not getattr(self.contents_manager, "allow_hidden", False) and _is_hidden_rel(rel):
             raise RequestError(
-                403, f"{what} path {api_path!r} is hidden; the server does not serve hidden files"
+                403,
+                f"{what} path {_shown(api_path)} is hidden; the server does not serve hidden files",
             )
         return rel, resolved
-
-    async def in_thread(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` in a worker thread: conversions parse, format and may execute the notebook."""
-        return await asyncio.get_running_loop().run_in_executor(None, fn)
 
     async def guarded(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work``; turn ``RequestError`` and nbharden errors into JSON error answers."""
@@ -199,6 +300,30 @@ class _NbhardenHandler(APIHandler):
         except NbhardenError as exc:
             err = error_for(exc, self.root)
             self.reply(err.status, err.body)
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a worker thread: conversions parse, format and may execute the notebook."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn)
+
+
+#: Until one conversion of a kind (recording or not) has succeeded in this process, conversions of
+#: that kind run one at a time. The first run imports and initialises black, ruff's locator and the
+#: rest lazily, and that is not safe from two threads at once: two first conversions started
+#: together failed with "module 'black' has no attribute 'Mode'", and on Python 3.11
+#: ``sysconfig.get_config_var("EXE")`` returned None to one of them.
+_FIRST_RUN = threading.Lock()
+_WARM: set[bool] = set()
+
+
+def convert_in_worker(nb_path: Path, settings: Settings) -> ChangeSet:
+    """``api.convert`` for a worker thread (see ``_FIRST_RUN``)."""
+    if settings.record in _WARM:
+        return api.convert(nb_path, settings)
+    with _FIRST_RUN:
+        changes = api.convert(nb_path, settings)
+        _WARM.add(settings.record)
+        return changes
 
 
 class ConvertHandler(_NbhardenHandler):
@@ -227,9 +352,9 @@ class ConvertHandler(_NbhardenHandler):
         req = self._parse()
         nb_rel, nb_path = self.resolve(req.path, "notebook")
         if not nb_rel.endswith(".ipynb"):
-            raise RequestError(400, f"{req.path!r} is not a notebook (.ipynb)")
+            raise RequestError(400, f"{_shown(req.path)} is not a notebook (.ipynb)")
         if not await ensure_async(self.cm.file_exists(nb_rel)):
-            raise RequestError(404, f"notebook {req.path!r} not found")
+            raise RequestError(404, f"notebook {_shown(req.path)} not found")
         if req.out is not None:
             out_rel, out_path = self.resolve(req.out, "output")
         else:
@@ -241,41 +366,63 @@ class ConvertHandler(_NbhardenHandler):
             raise RequestError(
                 403, f"output folder {out_rel or '/'!r} would contain the notebook's own folder"
             )
+        job = _Job(req, nb_rel, nb_path, out_rel, out_path, self.root)
+        key = (str(nb_path), str(out_path), req.write, req.record, req.force)
+        answer = await shared_run(key, (nb_path, out_path), job.run)
+        self.reply(200, answer)
 
-        async with path_locks(nb_path, out_path):
-            if req.write:
-                # Finish a write the CLI left half-done (killed) before comparing with disk.
-                await self.in_thread(functools.partial(recover, out_path))
-            settings = load_settings(
-                nb_path.parent, out=out_path, record=req.record, force=req.force
-            )
-            changes = await self.in_thread(lambda: api.convert(nb_path, settings))
-            written: list[str] = []
-            if req.write:
-                written = await self._write(changes, out_rel, out_path, force=req.force)
-        self.reply(200, self._answer(changes, nb_rel, out_rel, written, req.write))
 
-    def _answer(
-        self, changes: ChangeSet, nb_rel: str, out_rel: str, written: list[str], wrote: bool
-    ) -> dict[str, Any]:
+class _Job:
+    """One conversion (and write) of a notebook, run under its locks; shared by identical
+    requests.
+    """
+
+    def __init__(
+        self,
+        req: ConvertRequest,
+        nb_rel: str,
+        nb_path: Path,
+        out_rel: str,
+        out_path: Path,
+        root: Path,
+    ) -> None:
+        self.req = req
+        self.nb_rel, self.nb_path = nb_rel, nb_path
+        self.out_rel, self.out_path = out_rel, out_path
+        self.root = root
+
+    async def run(self) -> dict[str, Any]:
+        req = self.req
+        if req.write:
+            # Finish a write the CLI left half-done (killed) before comparing with disk.
+            await in_thread(functools.partial(recover, self.out_path))
+        settings = settings_in_root(
+            self.nb_path, self.root, out=self.out_path, record=req.record, force=req.force
+        )
+        changes = await in_thread(functools.partial(convert_in_worker, self.nb_path, settings))
+        written: list[str] | None = None
+        if req.write:
+            changes, written = await self._write(changes, settings)
+        return self._answer(changes, written)
+
+    def _answer(self, changes: ChangeSet, written: list[str] | None) -> dict[str, Any]:
         data = changes.to_json()
         # Absolute server paths mean nothing in the browser: give contents-manager paths instead.
-        data["notebook"] = nb_rel
-        data["out"] = out_rel
+        data["notebook"] = self.nb_rel
+        data["out"] = self.out_rel
         for finding in data["findings"]:
-            finding["path"] = nb_rel
+            finding["path"] = self.nb_rel
         data["blocked"] = dict(changes.extra.get("blocked", {}))
-        data["written"] = written if wrote else None
+        data["written"] = written
         return data
 
-    async def _write(
-        self, changes: ChangeSet, out_rel: str, out_path: Path, *, force: bool
-    ) -> list[str]:
-        """Write the change set through the contents manager. Returns the written paths (relative to
-        ``out``).
+    async def _write(self, changes: ChangeSet, settings: Settings) -> tuple[ChangeSet, list[str]]:
+        """Write the change set with ``api.write``. Returns the change set as written (statuses as
+        found right before writing) and the written or removed paths (relative to ``out``).
 
         Refuses (409) blocked targets always and hand-edited files unless ``force``, before writing
-        anything.
+        anything; ``api.write`` checks both again under its lock, so an edit saved while the
+        conversion ran is refused too.
         """
         blocked = dict(changes.extra.get("blocked", {}))
         if blocked:
@@ -287,80 +434,38 @@ class ConvertHandler(_NbhardenHandler):
                 paths=sorted(blocked),
             )
         edited = [c for c in changes.changes if c.status is FileStatus.EDITED]
-        if edited and not force:
-            raise RequestError(
-                409,
-                f"{len(edited)} generated file(s) were edited by hand since nbharden wrote them: "
-                + ", ".join(c.path for c in edited)
-                + '; move the edits into the notebook or write again with "force": true',
-                kind="edited",
-                paths=[c.path for c in edited],
-                diff="\n".join(c.diff for c in edited),
-            )
-        cm = self.cm
-        allow_hidden = bool(getattr(cm, "allow_hidden", False))
-        written: list[str] = []
-        made: set[str] = set()
-        # The manifest goes last: if a write fails half-way, the files written so far count as
-        # edited next time
-        # (conservative) instead of being trusted as nbharden's own.
-        ordered = sorted(changes.changes, key=lambda c: (c.path == ".nbharden.json", c.path))
-        for change in ordered:
-            target = f"{out_rel}/{change.path}" if out_rel else change.path
-            if change.status in (FileStatus.UNCHANGED,):
-                continue
-            if change.status is FileStatus.REMOVED or change.new_text is None:
-                if change.status is FileStatus.REMOVED:
-                    await ensure_async(cm.delete_file(target))
-                    written.append(change.path)
-                continue
-            await self._ensure_dirs(PurePosixPath(target).parent.as_posix(), made)
-            if _is_hidden_rel(change.path) and not allow_hidden:
-                # nbharden's own bookkeeping (the manifest) is a dot-file, which the contents
-                # manager refuses
-                # while hidden files are off; write it ourselves, atomically, inside the checked
-                # folder.
-                await self.in_thread(
-                    functools.partial(_atomic_write, out_path, change.path, change.new_text)
-                )
-            else:
-                model = {"type": "file", "format": "text", "content": change.new_text}
-                await ensure_async(cm.save(model, target))
-            written.append(change.path)
-        return written
+        if edited and not settings.force:
+            raise self._edited([c.path for c in edited], "\n".join(c.diff for c in edited))
+        try:
+            done = await in_thread(lambda: api.write(changes, settings))
+        except EditedFileError as exc:
+            # Edited by hand while the conversion ran: list every such file, as above.
+            paths = await in_thread(functools.partial(self._edited_now, changes))
+            raise self._edited(paths or [str(exc.path)], exc.diff) from exc
+        # Every file not unchanged was written or removed (an edited one only with force).
+        written = [c.path for c in done.changes if c.status is not FileStatus.UNCHANGED]
+        return done, written
 
-    async def _ensure_dirs(self, folder: str, made: set[str]) -> None:
-        """Create ``folder`` and its parents through the contents manager."""
-        if folder in ("", ".") or folder in made:
-            return
-        parent = PurePosixPath(folder).parent.as_posix()
-        await self._ensure_dirs(parent, made)
-        cm = self.cm
-        if not await ensure_async(cm.dir_exists(folder)):
-            if await ensure_async(cm.file_exists(folder)):
-                raise RequestError(409, f"cannot write into {folder!r}: a file is in the way")
-            await ensure_async(cm.save({"type": "directory"}, folder))
-        made.add(folder)
+    def _edited(self, paths: list[str], diff: str) -> RequestError:
+        return RequestError(
+            409,
+            f"{len(paths)} generated file(s) were edited by hand since nbharden wrote them: "
+            + ", ".join(paths)
+            + '; move the edits into the notebook or write again with "force": true',
+            kind="edited",
+            paths=paths,
+            diff=diff,
+        )
 
-
-def _atomic_write(folder: Path, rel: str, text: str) -> None:
-    """Write ``folder/rel`` via temp file, fsync and rename; refuse a link or a path leaving
-    ``folder``.
-    """
-    target = folder / rel
-    if target.is_symlink() or not target.resolve().is_relative_to(folder.resolve()):
-        raise WriteError("refusing to write through a symbolic link", path=rel)
-    fd, tmp = tempfile.mkstemp(prefix=".nbharden-tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    def _edited_now(self, changes: ChangeSet) -> list[str]:
+        files = {c.path: c.new_text for c in changes.changes if c.new_text is not None}
+        fresh, _ = classify(
+            files,
+            self.out_path,
+            notebook=self.nb_path,
+            old=read_manifest(self.out_path),
+        )
+        return [c.path for c in fresh if c.status is FileStatus.EDITED]
 
 
 class RulesHandler(_NbhardenHandler):
