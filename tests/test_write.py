@@ -444,8 +444,9 @@ def test_cli_refuses_a_link_leading_out(tmp_path: Path) -> None:
     (tmp_path / "proj_prod" / "pyproject.toml").symlink_to(secret)
     proc = _cli("convert", "proj.ipynb", "--no-record", "--force", cwd=tmp_path)
     assert proc.returncode == EXIT_BAD_INPUT
-    assert proc.stderr == (
-        "pyproject.toml: symbolic link leading out of the output folder; refused to write\n"
+    assert proc.stderr == (  # the path as seen from where the command ran
+        "proj_prod/pyproject.toml: symbolic link leading out of the output folder; "
+        "refused to write\n"
     )
     assert secret.read_text() == "keep\n"
     assert files_on_disk(tmp_path / "proj_prod") == {"pyproject.toml": f"-> {secret}".encode()}
@@ -698,7 +699,9 @@ def test_disk_full_exit_2_and_target_untouched(tmp_path: Path) -> None:
         full = _cli("convert", "proj.ipynb", "--no-record", "-o", str(out), cwd=tmp_path)
         assert full.returncode == EXIT_BAD_INPUT, full.stderr
         assert re.fullmatch(
-            r"\S+: no space left on device; the output folder was left as it was\n", full.stderr
+            re.escape(str(out)) + r"/\S+: no space left on device; "
+            r"the output folder was left as it was\n",
+            full.stderr,
         ), full.stderr
         assert snapshot(out) == before  # not a byte, not a temp file, not a folder
         assert folders_on_disk(out) == {"src", "src/proj", "tests"}
@@ -742,7 +745,9 @@ def test_read_only_file_system_exit_2_and_target_untouched(tmp_path: Path) -> No
         ro = _cli("convert", "proj.ipynb", "--no-record", "-o", str(out), cwd=tmp_path)
         assert ro.returncode == EXIT_BAD_INPUT, ro.stderr
         assert re.fullmatch(
-            r"\S+: read-only file system; the output folder was left as it was\n", ro.stderr
+            re.escape(str(out)) + r"/\S+: read-only file system; "
+            r"the output folder was left as it was\n",
+            ro.stderr,
         ), ro.stderr
         assert snapshot(out) == before
         check = _cli(

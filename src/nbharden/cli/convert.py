@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from nbharden.cli.guard import Batch, Failure
     from nbharden.cli.jobs import Crashed, Died, Report
+    from nbharden.errors import NbhardenError
     from nbharden.models import ChangeSet, Finding
 
 
@@ -483,7 +484,7 @@ def _convert_one(
 
     ``report("writing", out)`` and ``report("written", out)`` bracket the write.
     """
-    from nbharden.errors import InputError
+    from nbharden.errors import InputError, NbhardenError
     from nbharden.settings import load_settings
 
     if not notebook.exists():
@@ -506,7 +507,10 @@ def _convert_one(
         return changes, False
     out_shown = str(changes.out)
     report("writing", out_shown)
-    written = api.write(changes, settings)
+    try:
+        written = api.write(changes, settings)
+    except NbhardenError as exc:
+        raise _inside(exc, changes.out) from None
     report("written", out_shown)
     if settings.record and settings.verify:
         # The proof: the generated suite must pass against the code just written (exit 1 if not).
@@ -517,6 +521,27 @@ def _convert_one(
             written, test_results={**(written.test_results or {}), **results}
         )
     return written, True
+
+
+def _inside(exc: NbhardenError, out: Path) -> NbhardenError:
+    """``exc`` naming its file as seen from here (``out/src/pkg/steps.py``), not from inside the
+    output folder as the write stage does. Changed in place; returned for ``raise``."""
+    from nbharden.review import resolve_out
+
+    if exc.path is None:
+        where = out
+    else:
+        path = Path(exc.path)
+        root = resolve_out(out)
+        if not path.is_absolute():
+            where = out / path
+        elif path.is_relative_to(root):
+            where = out / path.relative_to(root)
+        else:
+            where = path
+    exc.path = where
+    exc.args = (exc.format(),)
+    return exc
 
 
 def _render_text(changes: ChangeSet, shown: str, *, diff: bool, check: bool, report: Any) -> None:
