@@ -402,6 +402,14 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
         lines[lines.index(f"from .support import {', '.join(sorted(helpers))}")] = (
             f"from .support import {', '.join(sorted([*helpers, 'hide_secrets']))}"
         )
+    # a name bound by several steps with different types: declared Any once, so mypy accepts the rebinding
+    seen_types: dict[str, set[str]] = {}
+    for step in plan.steps:
+        for o in step.outputs:
+            seen_types.setdefault(o.name, set()).add(o.annotation or "")
+    for name, kinds in seen_types.items():
+        if len(kinds - {""}) > 1:
+            lines.append(f"    {name}: Any")
     run_log, step_log = names.run_log, names.step_log
     lines.append(
         f"    with working_directory({cfg}.workdir), run_pipeline({plan.package!r}) as {run_log}:"
