@@ -11,6 +11,7 @@ import decimal
 import hashlib
 import json
 import pathlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from nbharden import models
 from nbharden.errors import ExecutionError
 from nbharden.record import Recording, parse_parameter, record
 from nbharden.record import _values as V
+from nbharden.record.models import Column
 from nbharden.settings import Settings
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "record"
@@ -32,27 +34,10 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "record"
 
 
 def load_notebook(path: Path) -> models.Notebook:
-    raw = nbformat.read(str(path), as_version=4)
-    cells = tuple(
-        models.Cell(
-            index=i + 1,
-            cell_type=c.cell_type,
-            source=c.source,
-            code=c.source,
-            cell_id=c.get("id", ""),
-            tags=tuple(c.metadata.get("tags", [])),
-            execution_count=c.get("execution_count"),
-        )
-        for i, c in enumerate(raw.cells)
-    )
-    return models.Notebook(
-        path=path,
-        cells=cells,
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        kernel_name=raw.metadata.get("kernelspec", {}).get("name", ""),
-        language="python",
-        nbformat_version=(4, 5),
-    )
+    """The notebook as nbharden loads it (magics masked for the analysis)."""
+    from nbharden.load import load
+
+    return load(path, settings=Settings())
 
 
 def make_plan(
@@ -176,12 +161,19 @@ def test_seeded_randomness_is_stable_and_unseeded_and_clock_are_volatile(
     (unseeded,) = mutation.step("unseeded").outputs
     (stamp,) = mutation.step("clock").outputs
     assert unseeded.volatile and unseeded.fingerprint["shape"] == [3]
-    assert stamp.volatile and stamp.type == "float"
+    # the first run starts seeded like seed_everything(0): a pipeline seeded with 0 reproduces it
+    assert unseeded.seed_dependent and unseeded.kind == "value"
+    np.random.seed(0)
+    np.testing.assert_array_equal(load(mutation, unseeded), np.random.rand(3))
+    # a clock changes with the same seed too: nothing of it is kept but its type
+    assert stamp.volatile and stamp.type == "float" and not stamp.seed_dependent
+    assert (stamp.kind, stamp.file, stamp.fingerprint) == ("fingerprint", None, {"type": "float"})
+    assert "same seed" in stamp.note
 
 
 def test_unserialisable_values_are_described_not_stored(mutation: Recording) -> None:
     gen, fh, label = mutation.step("resources").outputs
-    assert (gen.kind, gen.type, gen.file) == ("described", "generator", None)
+    assert (gen.kind, gen.type, gen.file) == ("described", "types.GeneratorType", None)
     assert "generator" in gen.note
     assert (
         fh.kind == "described" and "open file 'mutation.ipynb'" in fh.note
@@ -202,7 +194,8 @@ def test_pickle_is_the_last_resort_and_is_checked_by_hash(mutation: Recording) -
 
 def test_recording_round_trips_and_records_the_environment(mutation: Recording) -> None:
     assert Recording.load(mutation.root) == mutation
-    assert mutation.runs == 2 and len(mutation.seconds) == 2
+    # two seeds, then the first seed again because values differed
+    assert mutation.runs == 3 and len(mutation.seconds) == 3 and mutation.seeds == (0, 1, 0)
     assert mutation.step("nothing").executed is False and mutation.step("nothing").outputs == ()
     assert mutation.executed_notebook is not None and mutation.executed_notebook.is_file()
     events = [
@@ -210,7 +203,7 @@ def test_recording_round_trips_and_records_the_environment(mutation: Recording) 
     ]
     ready = next(e for e in events if e["event"] == "ready")
     assert ready["hashseed"] == "0"
-    assert not (mutation.root / ".run2").exists()
+    assert not (mutation.root / ".run2").exists() and not (mutation.root / ".run3").exists()
     assert all(p.suffix in (".json", ".b64") for p in (mutation.root / "values").iterdir())
 
 
@@ -245,6 +238,198 @@ def test_size_cap_keeps_fingerprints_of_a_100000_row_frame(tmp_path: Path) -> No
     assert abs(x_stats["mean"]) < 0.02 and x_stats["n"] == 100_000  # type: ignore[index]
     summary = rec.step("add_scaled").outputs[1]
     assert summary.kind == "value" and rec.stored_bytes < 1_000_000
+
+
+RANDOM_PLAN = make_plan(
+    "randomness",
+    (
+        make_step("unseeded_draws", (4,), (), ("first", "roll")),
+        make_step("use_them", (6,), ("first", "roll"), ("shifted",)),
+        make_step("seed", (8,), (), ("size",)),
+        make_step("draw_later", (10,), ("size",), ("draws", "pick", "late_total")),
+        make_step("clock", (12,), (), ("started", "fresh")),
+        make_step("use_clock", (14,), ("started", "fresh"), ("elapsed", "scaled")),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def randomness(tmp_path_factory: pytest.TempPathFactory) -> Recording:
+    nb = FIXTURES / "randomness.ipynb"
+    return record(
+        load_notebook(nb), RANDOM_PLAN, settings=Settings(), workdir=tmp_path_factory.mktemp("rnd")
+    )
+
+
+def test_unseeded_draws_follow_the_seed_of_the_first_run(randomness: Recording) -> None:
+    assert randomness.seeds == (0, 1, 0)
+    first, roll = randomness.step("unseeded_draws").outputs
+    # what support.seed_everything(0) gives: random.seed(0), numpy.random.seed(0)
+    import random
+
+    random.seed(0)
+    np.random.seed(0)
+    expected_roll, expected_first = random.randint(1, 6), np.random.rand(3)
+    assert first.volatile and first.seed_dependent and first.kind == "value"
+    np.testing.assert_array_equal(load(randomness, first), expected_first)
+    assert roll.volatile and roll.seed_dependent and load(randomness, roll) == expected_roll
+    # a step that only reads them: its output follows the seed as well, and is kept
+    (shifted,) = randomness.step("use_them").outputs
+    assert shifted.seed_dependent and shifted.loadable
+    assert not randomness.step("use_them").draws_random
+
+
+def test_a_step_that_draws_keeps_the_generators_state_it_started_with(
+    randomness: Recording,
+) -> None:
+    import random
+
+    step = randomness.step("draw_later")
+    draws, pick, total = step.outputs
+    assert step.draws_random and step.random_state is not None
+    assert not draws.volatile and not pick.volatile  # the notebook seeded itself a step before
+    state = json.loads((randomness.root / step.random_state).read_text(encoding="utf-8"))
+    assert set(state["random_state"]) == {"random", "numpy"}  # reviewable JSON, no pickle
+    V.set_random_state(state["random_state"])
+    drawn = np.random.normal(size=4)
+    np.testing.assert_array_equal(drawn, load(randomness, draws))
+    assert random.choice("abcd") == load(randomness, pick)
+    text = (randomness.root / step.random_state).read_text(encoding="utf-8")
+    assert hashlib.sha256(text.encode()).hexdigest() == step.random_state_sha256
+    assert not randomness.step("clock").draws_random  # default_rng() leaves the global state
+
+
+def test_values_that_change_with_the_same_seed_keep_only_their_structure(
+    randomness: Recording,
+) -> None:
+    started, fresh = randomness.step("clock").outputs
+    elapsed, scaled = randomness.step("use_clock").outputs
+    for value in (started, fresh, elapsed, scaled, *randomness.step("use_clock").inputs):
+        assert value.volatile and not value.seed_dependent
+        assert (value.kind, value.file, value.sha256) == ("fingerprint", None, None)
+        assert "same seed" in value.note
+    assert started.fingerprint == {"type": "float"}
+    assert fresh.fingerprint == {"type": "numpy.ndarray", "shape": [2], "dtype": "<f8"}
+    # nothing of theirs stays in values/: every file there is one a recorded value names
+    named = {
+        v.file for s in randomness.steps for v in (*s.inputs, *s.outputs) if v.file is not None
+    }
+    named |= {s.random_state for s in randomness.steps if s.random_state}
+    assert {f"values/{p.name}" for p in (randomness.root / "values").iterdir()} == named
+
+
+def test_recorded_types_columns_and_dtypes_for_signatures_and_contracts(
+    mutation: Recording,
+) -> None:
+    frame = mutation.step("add_feature").input("df")
+    assert frame.type_name == "pandas.DataFrame" and frame.shape == (3, 2)
+    assert frame.columns == (Column("'a'", "float64"), Column("'b'", "int64"))
+    assert [c.name for c in frame.columns] == ["a", "b"]
+    assert mutation.step("add_feature").output("df").columns == (
+        Column("'a'", "float64"),
+        Column("'b'", "int64"),
+        Column("'c'", "float64"),
+    )
+    noise = mutation.step("seeded").output("noise")
+    assert (noise.type_name, noise.dtype, noise.shape, noise.columns) == (
+        "numpy.ndarray",
+        "<f8",
+        (5,),
+        None,
+    )
+    assert mutation.step("seeded").output("seeded_total").annotation == "float"
+    assert mutation.step("resources").output("label").type_name == "str"
+    with pytest.raises(KeyError):
+        mutation.step("seeded").input("nope")
+
+
+def test_timeit_runs_its_code_once_like_the_generated_code(tmp_path: Path) -> None:
+    nb = load_notebook(FIXTURES / "timeit.ipynb")
+    plan = make_plan(
+        "timeit",
+        (
+            make_step("start", (2,), (), ("u",)),
+            make_step("timed", (3,), ("u",), ("u",)),
+            make_step("line_magics", (4,), ("u",), ("x", "y", "total")),
+        ),
+    )
+    rec = record(nb, plan, settings=Settings(), workdir=tmp_path, runs=1)
+    # %%timeit -n 10 would have added k ten times (times the repeats) to u in place
+    np.testing.assert_array_equal(load(rec, rec.step("timed").outputs[0]), [1.0, 3, 3, 3, 3])
+    x, y, total = (load(rec, v) for v in rec.step("line_magics").outputs)
+    assert (x, y, total) == (3, 5, 21.0)  # x = %timeit -o expr -> the expression's value
+
+
+# --- the CLI: nbharden record ---------------------------------------------------------
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nbharden", "record", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_cli_records_with_parameters_and_keeps_the_executed_copy(tmp_path: Path) -> None:
+    nb = tmp_path / "mutation.ipynb"
+    nb.write_bytes((FIXTURES / "mutation.ipynb").read_bytes())
+    before = nb.read_bytes()
+    executed = tmp_path / "run" / "executed.ipynb"
+    proc = _cli(
+        str(nb), "-p", "rate", "0.25", "--output", str(executed), "--cell-timeout", "120",
+        "--format", "json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert nb.read_bytes() == before  # never written
+    assert data["error"] is None and data["kernel"] == "python3"
+    assert data["parameters"] == {"rate": 0.25} and data["runs"] == 3
+    assert data["executed"] == str(executed)
+    ran = nbformat.read(str(executed), as_version=4)
+    injected = [c for c in ran.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "rate = 0.25" in injected[0].source
+    outputs = {v["name"]: v for s in data["steps"] for v in s["outputs"]}
+    assert outputs["df"]["type"] == "pandas.DataFrame" and outputs["df"]["shape"] == [3, 2]
+    assert outputs["df"]["columns"] == [
+        {"name": "a", "label": "'a'", "dtype": "float64"},
+        {"name": "b", "label": "'b'", "dtype": "int64"},
+    ]
+    assert outputs["fh"]["type"] == "io.TextIOWrapper" and outputs["fh"]["kind"] == "described"
+    assert outputs["stamp"]["volatile"] and not outputs["stamp"]["seed_dependent"]
+    assert outputs["unseeded"]["seed_dependent"]
+    assert any(v.endswith(".stamp") for v in data["volatile"])
+    assert data["values"] >= len(outputs) and 0 < data["stored_bytes"] <= data["cap_bytes"]
+
+
+def test_cli_failing_notebook_exits_3_with_the_cell_and_the_hint(tmp_path: Path) -> None:
+    nb = tmp_path / "failing.ipynb"
+    nb.write_bytes((FIXTURES / "failing.ipynb").read_bytes())
+    proc = _cli("failing.ipynb", cwd=tmp_path)
+    assert proc.returncode == 3 and proc.stdout == ""
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(
+        "failing.ipynb:cell 4: NameError: name 'undefined_name' is not defined (hint: "
+    )
+    assert "hidden state" in line
+    proc = _cli("failing.ipynb", "--format", "json", cwd=tmp_path)
+    error = json.loads(proc.stdout)["error"]
+    assert proc.returncode == 3 and (error["cell"], error["exit_code"]) == (4, 3)
+    assert error["message"].startswith("NameError: name 'undefined_name'")
+
+
+def test_cli_refuses_to_write_over_the_notebook(tmp_path: Path) -> None:
+    nb = tmp_path / "failing.ipynb"
+    nb.write_bytes((FIXTURES / "failing.ipynb").read_bytes())
+    before = nb.read_bytes()
+    proc = _cli(str(nb), "--output", str(nb))
+    assert proc.returncode == 2 and "overwrite the notebook" in proc.stderr
+    assert nb.read_bytes() == before
+    proc = _cli(str(nb), "-p", "x")
+    assert proc.returncode == 2 and "missing VALUE" in proc.stderr
 
 
 # --- the codec (no kernel) ------------------------------------------------------------

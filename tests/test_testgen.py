@@ -158,7 +158,7 @@ def test_volatile_and_uncomparable_values(compare: ModuleType, tmp_path: Path) -
     gen = {
         "name": "gen",
         "kind": "described",
-        "type": "generator",
+        "type": "types.GeneratorType",
         "note": "cannot be stored: generator",
     }
     with pytest.raises(compare.Uncomparable, match="generator"):
@@ -361,3 +361,60 @@ def test_generated_suite_passes_and_kills_mutants(big_recording: Recording, tmp_
             assert "FAILED tests/test_" in out and test in "\n".join(
                 line for line in out.splitlines() if line.startswith("FAILED")
             ), f"{what}: {test} did not fail:\n{out}"
+
+
+# --- randomness and clocks, end to end through the real planner ------------------------
+
+RANDOM_MUTANTS = [
+    # (what, old, new, the test that must fail)
+    ("unseeded draw scaled", "np.random.rand(3)", "np.random.rand(3) * 2", "test_unseeded_draws"),
+    ("seed-dependent sum", "first + roll", "first - roll", "test_use_them"),
+    ("late draw changed", "np.random.normal(size=size)", "np.random.normal(size=size + 1)",
+     "test_draw_later"),
+    ("late choice changed", 'random.choice("abcd")', 'random.choice("abdc")', "test_draw_later"),
+]  # fmt: skip
+
+
+def _write_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def test_random_notebook_converts_identically_and_its_tests_replay_the_draws(
+    tmp_path: Path,
+) -> None:
+    from nbharden import api
+
+    nb = tmp_path / "randomness.ipynb"
+    nb.write_bytes((FIXTURES / "randomness.ipynb").read_bytes())
+    first = api.generate(nb, Settings(out=tmp_path / "out"))
+    second = api.generate(nb, Settings(out=tmp_path / "out"))
+    # unseeded draws, a notebook that seeds itself, a clock: two conversions, same bytes
+    assert first.tree.as_dict() == second.tree.as_dict()
+    files = first.tree.as_dict()
+    steps_py = files["src/randomness/steps.py"]
+    assert "restore_random_state" in files["tests/test_steps.py"]
+
+    runs = {"original": _pytest(_write_tree(tmp_path / "original", files))}
+    for i, (what, old, new, _) in enumerate(RANDOM_MUTANTS):
+        assert steps_py.count(old) == 1, what
+        mutant = {**files, "src/randomness/steps.py": steps_py.replace(old, new)}
+        runs[what] = _pytest(_write_tree(tmp_path / f"mutant{i}", mutant))
+    outputs = {what: proc.communicate(timeout=300)[0] for what, proc in runs.items()}
+
+    original = outputs["original"]
+    assert runs["original"].returncode == 0, original
+    # the steps fed by the clock cannot be replayed: skipped, with the reason
+    skips = [line for line in original.splitlines() if line.startswith("SKIPPED")]
+    assert len(skips) == 2 and all("same seed" in line for line in skips), original
+    for test in ("test_unseeded_draws", "test_use_them", "test_draw_later"):
+        assert f"PASSED tests/test_steps.py::{test}" in original, original
+    for what, _, _, test in RANDOM_MUTANTS:
+        out = outputs[what]
+        failed = [line for line in out.splitlines() if line.startswith("FAILED")]
+        assert runs[what].returncode == 1 and any(test in line for line in failed), (
+            f"{what} survived:\n{out}"
+        )

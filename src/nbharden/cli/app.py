@@ -18,6 +18,7 @@ from nbharden import __version__
 from nbharden.cli import analyze as _analyze
 from nbharden.cli import convert as _convert
 from nbharden.cli import guard
+from nbharden.cli import record as _record
 from nbharden.cli import rules as _rules
 from nbharden.cli.guard import Terminated
 from nbharden.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
@@ -28,6 +29,7 @@ Turn a proof-of-concept Jupyter notebook into a typed, tested Python package.
 \b
   nbharden convert analysis.ipynb      # writes analysis_prod/: package, Config, tests
   nbharden analyze analysis.ipynb      # findings only (hidden state, secrets, paths...)
+  nbharden record analysis.ipynb       # run it, report what every step reads and writes
   nbharden rules NBH201                # explain a finding code
 
 Run 'nbharden COMMAND --help' for the options of a command. Settings can also live in
@@ -68,6 +70,9 @@ app.command("convert", cls=_convert.Command, epilog=_convert.EPILOG, no_args_is_
     _convert.convert
 )
 app.command("analyze", epilog=_analyze.EPILOG, no_args_is_help=True)(_analyze.analyze)
+app.command("record", cls=_record.Command, epilog=_record.EPILOG, no_args_is_help=True)(
+    _record.record
+)
 app.command("rules", epilog=_rules.EPILOG)(_rules.rules)
 
 

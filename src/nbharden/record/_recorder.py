@@ -6,17 +6,22 @@ It reads its schedule from the JSON file named by ``NBHARDEN_RECORDER``, loads
 ``post_run_cell`` events. Before the first cell of each step it stores the step's
 inputs, after the last cell its outputs, each value written at once (so a later in-place
 change cannot touch it) to a content-addressed file, and one JSON line per value to the
-log. Every failure of its own is logged and swallowed: the recorder must never break the
+log. Just before the first cell it seeds the global generators like
+``seed_everything(seed)`` (the seed of this run, from the schedule); when a step changed
+their state, the state as the step started is stored too, so its test can restore it.
+Every failure of its own is logged and swallowed: the recorder must never break the
 notebook's run.
 """
 
 
 def _nbharden_install_recorder() -> None:
+    import base64
     import hashlib
     import importlib.util
     import json
     import os
     import pickle
+    import re
     import time
     from typing import Any
 
@@ -32,13 +37,48 @@ def _nbharden_install_recorder() -> None:
     out_dir = config["out"]
     cap = int(config["cap_bytes"])
     secrets = set(config["secrets"])
+    # hard-coded secrets' values: a value that holds one is never stored, and no log line carries one
+    secret_texts = sorted(
+        {
+            form
+            for v in config.get("secret_values", [])
+            for form in (v, json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1])
+            if v
+        },
+        key=len,
+        reverse=True,
+    )
+    secret_bytes = [v.encode("utf-8") for v in config.get("secret_values", []) if v]
     os.makedirs(os.path.join(out_dir, "values"), exist_ok=True)
     log = open(config["log"], "a", encoding="utf-8")  # noqa: SIM115 - open for the kernel's lifetime
     state: dict[str, Any] = {"pointer": 0, "current": None, "stored": 0, "capped": False}
+    # the global generators' state as each step started: stored if the step draws from them
+    entry_random: dict[str, Any] = {}
+    seed = config.get("seed")
 
     def emit(record: dict[str, Any]) -> None:
-        log.write(json.dumps(record, allow_nan=True) + "\n")
+        line = json.dumps(record, allow_nan=True)
+        for form in secret_texts:
+            line = line.replace(form, "<redacted>")
+        log.write(line + "\n")
         log.flush()
+
+    def holds_secret(text: str) -> bool:
+        if any(form in text for form in secret_texts):
+            return True
+        if secret_bytes and '"b64"' in text:  # bytes inside the JSON: look at the bytes themselves
+            for m in re.finditer(r'"b64": ?"([A-Za-z0-9+/=]*)"', text):
+                raw = base64.b64decode(m.group(1))
+                if any(b in raw for b in secret_bytes):
+                    return True
+        return False
+
+    def redacted(entry: dict[str, Any]) -> dict[str, Any]:
+        entry.pop("fingerprint", None)
+        entry.update(
+            kind="redacted", note="holds a hard-coded secret: never recorded", digest="redacted"
+        )
+        return entry
 
     def store(text: str, suffix: str) -> tuple[str, str, int]:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -71,6 +111,8 @@ def _nbharden_install_recorder() -> None:
             entry["fingerprint"] = {"type": entry["type"]}
             return entry
         fp = values.fingerprint(obj)
+        if secret_texts and holds_secret(json.dumps(fp, default=str)):
+            return redacted(entry)
         entry["fingerprint"] = fp
         try:
             text = values.dumps(obj)
@@ -80,6 +122,8 @@ def _nbharden_install_recorder() -> None:
         except (RecursionError, ValueError, TypeError, OverflowError) as exc:
             text = None
             note = f"{type(exc).__name__}: {exc}"
+        if text is not None and secret_texts and holds_secret(text):
+            return redacted(entry)
         if text is not None:
             if fits(len(text.encode("utf-8"))):
                 rel, digest, size = store(text, ".json")
@@ -99,6 +143,10 @@ def _nbharden_install_recorder() -> None:
                 json.dumps(fp, sort_keys=True, default=str).encode()
             ).hexdigest()
             return entry
+        if secret_bytes:
+            raw = base64.b64decode(blob)
+            if any(b in raw for b in secret_bytes):
+                return redacted(entry)
         if fits(len(blob)):
             rel, digest, size = store(blob, ".pkl.b64")
             entry.update(
@@ -145,8 +193,36 @@ def _nbharden_install_recorder() -> None:
                 entry["seconds"] = round(time.perf_counter() - started, 6)
                 emit(entry)
 
+    def random_before(requests: list[Any]) -> None:
+        for step, _names in requests:
+            entry_random[step] = values.random_state()
+
+    def random_after(requests: list[Any]) -> None:
+        for step, _names in requests:
+            before = entry_random.pop(step, None)
+            if before is None or values.random_state() == before:
+                continue  # the step did not draw from the global generators
+            text = json.dumps({"format": 1, "random_state": before}, separators=(",", ":"))
+            rel, digest, size = store(text, ".json")
+            emit(
+                {
+                    "event": "random",
+                    "step": step,
+                    "file": rel,
+                    "sha256": digest,
+                    "bytes": size,
+                }
+            )
+
     def pre_run_cell(info: object) -> None:
         try:
+            if seed is not None and not state.get("seeded"):
+                # exactly what a generated package's support.seed_everything(seed) does, just
+                # before the first cell (papermill's parameters included): not at start-up,
+                # where IPython draws its banner's tip once per kernel_info request, a number
+                # of times that depends on timing
+                state["seeded"] = True
+                values.seed_everything(int(seed))
             raw = getattr(info, "raw_cell", None)
             state["current"] = None
             # cells run in order; a cell that matches none (papermill's injected
@@ -161,6 +237,7 @@ def _nbharden_install_recorder() -> None:
                 return
             emit({"event": "cell", "index": current["index"]})
             record(current["before"], "in")
+            random_before(current["before"])
         except Exception as exc:  # noqa: BLE001
             emit({"event": "recorder-error", "message": f"{type(exc).__name__}: {exc}"})
 
@@ -181,14 +258,44 @@ def _nbharden_install_recorder() -> None:
                     }
                 )
                 return
+            random_after(current["after"])
             record(current["after"], "out")
             emit({"event": "cell-done", "index": current["index"], "stored": state["stored"]})
         except Exception as exc:  # noqa: BLE001
             emit({"event": "recorder-error", "message": f"{type(exc).__name__}: {exc}"})
 
+    # %timeit / %%timeit run their code once here, at the top level, as the generated code
+    # does (NBH503): timing loops would repeat a body that changes its data in place
+    timeit_options = re.compile(r"^\s*(?:-[nrp]\s*\d+\s+|-[tcqo]\s+)+")
+
+    def timeit_once(line: str, cell: str | None = None) -> object:
+        found = timeit_options.match(line)
+        options = found.group(0) if found else ""
+        code = line[found.end() :] if found else line
+        if cell is not None:
+            if code.strip():
+                shell.ex(shell.transform_cell(code))  # the setup line
+            shell.ex(shell.transform_cell(cell))
+            return None
+        try:
+            compiled = compile(code.strip(), "<timeit>", "eval")
+        except SyntaxError:
+            shell.ex(shell.transform_cell(code))
+            return None
+        result = eval(compiled, shell.user_global_ns, shell.user_ns)  # noqa: S307 - the notebook's own code
+        return result if "-o" in options.split() else None
+
+    shell.register_magic_function(timeit_once, "line_cell", "timeit")
     shell.events.register("pre_run_cell", pre_run_cell)
     shell.events.register("post_run_cell", post_run_cell)
-    emit({"event": "ready", "pid": os.getpid(), "hashseed": os.environ.get("PYTHONHASHSEED")})
+    emit(
+        {
+            "event": "ready",
+            "pid": os.getpid(),
+            "hashseed": os.environ.get("PYTHONHASHSEED"),
+            "seed": config.get("seed"),
+        }
+    )
 
 
 try:

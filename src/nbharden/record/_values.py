@@ -60,8 +60,22 @@ def type_name(obj: Any) -> str:
     module = getattr(cls, "__module__", "") or ""
     qualname = getattr(cls, "__qualname__", cls.__name__)
     if module == "builtins":
+        import builtins
+        import types
+
+        if getattr(builtins, qualname, None) is cls:
+            return qualname
+        # function, generator, module, NoneType...: importable from ``types``
+        for name, value in vars(types).items():
+            if value is cls and not name.startswith("_"):
+                return f"types.{name}"
         return qualname
     parts = module.split(".")
+    if parts[0].startswith("_") and parts[0][1:] in sys.modules:
+        # a C module re-exported by its public twin: _io.TextIOWrapper -> io.TextIOWrapper
+        public = sys.modules[parts[0][1:]]
+        if getattr(public, qualname, None) is cls:
+            return f"{parts[0][1:]}.{qualname}"
     # the shortest importable prefix that exports the same class, e.g.
     # sklearn.linear_model
     for end in range(1, len(parts) + 1):
@@ -530,6 +544,75 @@ def loads_pickle(text: str, sha256: str) -> Any:
         )
     # safe to unpickle: the text is the one recorded (checked against its hash above)
     return pickle.loads(base64.b64decode(text))
+
+
+# --- global random generators ---------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    """Seed ``random`` and, when numpy is installed, numpy's global generator.
+
+    Exactly what a generated package's ``support.seed_everything`` does, so that a seeded
+    pipeline reproduces a recording made with the same seed.
+    """
+    import random
+
+    random.seed(seed)
+    try:
+        import numpy
+    except ImportError:
+        return
+    numpy.random.seed(seed)
+
+
+def random_state() -> dict[str, Any]:
+    """The state of the global generators as JSON: ``random``'s, and numpy's legacy
+    global ``RandomState`` (what ``numpy.random.rand`` and scikit-learn's default draw
+    from) when numpy is imported.
+    """
+    import random
+
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "random": {"version": version, "internal": list(internal), "gauss_next": gauss_next}
+    }
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        try:
+            legacy = numpy.random.get_state(legacy=True)
+        except (AttributeError, TypeError, ValueError):
+            return state
+        if isinstance(legacy, tuple) and len(legacy) == 5:
+            kind, key, pos, has_gauss, cached = legacy
+            state["numpy"] = {
+                "kind": str(kind),
+                "key": [int(k) for k in key.tolist()],
+                "pos": int(pos),
+                "has_gauss": int(has_gauss),
+                "cached_gaussian": float(cached),
+            }
+    return state
+
+
+def set_random_state(state: dict[str, Any]) -> None:
+    """Put the global generators back in a state that ``random_state`` returned."""
+    import random
+
+    saved = state["random"]
+    random.setstate((saved["version"], tuple(saved["internal"]), saved["gauss_next"]))
+    if "numpy" in state:
+        import numpy
+
+        saved = state["numpy"]
+        numpy.random.set_state(
+            (
+                saved["kind"],
+                numpy.array(saved["key"], dtype=numpy.uint32),
+                saved["pos"],
+                saved["has_gauss"],
+                saved["cached_gaussian"],
+            )
+        )
 
 
 # --- unserialisable things ------------------------------------------------------------

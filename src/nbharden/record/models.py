@@ -9,6 +9,7 @@ loading.
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,28 @@ JSON = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
 #: missing     - the name was not defined at that point of the run
 KINDS = ("value", "pickle", "fingerprint", "described", "redacted", "missing")
 
-RECORDING_FORMAT = 1
+RECORDING_FORMAT = 2
+#: The seed of the first recording run (and of the confirming run): what
+#: ``support.seed_everything`` gets from a generated ``Config`` whose seed is left at 0.
+RECORDING_SEED = 0
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a recorded frame: its label and dtype as in the notebook's run."""
+
+    label: str  # repr of the column label: "'age'", "0", "('a', 'b')"
+    dtype: str  # pandas' dtype text: "int64", "float64", "object", "category", "datetime64[ns]"
+
+    @property
+    def name(self) -> object:
+        """The label itself when its repr is a Python literal (``'age'`` -> ``"age"``, ``0``
+        -> ``0``), else the repr text.
+        """
+        try:
+            return ast.literal_eval(self.label)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return self.label
 
 
 @dataclass(frozen=True)
@@ -48,8 +70,51 @@ class RecordedValue:
         default_factory=dict
     )  # type, shape, dtype(s), columns, hashes, stats
     volatile: bool = False  # differed between the two runs: compare by type and shape only
+    # volatile because it follows the random seed: a run with the same seed gave the same
+    # value, so it is stored and a step test that restores the generators' state checks it
+    seed_dependent: bool = False
     note: str = ""  # why it was not stored exactly
     alias_of: str | None = None  # an earlier input of the same step that is the very same object
+
+    @property
+    def type_name(self) -> str:
+        """The importable dotted name of the value's type in the run (``pandas.DataFrame``,
+        ``numpy.ndarray``, ``float``, ``sklearn.linear_model.LinearRegression``); classes
+        defined in the notebook are ``__main__.Name``; ``""`` when it changed between runs
+        or the name was missing.
+        """
+        return self.type
+
+    @property
+    def columns(self) -> tuple[Column, ...] | None:
+        """A frame's columns with their dtypes, in order; None for anything else."""
+        labels = self.fingerprint.get("columns")
+        dtypes = self.fingerprint.get("dtypes")
+        if not isinstance(labels, list) or not isinstance(dtypes, list):
+            return None
+        if len(labels) != len(dtypes):
+            return None
+        return tuple(Column(str(c), str(d)) for c, d in zip(labels, dtypes, strict=True))
+
+    @property
+    def dtype(self) -> str | None:
+        """An array's dtype (numpy's ``dtype.str``: ``"<f8"``) or a series' (pandas' text:
+        ``"float64"``); None for anything else.
+        """
+        if isinstance(self.fingerprint.get("dtype"), str):
+            return str(self.fingerprint["dtype"])
+        dtypes = self.fingerprint.get("dtypes")
+        if "columns" not in self.fingerprint and isinstance(dtypes, list) and len(dtypes) == 1:
+            return str(dtypes[0])
+        return None
+
+    @property
+    def shape(self) -> tuple[int, ...] | None:
+        """The shape (arrays, frames, series) or length (sequences, mappings, strings), or None."""
+        shape = self.fingerprint.get("shape")
+        if not isinstance(shape, list):
+            return None
+        return tuple(int(n) for n in shape if isinstance(n, int))
 
     @property
     def comparable(self) -> bool:
@@ -74,6 +139,7 @@ class RecordedValue:
             "bytes": self.bytes,
             "fingerprint": self.fingerprint,
             "volatile": self.volatile,
+            "seed_dependent": self.seed_dependent,
             "note": self.note,
             "alias_of": self.alias_of,
         }
@@ -91,6 +157,7 @@ class RecordedValue:
             bytes=int(data.get("bytes") or 0),  # type: ignore[arg-type]
             fingerprint=fp if isinstance(fp, dict) else {},
             volatile=bool(data.get("volatile")),
+            seed_dependent=bool(data.get("seed_dependent")),
             note=str(data.get("note") or ""),
             alias_of=None if data.get("alias_of") is None else str(data["alias_of"]),
         )
@@ -110,6 +177,26 @@ class StepRecording:
     inputs: tuple[RecordedValue, ...]
     outputs: tuple[RecordedValue, ...]
     executed: bool  # False when the step has no code to run (then inputs and outputs are empty)
+    # the step drew from the global generators (``random``, numpy's legacy global state)
+    draws_random: bool = False
+    # their state as the step started (JSON file relative to Recording.root), when the
+    # same seed reproduced it; a test restores it before calling the step
+    random_state: str | None = None
+    random_state_sha256: str | None = None
+
+    def input(self, name: str) -> RecordedValue:
+        """The recorded input ``name``. Raises ``KeyError``."""
+        for value in self.inputs:
+            if value.name == name:
+                return value
+        raise KeyError(name)
+
+    def output(self, name: str) -> RecordedValue:
+        """The recorded output ``name``. Raises ``KeyError``."""
+        for value in self.outputs:
+            if value.name == name:
+                return value
+        raise KeyError(name)
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -118,6 +205,9 @@ class StepRecording:
             "inputs": [v.to_json() for v in self.inputs],
             "outputs": [v.to_json() for v in self.outputs],
             "executed": self.executed,
+            "draws_random": self.draws_random,
+            "random_state": self.random_state,
+            "random_state_sha256": self.random_state_sha256,
         }
 
     @classmethod
@@ -138,6 +228,13 @@ class StepRecording:
             inputs=values("inputs"),
             outputs=values("outputs"),
             executed=bool(data.get("executed")),
+            draws_random=bool(data.get("draws_random")),
+            random_state=(None if data.get("random_state") is None else str(data["random_state"])),
+            random_state_sha256=(
+                None
+                if data.get("random_state_sha256") is None
+                else str(data["random_state_sha256"])
+            ),
         )
 
 
@@ -147,7 +244,11 @@ class Recording:
 
     ``parameters`` are the papermill parameters as the notebook received them (typed like
     papermill's CLI does:
-    ``"0.5"`` -> ``0.5``). ``volatile`` marks values that differed between the ``runs`` runs.
+    ``"0.5"`` -> ``0.5``). Each run starts with the global generators seeded like
+    ``seed_everything(seeds[i])``; ``volatile`` marks values that differed between the runs
+    with different seeds. A last run with the first seed, made only when something
+    differed, tells the values that follow the seed (``seed_dependent``, kept) from those
+    that change anyway (a clock: only their type and shape are kept).
     """
 
     notebook: Path
@@ -162,8 +263,14 @@ class Recording:
     capped: bool  # some values were kept as fingerprints only because of the cap
     seconds: tuple[float, ...]  # wall time of each run
     executed_notebook: Path | None = None  # the executed copy of run 1 (papermill's output)
+    seeds: tuple[int, ...] = ()  # the seed each run started with
     # the sandbox the runs were made in (``SandboxReport.to_json``); None: not sandboxed
     sandbox: dict[str, JSON] | None = None
+
+    @property
+    def seed(self) -> int:
+        """The seed of the recorded values (the first run's)."""
+        return self.seeds[0] if self.seeds else RECORDING_SEED
 
     def step(self, name: str) -> StepRecording:
         """The recording of step ``name``. Raises ``KeyError``."""
@@ -205,6 +312,7 @@ class Recording:
             "executed_notebook": (
                 None if self.executed_notebook is None else str(self.executed_notebook)
             ),
+            "seeds": list(self.seeds),
             "sandbox": self.sandbox,
         }
 
@@ -240,5 +348,6 @@ class Recording:
             capped=bool(data["capped"]),
             seconds=tuple(float(s) for s in data["seconds"]),
             executed_notebook=None if executed is None else Path(executed),
+            seeds=tuple(int(s) for s in data.get("seeds") or ()),
             sandbox=data["sandbox"] if isinstance(data.get("sandbox"), dict) else None,
         )

@@ -5,9 +5,11 @@ the ``Recording``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Mapping
@@ -16,8 +18,15 @@ from typing import Any
 
 from nbharden.errors import ExecutionError, InternalError, UsageError
 from nbharden.models import Notebook, Plan
-from nbharden.record.models import JSON, RecordedValue, Recording, StepRecording
+from nbharden.record.models import (
+    JSON,
+    RECORDING_SEED,
+    RecordedValue,
+    Recording,
+    StepRecording,
+)
 from nbharden.record.sandbox import SandboxReport, Session, resolve
+from nbharden.secrets import redact, secret_values
 from nbharden.settings import Settings
 
 _HERE = Path(__file__).parent
@@ -184,9 +193,15 @@ def _run_once(
     schedule: list[dict[str, Any]],
     parameters: dict[str, JSON],
     cap_bytes: int,
+    seed: int | None = RECORDING_SEED,
+    executed: Path | None = None,
     sandbox: SandboxReport | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """One papermill run with the recorder; returns the recorder's events and the wall time.
+
+    The kernel starts with the global generators seeded like ``seed_everything(seed)``
+    (not at all when ``seed`` is None). The executed copy goes to ``executed`` (default
+    ``run_dir/executed.ipynb``).
 
     Raises ``ExecutionError`` when the notebook fails, times out or kills its kernel.
     """
@@ -204,11 +219,13 @@ def _run_once(
         "cap_bytes": cap_bytes,
         "cells": schedule,
         "secrets": sorted(f.name for f in plan.config_fields if f.secret),
+        "secret_values": (hidden := _secret_values(nb, plan, settings, parameters)),
+        "seed": seed,
     }
     config_path = run_dir / "recorder.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     env = {**KERNEL_ENV, "NBHARDEN_RECORDER": str(config_path)}
-    output = run_dir / "executed.ipynb"
+    output = executed if executed is not None else run_dir / "executed.ipynb"
     source = nb.path.resolve()
     if output.resolve() == source:
         raise UsageError("the executed copy would overwrite the notebook", path=nb.path)
@@ -238,7 +255,9 @@ def _run_once(
         errors = [e for e in events if e.get("event") == "cell-error"]
         cell = int(errors[-1]["index"]) if errors else _papermill_cell(exc.cell_index, output)
         raise ExecutionError(
-            f"{exc.ename}: {exc.evalue}{_hidden_state_hint(nb)}", path=nb.path, cell=cell
+            redact(f"{exc.ename}: {exc.evalue}", hidden) + _hidden_state_hint(nb),
+            path=nb.path,
+            cell=cell,
         ) from None
     except CellTimeoutError:
         raise ExecutionError(
@@ -262,6 +281,22 @@ def _run_once(
     if problems:
         raise InternalError(f"the recorder failed in the kernel: {problems[0]}", path=nb.path)
     return events, seconds
+
+
+def _secret_values(
+    nb: Notebook, plan: Plan, settings: Settings, parameters: Mapping[str, JSON]
+) -> list[str]:
+    """The notebook's hard-coded secrets and any secret field given with ``-p``.
+
+    The recorder stores no value that holds one of them and writes none into its log.
+    """
+    from nbharden.analyse import analyse
+
+    facts = analyse(nb, settings=settings).facts
+    found = secret_values(s for cf in facts.cells.values() for s in cf.secrets) if facts else []
+    names = {f.name for f in plan.config_fields if f.secret}
+    given = [str(v) for k, v in parameters.items() if k in names and v not in (None, "")]
+    return sorted({*found, *given}, key=lambda v: (-len(v), v))
 
 
 def _papermill_cell(pm_index: int | None, executed: Path) -> int | None:
@@ -294,14 +329,52 @@ def _values_by_key(events: list[dict[str, Any]]) -> dict[tuple[str, str, str], d
     }
 
 
+def _random_by_step(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per step that drew from the global generators: the stored state as it started."""
+    return {str(e["step"]): e for e in events if e.get("event") == "random"}
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_STRUCTURE_KEYS = ("type", "shape", "dtype", "dtypes", "columns")
+_UNSTABLE_NOTE = (
+    "differs between two runs of the notebook with the same seed (a clock, a generator "
+    "no seed controls, data that changes): only its type and shape are kept"
+)
+
+
+def _scrub(note: str) -> str:
+    """A note without memory addresses, which change on every run."""
+    return _ADDRESS.sub("", note)
+
+
+def _common_structure(entries: list[dict[str, Any]]) -> dict[str, JSON]:
+    """The parts of the fingerprints (type, shape, dtypes, columns) that every run agrees on."""
+    prints: list[dict[str, Any]] = []
+    for entry in entries:
+        fp = entry.get("fingerprint")
+        prints.append(fp if isinstance(fp, dict) else {})
+    first = prints[0]
+    return {
+        key: first[key]
+        for key in _STRUCTURE_KEYS
+        if key in first and all(fp.get(key) == first[key] for fp in prints[1:])
+    }
+
+
 def _recorded(
-    entry: dict[str, Any] | None, name: str, other: dict[str, Any] | None
+    entry: dict[str, Any] | None,
+    name: str,
+    others: list[dict[str, Any] | None],
+    confirm: dict[str, Any] | None,
 ) -> RecordedValue:
+    """The value of run 1 (``entry``), checked against the runs with other seeds
+    (``others``) and the confirming run with the same seed (``confirm``, None when not made
+    or the value was missing there).
+    """
     if entry is None:
         return RecordedValue(name=name, kind="missing", note="not recorded (the step did not run)")
     fp = entry.get("fingerprint")
-    volatile = other is not None and other.get("digest") != entry.get("digest")
-    return RecordedValue(
+    value = RecordedValue(
         name=name,
         kind=str(entry["kind"]),
         type=str(entry.get("type", "")),
@@ -310,9 +383,48 @@ def _recorded(
         sha256=entry.get("sha256"),
         bytes=int(entry.get("bytes", 0)),
         fingerprint=fp if isinstance(fp, dict) else {},
-        volatile=volatile,
-        note=str(entry.get("note", "")),
+        note=_scrub(str(entry.get("note", ""))),
         alias_of=entry.get("alias_of"),
+    )
+    digest = entry.get("digest")
+    if all(o is not None and o.get("digest") == digest for o in others):
+        return value
+    if confirm is not None and confirm.get("digest") == digest:
+        # follows the seed: the same seed gives the same value, so keeping it is reproducible
+        return dataclasses.replace(value, volatile=True, seed_dependent=True)
+    runs = [entry, *(o for o in (*others, confirm) if o is not None)]
+    same_type = all(str(o.get("type", "")) == value.type for o in runs)
+    same_annotation = all(str(o.get("annotation", "")) == value.annotation for o in runs)
+    if value.kind not in ("value", "pickle", "fingerprint") or not same_type:
+        return dataclasses.replace(
+            value,
+            kind="described" if value.kind in ("value", "pickle", "fingerprint") else value.kind,
+            type=value.type if same_type else "",
+            annotation=value.annotation if same_annotation else "",
+            file=None,
+            sha256=None,
+            bytes=0,
+            fingerprint=_common_structure(runs) if same_type else {},
+            volatile=True,
+            note=_UNSTABLE_NOTE if same_type else "its type changes between runs of the notebook",
+        )
+    return dataclasses.replace(
+        value,
+        kind="fingerprint",
+        annotation=value.annotation if same_annotation else "",
+        file=None,
+        sha256=None,
+        bytes=0,
+        fingerprint=_common_structure(runs),
+        volatile=True,
+        note=_UNSTABLE_NOTE,
+    )
+
+
+def _differs(first: dict[Any, dict[str, Any]], other: dict[Any, dict[str, Any]], key: str) -> bool:
+    """Whether two runs' events differ in ``key`` (a digest) for any item, or in their items."""
+    return first.keys() != other.keys() or any(
+        first[k].get(key) != other[k].get(key) for k in first
     )
 
 
@@ -324,12 +436,21 @@ def record(
     workdir: Path,
     runs: int = 2,
     cap_bytes: int = DEFAULT_CAP_BYTES,
+    executed: Path | None = None,
 ) -> Recording:
-    """Run ``nb``'s file ``runs`` times with papermill and record every step's inputs and outputs.
+    """Run ``nb``'s file with papermill, ``runs`` times with different seeds, and record
+    every step's inputs and outputs.
 
-    The notebook file is only read. ``workdir`` receives ``recording.json``, ``values/``
-    and ``executed.ipynb``.
-    Values that differ between runs are marked volatile. Returns the ``Recording`` (already saved).
+    Run ``i`` starts with the global generators seeded like ``seed_everything(i)``
+    (``RECORDING_SEED`` first): the recorded values are those of the first run, so a
+    pipeline seeded with 0 reproduces them. Values that differ between runs are volatile;
+    then one more run with the first seed tells those that follow the seed (kept) from
+    those that change anyway (only their type and shape kept), so two recordings of the
+    same notebook store the same values.
+
+    The notebook file is only read. ``workdir`` receives ``recording.json`` and ``values/``;
+    the executed copy of the first run goes to ``executed`` (default
+    ``workdir/executed.ipynb``). Returns the ``Recording`` (already saved).
     Raises ``ExecutionError`` (exit 3) when the notebook fails, ``UsageError`` when no
     kernel is available.
     """
@@ -350,12 +471,17 @@ def record(
     parameters = {name: parse_parameter(value) for name, value in settings.parameters}
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    if executed is not None:
+        executed = Path(executed).resolve()
+        executed.parent.mkdir(parents=True, exist_ok=True)
 
-    all_events: list[list[dict[str, Any]]] = []
+    seeds: list[int] = []
     seconds: list[float] = []
     sandbox = resolve(settings)  # raises UsageError when an explicit tier cannot run
-    for run in range(runs):
-        run_dir = workdir if run == 0 else workdir / f".run{run + 1}"
+
+    def run_once(seed: int) -> list[dict[str, Any]]:
+        number = len(seeds) + 1
+        run_dir = workdir if number == 1 else workdir / f".run{number}"
         events, took = _run_once(
             nb,
             plan,
@@ -365,42 +491,76 @@ def record(
             schedule=schedule,
             parameters=parameters,
             cap_bytes=cap_bytes,
+            seed=seed,
+            executed=executed if number == 1 else None,
             sandbox=sandbox,
         )
-        all_events.append(events)
+        seeds.append(seed)
         seconds.append(took)
-        if run > 0:
+        if number > 1:
             shutil.rmtree(run_dir, ignore_errors=True)  # only its digests matter
+        return events
 
-    first = _values_by_key(all_events[0])
-    others = [_values_by_key(e) for e in all_events[1:]]
+    events = run_once(RECORDING_SEED)
+    first, first_random = _values_by_key(events), _random_by_step(events)
+    others: list[dict[tuple[str, str, str], dict[str, Any]]] = []
+    others_random: list[dict[str, dict[str, Any]]] = []
+    for number in range(1, runs):
+        events = run_once(RECORDING_SEED + number)
+        others.append(_values_by_key(events))
+        others_random.append(_random_by_step(events))
+    confirm: dict[tuple[str, str, str], dict[str, Any]] | None = None
+    confirm_random: dict[str, dict[str, Any]] = {}
+    if any(_differs(first, o, "digest") for o in others) or any(
+        _differs(first_random, o, "sha256") for o in others_random
+    ):
+        events = run_once(RECORDING_SEED)
+        confirm, confirm_random = _values_by_key(events), _random_by_step(events)
 
     def value(step: str, phase: str, name: str) -> RecordedValue:
         key = (step, phase, name)
-        entry = first.get(key)
-        recorded = _recorded(entry, name, None)
-        if any(o.get(key, {}).get("digest") != (entry or {}).get("digest") for o in others):
-            recorded = _recorded(entry, name, {"digest": None})
-        return recorded
-
-    steps = tuple(
-        StepRecording(
-            step=step.name,
-            cells=step_cells[step.name],
-            inputs=(
-                tuple(value(step.name, "in", p.name) for p in step.inputs)
-                if step_cells[step.name]
-                else ()
-            ),
-            outputs=(
-                tuple(value(step.name, "out", p.name) for p in step.outputs)
-                if step_cells[step.name]
-                else ()
-            ),
-            executed=bool(step_cells[step.name]),
+        return _recorded(
+            first.get(key),
+            name,
+            [o.get(key) for o in others],
+            None if confirm is None else confirm.get(key),
         )
-        for step in plan.steps
-    )
+
+    def random_state(step: str) -> tuple[str | None, str | None]:
+        """The stored state of the generators as ``step`` started, when reproducible."""
+        entry = first_random.get(step)
+        if entry is None:
+            return None, None
+        sha = entry.get("sha256")
+        same = all(o.get(step, {}).get("sha256") == sha for o in others_random)
+        if same or confirm_random.get(step, {}).get("sha256") == sha:
+            return str(entry["file"]), str(sha)
+        return None, None
+
+    steps = []
+    for step in plan.steps:
+        cells = step_cells[step.name]
+        state, state_sha = random_state(step.name) if cells else (None, None)
+        steps.append(
+            StepRecording(
+                step=step.name,
+                cells=cells,
+                inputs=tuple(value(step.name, "in", p.name) for p in step.inputs) if cells else (),
+                outputs=(
+                    tuple(value(step.name, "out", p.name) for p in step.outputs) if cells else ()
+                ),
+                executed=bool(cells),
+                draws_random=bool(cells) and step.name in first_random,
+                random_state=state,
+                random_state_sha256=state_sha,
+            )
+        )
+    # files of values that are no longer kept (they changed between runs) go
+    kept = {v.file for s in steps for v in (*s.inputs, *s.outputs) if v.file is not None}
+    kept |= {s.random_state for s in steps if s.random_state is not None}
+    for path in (workdir / "values").glob("*"):
+        if path.is_file() and f"values/{path.name}" not in kept:
+            path.unlink()
     stored = sum(p.stat().st_size for p in (workdir / "values").glob("*") if p.is_file())
     capped = any(
         v.kind == "fingerprint" and "cap" in v.note for s in steps for v in (*s.inputs, *s.outputs)
@@ -411,13 +571,14 @@ def record(
         root=workdir,
         kernel=kernel,
         parameters=tuple(parameters.items()),
-        runs=runs,
-        steps=steps,
+        runs=len(seeds),
+        steps=tuple(steps),
         cap_bytes=cap_bytes,
         stored_bytes=stored,
         capped=capped,
         seconds=tuple(round(s, 3) for s in seconds),
-        executed_notebook=workdir / "executed.ipynb",
+        executed_notebook=executed if executed is not None else workdir / "executed.ipynb",
+        seeds=tuple(seeds),
         sandbox=sandbox.to_json() if sandbox.active else None,
     )
     recording.save()

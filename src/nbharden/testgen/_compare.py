@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +72,24 @@ def load_inputs(step: str) -> dict[str, Any]:
                 entry["alias_of"]
             ]  # the notebook passed the very same object twice
             continue
+        if name in index().get("secrets", ()):
+            # a secret from the Config: the placeholder the tests' environment holds (conftest.py)
+            kwargs[name] = f"test-placeholder-{name}"
+            continue
         try:
             kwargs[name] = load_value(entry)
         except Uncomparable as exc:
             pytest.skip(f"step {step}: input {name!r} was not recorded ({exc})")
     return kwargs
+
+
+def restore_random_state(step: str) -> None:
+    """Put the global generators (``random``, numpy's) in the state they had when ``step``
+    started in the notebook, so that what it draws is what the notebook drew.
+    """
+    entry = index()["steps"][step]
+    text = (DATA / entry["random_state"]).read_text(encoding="utf-8")
+    _values.set_random_state(json.loads(text)["random_state"])
 
 
 def recorded_parameters() -> dict[str, Any]:
@@ -107,7 +120,11 @@ def check_outputs(step: str, result: Any) -> None:
     Compare ``result`` (None, one value, or a tuple in the step's output order) with the
     recording.
     """
-    outputs = index()["steps"][step]["outputs"]
+    recorded = index()["steps"][step]
+    outputs = recorded["outputs"]
+    # what follows the notebook's random seed is reproduced when the step draws nothing
+    # from the global generators or the test put them back in their recorded state
+    reproduced = not recorded.get("draws_random") or bool(recorded.get("random_state"))
     if not outputs:
         assert result is None, (
             f"step {step}: returned {type(result).__name__}; the notebook made nothing"
@@ -121,12 +138,16 @@ def check_outputs(step: str, result: Any) -> None:
             f"({', '.join(e['name'] for e in outputs)}), got {type(result).__name__}"
         )
         values = list(result)
-    check_all(list(zip(outputs, values, strict=True)), f"step {step}")
+    derived = [e["name"] for e in outputs] if recorded.get("uses_secrets") else []
+    check_all(list(zip(outputs, values, strict=True)), f"step {step}", reproduced, derived)
 
 
-def check_results(results: Mapping[str, Any]) -> None:
+def check_results(results: Mapping[str, Any], config: Any = None) -> None:
     """Compare the pipeline's final values (by name) with the notebook's last recorded
     values.
+
+    Values that follow the random seed are compared exactly only when ``config`` seeds the
+    pipeline with the seed the notebook was recorded with; otherwise by type and shape.
     """
     assert isinstance(results, Mapping), (
         f"pipeline returned {type(results).__name__}, not a mapping of results"
@@ -137,24 +158,40 @@ def check_results(results: Mapping[str, Any]) -> None:
         pytest.skip(
             f"none of the pipeline's results ({', '.join(results)}) were recorded in the notebook"
         )
-    check_all(pairs, "pipeline")
+    field = index().get("seed_field")
+    seeded = isinstance(field, str) and getattr(config, field, None) == index().get("seed")
+    check_all(pairs, "pipeline", seeded, index().get("secret_derived", []))
 
 
-def check_all(pairs: list[tuple[Mapping[str, Any], Any]], where: str) -> None:
+def check_all(
+    pairs: list[tuple[Mapping[str, Any], Any]],
+    where: str,
+    reproduced: bool = False,
+    derived: Collection[str] = (),
+) -> None:
     """Check every (recorded entry, actual value) pair.
 
-    Fails on any difference, then skips for what could not be compared.
+    Fails on any difference, then skips for what could not be compared. ``reproduced``:
+    the randomness of the notebook's run was reproduced, so values that follow the seed
+    are compared like the others. ``derived``: names that may be computed from a secret,
+    which the tests replace by a placeholder; a difference there is a skip, not a failure.
     """
     failures: list[str] = []
     skipped: list[str] = []
     compared: list[str] = []
     for entry, actual in pairs:
         try:
-            check_value(actual, entry)
+            check_value(actual, entry, reproduced)
         except Uncomparable as exc:
             skipped.append(f"{entry['name']} ({exc})")
         except AssertionError as exc:
-            failures.append(f"{entry['name']}: {exc}")
+            if entry["name"] in derived:
+                skipped.append(
+                    f"{entry['name']} (differs; computed from a secret, which the tests "
+                    "replace by a placeholder)"
+                )
+            else:
+                failures.append(f"{entry['name']}: {exc}")
         else:
             compared.append(entry["name"])
     if failures:
@@ -164,19 +201,21 @@ def check_all(pairs: list[tuple[Mapping[str, Any], Any]], where: str) -> None:
         pytest.skip(f"{where}: {done}could not compare {'; '.join(skipped)}")
 
 
-def check_value(actual: Any, entry: Mapping[str, Any]) -> None:
+def check_value(actual: Any, entry: Mapping[str, Any], reproduced: bool = False) -> None:
     """Check one value against its recorded ``entry``.
 
     Raises ``AssertionError`` when it differs, ``Uncomparable`` when it cannot tell.
+    ``reproduced``: the randomness of the notebook's run was reproduced, so a value that
+    follows the seed is compared like the others.
     """
     kind = entry["kind"]
     name = entry["name"]
     if kind in ("described", "redacted", "missing"):
-        if kind == "described":
+        if kind == "described" and entry.get("type"):
             _same_type(_values.type_name(actual), entry["type"], name)
         raise Uncomparable(entry.get("note") or kind)
     fp = entry.get("fingerprint") or {"type": entry["type"]}
-    if entry.get("volatile"):
+    if entry.get("volatile") and not (reproduced and entry.get("seed_dependent")):
         # differed between two runs of the notebook (clock, unseeded randomness): the
         # structure must still hold
         _same_structure(_values.fingerprint(actual), fp, name)
@@ -202,7 +241,9 @@ def _same_type(actual: str, expected: str, path: str) -> None:
 
 def _same_structure(actual: dict[str, Any], expected: dict[str, Any], path: str) -> None:
     a, e = _values.structure(actual), _values.structure(expected)
-    _same_type(a.pop("type"), e.pop("type"), path)
+    _same_type(a.pop("type", ""), e.pop("type", ""), path)
+    # only what every run of the notebook agreed on was kept
+    a = {k: v for k, v in a.items() if k in e}
     for key in sorted(set(a) | set(e)):
         if a.get(key) != e.get(key):
             raise AssertionError(f"{path}: {key} {a.get(key)} != recorded {e.get(key)}")

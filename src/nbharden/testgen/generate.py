@@ -47,11 +47,21 @@ def {test}() -> None:
     check_outputs({label}, result)
 """
 
+_RANDOM_STEP_TEST = """
+def {test}() -> None:
+    {doc}
+    inputs = load_inputs({label})
+    restore_random_state({label})
+    result = {module}.{function}(**inputs)
+    check_outputs({label}, result)
+"""
+
 _PIPELINE_TEST = """
 def test_pipeline_reproduces_the_notebook() -> None:
     {doc}
-    results = run(config_for_run(Config))
-    check_results(results)
+    config = config_for_run(Config)
+    results = run(config)
+    check_results(results, config)
 """
 
 _CONFIG_DEFAULTS_TEST = """
@@ -81,8 +91,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(autouse=True)
 def _in_notebook_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
     from {package}.config import Config
 
+    prefix = str(Config.model_config.get("env_prefix", ""))
+    for name, field in Config.model_fields.items():  # a secret: a placeholder, never the real one
+        if field.annotation is SecretStr:
+            monkeypatch.setenv(f"{prefix}{name}".upper(), f"test-placeholder-{name}")
     config = Config()
     if hasattr(config, "output_dir"):  # figures from a test run go to a temporary folder
         prefix = str(Config.model_config.get("env_prefix", ""))
@@ -165,7 +181,16 @@ def _bad_value_cases(fields: tuple[ConfigField, ...]) -> list[tuple[str, str]]:
         bad = _BAD_VALUES.get(_base_annotation(field.annotation))
         if bad is not None and not field.secret:
             cases.append((_identifier(field.name, "config field"), bad))
+        # a value of the right type that breaks the constraint the notebook showed (NBH205)
+        broken = _CONSTRAINT_BREAKERS.get(field.constraints) or (
+            "'no/such/file.csv'" if field.must_exist else None
+        )
+        if broken is not None and not field.secret:
+            cases.append((_identifier(field.name, "config field"), broken))
     return cases
+
+
+_CONSTRAINT_BREAKERS = {"gt=0, le=1": "1.5", "gt=0": "0", "ge=0": "-1"}
 
 
 def _entry(value: RecordedValue, files: dict[str, str]) -> dict[str, JSON]:
@@ -203,31 +228,54 @@ def generate_tests(
     modules = dict(step_modules or {})
     notebook = recording.notebook.name
     config_names = {f.name for f in plan.config_fields}
+    secret_names = {f.name for f in plan.config_fields if f.secret}
     files: dict[str, str] = {}
     sources: dict[str, str] = {}  # data/values/x -> recording-relative path
 
     steps_index: dict[str, JSON] = {}
-    tested: list[tuple[Step, str, tuple[int, ...]]] = []
+    tested: list[tuple[Step, str, tuple[int, ...], bool]] = []
     recorded = {s.step: s for s in recording.steps}
     for step in plan.steps:
         rec = recorded.get(step.name)
         if rec is None or not rec.executed:
             continue
         _identifier(step.name, "step")
+        state: str | None = None
+        if rec.random_state is not None:
+            state = "values/" + Path(rec.random_state).name
+            sources[state] = rec.random_state
         steps_index[step.name] = {
             "cells": list(rec.cells),
             "inputs": [_entry(v, sources) for v in rec.inputs],
             "outputs": [_entry(v, sources) for v in rec.outputs],
+            "draws_random": rec.draws_random,
+            "random_state": state,
+            # the tests give a secret a placeholder: what the step computes from it may differ
+            "uses_secrets": any(p.name in secret_names for p in step.inputs),
         }
-        tested.append((step, _identifier(modules.get(step.name, "steps"), "module"), rec.cells))
+        tested.append(
+            (
+                step,
+                _identifier(modules.get(step.name, "steps"), "module"),
+                rec.cells,
+                rec.random_state is not None,
+            )
+        )
     finals = {name: _entry(v, sources) for name, v in recording.final_values().items()}
     index: dict[str, JSON] = {
         "notebook": notebook,
         "notebook_sha256": recording.notebook_sha256,
-        "parameters": {k: v for k, v in recording.parameters if k in config_names},
+        "parameters": {
+            k: v for k, v in recording.parameters if k in config_names and k not in secret_names
+        },
         "secrets": [f.name for f in sorted(plan.config_fields, key=lambda f: f.name) if f.secret],
+        # the notebook ran with the global generators seeded like seed_everything(seed);
+        # a Config field of kind "seed" seeds the pipeline the same way
+        "seed": recording.seed,
+        "seed_field": next((f.name for f in plan.config_fields if f.kind == "seed"), None),
         "steps": steps_index,
         "finals": finals,  # type: ignore[dict-item]
+        "secret_derived": _secret_derived(plan, secret_names),
     }
     files["tests/data/recording.json"] = (
         json.dumps(index, indent=1, allow_nan=True, sort_keys=True) + "\n"
@@ -265,15 +313,26 @@ def generate_tests(
     return files
 
 
+def _secret_derived(plan: Plan, secrets: set[str]) -> list[JSON]:
+    """The step outputs that may be computed from a secret (the pipeline's tests run with
+    placeholders): what a step reading a secret, or reading such an output, produces.
+    """
+    derived: set[str] = set()
+    for step in plan.steps:
+        if any(p.name in secrets or p.name in derived for p in step.inputs):
+            derived.update(o.name for o in step.outputs)
+    return [*sorted(derived)]
+
+
 def _steps_module(
-    tested: list[tuple[Step, str, tuple[int, ...]]], package: str, notebook: str
+    tested: list[tuple[Step, str, tuple[int, ...], bool]], package: str, notebook: str
 ) -> str:
     body = []
-    for step, module, cells in tested:
+    for step, module, cells, restores in tested:
         title = step.title or step.name
         body.append(
             _function(
-                _STEP_TEST,
+                _RANDOM_STEP_TEST if restores else _STEP_TEST,
                 test=cst.Name(f"test_{step.name}"),
                 doc=_docstring(
                     f"{title} ({_cells(cells)}): the same outputs as the notebook from its inputs."
@@ -283,8 +342,11 @@ def _steps_module(
                 function=cst.Name(step.name),
             )
         )
-    imports = ["from _compare import check_outputs, load_inputs", ""]
-    imports += [f"from {package} import {m}" for m in sorted({m for _, m, _ in tested})]
+    helpers = ["check_outputs", "load_inputs"]
+    if any(restores for *_, restores in tested):
+        helpers.append("restore_random_state")
+    imports = [f"from _compare import {', '.join(helpers)}", ""]
+    imports += [f"from {package} import {m}" for m in sorted({m for _, m, _, _ in tested})]
     return _module(
         f"Characterization tests of {package}'s steps, recorded from {notebook} "
         "(generated by nbharden).\n\n"
@@ -309,7 +371,8 @@ def _config_module(plan: Plan, package: str, config_module: str) -> str:
                 _CONFIG_REJECTS_TEST,
                 cases=cst.parse_expression(rendered),
                 doc=_docstring(
-                    "A value of the wrong type is rejected with an error naming the field."
+                    "A bad value (of the wrong type, or breaking a constraint the notebook shows)"
+                    " is rejected with an error naming the field."
                 ),
             )
         )
