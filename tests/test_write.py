@@ -906,6 +906,9 @@ for line in sys.stdin:
         continue
     code = 1
     try:
+        # Python's own dispositions, whatever the environment (a coverage tool) installed.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if req["sigterm"] == "raise":  # like the command line: SIGTERM raises, as Ctrl-C does
             signal.signal(signal.SIGTERM, stop)
         files = json.loads(Path(req["tree"]).read_text())
@@ -932,15 +935,18 @@ for line in sys.stdin:
     except BaseException as exc:
         print(json.dumps({"error": repr(exc)}), flush=True)
     finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         os._exit(code)
 """
 
 
 class _Zygote:
     def __init__(self, nb: Path) -> None:
+        # Without a coverage tool's subprocess hooks: they change signal handlers and os._exit.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE", "COVERAGE"))}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _ZYGOTE, str(nb)],
-            env={**os.environ, "PYTHONPATH": str(SRC)},
+            env={**env, "PYTHONPATH": str(SRC)},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -327,7 +327,10 @@ def _worker_main(
             except Exception:  # noqa: BLE001
                 pass
         # Not a normal exit: threads a library left running (a kernel client's) must not hold
-        # the worker up.
+        # the worker up. No signal handler may run any more (a coverage tool's os._exit runs
+        # Python code).
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         os._exit(code)
 
 
