@@ -499,13 +499,69 @@ class _CellVisitor(cst.CSTVisitor):
                 self.effects.add(Effect.PLOT)
 
 
+_TYPE_NAMES = frozenset(
+    {"str", "int", "float", "complex", "bool", "bytes", "bytearray", "list", "dict", "set", "frozenset",
+     "tuple", "type", "object", "range", "slice"}
+)  # fmt: skip
+_TYPE_MODULES = ("typing.", "typing_extensions.", "collections.abc.", "collections.")
+
+
+def _type_alias(
+    small: cst.BaseSmallStatement | None, qualified: dict[str, str], classes: set[str]
+) -> str | None:
+    """The name a type alias statement binds (``Word = str``, ``Chain = List[Word]``), else None.
+
+    Only plain ``Name = <type expression>`` where every name in the expression is a builtin type, a name from
+    ``typing``/``collections.abc`` or a class (the notebook's own, or an earlier alias): evaluating it has no
+    effect, so it can move to module level where annotations of moved functions can use it.
+    """
+    if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+        return None
+    target = small.targets[0].target
+    if not isinstance(target, cst.Name):
+        return None
+
+    def is_type(node: cst.BaseExpression, top: bool) -> bool:
+        if isinstance(node, cst.Name):
+            q = qualified.get(node.value, "")
+            return (
+                node.value in _TYPE_NAMES
+                or node.value in classes
+                or q.startswith(_TYPE_MODULES)
+                or (not top and node.value == "None")
+            )
+        if isinstance(node, cst.Attribute):  # typing.List, t.Dict
+            return (qualify(node, qualified) or "").startswith(_TYPE_MODULES)
+        if isinstance(node, cst.Subscript):
+            return is_type(node.value, False) and all(
+                isinstance(el.slice, cst.Index) and is_type(el.slice.value, False)
+                for el in node.slice
+            )
+        if not top and isinstance(node, cst.List):
+            return all(is_type(el.value, False) for el in node.elements)
+        if not top and isinstance(node, cst.SimpleString | cst.Ellipsis):
+            return True
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+            return is_type(node.left, False) and is_type(node.right, False)
+        return False
+
+    if not is_type(small.value, True):
+        return None
+    classes.add(target.value)  # a later alias may use this one
+    return target.value
+
+
 def _statement_line(wrapper_positions: Any, node: cst.CSTNode) -> int:
     pos = wrapper_positions.get(node)
     return pos.start.line if pos else 1
 
 
 def analyse_cell(
-    index: int, code: str, qualified: dict[str, str], seeded: bool
+    index: int,
+    code: str,
+    qualified: dict[str, str],
+    seeded: bool,
+    known_types: set[str] | None = None,
 ) -> tuple[CellAnalysis, CellFacts, list[Finding], bool]:
     """Analyse one code cell (already masked). Returns its summary, internals, findings and whether it seeds RNGs."""
     module = cst.parse_module(code)
@@ -590,6 +646,10 @@ def analyse_cell(
             if i >= 0 and name not in reads_by_stmt[i]:
                 reads_by_stmt[i].append(name)
 
+    local_imports: dict[str, str] = {}
+    # classes and type aliases of this cell and the cells above (``known_types`` is shared, and grows)
+    classes = known_types if known_types is not None else set()
+    classes.update(s.name.value for s in module.body if isinstance(s, cst.ClassDef))
     for i, stmt in enumerate(module.body):
         line = _statement_line(positions, stmt)
         binds: list[str] = []
@@ -605,6 +665,7 @@ def analyse_cell(
             kind = "import"
             pairs, star = _import_bindings(inner)
             import_names = pairs
+            local_imports.update((b, q.lstrip(".")) for b, q in pairs)
             binds = [p[0] for p in pairs]
         elif isinstance(stmt, cst.FunctionDef):
             kind = "def"
@@ -612,6 +673,9 @@ def analyse_cell(
         elif isinstance(stmt, cst.ClassDef):
             kind = "class"
             binds = [stmt.name.value]
+        elif (alias := _type_alias(inner, {**qualified, **local_imports}, classes)) is not None:
+            kind = "alias"  # ``Word = str``, ``Chain = List[Word]``: may move to module level like a def
+            binds = [alias]
         else:
             if global_scope is not None:
                 binds = sorted(
@@ -638,7 +702,7 @@ def analyse_cell(
                 uses=tuple(sorted(free_by_stmt.get(i, set()))),
             )
         )
-        if kind in {"def", "class"}:
+        if kind in {"def", "class", "alias"}:
             def_reads[binds[0]] = tuple(sorted(free_by_stmt.get(i, set()) - {binds[0]}))
 
     for st in statements:
@@ -853,12 +917,13 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     defined: set[str] = set()
     codes = _name_last_results(nb)
     star_seen = False
+    known_types: set[str] = set()
     undefined: list[tuple[bool, Finding, str]] = []
     for cell in nb.code_cells:
         if not cell.code.strip():
             continue
         summary, cell_facts, cell_findings, seeded = analyse_cell(
-            cell.index, codes[cell.index], qualified, seeded
+            cell.index, codes[cell.index], qualified, seeded, known_types
         )
         summaries.append(summary)
         facts[cell.index] = cell_facts

@@ -308,7 +308,7 @@ def _def_count(facts: NotebookFacts, name: str) -> int:
         1
         for cf in facts.cells.values()
         for st in cf.statements
-        if st.kind in {"def", "class"} and name in st.binds
+        if st.kind in {"def", "class", "alias"} and name in st.binds
     )
 
 
@@ -932,7 +932,7 @@ def statement_role(
         st.star_import is not None or all(b in hoisted_imports for b in st.binds)
     ):
         return "import"
-    if st.kind in {"def", "class"} and st.binds[0] in hoisted_defs:
+    if st.kind in {"def", "class", "alias"} and st.binds[0] in hoisted_defs:
         return "def"
     stmt = cf.module.body[i]
     if isinstance(stmt, cst.SimpleStatementLine) and all(
