@@ -1,4 +1,4 @@
-"""The load stage: the error contract (one broken fixture per row), upgrades, masking, ids, fuzz."""
+"""The load stage: refusals, upgrades, masking, ids (the error table: test_error_table.py; fuzz: test_fuzz.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,14 @@ import hashlib
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from nbharden.errors import EXIT_BAD_INPUT, InputError
 from nbharden.load import load
-from nbharden.models import Notebook
 from nbharden.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,77 +63,7 @@ def code(source: str) -> dict[str, Any]:
     return {"cell_type": "code", "source": source}
 
 
-# --- the error table: one fixture per row, exact messages -----------------------------------------
-
-TABLE = [
-    (
-        "not_json.ipynb",
-        "not valid notebook JSON (line 45, col 1): Expecting property name enclosed in double quotes",  # noqa: E501
-    ),
-    (
-        "bom.ipynb",
-        "not valid notebook JSON (line 1, col 1): starts with a byte order mark (BOM); "
-        "save the file as UTF-8 without BOM",
-    ),
-    ("duplicate_key.ipynb", "not valid notebook JSON (line 14, col 4): duplicate key 'source'"),
-    ("not_utf8.ipynb", "not UTF-8 (byte 0xE9 at offset 108)"),
-    ("too_deep.ipynb", "refused: nesting deeper than 64"),
-    (
-        "missing_nbformat.ipynb",
-        "unsupported nbformat version: the 'nbformat' key is missing; nbharden reads nbformat 3 and 4",  # noqa: E501
-    ),
-    ("nbformat_99.ipynb", "unsupported nbformat version 99; nbharden reads nbformat 3 and 4"),
-    ("schema_violation.ipynb", "invalid notebook at cells[3].outputs: 5 is not of type 'array'"),
-    ("syntax_error.ipynb", "invalid syntax. Perhaps you forgot a comma?", (4, 2, 3)),
-    (
-        "python2_print.ipynb",
-        "Missing parentheses in call to 'print'. Did you mean print(...)?",
-        (4, 1, 7),
-    ),
-    ("python2_except.ipynb", "multiple exception types must be parenthesized", (4, 3, 8)),
-    ("r_kernel.ipynb", "kernel language 'R' is not supported"),
-    # beyond the table's rows
-    (
-        "top_level_array.ipynb",
-        "invalid notebook at top level: expected a JSON object, got an array",
-    ),
-    (
-        "unknown_cell_type.ipynb",
-        'invalid notebook at cells[2]: unknown cell_type "heading"; expected one of raw, markdown, code',  # noqa: E501
-    ),
-    (
-        "missing_minor.ipynb",
-        "unsupported nbformat version 4 with nbformat_minor null; expected a non-negative integer",
-    ),
-    ("nul_in_code.ipynb", "source code string cannot contain null bytes", (4, 2, 7)),
-    ("deep_expression.ipynb", "refused: code nested too deeply to compile", (2,)),
-    # IPython joins the continued magic line: the error is still reported at the original line 4
-    (
-        "magic_then_syntax_error.ipynb",
-        "Missing parentheses in call to 'print'. Did you mean print(...)?",
-        (2, 4, 5),
-    ),
-    # IPython strips the common indent: the column is still the original one
-    ("indented_syntax_error.ipynb", "'(' was never closed", (2, 2, 9)),
-]
-
-
-@pytest.mark.parametrize("row", TABLE, ids=[row[0] for row in TABLE])
-def test_error_table(row: tuple[Any, ...]) -> None:
-    name, message = row[0], row[1]
-    path = BROKEN / name
-    error = refusal(path)
-    if len(row) == 3:
-        where = ":".join(str(n) for n in row[2])
-        assert str(error) == f"{path}:cell {where}: {message}"
-        assert (error.cell, error.line, error.col) == (row[2] + (None, None))[:3]
-    else:
-        assert str(error) == f"{path}: {message}"
-        assert error.cell is None
-
-
-def test_every_broken_fixture_is_in_the_table() -> None:
-    assert {p.name for p in BROKEN.glob("*.ipynb")} == {row[0] for row in TABLE}
+# --- refusals beyond the error table (tests/test_error_table.py: one fixture per row) ----------
 
 
 def test_too_large_is_refused_before_reading() -> None:
@@ -361,75 +287,3 @@ def test_importing_load_is_light_and_valid_notebooks_skip_jsonschema() -> None:
         env={"PYTHONPATH": str(ROOT / "src")},
     ).stdout.splitlines()
     assert out == ["[]", "['IPython']"]
-
-
-# --- fuzzing --------------------------------------------------------------------------------------
-
-SEEDS = [(GOOD / "sales.ipynb").read_bytes(), (GOOD / "v3.ipynb").read_bytes()]
-SIZE = min(len(seed) for seed in SEEDS)
-INSERTS = [
-    b"{",
-    b"[",
-    b"]",
-    b'"',
-    b"\\",
-    b",",
-    b"0",
-    b"\xff",
-    b"%",
-    b"\x00",
-    b"\\u0000",
-    b"\\ud800",
-    b"null",
-    b"1e999",
-]
-
-mutation = st.one_of(
-    st.tuples(st.just("set"), st.integers(0, SIZE - 1), st.integers(0, 255)),
-    st.tuples(st.just("delete"), st.integers(0, SIZE - 1), st.integers(1, 8)),
-    st.tuples(st.just("insert"), st.integers(0, SIZE), st.sampled_from(INSERTS)),
-)
-
-
-def mutate(data: bytes, ops: list[tuple[Any, ...]]) -> bytes:
-    buf = bytearray(data)
-    for op, pos, arg in ops:
-        pos = min(pos, len(buf))
-        if op == "set" and pos < len(buf):
-            buf[pos] = arg
-        elif op == "delete":
-            del buf[pos : pos + arg]
-        elif op == "insert":
-            buf[pos:pos] = arg
-    return bytes(buf)
-
-
-@settings(
-    max_examples=300,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(seed=st.sampled_from(SEEDS), ops=st.lists(mutation, min_size=1, max_size=4))
-def test_fuzz_byte_mutations_only_raise_input_error(
-    seed: bytes, ops: list[tuple[Any, ...]], capfd: pytest.CaptureFixture[str]
-) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fuzz.ipynb"
-        path.write_bytes(mutate(seed, ops))
-        try:
-            nb = load(path, settings=DEFAULT)
-        except InputError as error:
-            assert str(error).startswith(f"{path}:")
-            assert "please report" not in str(error), str(error)
-            str(error).encode(
-                "utf-8"
-            )  # printable by the CLI: no lone surrogates leak into messages
-        else:
-            assert isinstance(nb, Notebook)
-            assert load(path, settings=DEFAULT) == nb
-    out, err = capfd.readouterr()
-    assert (out, err) == (
-        "",
-        "",
-    )  # library code never prints (nor does nbformat's logger on our behalf)

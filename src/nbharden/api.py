@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from nbharden.errors import InternalError, NbhardenError, VerificationError
+from nbharden.errors import InputError, InternalError, NbhardenError, VerificationError
 from nbharden.models import Analysis, ChangeSet, FileTree, Finding, Notebook, Plan
 from nbharden.settings import Settings
 
@@ -227,11 +228,14 @@ def run_tests(out: Path, *, python: str | None = None, timeout: float = 900.0) -
 def _guard(path: Path, fn: Callable[[], T]) -> T:
     """Run a stage; turn anything that is not an ``NbhardenError`` into an ``InternalError`` naming the file."""
     try:
-        return fn()
+        with warnings.catch_warnings():
+            # parsing the notebook's code warns about valid code ("x is 1") straight onto stderr
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return fn()
     except NbhardenError:
         raise
-    except RecursionError as exc:
-        raise InternalError("refused: code nested too deeply to analyse", path=path) from exc
+    except RecursionError as exc:  # bad input, not a bug: exit 2 like the CLI's own mapping
+        raise InputError("refused: code nested too deeply to analyse", path=path) from exc
     except MemoryError as exc:
         raise InternalError("out of memory", path=path) from exc
     except Exception as exc:  # noqa: BLE001 - the one place that maps unknown failures (exit 123)

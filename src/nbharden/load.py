@@ -15,10 +15,12 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import re
 import stat
+import tokenize
 import warnings
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -30,7 +32,7 @@ from nbharden.masking import mask_ipython
 from nbharden.models import Cell, Notebook
 from nbharden.settings import Settings
 
-__all__ = ["load"]
+__all__ = ["MAX_CODE_DEPTH", "load", "too_deep"]
 
 #: Versions whose schema nbformat ships; 3 is upgraded to 4 on load.
 _SUPPORTED_MAJOR = (3, 4)
@@ -41,6 +43,12 @@ _PYTHON_LANGUAGE = re.compile(r"i?python[23]?")
 #: CPython splits source lines on these only (str.splitlines() also splits on \f, \u2028, ...).
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # notebooks may ``await`` at the top level
+#: Deepest syntax tree (``ast`` levels) a code cell may have. LibCST's visitors recurse about three
+#: Python frames a level and run out of stack near 320 levels at the top of a shallow stack (fewer
+#: under a deep caller; a list or call takes two LibCST levels), where CPython compiles up to ~3x
+#: deeper: a 150-deep list or a 330-term sum compiled, then crashed the analysis (exit 123).
+#: Real cells stay under 40; 100 leaves room for every stage after this one.
+MAX_CODE_DEPTH = 100
 
 
 class _DuplicateKeyError(Exception):
@@ -60,7 +68,10 @@ def load(path: Path, *, settings: Settings) -> Notebook:
     ``path:cell N:line:col: reason``.
     """
     try:
-        return _load(path, settings)
+        with warnings.catch_warnings():
+            # compile() warns about valid code ("1if x", "x is 1") straight onto stderr
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return _load(path, settings)
     except InputError:
         raise
     except RecursionError as exc:
@@ -277,68 +288,229 @@ def _is_int(value: Any) -> bool:
 
 
 def _validate(path: Path, nb: dict[str, Any], major: int, minor: int, *, upgraded: bool) -> None:
-    """Raise ``InputError`` at the JSON path of the first schema violation; ``nb`` is untouched."""
-    # nbformat ships a single v3 schema (3.0); newer 4.x minors get nbformat's relaxed latest schema
-    schema_minor = 0 if major == 3 else minor
-    quick = _quick_validator(major, schema_minor)
-    if quick is not None:
-        import fastjsonschema
+    """Raise ``InputError`` at the JSON path of the first schema violation; ``nb`` is untouched.
 
-        try:
-            quick(nb)
-            return
-        except fastjsonschema.JsonSchemaException as exc:
-            first = str(exc)
-    else:
-        from nbformat.validator import get_validator
+    fastjsonschema over nbformat's own schema files, without importing nbformat's validator: that
+    imports jsonschema, which can take seconds (its optional rfc3987-syntax builds a grammar at
+    import), once per worker process and so once per refused notebook in a ``convert`` batch.
+    """
+    import fastjsonschema
 
-        fast = get_validator(major, schema_minor, name="fastjsonschema")  # type: ignore[no-untyped-call]
-        if fast is None:
-            raise InputError(
-                f"unsupported nbformat version {major}.{minor}; no schema for it", path=path
-            )
-        errors = list(fast.iter_errors(nb))
-        if not errors:
-            return
-        first = str(errors[0])
-    from nbformat.validator import better_validation_error, get_validator
-
-    # fastjsonschema is quick but vague; jsonschema (slow) names the failing path, and nbformat's
-    # better_validation_error narrows "not valid under any of the given schemas" to the cell type
-    slow = get_validator(major, schema_minor, name="jsonschema")  # type: ignore[no-untyped-call]
-    where, reason = "top level", _shorten(first, 200)
-    for error in slow.iter_errors(nb) if slow is not None else ():
-        error = better_validation_error(error, major, schema_minor)  # type: ignore[no-untyped-call]
-        where = _json_path(list(error.relative_path)) or "top level"
-        reason = _describe(error)
-        break
+    schema = _schema(major, minor)
+    if schema is None:
+        raise InputError(
+            f"unsupported nbformat version {major}.{minor}; no schema for it", path=path
+        )
+    try:
+        _compiled(major, minor, "")(nb)
+        return
+    except fastjsonschema.JsonSchemaException as exc:
+        where, reason = _locate(schema, major, minor, nb, exc)
     prefix = (
         f"invalid notebook after upgrade from nbformat {major}" if upgraded else "invalid notebook"
     )
-    raise InputError(f"{prefix} at {where}: {reason}", path=path)
+    raise InputError(f"{prefix} at {_json_path(where) or 'top level'}: {reason}", path=path)
+
+
+#: The newest nbformat 4 minor with a schema file of its own; read from nbformat's folder.
+def _schema_file(major: int, minor: int) -> tuple[Path | None, bool]:
+    """nbformat's schema file for ``major.minor`` and whether it must be relaxed (a newer minor)."""
+    spec = importlib.util.find_spec("nbformat")
+    for folder in (spec.submodule_search_locations or ()) if spec is not None else ():
+        versions = Path(folder) / f"v{major}"
+        if major == 3:
+            return versions / "nbformat.v3.schema.json", False
+        exact = versions / f"nbformat.v{major}.{minor}.schema.json"
+        if exact.is_file():
+            return exact, False
+        known = [
+            int(m.group(1))
+            for p in versions.glob(f"nbformat.v{major}.*.schema.json")
+            if (m := re.fullmatch(rf"nbformat\.v{major}\.(\d+)\.schema\.json", p.name))
+        ]
+        if known and minor > max(known):
+            # nbformat's rule for a notebook from the future: the latest schema, relaxed
+            return versions / f"nbformat.v{major}.schema.json", True
+    return None, False
 
 
 @cache
-def _quick_validator(major: int, minor: int) -> Callable[[Any], Any] | None:
-    """fastjsonschema over nbformat's schema file for ``major.minor``; None if there is none.
+def _schema(major: int, minor: int) -> dict[str, Any] | None:
+    """The schema nbformat would validate ``major.minor`` with (3.x all use the one v3 schema)."""
+    file, relax = _schema_file(major, 0 if major == 3 else minor)
+    if file is None or not file.is_file():
+        return None
+    schema: dict[str, Any] = json.loads(file.read_text("utf-8"))
+    if relax:  # as nbformat.validator does: no additionalProperties, unknown cells and outputs
+        schema = _relaxed(schema)
+        definitions = schema["definitions"]
+        definitions["cell"]["oneOf"].append({"$ref": "#/definitions/unrecognized_cell"})
+        definitions["output"]["oneOf"].append({"$ref": "#/definitions/unrecognized_output"})
+    return schema
 
-    Found without importing nbformat: that pulls in jsonschema, which can take seconds (its optional
-    rfc3987-syntax builds a grammar at import), and a valid notebook never needs jsonschema.
+
+def _relaxed(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: True if k == "additionalProperties" else _relaxed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relaxed(v) for v in value]
+    return value
+
+
+@cache
+def _compiled(major: int, minor: int, definition: str) -> Callable[[Any], Any]:
+    """A fastjsonschema validator for the whole notebook (``definition`` ""), or for one of the
+    schema's definitions (``"code_cell"``): the alternative a oneOf error is narrowed to."""
+    import fastjsonschema
+
+    schema = _schema(major, minor)
+    assert schema is not None
+    if definition:
+        schema = {"definitions": schema["definitions"], "$ref": f"#/definitions/{definition}"}
+    validate: Callable[[Any], Any] = fastjsonschema.compile(schema)
+    return validate
+
+
+def _locate(
+    schema: dict[str, Any], major: int, minor: int, nb: Any, exc: Any
+) -> tuple[list[Any], str]:
+    """The JSON path and a one-line reason for a fastjsonschema error, in jsonschema's words.
+
+    A oneOf over cells or outputs is narrowed like nbformat does: to the cell or output type the
+    item names, validated on its own, so the reason points inside it.
     """
-    spec = importlib.util.find_spec("nbformat")
-    name = (
-        f"nbformat.v{major}.schema.json" if major == 3 else f"nbformat.v{major}.{minor}.schema.json"
-    )
-    for folder in (spec.submodule_search_locations or ()) if spec is not None else ():
-        schema_file = Path(folder) / f"v{major}" / name
-        if schema_file.is_file():
-            import fastjsonschema
+    import fastjsonschema
 
-            validate: Callable[[Any], Any] = fastjsonschema.compile(
-                json.loads(schema_file.read_text("utf-8"))
+    where: list[Any] = []
+    value = nb
+    for _ in range(16):  # cells hold outputs: two narrowings at most; the bound is a safeguard
+        parts, item = _walk(value, list(exc.path)[1:])
+        where.extend(parts)
+        if exc.rule not in ("oneOf", "anyOf") or not isinstance(item, dict):
+            return where, _reason(exc.rule, exc.rule_definition, item, str(exc.message))
+        key, known = _discriminator(exc.rule_definition)
+        if key is None:
+            return where, _reason(exc.rule, exc.rule_definition, item, str(exc.message))
+        if key not in item:
+            return where, f"missing {key!r}; expected one of {', '.join(known)}"
+        kind = item[key]
+        if not isinstance(kind, str) or kind not in known:
+            shown = _shorten(json.dumps(kind), 40)
+            return where, f"unknown {key} {shown}; expected one of {', '.join(known)}"
+        name = f"{kind}_cell" if key == "cell_type" else kind
+        if name not in schema["definitions"]:
+            return where, _reason(exc.rule, exc.rule_definition, item, str(exc.message))
+        try:
+            _compiled(major, minor, name)(item)
+        except fastjsonschema.JsonSchemaException as inner:
+            exc, value = inner, item
+            continue
+        break
+    return where, _reason(exc.rule, exc.rule_definition, value, str(exc.message))
+
+
+def _walk(value: Any, parts: list[str]) -> tuple[list[Any], Any]:
+    """Follow fastjsonschema's path (``data.cells[0]`` split on dots and brackets) into ``value``.
+
+    Keys holding dots (``image.png``) come back split: they are rejoined by trying the longest
+    key that exists. Stops where the path no longer matches, so the result is always a real path.
+    """
+    found: list[Any] = []
+    i = 0
+    while i < len(parts):
+        if isinstance(value, list) and parts[i].isdigit() and int(parts[i]) < len(value):
+            found.append(int(parts[i]))
+            value = value[int(parts[i])]
+            i += 1
+            continue
+        if not isinstance(value, dict):
+            break
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if key in value:
+                found.append(key)
+                value = value[key]
+                i = j
+                break
+        else:
+            break
+    return found, value
+
+
+def _discriminator(alternatives: Any) -> tuple[str | None, list[str]]:
+    """("cell_type" or "output_type", the known values) when a oneOf tells items apart by it."""
+    for key in ("cell_type", "output_type"):
+        known = []
+        for alternative in alternatives if isinstance(alternatives, list) else ():
+            prop = (
+                alternative.get("properties", {}).get(key)
+                if isinstance(alternative, dict)
+                else None
             )
-            return validate
-    return None
+            enum = prop.get("enum") if isinstance(prop, dict) else None
+            if isinstance(enum, list) and enum and isinstance(enum[0], str):
+                known.append(enum[0])
+        if known:
+            return key, known
+    return None, []
+
+
+def _reason(rule: Any, definition: Any, value: Any, fallback: str) -> str:
+    """jsonschema's message for a failed ``rule`` (what nbformat users know), shortened."""
+    shown = _shorten(repr(value), 60)
+    if rule == "type":
+        types = definition if isinstance(definition, list) else [definition]
+        reason = f"{shown} is not of type {', '.join(repr(t) for t in types)}"
+    elif rule == "required" and isinstance(value, dict) and isinstance(definition, list):
+        missing = next(
+            (k for k in definition if k not in value), definition[0] if definition else ""
+        )
+        reason = f"{missing!r} is a required property"
+    elif rule == "additionalProperties" and isinstance(value, dict):
+        reason = "Additional properties are not allowed"
+        extras = [k for k in value if k not in definition] if isinstance(definition, dict) else []
+        if extras:
+            listed = _shorten(", ".join(repr(k) for k in extras), 80)
+            reason += f" ({listed} {'was' if len(extras) == 1 else 'were'} unexpected)"
+    elif rule == "enum":
+        reason = f"{shown} is not one of {_shorten(repr(definition), 80)}"
+    elif rule == "const":
+        reason = f"{_shorten(repr(definition), 60)} was expected"
+    elif rule == "minimum":
+        reason = f"{shown} is less than the minimum of {definition!r}"
+    elif rule == "maximum":
+        reason = f"{shown} is greater than the maximum of {definition!r}"
+    elif rule == "pattern":
+        reason = f"{shown} does not match {definition!r}"
+    elif rule in ("minLength", "minItems"):
+        reason = f"{shown} is too short"
+    elif rule in ("maxLength", "maxItems"):
+        reason = f"{shown} is too long"
+    elif rule == "uniqueItems":
+        reason = f"{shown} has non-unique elements"
+    elif rule in ("oneOf", "anyOf"):
+        reason = f"{shown} is not valid under any of the given schemas"
+        kinds = _alternative_types(definition)
+        if kinds:
+            reason = f"expected {' or '.join(kinds)}, got {_json_type(value)}"
+    else:
+        reason = fallback.removeprefix("data").lstrip(". ") or fallback
+    return _shorten(reason.replace("\n", " "), 300)
+
+
+def _alternative_types(alternatives: Any) -> list[str]:
+    """["a string", "an array of strings"] for a oneOf that only differs by type (a cell source)."""
+    kinds: list[str] = []
+    for alternative in alternatives if isinstance(alternatives, list) else ():
+        kind = alternative.get("type") if isinstance(alternative, dict) else None
+        if not isinstance(kind, str):
+            return []
+        items = alternative.get("items")
+        if kind == "array" and isinstance(items, dict) and isinstance(items.get("type"), str):
+            kinds.append(f"an array of {items['type']}s")
+        else:
+            kinds.append(_json_type_name(kind))
+    return kinds
 
 
 def _json_path(parts: list[Any]) -> str:
@@ -351,49 +523,6 @@ def _json_path(parts: list[Any]) -> str:
         else:
             text += f"[{json.dumps(part)}]"
     return text
-
-
-def _describe(error: Any) -> str:
-    """A one-line reason for a jsonschema error, with the offending value shortened."""
-    instance = error.instance
-    if error.validator in ("oneOf", "anyOf") and isinstance(error.validator_value, list):
-        reason = _describe_alternatives(instance, error.validator_value)
-        if reason is not None:
-            return reason
-    message = str(error.message)
-    shown = repr(instance)
-    if len(shown) > 60 and shown in message:
-        message = message.replace(shown, _shorten(shown, 60))
-    return _shorten(message.replace("\n", " "), 300)
-
-
-def _describe_alternatives(instance: Any, alternatives: list[Any]) -> str | None:
-    """Why nothing matched a oneOf: a cell or output of unknown kind, or a wrong value type."""
-    refs = [a.get("$ref", "") for a in alternatives if isinstance(a, dict)]
-    names = [ref.rsplit("/", 1)[-1] for ref in refs if ref.startswith("#/definitions/")]
-    if names and len(names) == len(alternatives) and isinstance(instance, dict):
-        # cells are told apart by cell_type ("code_cell" -> "code"), outputs by output_type
-        if all(name.endswith("_cell") for name in names):
-            key, known = "cell_type", [name.removesuffix("_cell") for name in names]
-        else:
-            key, known = "output_type", names
-        if key not in instance:
-            return f"missing {key!r}; expected one of {', '.join(known)}"
-        if instance[key] not in known:
-            shown = _shorten(json.dumps(instance[key]), 40)
-            return f"unknown {key} {shown}; expected one of {', '.join(known)}"
-        return None
-    kinds: list[str] = []
-    for alternative in alternatives:
-        kind = alternative.get("type") if isinstance(alternative, dict) else None
-        if not isinstance(kind, str):
-            return None
-        items = alternative.get("items")
-        if kind == "array" and isinstance(items, dict) and isinstance(items.get("type"), str):
-            kinds.append(f"an array of {items['type']}s")
-        else:
-            kinds.append(_json_type_name(kind))
-    return f"expected {' or '.join(kinds)}, got {_json_type(instance)}" if kinds else None
 
 
 def _json_type_name(kind: str) -> str:
@@ -524,6 +653,7 @@ def _check_syntax(path: Path, index: int, source: str, code: str) -> None:
     """Compile ``code`` with CPython; on failure raise ``InputError`` at the place in ``source``."""
     try:
         compile(code, f"<cell {index}>", "exec", flags=_COMPILE_FLAGS, dont_inherit=True)
+        nested = too_deep(code)
     except SyntaxError as exc:
         message = exc.msg or "invalid syntax"
         if exc.lineno is None:
@@ -554,6 +684,102 @@ def _check_syntax(path: Path, index: int, source: str, code: str) -> None:
         raise InputError(
             _shorten(str(exc), 200), path=path, cell=index, line=line, col=col
         ) from exc
+    if nested is not None:
+        line, col = _map_position(source, code, *nested)
+        raise InputError(
+            f"refused: code nested deeper than {MAX_CODE_DEPTH} levels (LibCST would run out of "
+            "stack); split it into smaller statements",
+            path=path,
+            cell=index,
+            line=line,
+            col=col,
+        )
+
+
+#: Fields whose items LibCST wraps in a node of its own (Element, DictElement, Arg,
+#: SubscriptElement + Index): one more level each (two for a subscript) than in Python's ast.
+_WRAPPED: dict[type[ast.AST], dict[str, int]] = {
+    ast.List: {"elts": 2},
+    ast.Tuple: {"elts": 2},
+    ast.Set: {"elts": 2},
+    ast.Dict: {"keys": 2, "values": 2},
+    ast.Call: {"args": 2, "keywords": 2},
+    ast.Subscript: {"slice": 3},
+}
+_STRING_TOKENS = {tokenize.STRING, getattr(tokenize, "FSTRING_START", tokenize.STRING)}
+
+
+def too_deep(code: str, limit: int = MAX_CODE_DEPTH) -> tuple[int, int] | None:
+    """(line, col) in ``code`` where LibCST's tree would nest deeper than ``limit``; None if nowhere.
+
+    Measured on Python's ast, adjusted where LibCST nests more: ``a and b and c`` and implicitly
+    concatenated strings (``'a' 'b' 'c'``) are flat in ast but one level per operand in LibCST (its
+    parser crashed the process on a 10,000-term ``and``), and wrapped items (see ``_WRAPPED``).
+    Only called on code that compiles, so parsing cannot fail but by running out of stack.
+    """
+    if len(code) * 3 + 8 < limit:
+        return None  # every level takes at least a third of a character
+    tree = compile(
+        code, "<cell>", "exec", flags=_COMPILE_FLAGS | ast.PyCF_ONLY_AST, dont_inherit=True
+    )
+    lines: list[bytes] = []
+    # node, its depth, the nearest node with a position (ctx and operators have none), in an f-string
+    stack: list[tuple[ast.AST, int, ast.AST, bool]] = [(tree, 1, tree, False)]
+    while stack:
+        node, depth, located, in_fstring = stack.pop()
+        if hasattr(node, "lineno"):
+            located = node
+        if isinstance(node, ast.BoolOp):
+            depth += len(node.values) - 1
+        elif isinstance(node, ast.JoinedStr) or (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str | bytes)
+            and not in_fstring
+        ):
+            depth += _string_pieces(code, node, lines, limit) - 1
+        if depth > limit:
+            return _node_position(code, located)
+        wrapped = _WRAPPED.get(type(node), {})
+        inside = in_fstring or isinstance(node, ast.JoinedStr)
+        children = [
+            (child, depth + wrapped.get(field, 1), located, inside)
+            for field, value in ast.iter_fields(node)
+            for child in (value if isinstance(value, list) else [value])
+            if isinstance(child, ast.AST)
+        ]
+        stack.extend(reversed(children))  # the first offender in source order is reported
+    return None
+
+
+def _string_pieces(code: str, node: ast.AST, lines: list[bytes], limit: int) -> int:
+    """How many literals make up the string ``node`` (``'a' 'b'`` is two); 1 for short strings."""
+    first, last = getattr(node, "lineno", 0), getattr(node, "end_lineno", None)
+    start, end = getattr(node, "col_offset", 0), getattr(node, "end_col_offset", None)
+    if last is None or end is None or (first == last and end - start < 2 * limit):
+        return 1  # too short to hold more than ``limit`` pieces: each takes two characters or more
+    if not lines:
+        lines.extend(line.encode("utf-8", "surrogatepass") for line in _LINE_BREAK.split(code))
+    if first == last:
+        segment = lines[first - 1][start:end]
+    else:
+        segment = b"\n".join(
+            [lines[first - 1][start:], *lines[first : last - 1], lines[last - 1][:end]]
+        )
+    text = "(" + segment.decode("utf-8", "surrogatepass") + "\n)"
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+        return max(1, sum(1 for token in tokens if token.type in _STRING_TOKENS))
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return 1
+
+
+def _node_position(code: str, node: ast.AST) -> tuple[int, int]:
+    """1-based (line, column in characters) of ``node``; ast counts columns in UTF-8 bytes."""
+    line = getattr(node, "lineno", 1)
+    lines = _LINE_BREAK.split(code)
+    text = lines[line - 1] if 1 <= line <= len(lines) else ""
+    prefix = text.encode("utf-8", "surrogatepass")[: getattr(node, "col_offset", 0)]
+    return line, len(prefix.decode("utf-8", "ignore")) + 1
 
 
 def _position_of_nul(source: str) -> tuple[int | None, int | None]:

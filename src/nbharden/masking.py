@@ -7,6 +7,7 @@ Used by the load stage for every code cell and by the magic translation for code
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -37,7 +38,11 @@ def mask_ipython(source: str) -> str:
         # seconds on a big or pathological cell (a 100,000-term sum) before compile() refuses it
         return source
     try:
-        code = _transformer()(source)
+        with warnings.catch_warnings():
+            # IPython splits lines with str.splitlines() and warns (on stderr, through the CLI's
+            # one-line message) about a line that "ends" in U+2028 or another Unicode break
+            warnings.simplefilter("ignore")
+            code = _transformer()(source)
     except Exception:  # noqa: BLE001 - a transformer failure: let compile() report the source
         return source
     # IPython appends a newline; keep the source's own ending so positions and round trips match

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from nbharden.load import too_deep
 from nbharden.masking import mask_ipython
 from nbharden.models import Finding, Fix, Severity, Span
 from nbharden.transform.codemods import find_all, is_get_ipython_call
@@ -253,6 +254,8 @@ class _Translator(cst.CSTTransformer):
         code = mask_ipython(code)
         try:
             compile(code, "<magic>", "exec", dont_inherit=True)
+            if too_deep(code) is not None:  # LibCST would run out of stack or crash the process
+                raise RecursionError
             module = cst.parse_module(code)
         except (SyntaxError, ValueError, RecursionError, MemoryError, cst.ParserSyntaxError):
             self._finding(
@@ -469,6 +472,8 @@ class _Translator(cst.CSTTransformer):
             code = _strip_options(values[0] or "", values[1])
             try:
                 compile(code, "<magic>", "eval", dont_inherit=True)
+                if too_deep(code) is not None:
+                    raise RecursionError
                 expr = cst.parse_expression(code)
             except (SyntaxError, ValueError, RecursionError, cst.ParserSyntaxError):
                 return updated
