@@ -42,6 +42,14 @@ RUN_TIMEOUT = 180
 GENERATED_TESTS_FAIL: dict[str, str] = {}
 
 
+#: stem -> the environment its package's secrets come from when it runs (placeholders, never the notebook's)
+SECRET_ENV = {
+    "secrets": {
+        "SECRETS_PIPELINE_API_KEY": "placeholder-key",
+        "SECRETS_PIPELINE_DB_URL": "postgresql://user:placeholder@db.invalid:5432/sales",
+    }
+}
+
 #: stem -> port of the 127.0.0.1 HTTP server its notebook reads from (files under data/http/)
 SERVED = {"network": 8765}
 
@@ -200,13 +208,16 @@ class Run:
     pipes, so a chatty child never blocks on a full pipe while nobody reads it).
     """
 
-    def __init__(self, args: list[str], out: Path, log: Path) -> None:
+    def __init__(
+        self, args: list[str], out: Path, log: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.args = args
         self._stdout = log.with_suffix(".out")
         self._stderr = log.with_suffix(".err")
+        env = {**_env(out), **(extra_env or {})}
         with self._stdout.open("w") as stdout, self._stderr.open("w") as stderr:
             self._proc = subprocess.Popen(
-                [PYTHON, *args], cwd=out, env=_env(out), stdout=stdout, stderr=stderr
+                [PYTHON, *args], cwd=out, env=env, stdout=stdout, stderr=stderr
             )
 
     def result(self) -> tuple[int, str, str]:
@@ -280,7 +291,7 @@ def e2e(
         for p in out.rglob("*")
         if p.is_file()
     }
-    main = Run(["-m", changes.plan.package], out, work / "main")
+    main = Run(["-m", changes.plan.package], out, work / "main", SECRET_ENV.get(stem))
     tests = Run(["-m", "pytest", "-q", "-p", "no:cacheprovider"], out, work / "pytest")
     yield Written(stem, out, changes.plan.package, changes, disk, main, tests)
     main.stop()
@@ -365,3 +376,15 @@ def test_notebook_without_code_converts(tmp_path: Path) -> None:
     notebook = _tiny_notebook(tmp_path / "nb", ["md:# Only text"])
     gen = api.generate(notebook, settings_for(notebook))
     assert gen.plan.steps == ()
+
+
+def test_no_secret_of_the_secrets_fixture_reaches_its_golden() -> None:
+    """The fake credentials in fixtures/golden/secrets.ipynb appear in no generated file (NBH201)."""
+    notebook = (GOLDEN / "secrets.ipynb").read_text(encoding="utf-8")
+    planted = ["sk-test-FAKE0123456789abcdefABCDEF0123", "FakePassw0rd!"]
+    assert all(p in notebook for p in planted)
+    files = [p for p in (GOLDEN / "secrets.expected").rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert not [p for p in planted if p in text], path
