@@ -245,6 +245,8 @@ def bwrap_problem() -> str | None:
         "/proc",
         "--tmpfs",
         "/tmp",
+        # the interpreter may live under /tmp (a venv in a temporary clone): bound back as the kernel's is
+        *[arg for path in _code_paths(sys.executable) for arg in ("--ro-bind", str(path), str(path))],
         "--",
         sys.executable,
         "-I",
