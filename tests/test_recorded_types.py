@@ -40,7 +40,16 @@ def test_recorded_types_are_spelled_with_the_notebooks_imports(recorded: str, sp
 
 
 @pytest.mark.parametrize(
-    "recorded", ["scipy.sparse.csr_matrix", "__main__.Model", "list[torch.Tensor]", "", "1 +"]
+    "recorded",
+    [
+        "scipy.sparse.csr_matrix",
+        "__main__.Model",
+        "list[torch.Tensor]",
+        "",
+        "1 +",
+        "tuple[str, numpy._ArrayFunctionDispatcher]",  # private: not an attribute at run time
+        "dict[str, " * 10 + "int" + "]" * 10,  # too long to help a reader
+    ],
 )
 def test_a_type_the_steps_cannot_name_is_left_to_the_static_guess(recorded: str) -> None:
     assert spell(recorded, NAMES) is None

@@ -23,6 +23,9 @@ from nbharden.analyse import FullAnalysis
 from nbharden.models import Contract, Effect, Finding, Fix, Param, Plan, Severity, Span, Step
 from nbharden.record.models import RecordedValue, Recording, StepRecording
 
+#: A longer recorded annotation (a union of nested tuples...) says less than it costs: the static guess stays.
+MAX_ANNOTATION = 80
+
 #: Frames with more columns than this get no contract: the check would drown the step's code.
 MAX_CONTRACT_COLUMNS = 40
 
@@ -52,7 +55,8 @@ class _Spell(ast.NodeTransformer):
 
     def _replace(self, node: ast.expr) -> ast.expr:
         dotted = self._dotted(node)
-        if dotted is None:
+        if dotted is None or any(part.startswith("_") for part in dotted.split(".")):
+            # private names (numpy._ArrayFunctionDispatcher) may not exist where the annotation is evaluated
             raise _Unspellable(ast.dump(node))
         if dotted in _BUILTIN_TYPES:
             return node
@@ -77,7 +81,7 @@ class _Spell(ast.NodeTransformer):
 
 def spell(annotation: str, names: Mapping[str, str]) -> str | None:
     """``annotation`` (dotted names from the run) written with ``names``; None when some name is not bound."""
-    if not annotation:
+    if not annotation or len(annotation) > MAX_ANNOTATION:
         return None
     try:
         tree = ast.parse(annotation, mode="eval")
