@@ -72,10 +72,23 @@ demo: deps ## convert the demo notebook into build/demo, then run the package an
 	cd $(DEMO_OUT) && PYTHONPATH=src ../../$(PY) -m "$$pkg"; \
 	if [ -d tests ]; then echo "+ cd $(DEMO_OUT) && python -m pytest -q"; ../../$(PY) -m pytest -q; fi
 
-test: deps ## run the whole test suite (pytest); no test collected counts as a failure
-	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+# Coverage gate of `make test`: line coverage of these files (coverage's --include patterns) must reach
+# COV_FAIL_UNDER percent. Running a subset (PYTEST_ARGS=tests/test_x.py) measures less: add COV_FAIL_UNDER=0.
+COV_GATE := */nbharden/load.py,*/nbharden/write.py,*/nbharden/lab/*
+COV_FAIL_UNDER ?= 90
+
+test: deps ## run the whole test suite (pytest) with coverage; fails if a test fails or COV_GATE is below 90%
+	@rm -rf build/coverage
+	@rc=0; $(PY) -m pytest --cov --cov-report= $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure, not a pass" >&2; exit 1; fi; \
-	exit $$rc
+	echo "--- coverage (files below 100%; config in pyproject.toml [tool.coverage.*])"; \
+	$(PY) -m coverage report || true; \
+	echo "--- coverage gate: $(COV_GATE) at >= $(COV_FAIL_UNDER)% of lines"; \
+	gate=0; $(PY) -m coverage report --include='$(COV_GATE)' --no-skip-covered \
+	  --fail-under=$(COV_FAIL_UNDER) || gate=$$?; \
+	if [ $$gate -ne 0 ]; then echo "make test: line coverage of $(COV_GATE) is below $(COV_FAIL_UNDER)%" >&2; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	exit $$gate
 
 lint: deps ## ruff and mypy --strict on the sources
 	$(VENV)/bin/ruff check src tests

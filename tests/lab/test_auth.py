@@ -22,7 +22,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from labutil import Live, snapshot
 
-from nbharden.lab import _jupyter_server_extension_points, handlers
+from nbharden.lab import (
+    _jupyter_labextension_paths,
+    _jupyter_server_extension_points,
+    handlers,
+)
 
 VERBS = ("get", "post", "put", "patch", "delete", "head", "options")
 
@@ -133,6 +137,9 @@ def test_the_walk_finds_a_handler_without_the_decorator(jp_serverapp: Any) -> No
 
 def test_the_extension_is_discoverable() -> None:
     assert _jupyter_server_extension_points() == [{"module": "nbharden.lab"}]
+    assert _jupyter_labextension_paths() == [{"src": "labextension", "dest": "nbharden"}]
+    built = Path(handlers.__file__).parent / "labextension" / "package.json"
+    assert json.loads(built.read_text())["name"] == "nbharden"
     config = Path(__file__).parents[2] / "jupyter-config" / "server-config" / "nbharden.json"
     assert json.loads(config.read_text()) == {
         "ServerApp": {"jpserver_extensions": {"nbharden.lab": True}}

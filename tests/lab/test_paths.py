@@ -199,7 +199,9 @@ async def test_settings_come_from_inside_the_root_only(
     assert code == 200, data
     assert guard.hits == []
     assert not any("outside_pkg" in f["path"] for f in data["files"])
+    # A pyproject.toml that is not TOML is skipped, as the CLI skips it; the next one up applies.
     (jp_root_dir / "work" / "pyproject.toml").unlink()
+    (jp_root_dir / "work" / "pyproject.toml").write_text("[tool.nbharden\n")
     (jp_root_dir / "pyproject.toml").write_text('[tool.nbharden]\nname = "inside_pkg"\n')
     code, data = await live.convert({"path": notebook})
     assert code == 200, data
