@@ -360,6 +360,33 @@ def test_timeit_runs_its_code_once_like_the_generated_code(tmp_path: Path) -> No
     assert (x, y, total) == (3, 5, 21.0)  # x = %timeit -o expr -> the expression's value
 
 
+def test_final_values_are_taken_after_the_last_cell(tmp_path: Path) -> None:
+    nb = load_notebook(FIXTURES / "late_change.ipynb")
+    plan = make_plan(
+        "late",
+        (
+            make_step("make", (2,), (), ("rng", "draw")),
+            make_step("use", (3,), ("draw",), ("first",)),
+            make_step("items", (4,), (), ("items", "label")),
+            make_step("change", (5,), ("items",), ()),
+        ),
+    )
+    rec = record(nb, plan, settings=Settings(), workdir=tmp_path, runs=1)
+    finals = rec.final_values()
+    made = rec.step("make").output("rng")
+    # draw() moved rng on through a closure; items.append(3) changed items in place
+    assert finals["rng"] != made and finals["rng"].sha256 != made.sha256
+    expected = np.random.default_rng(5)
+    expected.normal()
+    assert load(rec, finals["rng"]).bit_generator.state == expected.bit_generator.state
+    assert load(rec, rec.step("items").output("items")) == [1, 2]
+    assert load(rec, finals["items"]) == [1, 2, 3]
+    # a plain value cannot change in place: its step's output stands; a deleted name too
+    assert finals["first"] == rec.step("use").output("first")
+    assert finals["label"] == rec.step("items").output("label")
+    assert {v.name for v in rec.finals} == {"rng", "draw", "items"}
+
+
 # --- the CLI: nbharden record ---------------------------------------------------------
 
 
@@ -552,6 +579,13 @@ def test_type_names_and_annotations_are_public() -> None:
     assert V.annotation([1, "a"]) == "list[int | str]"
     assert V.annotation({"a": [1]}) == "dict[str, list[int]]"
     assert V.annotation((1, 2.0)) == "tuple[int, float]"
+    # annotations use importable names only: a private class becomes what it can be spelled as
+    assert V.type_name(np.mean) == "numpy._ArrayFunctionDispatcher"
+    assert V.annotation([np.mean]) == "list[collections.abc.Callable]"
+    assert V.annotation(iter([])) == "object" and V.annotation(i for i in ()) == (
+        "types.GeneratorType"
+    )
+    assert V.annotation(pd.DataFrame().groupby([])) == "pandas.api.typing.DataFrameGroupBy"
 
 
 def test_unserialisable_things_are_described() -> None:

@@ -121,6 +121,41 @@ def test_scalars_containers_and_objects(compare: ModuleType, tmp_path: Path) -> 
         compare.check_value(SimpleNamespace(coef=np.array([1.0, 2.02]), name="m"), entry)
 
 
+def test_lazy_pandas_objects_cycles_caches_and_environments(
+    compare: ModuleType, tmp_path: Path
+) -> None:
+    s = pd.Series([1.0, 2.0, 3.0, 4.0], index=pd.date_range("2020-01-01", periods=4, freq="min"))
+    # a groupby or a resampler has no value equality: its data and group sizes are compared
+    grouped = _entry(compare, s.groupby([0, 0, 1, 1]), tmp_path)
+    compare.check_value(s.groupby([0, 0, 1, 1]), grouped)
+    with pytest.raises(AssertionError, match="size"):
+        compare.check_value(s.groupby([0, 1, 1, 1]), grouped)
+    with pytest.raises(AssertionError, match="obj"):
+        compare.check_value((s * 2).groupby([0, 0, 1, 1]), grouped)
+    resampled = _entry(compare, s.resample("2min"), tmp_path)
+    compare.check_value(s.resample("2min"), resampled)
+    with pytest.raises(AssertionError):
+        compare.check_value(s.resample("3min"), resampled)
+    # objects that point at each other (pytz zones do) end the comparison, not recurse forever
+    a, b = SimpleNamespace(v=1), SimpleNamespace(v=1)
+    a.other, b.other = b, a
+    c, d = SimpleNamespace(v=1), SimpleNamespace(v=1)
+    c.other, d.other = d, c
+    cyclic = _entry(compare, a, tmp_path)
+    compare.check_value(c, cyclic)
+    d.v = 2
+    with pytest.raises(AssertionError, match="other"):
+        compare.check_value(c, cyclic)
+    # caches and captured namespaces are not results
+    model = SimpleNamespace(
+        coef=[1.0], _cache={"xnames": ["a"]}, env={"__builtins__": {}, "__name__": "m"}
+    )
+    entry = _entry(compare, model, tmp_path)
+    compare.check_value(SimpleNamespace(coef=[1.0], _cache={}, env=dict(vars(compare))), entry)
+    with pytest.raises(AssertionError, match="coef"):
+        compare.check_value(SimpleNamespace(coef=[2.0], _cache={}, env={}), entry)
+
+
 def test_fingerprint_only_values_use_hashes_and_statistics(
     compare: ModuleType, tmp_path: Path
 ) -> None:

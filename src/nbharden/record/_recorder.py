@@ -160,6 +160,8 @@ def _nbharden_install_recorder() -> None:
             entry["digest"] = hashlib.sha256(blob.encode("ascii")).hexdigest()
         return entry
 
+    immutable = (int, float, complex, str, bytes, bool, type(None))
+
     def record(requests: list[Any], phase: str) -> None:
         ns = shell.user_ns
         for step, names in requests:
@@ -175,6 +177,8 @@ def _nbharden_install_recorder() -> None:
                         }
                     else:
                         obj = ns[name]
+                        if step == "__final__" and type(obj) in immutable:
+                            continue  # cannot have changed since the step that made it
                         alias = seen.get(id(obj))
                         entry = (
                             {"alias_of": alias}

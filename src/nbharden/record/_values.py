@@ -52,11 +52,10 @@ class Unencodable(Exception):
 # --- names ----------------------------------------------------------------------------
 
 
-def type_name(obj: Any) -> str:
-    """The public dotted name of ``type(obj)``: ``pandas.DataFrame``, not
-    ``pandas.core.frame.DataFrame``.
+def class_name(cls: type) -> tuple[str, bool]:
+    """The public dotted name of a class, and whether importing it by that name gives the
+    class back (checked against the modules already imported, importing nothing).
     """
-    cls = type(obj)
     module = getattr(cls, "__module__", "") or ""
     qualname = getattr(cls, "__qualname__", cls.__name__)
     if module == "builtins":
@@ -64,35 +63,72 @@ def type_name(obj: Any) -> str:
         import types
 
         if getattr(builtins, qualname, None) is cls:
-            return qualname
+            return qualname, True
         # function, generator, module, NoneType...: importable from ``types``
         for name, value in vars(types).items():
             if value is cls and not name.startswith("_"):
-                return f"types.{name}"
-        return qualname
+                return f"types.{name}", True
+        return qualname, False
     parts = module.split(".")
     if parts[0].startswith("_") and parts[0][1:] in sys.modules:
         # a C module re-exported by its public twin: _io.TextIOWrapper -> io.TextIOWrapper
         public = sys.modules[parts[0][1:]]
-        if getattr(public, qualname, None) is cls:
-            return f"{parts[0][1:]}.{qualname}"
+        if _resolve(public, qualname) is cls:
+            return f"{parts[0][1:]}.{qualname}", True
     # the shortest importable prefix that exports the same class, e.g.
     # sklearn.linear_model
     for end in range(1, len(parts) + 1):
         prefix = ".".join(parts[:end])
         mod = sys.modules.get(prefix)
-        if mod is not None and getattr(mod, qualname, None) is cls:
-            return f"{prefix}.{qualname}"
-    return f"{module}.{qualname}"
+        if mod is not None and _resolve(mod, qualname) is cls:
+            return f"{prefix}.{qualname}", True
+    return f"{module}.{qualname}", False
+
+
+def _resolve(module: Any, qualname: str) -> Any:
+    """``module.A.B`` for qualname ``A.B``, or None."""
+    found = module
+    for part in qualname.split("."):
+        try:
+            found = getattr(found, part, None)
+        except Exception:  # noqa: BLE001 - a module's __getattr__ may raise anything
+            return None
+        if found is None:
+            return None
+    return found
+
+
+def type_name(obj: Any) -> str:
+    """The public dotted name of ``type(obj)``: ``pandas.DataFrame``, not
+    ``pandas.core.frame.DataFrame``.
+    """
+    return class_name(type(obj))[0]
+
+
+def _importable(obj: Any) -> str:
+    """An importable name for ``obj``'s type: its own, else (a private class, one defined in
+    a function) ``collections.abc.Callable`` for callables, else the nearest importable base
+    class.
+    """
+    name, ok = class_name(type(obj))
+    if ok:
+        return name
+    if callable(obj):
+        return "collections.abc.Callable"
+    for base in type(obj).__mro__[1:]:
+        name, ok = class_name(base)
+        if ok:
+            return name
+    return "object"
 
 
 def annotation(obj: Any, depth: int = 0) -> str:
-    """A type annotation for ``obj`` as seen in the run: ``float``, ``list[str]``,
-    ``pandas.DataFrame``.
+    """A type annotation for ``obj`` as seen in the run, made of importable names:
+    ``float``, ``list[str]``, ``pandas.DataFrame``, ``sklearn.linear_model.LinearRegression``.
     """
     if obj is None:
         return "None"
-    name = type_name(obj)
+    name = _importable(obj)
     if depth > 2:
         return name
     if isinstance(obj, (list, set, frozenset)) and type(obj) in (list, set, frozenset) and obj:

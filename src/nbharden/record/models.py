@@ -78,11 +78,16 @@ class RecordedValue:
 
     @property
     def type_name(self) -> str:
-        """The importable dotted name of the value's type in the run (``pandas.DataFrame``,
-        ``numpy.ndarray``, ``float``, ``sklearn.linear_model.LinearRegression``); classes
-        defined in the notebook are ``__main__.Name``; ``""`` when it changed between runs
-        or the name was missing.
+        """An importable dotted name of the value's type in the run (``pandas.DataFrame``,
+        ``numpy.ndarray``, ``float``, ``list``, ``sklearn.linear_model.LinearRegression``):
+        the class itself, else (a private or local class) its nearest importable base or
+        ``collections.abc.Callable``; classes defined in the notebook are ``__main__.Name``.
+        ``""`` when the type changed between runs. ``type`` is the exact class name, which
+        may not be importable (``numpy._ArrayFunctionDispatcher``); ``annotation`` the full
+        annotation (``list[str]``).
         """
+        if self.annotation:
+            return self.annotation.split("[", 1)[0]
         return self.type
 
     @property
@@ -264,6 +269,9 @@ class Recording:
     seconds: tuple[float, ...]  # wall time of each run
     executed_notebook: Path | None = None  # the executed copy of run 1 (papermill's output)
     seeds: tuple[int, ...] = ()  # the seed each run started with
+    # after the last cell: each name a step produced (not plain immutable values, which
+    # cannot have changed since their step)
+    finals: tuple[RecordedValue, ...] = ()
     # the sandbox the runs were made in (``SandboxReport.to_json``); None: not sandboxed
     sandbox: dict[str, JSON] | None = None
 
@@ -294,6 +302,8 @@ class Recording:
         for step in self.steps:
             for value in step.outputs:
                 finals[value.name] = value
+        for value in self.finals:  # the state at the end of the run, when recorded
+            finals[value.name] = value
         return finals
 
     def to_json(self) -> dict[str, JSON]:
@@ -313,6 +323,7 @@ class Recording:
                 None if self.executed_notebook is None else str(self.executed_notebook)
             ),
             "seeds": list(self.seeds),
+            "finals": [v.to_json() for v in self.finals],
             "sandbox": self.sandbox,
         }
 
@@ -349,5 +360,8 @@ class Recording:
             seconds=tuple(float(s) for s in data["seconds"]),
             executed_notebook=None if executed is None else Path(executed),
             seeds=tuple(int(s) for s in data.get("seeds") or ()),
+            finals=tuple(
+                RecordedValue.from_json(v) for v in data.get("finals") or () if isinstance(v, dict)
+            ),
             sandbox=data["sandbox"] if isinstance(data.get("sandbox"), dict) else None,
         )

@@ -39,6 +39,10 @@ KERNEL_ENV = {
 }
 DEFAULT_CAP_BYTES = 20 * 1024 * 1024
 _SKIP_TAG = "skip-execution"  # nbclient does not run cells with this tag
+#: The pseudo-step that records, after the last cell, every name a step produced: what the
+#: notebook ended with (a later step may have changed an object in place, through a
+#: closure or a method the analysis cannot see).
+FINAL = "__final__"
 
 
 def parse_parameter(text: str) -> JSON:
@@ -133,6 +137,11 @@ def _schedule(
             continue
         before.setdefault(cells[0], []).append([step.name, [p.name for p in step.inputs]])
         after.setdefault(cells[-1], []).append([step.name, [p.name for p in step.outputs]])
+    finals = list(
+        dict.fromkeys(p.name for s in plan.steps if step_cells[s.name] for p in s.outputs)
+    )
+    if runs and finals:
+        after.setdefault(runs[-1], []).append([FINAL, finals])
     schedule = [
         {
             "index": i,
@@ -395,12 +404,14 @@ def _recorded(
     runs = [entry, *(o for o in (*others, confirm) if o is not None)]
     same_type = all(str(o.get("type", "")) == value.type for o in runs)
     same_annotation = all(str(o.get("annotation", "")) == value.annotation for o in runs)
+    # list[int] in one run, list[float | int] in another: keep what they agree on, list
+    annotation = value.annotation if same_annotation else value.annotation.split("[", 1)[0]
     if value.kind not in ("value", "pickle", "fingerprint") or not same_type:
         return dataclasses.replace(
             value,
             kind="described" if value.kind in ("value", "pickle", "fingerprint") else value.kind,
             type=value.type if same_type else "",
-            annotation=value.annotation if same_annotation else "",
+            annotation=annotation if same_type else "",
             file=None,
             sha256=None,
             bytes=0,
@@ -411,7 +422,7 @@ def _recorded(
     return dataclasses.replace(
         value,
         kind="fingerprint",
-        annotation=value.annotation if same_annotation else "",
+        annotation=annotation,
         file=None,
         sha256=None,
         bytes=0,
@@ -537,6 +548,14 @@ def record(
             return str(entry["file"]), str(sha)
         return None, None
 
+    finals = tuple(
+        value(FINAL, "out", name)
+        for name in dict.fromkeys(
+            p.name for s in plan.steps if step_cells[s.name] for p in s.outputs
+        )
+        # a name deleted by a later cell keeps the value its step returned
+        if first.get((FINAL, "out", name), {}).get("kind") not in (None, "missing")
+    )
     steps = []
     for step in plan.steps:
         cells = step_cells[step.name]
@@ -557,13 +576,15 @@ def record(
         )
     # files of values that are no longer kept (they changed between runs) go
     kept = {v.file for s in steps for v in (*s.inputs, *s.outputs) if v.file is not None}
+    kept |= {v.file for v in finals if v.file is not None}
     kept |= {s.random_state for s in steps if s.random_state is not None}
     for path in (workdir / "values").glob("*"):
         if path.is_file() and f"values/{path.name}" not in kept:
             path.unlink()
     stored = sum(p.stat().st_size for p in (workdir / "values").glob("*") if p.is_file())
     capped = any(
-        v.kind == "fingerprint" and "cap" in v.note for s in steps for v in (*s.inputs, *s.outputs)
+        v.kind == "fingerprint" and "cap" in v.note
+        for v in (*finals, *(v for s in steps for v in (*s.inputs, *s.outputs)))
     )
     recording = Recording(
         notebook=nb.path,
@@ -579,6 +600,7 @@ def record(
         seconds=tuple(round(s, 3) for s in seconds),
         executed_notebook=executed if executed is not None else workdir / "executed.ipynb",
         seeds=tuple(seeds),
+        finals=finals,
         sandbox=sandbox.to_json() if sandbox.active else None,
     )
     recording.save()
