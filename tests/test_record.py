@@ -367,8 +367,9 @@ def test_final_values_are_taken_after_the_last_cell(tmp_path: Path) -> None:
         (
             make_step("make", (2,), (), ("rng", "draw")),
             make_step("use", (3,), ("draw",), ("first",)),
-            make_step("items", (4,), (), ("items", "label")),
+            make_step("items", (4,), (), ("items", "label", "evens")),
             make_step("change", (5,), ("items",), ()),
+            make_step("rebind", (6,), (), ()),  # a def: hoisted, no step output
         ),
     )
     rec = record(nb, plan, settings=Settings(), workdir=tmp_path, runs=1)
@@ -384,6 +385,8 @@ def test_final_values_are_taken_after_the_last_cell(tmp_path: Path) -> None:
     # a plain value cannot change in place: its step's output stands; a deleted name too
     assert finals["first"] == rec.step("use").output("first")
     assert finals["label"] == rec.step("items").output("label")
+    # a def rebinding a name is not a change of the object the step returned
+    assert load(rec, finals["evens"]) == {2, 4}
     assert {v.name for v in rec.finals} == {"rng", "draw", "items"}
 
 

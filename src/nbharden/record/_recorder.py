@@ -161,6 +161,10 @@ def _nbharden_install_recorder() -> None:
         return entry
 
     immutable = (int, float, complex, str, bytes, bool, type(None))
+    # per name, the object its last step returned (id and type, no reference: an object
+    # the notebook dropped must be freed): the end-of-run record is taken only when the
+    # name still holds it (a later def or import rebinds names outside any step's outputs)
+    made: dict[str, tuple[int, type]] = {}
 
     def record(requests: list[Any], phase: str) -> None:
         ns = shell.user_ns
@@ -177,8 +181,12 @@ def _nbharden_install_recorder() -> None:
                         }
                     else:
                         obj = ns[name]
-                        if step == "__final__" and type(obj) in immutable:
-                            continue  # cannot have changed since the step that made it
+                        if step == "__final__" and (
+                            type(obj) in immutable or made.get(name) != (id(obj), type(obj))
+                        ):
+                            continue  # unchanged since its step, or no longer its value
+                        if phase == "out" and step != "__final__":
+                            made[name] = (id(obj), type(obj))
                         alias = seen.get(id(obj))
                         entry = (
                             {"alias_of": alias}
