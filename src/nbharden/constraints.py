@@ -47,6 +47,16 @@ _READS = re.compile(
 _WRITES = re.compile(r"^(to_\w+|save\w*|savefig|dump|write\w*|imwrite|savetxt|mkdir|touch)$")
 
 
+#: For a generated test: a value of the right type that breaks each constraint (source text).
+BREAKERS = {"gt=0, le=1": "1.5", "gt=0": "0", "ge=0": "-1"}
+MISSING_FILE = "'no/such/file.csv'"
+
+
+def breaking_value(field: ConfigField) -> str | None:
+    """Source text of a value that ``field``'s inferred constraint rejects, or None when it has none."""
+    return BREAKERS.get(field.constraints) or (MISSING_FILE if field.must_exist else None)
+
+
 @dataclasses.dataclass
 class _Use:
     kind: str  # "kwarg" | "read" | "write"

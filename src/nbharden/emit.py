@@ -19,6 +19,7 @@ import libcst as cst
 
 from nbharden import __version__
 from nbharden.analyse import FullAnalysis, NotebookFacts
+from nbharden.constraints import breaking_value
 from nbharden.errors import InternalError
 from nbharden.models import FileTree, Finding, Fix, Plan, Severity, Span, Step
 from nbharden.plan import consumed_statements, secret_fields, statement_order, statement_role
@@ -868,9 +869,8 @@ def _smoke_tests(plan: Plan) -> dict[str, str]:
         + "    results = run(config)\n"
         f"    assert sorted(results) == {sorted({r for s in plan.steps for r in s.results})!r}\n"
     )
-    bad = {"gt=0, le=1": "1.5", "gt=0": "0", "ge=0": "-1"}
     for f in plan.config_fields:
-        value = bad.get(f.constraints) or ("'no/such/file.csv'" if f.must_exist else None)
+        value = breaking_value(f)
         if value is None:
             continue
         code += (

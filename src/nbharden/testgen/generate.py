@@ -18,6 +18,7 @@ from pathlib import Path
 import libcst as cst
 from libcst.helpers import parse_template_statement
 
+from nbharden.constraints import breaking_value
 from nbharden.errors import InternalError
 from nbharden.models import ConfigField, Plan, Step
 from nbharden.record.models import JSON, RecordedValue, Recording
@@ -182,15 +183,10 @@ def _bad_value_cases(fields: tuple[ConfigField, ...]) -> list[tuple[str, str]]:
         if bad is not None and not field.secret:
             cases.append((_identifier(field.name, "config field"), bad))
         # a value of the right type that breaks the constraint the notebook showed (NBH205)
-        broken = _CONSTRAINT_BREAKERS.get(field.constraints) or (
-            "'no/such/file.csv'" if field.must_exist else None
-        )
+        broken = breaking_value(field)
         if broken is not None and not field.secret:
             cases.append((_identifier(field.name, "config field"), broken))
     return cases
-
-
-_CONSTRAINT_BREAKERS = {"gt=0, le=1": "1.5", "gt=0": "0", "ge=0": "-1"}
 
 
 def _entry(value: RecordedValue, files: dict[str, str]) -> dict[str, JSON]:
