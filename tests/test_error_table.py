@@ -10,6 +10,7 @@ failing notebook runs a real kernel.
 | not JSON, BOM, duplicate key   | 2    | nb.ipynb: not valid notebook JSON (line L, col C): reason |
 | not UTF-8                      | 2    | nb.ipynb: not UTF-8 (byte 0xE9 at offset N)               |
 | too deep or too large          | 2    | nb.ipynb: refused: nesting deeper than N                  |
+|   (also code nested too deep for LibCST, more than max-bytes, max-code-cells, max-syntax-nodes) |
 | bad or missing nbformat        | 2    | nb.ipynb: unsupported nbformat version ...                |
 | schema violation               | 2    | nb.ipynb: invalid notebook at cells[3].outputs: ...       |
 | syntax error in a cell         | 2    | nb.ipynb:cell 4:1:7: Missing parentheses in call to ...   |
@@ -21,6 +22,7 @@ failing notebook runs a real kernel.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -186,19 +188,38 @@ def test_bad_input_through_the_real_entry_point(broken: Path) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
-def test_too_large(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The size limit (max-bytes, 200 MB by default) from [tool.nbharden]; exactly at it is fine."""
+def _code_size(path: Path) -> tuple[int, int]:
+    """Code cells and syntax nodes (what max-code-cells and max-syntax-nodes count)."""
+    nb = load(path, settings=Settings())
+    nodes = sum(sum(1 for _ in ast.walk(ast.parse(c.code))) for c in nb.code_cells)
+    return len(nb.code_cells), nodes
+
+
+@pytest.mark.parametrize("key", ["max-bytes", "max-code-cells", "max-syntax-nodes"])
+def test_too_large(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """The size limits from [tool.nbharden] (defaults: 200 MB, 2000 code cells, 50000 syntax
+    nodes): one over is refused, exactly at the limit is fine."""
     source = ROOT / "fixtures" / "cli" / "clean.ipynb"
     shutil.copy(source, tmp_path / "big.ipynb")
-    size = source.stat().st_size
-    (tmp_path / "pyproject.toml").write_text(f"[tool.nbharden]\nmax-bytes = {size - 1}\n")
+    cells, nodes = _code_size(source)
+    size = {"max-bytes": source.stat().st_size, "max-code-cells": cells, "max-syntax-nodes": nodes}
+    limit = size[key] - 1
+    last_code_cell = load(source, settings=Settings()).code_cells[-1].index
+    expected = {
+        "max-bytes": f"big.ipynb: refused: file larger than {limit} bytes",
+        "max-code-cells": f"big.ipynb: refused: {cells} code cells, more than the {limit} "
+        "nbharden converts (max-code-cells in [tool.nbharden])",
+        "max-syntax-nodes": f"big.ipynb:cell {last_code_cell}: refused: the code up to this cell "
+        f"has more than {limit} syntax nodes, the most nbharden converts (max-syntax-nodes in "
+        "[tool.nbharden])",
+    }[key]
+    (tmp_path / "pyproject.toml").write_text(f"[tool.nbharden]\n{key} = {limit}\n")
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["analyze", "big.ipynb"])
-    assert (result.exit_code, result.stderr) == (
-        2,
-        f"big.ipynb: refused: file larger than {size - 1} bytes\n",
-    )
-    (tmp_path / "pyproject.toml").write_text(f"[tool.nbharden]\nmax-bytes = {size}\n")
+    assert (result.exit_code, result.stderr) == (2, expected + "\n")
+    (tmp_path / "pyproject.toml").write_text(f"[tool.nbharden]\n{key} = {limit + 1}\n")
     assert runner.invoke(app, ["analyze", "big.ipynb"]).exit_code == 0
 
 

@@ -600,11 +600,13 @@ def analyse_cell(
     reads_by_stmt: dict[int, list[str]] = {i: [] for i in range(len(module.body))}
     free_by_stmt: dict[int, set[str]] = {}
     bound_before: dict[str, int] = {}  # name -> index of the first top-level statement binding it
+    bound_by: dict[int, set[str]] = {}  # top-level statement index -> the global names it binds
     if global_scope is not None:
         for assignment in global_scope.assignments:
             i = owner_of(_assigned_node(assignment))
             if i >= 0:
                 bound_before[assignment.name] = min(bound_before.get(assignment.name, i), i)
+                bound_by.setdefault(i, set()).add(assignment.name)
 
     # Scopes and accesses are sets in LibCST (ordered by object id): walk them in source order, so that the
     # order of a step's parameters never depends on the process (a second conversion gives the same bytes).
@@ -678,8 +680,8 @@ def analyse_cell(
             binds = [alias]
         else:
             if global_scope is not None:
-                binds = sorted(
-                    {a.name for a in global_scope.assignments if owner_of(_assigned_node(a)) == i},
+                binds = sorted(  # bound_by, not a scan of every assignment: quadratic in a big cell
+                    bound_by.get(i, set()),
                     key=lambda n: _first_position(global_scope, n, positions),
                 )
             nested_imports = find_all(stmt, cst.Import, cst.ImportFrom)
@@ -782,11 +784,10 @@ def _assigned_node(assignment: BaseAssignment) -> cst.CSTNode | None:
 
 def _first_position(scope: GlobalScope, name: str, positions: Any) -> tuple[int, int]:
     best = (10**9, 0)
-    for a in scope.assignments:
-        if a.name == name:
-            pos = positions.get(_assigned_node(a))
-            if pos is not None:
-                best = min(best, (pos.start.line, pos.start.column))
+    for a in scope.assignments[name]:  # by name: scanning every assignment is quadratic in a big cell
+        pos = positions.get(_assigned_node(a))
+        if pos is not None:
+            best = min(best, (pos.start.line, pos.start.column))
     return best
 
 

@@ -103,9 +103,17 @@ def _load(path: Path, settings: Settings) -> Notebook:
     language = _language(path, raw, major)
     nb = _upgrade(path, raw, major)
     cells_json = nb["cells"]
+    code_cells = sum(1 for c in cells_json if isinstance(c, dict) and c.get("cell_type") == "code")
+    if code_cells > settings.max_code_cells:
+        raise InputError(
+            f"refused: {code_cells} code cells, more than the {settings.max_code_cells} nbharden "
+            "converts (max-code-cells in [tool.nbharden])",
+            path=path,
+        )
     ids = _derive_ids(original_ids, len(cells_json))
+    budget = _Budget(settings.max_syntax_nodes)
     cells = tuple(
-        _cell(path, index, cell, cell_id)
+        _cell(path, index, cell, cell_id, budget)
         for index, (cell, cell_id) in enumerate(zip(cells_json, ids, strict=True), 1)
     )
     metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
@@ -618,7 +626,16 @@ def _language(path: Path, raw: dict[str, Any], major: int) -> str:
 # --- cells --------------------------------------------------------------------------------
 
 
-def _cell(path: Path, index: int, cell: Any, cell_id: str) -> Cell:
+class _Budget:
+    """Syntax nodes the notebook's code may still have: every later stage costs about 1 ms a node
+    (LibCST, black): 10,000 lines took minutes. Shared by the cells, counted from the first."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+
+def _cell(path: Path, index: int, cell: Any, cell_id: str, budget: _Budget) -> Cell:
     source = cell.get("source", "")
     if isinstance(source, list):
         source = "".join(part for part in source if isinstance(part, str))
@@ -637,7 +654,7 @@ def _cell(path: Path, index: int, cell: Any, cell_id: str) -> Cell:
     code = ""
     if cell_type == "code":
         code = mask_ipython(source)
-        _check_syntax(path, index, source, code)
+        _check_syntax(path, index, source, code, budget)
     return Cell(
         index=index,
         cell_type=cell_type,
@@ -649,11 +666,14 @@ def _cell(path: Path, index: int, cell: Any, cell_id: str) -> Cell:
     )
 
 
-def _check_syntax(path: Path, index: int, source: str, code: str) -> None:
-    """Compile ``code`` with CPython; on failure raise ``InputError`` at the place in ``source``."""
+def _check_syntax(path: Path, index: int, source: str, code: str, budget: _Budget) -> None:
+    """Compile ``code`` with CPython; on failure raise ``InputError`` at the place in ``source``.
+
+    Then measure it: too deep for LibCST, or more syntax nodes than the budget has left.
+    """
     try:
         compile(code, f"<cell {index}>", "exec", flags=_COMPILE_FLAGS, dont_inherit=True)
-        nested = too_deep(code)
+        nodes, nested = _measure(code, MAX_CODE_DEPTH, budget.left)
     except SyntaxError as exc:
         message = exc.msg or "invalid syntax"
         if exc.lineno is None:
@@ -684,6 +704,14 @@ def _check_syntax(path: Path, index: int, source: str, code: str) -> None:
         raise InputError(
             _shorten(str(exc), 200), path=path, cell=index, line=line, col=col
         ) from exc
+    if nodes > budget.left:
+        raise InputError(
+            f"refused: the code up to this cell has more than {budget.limit} syntax nodes, the "
+            "most nbharden converts (max-syntax-nodes in [tool.nbharden])",
+            path=path,
+            cell=index,
+        )
+    budget.left -= nodes
     if nested is not None:
         line, col = _map_position(source, code, *nested)
         raise InputError(
@@ -719,14 +747,23 @@ def too_deep(code: str, limit: int = MAX_CODE_DEPTH) -> tuple[int, int] | None:
     """
     if len(code) * 3 + 8 < limit:
         return None  # every level takes at least a third of a character
+    return _measure(code, limit, None)[1]
+
+
+def _measure(code: str, limit: int, budget: int | None) -> tuple[int, tuple[int, int] | None]:
+    """Syntax nodes in ``code`` (counting stops past ``budget``) and where it is ``too_deep``."""
     tree = compile(
         code, "<cell>", "exec", flags=_COMPILE_FLAGS | ast.PyCF_ONLY_AST, dont_inherit=True
     )
     lines: list[bytes] = []
+    nodes = 0
     # node, its depth, the nearest node with a position (ctx and operators have none), in an f-string
     stack: list[tuple[ast.AST, int, ast.AST, bool]] = [(tree, 1, tree, False)]
     while stack:
         node, depth, located, in_fstring = stack.pop()
+        nodes += 1
+        if budget is not None and nodes > budget:
+            return nodes, None
         if hasattr(node, "lineno"):
             located = node
         if isinstance(node, ast.BoolOp):
@@ -738,7 +775,7 @@ def too_deep(code: str, limit: int = MAX_CODE_DEPTH) -> tuple[int, int] | None:
         ):
             depth += _string_pieces(code, node, lines, limit) - 1
         if depth > limit:
-            return _node_position(code, located)
+            return nodes, _node_position(code, located)
         wrapped = _WRAPPED.get(type(node), {})
         inside = in_fstring or isinstance(node, ast.JoinedStr)
         children = [
@@ -748,7 +785,7 @@ def too_deep(code: str, limit: int = MAX_CODE_DEPTH) -> tuple[int, int] | None:
             if isinstance(child, ast.AST)
         ]
         stack.extend(reversed(children))  # the first offender in source order is reported
-    return None
+    return nodes, None
 
 
 def _string_pieces(code: str, node: ast.AST, lines: list[bytes], limit: int) -> int:

@@ -25,6 +25,8 @@ class Settings:
     line_length: int = 88
     max_bytes: int = 200 * 1024 * 1024  # refuse notebooks larger than this
     max_depth: int = 64  # refuse JSON nested deeper than this
+    max_code_cells: int = 2000  # refuse notebooks with more code cells than this
+    max_syntax_nodes: int = 50_000  # refuse notebooks whose code has more Python syntax nodes
     cell_timeout: float = 600.0  # seconds per cell when recording
     parameters: tuple[tuple[str, str], ...] = ()  # -p NAME VALUE for recording
     # sandboxed recording (nbharden.record.sandbox, docs/sandbox.md): off | auto | limits | bwrap
