@@ -367,9 +367,10 @@ def test_final_values_are_taken_after_the_last_cell(tmp_path: Path) -> None:
         (
             make_step("make", (2,), (), ("rng", "draw")),
             make_step("use", (3,), ("draw",), ("first",)),
-            make_step("items", (4,), (), ("items", "label", "evens")),
+            make_step("items", (4,), (), ("items", "label", "evens", "arr")),
             make_step("change", (5,), ("items",), ()),
             make_step("rebind", (6,), (), ()),  # a def: hoisted, no step output
+            make_step("loop", (7,), (), ()),  # a loop variable nobody reads later
         ),
     )
     rec = record(nb, plan, settings=Settings(), workdir=tmp_path, runs=1)
@@ -387,6 +388,7 @@ def test_final_values_are_taken_after_the_last_cell(tmp_path: Path) -> None:
     assert finals["label"] == rec.step("items").output("label")
     # a def rebinding a name is not a change of the object the step returned
     assert load(rec, finals["evens"]) == {2, 4}
+    np.testing.assert_array_equal(load(rec, finals["arr"]), [0.0, 1.0, 2.0])
     assert {v.name for v in rec.finals} == {"rng", "draw", "items"}
 
 

@@ -23,6 +23,7 @@ def _nbharden_install_recorder() -> None:
     import pickle
     import re
     import time
+    import weakref
     from typing import Any
 
     with open(os.environ["NBHARDEN_RECORDER"], encoding="utf-8") as fh:
@@ -161,10 +162,18 @@ def _nbharden_install_recorder() -> None:
         return entry
 
     immutable = (int, float, complex, str, bytes, bool, type(None))
-    # per name, the object its last step returned (id and type, no reference: an object
-    # the notebook dropped must be freed): the end-of-run record is taken only when the
-    # name still holds it (a later def or import rebinds names outside any step's outputs)
-    made: dict[str, tuple[int, type]] = {}
+    # per name, the object its last step returned: the end-of-run record is taken only
+    # when the name still holds that very object (a later def, import or loop variable
+    # rebinds names outside any step's outputs). A weak reference where the object takes
+    # one (arrays, frames: a dropped one must be freed), else the object itself (an id
+    # alone could be reused by a new object at the same address).
+    made: dict[str, Any] = {}
+
+    def holder(obj: object) -> Any:
+        try:
+            return weakref.ref(obj)
+        except TypeError:
+            return lambda: obj
 
     def record(requests: list[Any], phase: str) -> None:
         ns = shell.user_ns
@@ -182,11 +191,11 @@ def _nbharden_install_recorder() -> None:
                     else:
                         obj = ns[name]
                         if step == "__final__" and (
-                            type(obj) in immutable or made.get(name) != (id(obj), type(obj))
+                            type(obj) in immutable or name not in made or made[name]() is not obj
                         ):
                             continue  # unchanged since its step, or no longer its value
                         if phase == "out" and step != "__final__":
-                            made[name] = (id(obj), type(obj))
+                            made[name] = holder(obj)
                         alias = seen.get(id(obj))
                         entry = (
                             {"alias_of": alias}
