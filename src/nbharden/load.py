@@ -395,10 +395,10 @@ def _locate(
         parts, item = _walk(value, list(exc.path)[1:])
         where.extend(parts)
         if exc.rule not in ("oneOf", "anyOf") or not isinstance(item, dict):
-            return where, _reason(exc.rule, exc.rule_definition, item, str(exc.message))
+            return where, _reason(exc, item)
         key, known = _discriminator(exc.rule_definition)
         if key is None:
-            return where, _reason(exc.rule, exc.rule_definition, item, str(exc.message))
+            return where, _reason(exc, item)
         if key not in item:
             return where, f"missing {key!r}; expected one of {', '.join(known)}"
         kind = item[key]
@@ -407,14 +407,14 @@ def _locate(
             return where, f"unknown {key} {shown}; expected one of {', '.join(known)}"
         name = f"{kind}_cell" if key == "cell_type" else kind
         if name not in schema["definitions"]:
-            return where, _reason(exc.rule, exc.rule_definition, item, str(exc.message))
+            return where, _reason(exc, item)
         try:
             _compiled(major, minor, name)(item)
         except fastjsonschema.JsonSchemaException as inner:
             exc, value = inner, item
             continue
         break
-    return where, _reason(exc.rule, exc.rule_definition, value, str(exc.message))
+    return where, _reason(exc, value)
 
 
 def _walk(value: Any, parts: list[str]) -> tuple[list[Any], Any]:
@@ -463,8 +463,10 @@ def _discriminator(alternatives: Any) -> tuple[str | None, list[str]]:
     return None, []
 
 
-def _reason(rule: Any, definition: Any, value: Any, fallback: str) -> str:
-    """jsonschema's message for a failed ``rule`` (what nbformat users know), shortened."""
+def _reason(exc: Any, value: Any) -> str:
+    """jsonschema's message for fastjsonschema's error ``exc`` about ``value`` (what nbformat's
+    users know), shortened."""
+    rule, definition, fallback = exc.rule, exc.rule_definition, str(exc.message)
     shown = _shorten(repr(value), 60)
     if rule == "type":
         types = definition if isinstance(definition, list) else [definition]
@@ -476,7 +478,10 @@ def _reason(rule: Any, definition: Any, value: Any, fallback: str) -> str:
         reason = f"{missing!r} is a required property"
     elif rule == "additionalProperties" and isinstance(value, dict):
         reason = "Additional properties are not allowed"
-        extras = [k for k in value if k not in definition] if isinstance(definition, dict) else []
+        schema = exc.definition if isinstance(exc.definition, dict) else {}
+        known = schema.get("properties", {})
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+        extras = [k for k in value if k not in known and not any(p.search(k) for p in patterns)]
         if extras:
             listed = _shorten(", ".join(repr(k) for k in extras), 80)
             reason += f" ({listed} {'was' if len(extras) == 1 else 'were'} unexpected)"
