@@ -150,6 +150,13 @@ def infer_constraints(
         for key, uses in visitor.by_literal.items():
             by_literal.setdefault(key, []).extend(uses)
 
+    # files the notebook writes, by stem: np.save("x", a) writes x.npy, which a later np.load("x.npy") reads; the
+    # recording run creates such files, so their existence says nothing (and would change between conversions)
+    written_stems = {
+        Path(lit).name.split(".")[0]
+        for lit, uses in by_literal.items()
+        if any(u.kind == "write" for u in uses)
+    }
     out: list[ConfigField] = []
     findings: list[Finding] = []
 
@@ -211,7 +218,12 @@ def infer_constraints(
                 exists = target.exists()
             except OSError:
                 exists = False
-            if reads and not writes and exists:
+            if (
+                reads
+                and not writes
+                and exists
+                and Path(literal).name.split(".")[0] not in written_stems
+            ):
                 must_exist = True
                 finding(f, f"must exist: the notebook reads it with {reads[0].detail}()", reads[0])
         out.append(dataclasses.replace(f, constraints=constraint, must_exist=must_exist))
