@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from nbharden.errors import EXIT_BAD_INPUT, InputError
-from nbharden.load import MAX_CODE_DEPTH, load, too_deep
+from nbharden.load import MAX_CODE_DEPTH, load, refuse_top_level_await, too_deep
 from nbharden.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -379,6 +379,37 @@ def test_code_cells_and_syntax_nodes_are_limited(tmp_path: Path) -> None:
         "the most nbharden converts (max-syntax-nodes in [tool.nbharden])"
     )
     assert len(load(path, settings=Settings(max_syntax_nodes=25)).code_cells) == 5
+
+
+def test_top_level_await_loads_but_is_refused_by_convert(tmp_path: Path) -> None:
+    """Generated steps are plain functions: a converted top-level await did not compile (a broken
+    package, exit 0). Analysing is fine; generating is refused at the await."""
+    from nbharden import api
+
+    cells = [
+        code(
+            "import asyncio\n\nasync def f():\n    await asyncio.sleep(0)\n    return [x async for x in g()]"
+        ),
+        code("g = lambda: 1\nvalue = 2\nresult = await f()"),
+    ]
+    path = write_nb(tmp_path, cells)
+    nb = load(path, settings=DEFAULT)
+    refuse_top_level_await(load(write_nb(tmp_path, cells[:1], name="ok.ipynb"), settings=DEFAULT))
+    assert api.analyze(path, Settings(record=False)).notebook == nb
+    with pytest.raises(InputError) as info:
+        api.generate(path, Settings(record=False, out=tmp_path / "out"))
+    assert str(info.value) == (
+        f"{path}:cell 2:3:10: top-level await cannot be converted yet (steps are plain functions); "
+        "move the code into an async function and call it with asyncio.run()"
+    )
+    for source, where in [
+        ("async for x in y():\n    pass", "1:1"),
+        ("z = [x async for x in y()]", "1:18"),
+    ]:
+        other = write_nb(tmp_path, [code(source)], name="other.ipynb")
+        with pytest.raises(InputError) as info:
+            refuse_top_level_await(load(other, settings=DEFAULT))
+        assert str(info.value).startswith(f"{other}:cell 1:{where}: top-level await")
 
 
 def test_syntax_warnings_are_not_printed(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

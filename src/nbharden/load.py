@@ -32,7 +32,7 @@ from nbharden.masking import mask_ipython
 from nbharden.models import Cell, Notebook
 from nbharden.settings import Settings
 
-__all__ = ["MAX_CODE_DEPTH", "load", "too_deep"]
+__all__ = ["MAX_CODE_DEPTH", "load", "refuse_top_level_await", "too_deep"]
 
 #: Versions whose schema nbformat ships; 3 is upgraded to 4 on load.
 _SUPPORTED_MAJOR = (3, 4)
@@ -791,6 +791,46 @@ def _measure(code: str, limit: int, budget: int | None) -> tuple[int, tuple[int,
         ]
         stack.extend(reversed(children))  # the first offender in source order is reported
     return nodes, None
+
+
+def refuse_top_level_await(nb: Notebook) -> None:
+    """Raise ``InputError`` at the first ``await`` (``async for``, ``async with``) outside a
+    function: a generated step is a plain function, where it would not compile.
+
+    Called by the plan stage (``analyze`` reads such notebooks fine; ``convert`` cannot yet).
+    """
+    for cell in nb.code_cells:
+        where = (
+            _top_level_await(cell.code) if "async" in cell.code or "await" in cell.code else None
+        )
+        if where is not None:
+            line, col = _map_position(cell.source, cell.code, *where)
+            raise InputError(
+                "top-level await cannot be converted yet (steps are plain functions); move the "
+                "code into an async function and call it with asyncio.run()",
+                path=nb.path,
+                cell=cell.index,
+                line=line,
+                col=col,
+            )
+
+
+def _top_level_await(code: str) -> tuple[int, int] | None:
+    tree = compile(
+        code, "<cell>", "exec", flags=_COMPILE_FLAGS | ast.PyCF_ONLY_AST, dont_inherit=True
+    )
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Await | ast.AsyncFor | ast.AsyncWith) or (
+            isinstance(node, ast.comprehension) and node.is_async
+        ):
+            located = node if hasattr(node, "lineno") else node.target
+            return _node_position(code, located)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue  # their own scope: await there is theirs (or a SyntaxError compile() gave)
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return None
 
 
 def _string_pieces(code: str, node: ast.AST, lines: list[bytes], limit: int) -> int:

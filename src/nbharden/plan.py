@@ -30,6 +30,7 @@ from nbharden.analyse import (
     looks_like_url,
 )
 from nbharden.constraints import infer_constraints
+from nbharden.load import refuse_top_level_await
 from nbharden.models import ConfigField, Finding, Fix, Param, Plan, Severity, Span, Step
 from nbharden.secrets import (
     assign_fields,
@@ -399,6 +400,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     facts = analysis.facts
     assert facts is not None, "make_plan needs the analysis from nbharden.analyse.analyse"
     nb = analysis.notebook
+    refuse_top_level_await(nb)  # a step is a plain function: await there would not compile
     findings: list[Finding] = []
 
     # How often each name is bound by something other than an import or a def (data writes).
