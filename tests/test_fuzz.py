@@ -39,7 +39,7 @@ FIXTURES = ROOT / "fixtures"
 #: Cases per fuzz run; the long run: NBHARDEN_FUZZ_EXAMPLES=100000 pytest tests/test_fuzz.py
 FUZZ_EXAMPLES = int(os.environ.get("NBHARDEN_FUZZ_EXAMPLES", "3000"))
 #: Cases that go on through generate (ruff and black: ~0.1-0.5 s each) and through the CLI.
-GENERATE_EXAMPLES = max(60, FUZZ_EXAMPLES // 25)
+GENERATE_EXAMPLES = max(40, FUZZ_EXAMPLES // 50)
 CLI_EXAMPLES = max(300, FUZZ_EXAMPLES // 10)
 
 SETTINGS = Settings(record=False, verify=False)
@@ -84,8 +84,8 @@ def assert_refusal(error: BaseException, path: Path) -> None:
     assert len(text) < len(str(path)) + 600, text
 
 
-#: Warnings Python shows by default (the CLI would print them around its one-line message).
-SHOWN = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+#: Warnings Python hides by default; any other would be printed around the CLI's one-line message.
+HIDDEN = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
 
 
 def check_in_process(path: Path) -> Notebook | None:
@@ -96,7 +96,7 @@ def check_in_process(path: Path) -> Notebook | None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         nb = _check_in_process(path)
-    shown = [w for w in caught if not issubclass(w.category, SHOWN)]
+    shown = [w for w in caught if not issubclass(w.category, HIDDEN)]
     assert not shown, [str(w.message) for w in shown]
     return nb
 

@@ -221,6 +221,11 @@ def test_worker_killed_from_outside_json_one_entry_per_notebook(tmp_path: Path) 
 def test_worker_dying_outside_recording_is_an_internal_error(tmp_path: Path) -> None:
     """No notebook code runs with --no-record: a worker that dies then is nbharden's own crash
     (123, 'please report'). The other notebook is written."""
+    # Bigger than the default limits allow (max-code-cells, max-syntax-nodes): raised here, so that
+    # its analysis is still running when quick.ipynb is done.
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.nbharden]\nmax-code-cells = 100000\nmax-syntax-nodes = 10000000\n"
+    )
     _big_notebook(tmp_path / "big.ipynb", 3000)
     _copy(tmp_path, "quick.ipynb")
     proc = _popen(
