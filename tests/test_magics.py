@@ -14,7 +14,13 @@ import libcst as cst
 import pytest
 
 from nbharden.masking import mask_ipython
-from nbharden.transform.magics import MagicResult, pip_requirements, translate_magics
+from nbharden.transform.magics import (
+    MagicResult,
+    UserMagic,
+    pip_requirements,
+    translate_magics,
+    user_magics,
+)
 
 
 def translate(source: str, cell: int = 3) -> MagicResult:
@@ -237,3 +243,45 @@ def test_pip_requirements(args: str, expected: list[str]) -> None:
 
 def test_pip_requirements_never_keeps_quotes() -> None:
     assert all('"' not in r and "'" not in r for r in pip_requirements('pip install "x'))
+
+
+def test_user_magics_are_found_by_their_decorators() -> None:
+    source = (
+        "from IPython.core import magic\n"
+        "@register_line_magic\ndef hello(line): ...\n"
+        '@register_cell_magic("table")\ndef parse(line, cell): ...\n'
+        "@magic.register_line_cell_magic\ndef both(line, cell=None): ...\n"
+        "@register_cell_magic(NAME)\ndef computed(line, cell): ...\n"
+        "def plain(line): ...\n"
+    )
+    assert user_magics(mask_ipython(source)) == {
+        "hello": UserMagic("hello", "line"),
+        "table": UserMagic("parse", "cell"),
+        "both": UserMagic("both", "line_cell"),
+    }
+    assert user_magics("def (:\n") == {}
+
+
+def test_a_magic_the_notebook_defines_becomes_a_call_of_its_function() -> None:
+    """IPython calls the registered function with the line (and the cell body): so does the
+    generated code, and the value a cell magic shows is kept."""
+    magics = {
+        "hello": UserMagic("hello", "line"),
+        "table": UserMagic("parse", "cell"),
+        "both": UserMagic("both", "line_cell"),
+    }
+    source = "%hello french\nx = %both a b\n%hello\n"
+    result = translate_magics(cst.parse_module(mask_ipython(source)), 4, magics)
+    assert result.module.code == "hello('french')\nx = both('a b')\nhello('')\n"
+    assert codes(result) == [("NBH503", 4, 1), ("NBH503", 4, 2), ("NBH503", 4, 3)]
+    cell = translate_magics(cst.parse_module(mask_ipython("%%table b\na,b\n1,2\n")), 5, magics)
+    assert cell.module.code == "parse('b', 'a,b\\n1,2\\n')\n"
+    assert [f.message for f in cell.findings] == ["'%%table' calls the notebook's own parse()"]
+
+
+def test_a_magic_used_as_the_wrong_kind_is_not_called() -> None:
+    """``%%hello`` for a line magic (IPython's UsageError): removed with a warning, not called."""
+    magics = {"hello": UserMagic("hello", "line")}
+    result = translate_magics(cst.parse_module(mask_ipython("%%hello\nbody\n")), 2, magics)
+    assert "hello(" not in result.module.code
+    assert codes(result) == [("NBH502", 2, 1)]

@@ -13,6 +13,7 @@ import bisect
 import builtins
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -35,7 +36,7 @@ from nbharden.secrets import is_secret_literal as is_secret_literal  # the plan'
 from nbharden.secrets import scan as scan_secrets
 from nbharden.settings import Settings
 from nbharden.transform.codemods import find_all
-from nbharden.transform.magics import MagicResult, translate_magics
+from nbharden.transform.magics import MagicResult, UserMagic, translate_magics, user_magics
 
 _libcst_speed.install()
 
@@ -562,11 +563,14 @@ def analyse_cell(
     qualified: dict[str, str],
     seeded: bool,
     known_types: set[str] | None = None,
+    magics: Mapping[str, UserMagic] | None = None,
 ) -> tuple[CellAnalysis, CellFacts, list[Finding], bool]:
-    """Analyse one code cell (already masked). Returns its summary, internals, findings and whether it seeds RNGs."""
+    """Analyse one code cell (already masked). Returns its summary, internals, findings and whether it seeds RNGs.
+
+    ``magics``: the magics earlier cells defined, whose uses in this cell become calls."""
     module = cst.parse_module(code)
     if "get_ipython" in code or "_magic" in code:
-        magic = translate_magics(module, index)
+        magic = translate_magics(module, index, magics)
         module = magic.module
     else:
         magic = MagicResult(module)
@@ -920,11 +924,14 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     star_seen = False
     known_types: set[str] = set()
     undefined: list[tuple[bool, Finding, str]] = []
+    magics: dict[str, UserMagic] = {}
     for cell in nb.code_cells:
         if not cell.code.strip():
             continue
+        if "_magic" in codes[cell.index]:
+            magics.update(user_magics(codes[cell.index]))
         summary, cell_facts, cell_findings, seeded = analyse_cell(
-            cell.index, codes[cell.index], qualified, seeded, known_types
+            cell.index, codes[cell.index], qualified, seeded, known_types, magics
         )
         summaries.append(summary)
         facts[cell.index] = cell_facts
@@ -1027,11 +1034,14 @@ def _name_last_results(nb: Notebook) -> dict[int, str]:
         return codes
     last_shown: int | None = None
     assigned = False
+    magics: dict[str, UserMagic] = {}
     for cell in nb.code_cells:
         try:
             tree = ast.parse(cell.code)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
+        if "_magic" in cell.code:
+            magics.update(user_magics(cell.code))
         names = list(_module_level_names(tree))
         loads = any(n.id == "_" and isinstance(n.ctx, ast.Load) for n in names)
         stores = any(n.id == "_" and isinstance(n.ctx, ast.Store) for n in names)
@@ -1050,7 +1060,7 @@ def _name_last_results(nb: Notebook) -> dict[int, str]:
         if (
             body
             and isinstance(body[-1], ast.Expr)
-            and not _returns_none(body[-1].value)
+            and not _returns_none(body[-1].value, magics)
             and not assigned
         ):
             last_shown = cell.index
@@ -1081,9 +1091,17 @@ def _module_level_names(node: ast.AST) -> list[ast.Name]:
     return found
 
 
-def _returns_none(expr: ast.expr) -> bool:
+def _returns_none(expr: ast.expr, magics: Mapping[str, UserMagic] | None = None) -> bool:
     if isinstance(expr, ast.Call):
         func = expr.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in {"run_line_magic", "run_cell_magic"}
+            and expr.args
+            and isinstance(expr.args[0], ast.Constant)
+            and expr.args[0].value in (magics or {})
+        ):
+            return False  # a magic the notebook defined: its function's value is shown
         name = (
             func.id
             if isinstance(func, ast.Name)

@@ -599,7 +599,10 @@ _ALL: tuple[Rule, ...] = (
             Some magics wrap ordinary code (`%time`, `%timeit`, `%%capture`), have a direct Python
             equivalent (`%env NAME=value` -> `os.environ["NAME"] = "value"`, `%%writefile f.py` ->
             `Path("f.py").write_text(...)`) or only steer the interactive session (`%matplotlib
-            inline`, `%load_ext autoreload`, `%config`), which a script does not have. nbharden
+            inline`, `%load_ext autoreload`, `%config`), which a script does not have. A magic the
+            notebook defines itself (`@register_line_magic def hello(line)`, then `%hello fr`) is a
+            call of its function with the arguments IPython would pass (`hello("fr")`, and
+            `f(line, body)` for a cell magic), so the value it shows can flow on (`_`). nbharden
             keeps what they do to the data, drops the interactive part, and reports each translation
             so the change is visible.
         """,

@@ -14,13 +14,17 @@ notebook                generated                                               
 ``files = !ls``         ``subprocess.run(..., capture_output=True, ...).stdout.split…`` NBH504
 ``%%writefile f.py``    ``Path("f.py").write_text(...)``                                 NBH503
 ``%load_ext foo``       (dropped: it only changes the interactive session)               NBH503
+``%hello fr``           ``hello("fr")``, when a cell defined ``@register_line_magic`` hello  NBH503
+``%%csv`` cell          ``csv("", "<body>")``, when a cell defined ``@register_cell_magic``  NBH503
 ======================  ===============================================================  ========
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -220,13 +224,61 @@ def pip_requirements(args: str) -> list[str]:
     return reqs
 
 
+#: Decorators that register a function as a magic: the kind of magic each makes.
+_REGISTER = {
+    "register_line_magic": "line",
+    "register_cell_magic": "cell",
+    "register_line_cell_magic": "line_cell",
+}
+
+
+@dataclass(frozen=True)
+class UserMagic:
+    """A magic the notebook defines itself: ``@register_line_magic def hello(line)``."""
+
+    function: str  # the def's name, which the generated code calls
+    kind: str  # "line", "cell" or "line_cell"
+
+
+def user_magics(code: str) -> dict[str, UserMagic]:
+    """The magics a cell's (masked) code registers with IPython's decorators, by magic name.
+
+    ``@register_line_magic`` names the magic after the function; ``@register_cell_magic("csv")`` names it
+    explicitly. Such a function takes the magic's line (and cell body), so a later ``%name arg`` is a call of it.
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return {}
+    found: dict[str, UserMagic] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for dec in node.decorator_list:
+            target = dec.func if isinstance(dec, ast.Call) else dec
+            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+            if name not in _REGISTER:
+                continue
+            magic = node.name
+            if isinstance(dec, ast.Call) and dec.args:
+                first = dec.args[0]
+                if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+                    continue  # registered under a computed name: leave the magic alone
+                magic = first.value
+            found[magic] = UserMagic(node.name, _REGISTER[name])
+    return found
+
+
 class _Translator(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, cell: int, line_offset: int = 0) -> None:
+    def __init__(
+        self, cell: int, line_offset: int = 0, magics: Mapping[str, UserMagic] | None = None
+    ) -> None:
         super().__init__()
         self.cell = cell
         self.line_offset = line_offset
+        self.magics = dict(magics or {})
         self.result_findings: list[Finding] = []
         self.dependencies: list[str] = []
         self.needs_subprocess = False
@@ -262,7 +314,7 @@ class _Translator(cst.CSTTransformer):
                 "NBH502", f"{what}: its code does not parse; removed", Fix.NONE, Severity.WARNING
             )
             return None
-        inner = _Translator(self.cell, line_offset=self._line - 1)
+        inner = _Translator(self.cell, line_offset=self._line - 1, magics=self.magics)
         module = MetadataWrapper(module, unsafe_skip_copy=True).visit(inner)
         self.result_findings.extend(inner.result_findings)
         self.dependencies.extend(inner.dependencies)
@@ -390,6 +442,25 @@ class _Translator(cst.CSTTransformer):
         )
         return []
 
+    def _user_magic(self, method: str, values: list[str | None]) -> cst.Call | None:
+        """``%hello fr`` -> ``hello("fr")``, ``%%csv`` -> ``csv("", body)`` for a magic a cell defined (the
+        function IPython would call, with the arguments it would pass); ``None`` for any other call."""
+        if method not in {"run_line_magic", "run_cell_magic"} or not values or values[0] is None:
+            return None
+        magic = self.magics.get(values[0])
+        cell = method == "run_cell_magic"
+        if magic is None or magic.kind == ("line" if cell else "cell"):
+            return None
+        words = values[1:3] if cell else values[1:2]
+        if len(words) != (2 if cell else 1) or None in words:
+            return None
+        shown = f"%%{values[0]}" if cell else f"%{values[0]} {words[0]}".rstrip()
+        self._finding("NBH503", f"'{shown}' calls the notebook's own {magic.function}()")
+        return cst.Call(
+            cst.Name(magic.function),
+            [cst.Arg(cst.SimpleString(repr(word))) for word in words],
+        )
+
     # -- visitors ---------------------------------------------------------------------------------------------------
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         pos = self.get_metadata(PositionProvider, node, None)
@@ -458,6 +529,9 @@ class _Translator(cst.CSTTransformer):
             return updated
         method, args = call
         values = [_string_value(a.value) for a in args]
+        user = self._user_magic(method, values)
+        if user is not None:
+            return user
         if method == "getoutput" and values and values[0] is not None and "{" not in values[0]:
             self._finding(
                 "NBH504", f"'!{values[0].strip()}' output captured through subprocess.run"
@@ -484,9 +558,13 @@ class _Translator(cst.CSTTransformer):
         return updated
 
 
-def translate_magics(module: cst.Module, cell: int) -> MagicResult:
-    """Translate or remove every IPython construct in one cell's masked module (see the table above)."""
-    translator = _Translator(cell)
+def translate_magics(
+    module: cst.Module, cell: int, magics: Mapping[str, UserMagic] | None = None
+) -> MagicResult:
+    """Translate or remove every IPython construct in one cell's masked module (see the table above).
+
+    ``magics`` are the magics earlier cells defined (:func:`user_magics`): their uses become calls."""
+    translator = _Translator(cell, magics=magics)
     new = MetadataWrapper(module, unsafe_skip_copy=True).visit(translator)
     result = MagicResult(
         new,
