@@ -317,3 +317,27 @@ def test_translated_magics_do_not_report_undefined_names(
 def test_star_import_names_are_not_reported_undefined(analyse: Callable[..., FullAnalysis]) -> None:
     a = analyse(["from math import *", "root = sqrt(16)"])
     assert found(a, "NBH101") == []
+
+
+def test_a_redefined_function_rebinds_the_functions_that_call_it(
+    analyse: Callable[..., FullAnalysis],
+) -> None:
+    """Cell 4 redefines area: report (used later, calls area) and label (calls report) are defined
+    again after it, so they call the new area as they did in the notebook; unused (never used after
+    cell 4) and other (does not call area) are not."""
+    a = analyse(
+        [
+            "def area(r):\n    return r",
+            "def report(r):\n    return area(r)\ndef label(r):\n    return str(report(r))",
+            "def unused(r):\n    return area(r)\ndef other(r):\n    return r",
+            "def area(r):\n    return 2 * r",
+            "x = label(1) + str(report(2)) + str(other(3))",
+        ]
+    )
+    assert cell(a, 4).writes == ("area", "report", "label")
+    assert not {"area", "report", "label"} & set(cell(a, 4).reads)  # all bound in cell 4 now
+    assert {"label", "report", "other"} <= set(cell(a, 5).reads)
+    assert a.facts is not None
+    assert "# label again, as cell 2 defined it: it calls report, redefined above" in (
+        a.facts.cells[4].module.code
+    )

@@ -920,7 +920,7 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     findings: list[Finding] = []
     seeded = False
     defined: set[str] = set()
-    codes = _name_last_results(nb)
+    codes = _redefine_late_readers(nb, _name_last_results(nb))
     star_seen = False
     known_types: set[str] = set()
     undefined: list[tuple[bool, Finding, str]] = []
@@ -1017,6 +1017,96 @@ def _secret_finding(site: Site) -> Finding:
         Severity.ERROR,
         Fix.SAFE,
     )
+
+
+def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str]:
+    """Code per cell, with the functions that call a redefined function defined again after it.
+
+    A notebook's functions look their globals up when they run: after cell 36 redefines ``eval``, the
+    ``batch`` that cell 20 defined calls the new ``eval``. A step's functions are closures over what the step
+    was given, so the generated ``batch`` would go on calling the old one. When a cell redefines a function or
+    class ``g`` with ``def``/``class``, every function or class an earlier cell defined that reads ``g``
+    (directly, or through another one of them), and that this cell or a later one uses, is defined again right
+    after, copied from its cell with a comment saying why. The code then runs as it did in the notebook.
+    """
+    trees: dict[int, ast.Module] = {}
+    for cell in nb.code_cells:
+        if "def " in codes[cell.index] or "class " in codes[cell.index]:
+            try:
+                trees[cell.index] = ast.parse(codes[cell.index])
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue
+    if len(trees) < 2:
+        return codes
+    later_loads: dict[int, set[str]] = {}  # cell -> the names it and every later cell load
+    seen: set[str] = set()
+    for cell in reversed(nb.code_cells):
+        tree = trees.get(cell.index)
+        if tree is None:
+            try:
+                tree = ast.parse(codes[cell.index])
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                tree = ast.Module(body=[], type_ignores=[])
+        seen |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        later_loads[cell.index] = set(seen)
+    # name -> (cell, source of the def or class, the global names it reads)
+    defined: dict[str, tuple[int, str, set[str]]] = {}
+    out = dict(codes)
+    for cell in nb.code_cells:
+        tree = trees.get(cell.index)
+        if tree is None:
+            continue
+        lines = codes[cell.index].splitlines(keepends=True)
+        here = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+        bound_here = {
+            t.id for n in tree.body for t in ast.walk(n) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)
+        } | {n.name for n in here}
+        redefined = {n.name for n in here if n.name in defined}
+        readers: list[str] = []
+        if redefined:
+            changed = True
+            stale = set(redefined)
+            while changed:
+                changed = False
+                for name, (_, _, reads) in defined.items():
+                    if name not in stale and name not in bound_here and reads & stale:
+                        stale.add(name)
+                        changed = True
+            readers = [
+                name
+                for name in defined  # in the order the notebook defined them
+                if name in stale and name not in redefined and name in later_loads[cell.index]
+            ]
+        for node in here:
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            source = "".join(lines[first - 1 : node.end_lineno])
+            defined.pop(node.name, None)
+            defined[node.name] = (cell.index, source, _global_reads(node))
+        if not readers:
+            continue
+        copies = []
+        for name in readers:
+            origin, source, reads = defined[name]
+            why = ", ".join(sorted(reads & (stale - {name})))
+            copies.append(
+                f"\n\n# {name} again, as cell {origin} defined it: it calls {why}, redefined above\n{source.rstrip()}\n"
+            )
+            defined.pop(name)
+            defined[name] = (cell.index, source, reads)
+        out[cell.index] = codes[cell.index].rstrip() + "".join(copies)
+    return out
+
+
+def _global_reads(node: ast.AST) -> set[str]:
+    """The names a def or class reads that it does not bind itself (parameters, assignments in it)."""
+    loads: set[str] = set()
+    bound: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            (loads if isinstance(child.ctx, ast.Load) else bound).add(child.id)
+        elif isinstance(child, ast.arg):
+            bound.add(child.arg)
+    return loads - bound
 
 
 _UNDERSCORE = re.compile(r"(?<![\w.])_(?!\w)")
