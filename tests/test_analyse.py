@@ -330,14 +330,15 @@ def test_a_redefined_function_rebinds_the_functions_that_call_it(
             "def area(r):\n    return r",
             "def report(r):\n    return area(r)\ndef label(r):\n    return str(report(r))",
             "def unused(r):\n    return area(r)\ndef other(r):\n    return r",
-            "def area(r):\n    return 2 * r",
+            "def area(r):\n    return 2 * r\nhere = report(3)",
             "x = label(1) + str(report(2)) + str(other(3))",
         ]
     )
-    assert cell(a, 4).writes == ("area", "report", "label")
+    assert cell(a, 4).writes == ("area", "report", "label", "here")
     assert not {"area", "report", "label"} & set(cell(a, 4).reads)  # all bound in cell 4 now
     assert {"label", "report", "other"} <= set(cell(a, 5).reads)
     assert a.facts is not None
-    assert "# label again, as cell 2 defined it: it calls report, redefined above" in (
-        a.facts.cells[4].module.code
-    )
+    code = a.facts.cells[4].module.code
+    assert "# label again, as cell 2 defined it: it calls report, redefined above" in code
+    # before the rest of the cell, which calls the new ones too
+    assert code.index("def label") < code.index("here = report(3)")

@@ -1058,9 +1058,8 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
             continue
         lines = codes[cell.index].splitlines(keepends=True)
         here = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
-        bound_here = {
-            t.id for n in tree.body for t in ast.walk(n) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)
-        } | {n.name for n in here}
+        bound_here = {n.id for n in _module_level_names(tree) if isinstance(n.ctx, ast.Store)}
+        bound_here |= {n.name for n in here}
         redefined = {n.name for n in here if n.name in defined}
         readers: list[str] = []
         if redefined:
@@ -1093,7 +1092,10 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
             )
             defined.pop(name)
             defined[name] = (cell.index, source, reads)
-        out[cell.index] = codes[cell.index].rstrip() + "".join(copies)
+        # Right after the last redefinition, so that the rest of this cell calls the new ones too.
+        last = max(n.end_lineno or n.lineno for n in here if n.name in redefined)
+        head, tail = "".join(lines[:last]).rstrip(), "".join(lines[last:])
+        out[cell.index] = head + "".join(copies) + ("\n" + tail if tail.strip() else "")
     return out
 
 
