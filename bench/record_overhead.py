@@ -107,7 +107,8 @@ def measure(nb_path: Path, name: str, repeat: int, work: Path) -> Row:
     settings = Settings(out=work / "out")
     try:
         nb = api.load(nb_path, settings)
-        plan = make_plan(analyse(nb, settings=settings), settings=settings)
+        analysis = analyse(nb, settings=settings)
+        plan = make_plan(analysis, settings=settings)
         kernel = resolve_kernel(nb.kernel_name)
     except NbhardenError as exc:
         row.status = f"{type(exc).__name__}: {exc}"
@@ -130,7 +131,8 @@ def measure(nb_path: Path, name: str, repeat: int, work: Path) -> Row:
     def recorded() -> object:
         folder = work / f"record-{next(counter)}"
         try:
-            return record(nb, plan, settings=settings, workdir=folder, runs=1)
+            # as convert calls it: with the analysis it already has
+            return record(nb, plan, settings=settings, workdir=folder, runs=1, analysis=analysis)
         finally:
             shutil.rmtree(folder, ignore_errors=True)  # keep the temp folder from growing
 

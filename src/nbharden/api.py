@@ -154,7 +154,7 @@ def _with_recorded_tests(
     from nbharden.testgen import generate_tests
 
     with tempfile.TemporaryDirectory(prefix="nbharden-record-") as tmp:
-        recording = record(nb, plan, settings=settings, workdir=Path(tmp))
+        recording = record(nb, plan, settings=settings, workdir=Path(tmp), analysis=analysis)
         plan, contract_findings = refine(plan, recording, analysis)
         transforming()
         tree, findings = emit(analysis, plan, out=out, settings=settings)

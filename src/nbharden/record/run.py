@@ -12,9 +12,9 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbharden.errors import ExecutionError, InternalError, UsageError
 from nbharden.models import Notebook, Plan
@@ -28,6 +28,9 @@ from nbharden.record.models import (
 from nbharden.record.sandbox import SandboxReport, Session, resolve
 from nbharden.secrets import redact, secret_values
 from nbharden.settings import Settings
+
+if TYPE_CHECKING:
+    from nbharden.analyse import FullAnalysis
 
 _HERE = Path(__file__).parent
 #: Deterministic, single-threaded numerics in the kernel so that two runs can be compared.
@@ -205,12 +208,14 @@ def _run_once(
     seed: int | None = RECORDING_SEED,
     executed: Path | None = None,
     sandbox: SandboxReport | None = None,
+    hidden: Sequence[str] = (),
 ) -> tuple[list[dict[str, Any]], float]:
     """One papermill run with the recorder; returns the recorder's events and the wall time.
 
     The kernel starts with the global generators seeded like ``seed_everything(seed)``
     (not at all when ``seed`` is None). The executed copy goes to ``executed`` (default
-    ``run_dir/executed.ipynb``).
+    ``run_dir/executed.ipynb``). ``hidden``: the secret values (:func:`_secret_values`) the
+    recorder must never store or log.
 
     Raises ``ExecutionError`` when the notebook fails, times out or kills its kernel.
     """
@@ -228,7 +233,7 @@ def _run_once(
         "cap_bytes": cap_bytes,
         "cells": schedule,
         "secrets": sorted(f.name for f in plan.config_fields if f.secret),
-        "secret_values": (hidden := _secret_values(nb, plan, settings, parameters)),
+        "secret_values": list(hidden),
         "seed": seed,
     }
     config_path = run_dir / "recorder.json"
@@ -293,15 +298,21 @@ def _run_once(
 
 
 def _secret_values(
-    nb: Notebook, plan: Plan, settings: Settings, parameters: Mapping[str, JSON]
+    nb: Notebook,
+    plan: Plan,
+    settings: Settings,
+    parameters: Mapping[str, JSON],
+    analysis: FullAnalysis | None = None,
 ) -> list[str]:
     """The notebook's hard-coded secrets and any secret field given with ``-p``.
 
-    The recorder stores no value that holds one of them and writes none into its log.
+    The recorder stores no value that holds one of them and writes none into its log. The
+    hard-coded ones come from ``analysis`` (analysed here when the caller has none: that
+    takes as long as a small notebook's run, so it is done once per recording, not per run).
     """
     from nbharden.analyse import analyse
 
-    facts = analyse(nb, settings=settings).facts
+    facts = (analysis or analyse(nb, settings=settings)).facts
     found = secret_values(s for cf in facts.cells.values() for s in cf.secrets) if facts else []
     names = {f.name for f in plan.config_fields if f.secret}
     given = [str(v) for k, v in parameters.items() if k in names and v not in (None, "")]
@@ -448,6 +459,7 @@ def record(
     runs: int = 2,
     cap_bytes: int = DEFAULT_CAP_BYTES,
     executed: Path | None = None,
+    analysis: FullAnalysis | None = None,
 ) -> Recording:
     """Run ``nb``'s file with papermill, ``runs`` times with different seeds, and record
     every step's inputs and outputs.
@@ -458,6 +470,9 @@ def record(
     then one more run with the first seed tells those that follow the seed (kept) from
     those that change anyway (only their type and shape kept), so two recordings of the
     same notebook store the same values.
+
+    ``analysis``: the notebook's analysis, when the caller has it (else it is analysed again,
+    for the hard-coded secrets the recorder must not store).
 
     The notebook file is only read. ``workdir`` receives ``recording.json`` and ``values/``;
     the executed copy of the first run goes to ``executed`` (default
@@ -489,6 +504,7 @@ def record(
     seeds: list[int] = []
     seconds: list[float] = []
     sandbox = resolve(settings)  # raises UsageError when an explicit tier cannot run
+    hidden = _secret_values(nb, plan, settings, parameters, analysis)
 
     def run_once(seed: int) -> list[dict[str, Any]]:
         number = len(seeds) + 1
@@ -505,6 +521,7 @@ def record(
             seed=seed,
             executed=executed if number == 1 else None,
             sandbox=sandbox,
+            hidden=hidden,
         )
         seeds.append(seed)
         seconds.append(took)
