@@ -342,3 +342,22 @@ def test_a_redefined_function_rebinds_the_functions_that_call_it(
     assert "# label again, as cell 2 defined it: it calls report, redefined above" in code
     # before the rest of the cell, which calls the new ones too
     assert code.index("def label") < code.index("here = report(3)")
+
+
+def test_copies_of_redefined_readers_keep_the_cells_line_numbers(
+    analyse: Callable[..., FullAnalysis],
+) -> None:
+    """When the rest of the cell does not use them, the copies go at its end: a finding on a line
+    after the redefinition still names that line."""
+    a = analyse(
+        [
+            "def area(r):\n    return r",
+            "def report(r):\n    return area(r)",
+            "def area(r):\n    return 2 * r\ntoken = 'sk_live_0123456789abcdefghijklmn'",
+            "x = report(2)",
+        ]
+    )
+    assert a.facts is not None
+    code = a.facts.cells[3].module.code
+    assert code.index("token =") < code.index("def report")
+    assert (3, 3) in found(a, "NBH201")

@@ -1028,6 +1028,9 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
     class ``g`` with ``def``/``class``, every function or class an earlier cell defined that reads ``g``
     (directly, or through another one of them), and that this cell or a later one uses, is defined again right
     after, copied from its cell with a comment saying why. The code then runs as it did in the notebook.
+
+    The copies go at the end of the cell, so that its lines keep their numbers, unless the rest of the cell
+    after the redefinition uses them: then they go right after it, and the lines below move down.
     """
     trees: dict[int, ast.Module] = {}
     for cell in nb.code_cells:
@@ -1092,8 +1095,13 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
             )
             defined.pop(name)
             defined[name] = (cell.index, source, reads)
-        # Right after the last redefinition, so that the rest of this cell calls the new ones too.
+        # At the end of the cell, so that every line of it keeps its number (findings point at them); right
+        # after the last redefinition when the rest of the cell calls one of them (its lines then move down).
         last = max(n.end_lineno or n.lineno for n in here if n.name in redefined)
+        rest = [n for n in tree.body if n.lineno > last]
+        calls = {m.id for n in rest for m in ast.walk(n) if isinstance(m, ast.Name)}
+        if not calls & set(readers):
+            last = len(lines)
         head, tail = "".join(lines[:last]).rstrip(), "".join(lines[last:])
         out[cell.index] = head + "".join(copies) + ("\n" + tail if tail.strip() else "")
     return out
