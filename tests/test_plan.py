@@ -388,3 +388,12 @@ def test_plan_is_json_serialisable_and_deterministic(plan_for: PlanFor) -> None:
     first = json.dumps(plan_for(cells).to_json(), sort_keys=True)
     second = json.dumps(plan_for(cells, name="nb2.ipynb").to_json(), sort_keys=True)
     assert first == second.replace("nb2", "nb")
+
+
+def test_a_name_deleted_in_its_step_is_not_returned(plan_for: PlanFor) -> None:
+    """``del label`` after ``label = 'x'``: the step cannot return label (the generated code raised
+    UnboundLocalError); a name bound again after its ``del`` is returned."""
+    plan = plan_for(["label = 'x'\nkept = 1\ntemp = 2\nagain = 3\ndel label\ndel temp, again\nagain = 4"])
+    (only,) = plan.steps
+    assert [p.name for p in only.outputs] == ["kept", "again"]
+    assert only.results == ("kept", "again")

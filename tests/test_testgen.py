@@ -453,3 +453,20 @@ def test_random_notebook_converts_identically_and_its_tests_replay_the_draws(
         assert runs[what].returncode == 1 and any(test in line for line in failed), (
             f"{what} survived:\n{out}"
         )
+
+
+def test_a_step_that_deletes_a_name_converts_to_code_that_passes_its_tests(
+    tmp_path: Path,
+) -> None:
+    """late_change.ipynb binds label, then ``del label``: the step used to return it (and failed
+    with UnboundLocalError in every generated test that ran it)."""
+    from nbharden import api
+
+    nb = tmp_path / "late_change.ipynb"
+    nb.write_bytes((FIXTURES / "late_change.ipynb").read_bytes())
+    files = api.generate(nb, Settings(out=tmp_path / "out")).tree.as_dict()
+    assert "label" not in files["src/late_change/steps.py"].split("return rng")[1]
+    proc = _pytest(_write_tree(tmp_path / "package", files))
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out
+    assert "passed" in out and "failed" not in out, out

@@ -227,6 +227,22 @@ def _sections(analysis: FullAnalysis) -> list[_Section]:
     return sections
 
 
+def _deleted_names(stmt: cst.BaseStatement) -> list[str]:
+    """Names a top-level ``del`` statement unbinds (``del label``, ``del a, b``)."""
+    names: list[str] = []
+    if isinstance(stmt, cst.SimpleStatementLine):
+        for small in stmt.body:
+            if isinstance(small, cst.Del):
+                target = small.target
+                parts = (
+                    [e.value for e in target.elements]
+                    if isinstance(target, cst.Tuple | cst.List)
+                    else [target]
+                )
+                names += [p.value for p in parts if isinstance(p, cst.Name)]
+    return names
+
+
 def _result_names(stmt: cst.BaseStatement, qualified: dict[str, str]) -> list[str]:
     """Names bound by a plain top-level assignment (the values a notebook shows as its results).
 
@@ -677,6 +693,13 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 for name in _result_names(cf.module.body[i], facts.qualified):
                     if name not in results:
                         results.append(name)
+                # ``del x``: x no longer exists after this, so the step cannot return it
+                for name in _deleted_names(cf.module.body[i]):
+                    local.discard(name)
+                    if name in writes:
+                        writes.remove(name)
+                    if name in results:
+                        results.remove(name)
             # a lifted literal used in this cell is read from the config
             for value, _line, _col, _ctx in facts.cells[index].literals:
                 for f in fields:
