@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -391,3 +392,28 @@ def test_is_safe_relpath() -> None:
     assert is_safe_relpath("src/pkg/a.py") and is_safe_relpath(".nbharden.json")
     for bad in ["", "/a", "a/../b", "..", "a/", "./a", "a\\b", "a\x00b"]:
         assert not is_safe_relpath(bad), bad
+
+
+def test_the_manifest_names_the_notebook_version_the_files_came_from(
+    make_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A save that lands while the notebook converts (JupyterLab saving during a Lab conversion):
+    the manifest names the bytes the files were generated from, not the newer file. It used to read
+    the notebook again at review, so it named the new version over the old files."""
+    from nbharden import api
+    from nbharden.settings import Settings
+
+    nb = make_notebook([("rate = 0.2", ["parameters"]), "total = rate * 2"])
+    converted = sha256_bytes(nb.read_bytes())
+    saved_meanwhile = nb.read_text().replace("rate = 0.2", "rate = 0.5")
+
+    def progress(stage: str, path: Path) -> None:
+        if stage == "review":  # generated from the first version; now the user saves
+            nb.write_text(saved_meanwhile)
+
+    changes = api.convert(nb, Settings(out=tmp_path / "out", record=False), progress)
+    files = {c.path: c.new_text for c in changes.changes}
+    manifest = json.loads(files[MANIFEST] or "{}")
+    (config,) = [text for path, text in files.items() if path.endswith("/config.py")]
+    assert "default=0.2" in (config or "")
+    assert manifest["notebook"]["sha256"] == converted != sha256_bytes(nb.read_bytes())

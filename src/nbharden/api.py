@@ -119,6 +119,8 @@ def convert(path: Path, settings: Settings | None = None, progress: Progress = _
             findings=gen.findings,
             plan=gen.plan,
             test_results=gen.test_results,
+            # the bytes the files came from, not the file as it is now (it may have been saved since)
+            notebook_sha256=gen.notebook.sha256,
         ),
     )
 

@@ -202,13 +202,19 @@ def _decode(data: bytes | None) -> str:
 
 
 def final_manifest(
-    files: dict[str, str], notebook: Path, recording: dict[str, Any] | None = None
+    files: dict[str, str],
+    notebook: Path,
+    recording: dict[str, Any] | None = None,
+    notebook_sha256: str | None = None,
 ) -> str:
     """The manifest text for ``files`` as they will be written.
 
     The file hashes are always recomputed here, from the final tree: an emit-stage manifest may
     predate formatting. The notebook hash and tool version are kept from the tree's manifest when it
-    has them, else taken from the notebook file and this nbharden.
+    has them; else the hash is ``notebook_sha256`` (that of the bytes the files were generated
+    from), and only without it is the notebook file read again. Reading it again names whatever
+    version was saved since: a notebook saved while it was converted got a manifest naming the new
+    version over files generated from the old one.
     """
     from nbharden import __version__
 
@@ -222,6 +228,8 @@ def final_manifest(
         nb_sha = nb_meta["sha256"]
         if isinstance(nb_meta.get("name"), str):
             nb_name = nb_meta["name"]
+    elif notebook_sha256 is not None:
+        nb_sha = notebook_sha256
     else:
         try:
             nb_sha = sha256_bytes(notebook.read_bytes())
@@ -241,7 +249,10 @@ def final_manifest(
 
 
 def prepare_files(
-    files: dict[str, str], notebook: Path, recording: dict[str, Any] | None = None
+    files: dict[str, str],
+    notebook: Path,
+    recording: dict[str, Any] | None = None,
+    notebook_sha256: str | None = None,
 ) -> dict[str, str]:
     """The generated files with the manifest (re)built. Raises ``InternalError`` on a bad path."""
     for path in files:
@@ -250,7 +261,7 @@ def prepare_files(
                 f"internal error (please report): generated an unsafe path {path!r}", path=notebook
             )
     prepared = dict(files)
-    prepared[MANIFEST] = final_manifest(files, notebook, recording)
+    prepared[MANIFEST] = final_manifest(files, notebook, recording, notebook_sha256)
     return prepared
 
 
@@ -323,6 +334,7 @@ def review(
     findings: tuple[Finding, ...],
     plan: Plan | None,
     test_results: dict[str, Any] | None,
+    notebook_sha256: str | None = None,
 ) -> ChangeSet:
     """Compare the generated ``tree`` with the folder ``out``; one ``FileChange`` per file, sorted
     by path.
@@ -334,7 +346,7 @@ def review(
     notebook = Path(notebook)
     sandbox = (test_results or {}).get("sandbox")
     recording = {"sandbox": sandbox["tier"]} if isinstance(sandbox, dict) else None
-    files = prepare_files(tree.as_dict(), notebook, recording)
+    files = prepare_files(tree.as_dict(), notebook, recording, notebook_sha256)
     root = resolve_out(out)
     old = read_manifest(root) if root.is_dir() else None
     changes, blocked = classify(files, root, notebook=notebook, old=old)
