@@ -734,6 +734,10 @@ def _big_notebook(path: Path, cells: int) -> None:
     nbformat.write(nb, str(path))
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     "sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 )
@@ -748,6 +752,9 @@ def test_signal_stops_cleanly(tmp_path: Path, sig: signal.Signals, code: int, wo
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background (`make test &`) ignores SIGINT, and
+        # Python keeps an inherited SIG_IGN, so the signal would never arrive
+        preexec_fn=_sigint_default,
     )
     time.sleep(2.0)
     assert proc.poll() is None, (

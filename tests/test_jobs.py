@@ -44,6 +44,10 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _popen(*args: str, cwd: Path, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "nbharden", *args],
@@ -52,6 +56,9 @@ def _popen(*args: str, cwd: Path, **kwargs: object) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background (`make test &`) ignores SIGINT, and
+        # Python keeps an inherited SIG_IGN, so Ctrl-C tests would never see the signal arrive
+        preexec_fn=_sigint_default,
         **kwargs,  # type: ignore[call-overload]
     )
 
