@@ -27,13 +27,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "e2e: runs a generated package in subprocesses; each test uses only its own tmp_path, "
-        "so the tests are safe to run in parallel (pytest -n with pytest-xdist) and can be "
-        "selected or skipped with -m",
-    )
 
 
 @pytest.fixture(scope="session")
