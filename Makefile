@@ -31,7 +31,7 @@ DEMO_NB := notebooks/churn_analysis.ipynb
 DEMO_OUT := build/demo
 PYTEST_ARGS ?=
 
-.PHONY: help venv .venv deps demo test lint bench clean distclean
+.PHONY: help venv .venv deps demo test test-fast lint bench clean distclean
 
 help: ## show the targets
 	@grep -hE '^[a-zA-Z_. -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -89,6 +89,14 @@ test: deps ## run the whole test suite (pytest) with coverage; fails if a test f
 	if [ $$gate -ne 0 ]; then echo "make test: line coverage of $(COV_GATE) is below $(COV_FAIL_UNDER)%" >&2; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
 	exit $$gate
+
+# The fast tier: everything but the slow, browser and lint markers (pyproject.toml [tool.pytest.ini_options]),
+# on both cores, without coverage, with small fuzz and kill counts. For the edit-test loop; CI runs `make test`.
+FAST_JOBS ?= 2
+test-fast: deps ## the fast tier: no kernels, browsers or lint; both cores, no coverage (under 3 minutes)
+	NBHARDEN_FUZZ_EXAMPLES=$${NBHARDEN_FUZZ_EXAMPLES:-300} NBHARDEN_KILL_TRIALS=$${NBHARDEN_KILL_TRIALS:-10} \
+	  $(PY) -m pytest -q -p no:cacheprovider -m "not slow and not browser and not lint" \
+	  -n $(FAST_JOBS) $(PYTEST_ARGS)
 
 lint: deps ## ruff and mypy --strict on the sources
 	$(VENV)/bin/ruff check src tests

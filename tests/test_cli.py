@@ -691,6 +691,7 @@ def test_progress_for_one_notebook_waits_for_the_delay() -> None:
 # --- the real entry point ---
 
 
+@pytest.mark.slow
 def test_python_m_nbharden(tmp_path: Path) -> None:
     result = run_cli("--version", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (0, f"nbharden {__version__}\n")
@@ -741,6 +742,7 @@ def _sigint_default() -> None:
 @pytest.mark.parametrize(
     "sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 )
+@pytest.mark.slow
 def test_signal_stops_cleanly(tmp_path: Path, sig: signal.Signals, code: int, word: str) -> None:
     """A real signal while a long analysis runs: exit 130/143, one message, no traceback, nothing
     written."""

@@ -57,6 +57,7 @@ def _copy(stem: str, dest: Path) -> Path:
     return dest / f"{stem}.ipynb"
 
 
+@pytest.mark.slow
 def test_two_processes_with_different_hash_seeds_and_time_zones_agree(tmp_path: Path) -> None:
     # the same path in both runs: only the process environment differs
     notebooks = [str(_copy(stem, tmp_path / stem)) for stem in FIXTURES]

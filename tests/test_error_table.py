@@ -223,6 +223,7 @@ def test_too_large(
     assert runner.invoke(app, ["analyze", "big.ipynb"]).exit_code == 0
 
 
+@pytest.mark.slow
 def test_notebook_fails_when_run_exit_3(tmp_path: Path) -> None:
     """A real kernel runs the notebook: the failing cell, and the hidden-state hint (cell 3 ran
     before cell 2 in the saved notebook)."""

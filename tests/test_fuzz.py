@@ -779,6 +779,7 @@ SAMPLES: list[tuple[str, Callable[[], st.SearchStrategy[bytes]]]] = [
 
 
 @pytest.mark.parametrize("kind", [s[0] for s in SAMPLES])
+@pytest.mark.slow
 def test_fuzz_cli_analyze_agrees_with_the_library(kind: str, tmp_path: Path) -> None:
     strategy = dict(SAMPLES)[kind]()
     paths = collect(strategy, CLI_EXAMPLES // 2, tmp_path)
@@ -806,6 +807,7 @@ def test_fuzz_cli_analyze_agrees_with_the_library(kind: str, tmp_path: Path) -> 
     assert 0 < len(refused) < len(paths)  # the sample has both kinds
 
 
+@pytest.mark.slow
 def test_fuzz_cli_convert_refusals(tmp_path: Path) -> None:
     """convert --no-record --no-verify: one exact line per refused notebook and exit 2, writing
     nothing; alone in its process, a refused notebook exits 2 too."""

@@ -298,13 +298,13 @@ def e2e(
     tests.stop()
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_written_files_match_the_generated_tree(e2e: Written) -> None:
     expected = {c.path: c.new_text for c in e2e.changes.changes if c.new_text is not None}
     assert e2e.disk == expected
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_generated_package_runs(e2e: Written) -> None:
     code, stdout, stderr = e2e.main.result()
     assert code == 0, f"python -m {e2e.package} failed:\n{stdout}\n{stderr[-4000:]}"
@@ -318,7 +318,7 @@ def test_generated_package_runs(e2e: Written) -> None:
         )
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_generated_tests_pass(e2e: Written, request: pytest.FixtureRequest) -> None:
     if e2e.stem in GENERATED_TESTS_FAIL:
         request.applymarker(
@@ -354,7 +354,7 @@ def _tiny_notebook(folder: Path, sources: list[str]) -> Path:
     return folder / "tiny.ipynb"
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_pipeline_returns_the_final_values(tmp_path: Path) -> None:
     notebook = _tiny_notebook(tmp_path / "nb", ["x = 1", "y = x + 1"])
     settings = settings_for(notebook)

@@ -32,6 +32,9 @@ from nbharden.manifest import MANIFEST
 from nbharden.review import JOURNAL
 from nbharden.write import TMP_PREFIX
 
+#: Tier: kernels, papermill or generated packages in subprocesses (make test-fast skips these).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures" / "jobs"
 CLI_FIXTURES = ROOT / "fixtures" / "cli"

@@ -21,6 +21,9 @@ from typing import Any
 
 import pytest
 
+#: Tier: kernels, papermill or generated packages in subprocesses (make test-fast skips these).
+pytestmark = pytest.mark.slow
+
 #: The bar: refused or done within these.
 MAX_SECONDS = 30.0
 MAX_BYTES = 1024**3

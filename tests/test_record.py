@@ -27,6 +27,9 @@ from nbharden.record import _values as V
 from nbharden.record.models import Column
 from nbharden.settings import Settings
 
+#: Tier: kernels, papermill or generated packages in subprocesses (make test-fast skips these).
+pytestmark = pytest.mark.slow
+
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "record"
 
 

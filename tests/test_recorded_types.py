@@ -16,6 +16,9 @@ from nbharden import api
 from nbharden.recorded_types import spell
 from nbharden.settings import Settings
 
+#: Tier: kernels, papermill or generated packages in subprocesses (make test-fast skips these).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "fixtures" / "golden"
 _VENV_PYTHON = ROOT / ".venv" / "bin" / "python"

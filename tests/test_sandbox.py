@@ -40,6 +40,9 @@ from nbharden.record import sandbox as sb
 from nbharden.review import review
 from nbharden.settings import Settings, load_settings
 
+#: Tier: kernels, papermill or generated packages in subprocesses (make test-fast skips these).
+pytestmark = pytest.mark.slow
+
 HOSTILE = Path(__file__).parent.parent / "fixtures" / "hostile"
 MARK = "NBH_PROBE_MARK"
 

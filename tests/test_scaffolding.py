@@ -18,6 +18,9 @@ import pytest
 from nbharden import api
 from nbharden.settings import Settings
 
+#: Tier: kernels, papermill or generated packages in subprocesses (make test-fast skips these).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "fixtures" / "golden"
 _VENV_PYTHON = ROOT / ".venv" / "bin" / "python"

@@ -337,7 +337,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"work": work, "out": out, "runs": runs}
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_convert_succeeds_and_generated_tests_pass(converted: dict[str, Any]) -> None:
     run = converted["runs"]["convert"]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -348,7 +348,7 @@ def test_convert_succeeds_and_generated_tests_pass(converted: dict[str, Any]) ->
     assert converted["runs"]["diff"].returncode == 0 and converted["runs"]["json"].returncode == 0
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_recall_and_precision_of_nbh201(converted: dict[str, Any], record_property: Any) -> None:
     stdout = converted["runs"]["convert"].stdout
     findings = [
@@ -374,7 +374,7 @@ def test_recall_and_precision_of_nbh201(converted: dict[str, Any], record_proper
     assert Counter(json_findings) == Counter(findings)
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_no_secret_in_any_file_written(converted: dict[str, Any]) -> None:
     out: Path = converted["out"]
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -388,7 +388,7 @@ def test_no_secret_in_any_file_written(converted: dict[str, Any]) -> None:
     assert not (converted["work"] / "d").exists()  # --diff writes nothing
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command", ["convert", "diff", "json", "analyze", "analyze-json", "analyze-github"]
 )
@@ -399,7 +399,7 @@ def test_no_secret_in_any_output(converted: dict[str, Any], command: str) -> Non
     assert leaks(run.stdout.encode()) == [] and leaks(run.stderr.encode()) == []
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_generated_code_reads_secrets_from_the_config(converted: dict[str, Any]) -> None:
     pkg = converted["out"] / "src" / "planted"
     config = (pkg / "config.py").read_text(encoding="utf-8")
@@ -414,7 +414,7 @@ def test_generated_code_reads_secrets_from_the_config(converted: dict[str, Any])
     assert "# old key, revoked in January: <redacted>" in steps  # a comment, scrubbed
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_package_imports_without_secrets_and_refuses_to_run(converted: dict[str, Any]) -> None:
     out: Path = converted["out"]
     env = _env({"PYTHONPATH": str(out / "src")})
@@ -441,7 +441,7 @@ def test_package_imports_without_secrets_and_refuses_to_run(converted: dict[str,
     assert "Field required" in run.stderr and "Traceback" not in run.stderr
 
 
-@pytest.mark.e2e
+@pytest.mark.slow
 def test_pipeline_log_never_shows_a_secret(converted: dict[str, Any]) -> None:
     """Run with the real (fake) values in the environment, as production would: the log hides them."""
     out: Path = converted["out"]

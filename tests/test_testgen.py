@@ -25,6 +25,9 @@ from nbharden.testgen import generate_tests
 sys.path.insert(0, str(Path(__file__).parent))
 from test_record import FIXTURES, load_notebook, make_plan, make_step  # noqa: E402
 
+#: Tier: kernels, papermill or generated packages in subprocesses (make test-fast skips these).
+pytestmark = pytest.mark.slow
+
 SRC = Path(__file__).parent.parent / "src" / "nbharden"
 
 

@@ -436,6 +436,7 @@ def test_journal_step_through_a_linked_folder_is_refused(tmp_path: Path, nb: Pat
     assert (outside / "victim.py").read_text() == "keep\n"
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_link_leading_out(tmp_path: Path) -> None:
     (tmp_path / "proj.ipynb").write_text(json.dumps(_notebook(["x = 1"])))
     (tmp_path / "proj_prod").mkdir()
@@ -685,6 +686,7 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow
 def test_disk_full_exit_2_and_target_untouched(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     with _tmpfs(disk, "2m"):
@@ -723,6 +725,7 @@ def test_disk_full_while_creating_the_output_folder(tmp_path: Path, nb: Path) ->
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no "out" either
 
 
+@pytest.mark.slow
 def test_read_only_file_system_exit_2_and_target_untouched(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     with _tmpfs(disk, "2m"):
@@ -876,7 +879,7 @@ def test_write_from_another_thread(tmp_path: Path, nb: Path) -> None:
 
 #: Random kills per run of the suite; NBHARDEN_LONG=1 runs ten times more.
 LONG = os.environ.get("NBHARDEN_LONG") == "1"
-KILL_TRIALS = 1000 if LONG else 100
+KILL_TRIALS = int(os.environ.get("NBHARDEN_KILL_TRIALS", 1000 if LONG else 100))
 SIGNAL_TRIALS = 200 if LONG else 20
 
 # A process that has imported nbharden and forks one child per trial: each child reviews the new
@@ -1126,6 +1129,7 @@ def test_sigkill_at_random_moments_gives_old_or_new(crash_big: _Crash, nb: Path)
         (signal.SIGTERM, "default", -signal.SIGTERM),  # no handler: the process just dies
     ],
 )
+@pytest.mark.slow
 def test_sigint_and_sigterm_never_leave_a_mix(
     crash_big: _Crash, sig: signal.Signals, disposition: str, code: int
 ) -> None:
@@ -1181,6 +1185,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_next_run_cleans_up_after_interrupted_writes(tmp_path: Path) -> None:
     """Left by real SIGKILLs: a journal and temp files (killed during the commit) in build/a,
     temp files only (killed while staging) in build/b. The next ``nbharden convert`` finishes

@@ -33,6 +33,9 @@ from nbharden.lab import handlers
 from nbharden.manifest import MANIFEST
 from nbharden.settings import Settings
 
+#: Tier: kernels, papermill or generated packages in subprocesses (make test-fast skips these).
+pytestmark = pytest.mark.slow
+
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
