@@ -263,7 +263,7 @@ def test_fork_bomb_fails_clearly_with_exit_3_and_leaves_nothing(
     (tmp_path / "nb" / "pyproject.toml").write_text(
         f'[tool.nbharden]\nsandbox = "{tier}"\n', encoding="utf-8"
     )
-    proc = cli("convert", str(notebook), "--sandbox", "--no-verify", "--out", "out", cwd=tmp_path)
+    proc = cli("convert", str(notebook), "--sandbox", "--out", "out", cwd=tmp_path)
 
     assert proc.returncode == 3, proc.stderr
     assert "fork_bomb.ipynb:cell 3: BlockingIOError: [Errno 11]" in proc.stderr
@@ -398,7 +398,6 @@ def test_convert_with_sandbox_reports_the_tier_and_records_it_in_the_manifest(
         "convert",
         str(notebook),
         "--sandbox",
-        "--no-verify",
         "--out",
         "out",
         "--format",
@@ -408,6 +407,8 @@ def test_convert_with_sandbox_reports_the_tier_and_records_it_in_the_manifest(
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)[0]
     assert result["tests"]["sandbox"]["tier"] == "bwrap"
+    # verification ran the generated tests in the same sandbox (tests/test_containment.py)
+    assert result["tests"]["verify_sandbox"] == "bwrap" and result["tests"]["passed"] >= 1
     assert result["tests"]["sandbox"]["requested"] == "auto"
     manifest = json.loads((tmp_path / "out" / ".nbharden.json").read_text(encoding="utf-8"))
     assert manifest["recording"] == {"sandbox": "bwrap"}

@@ -12,9 +12,10 @@ Nothing here prints, exits or reads global state: settings come in as an argumen
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -25,6 +26,7 @@ from nbharden.settings import Settings
 
 if TYPE_CHECKING:
     from nbharden.analyse import FullAnalysis
+    from nbharden.record.sandbox import SandboxReport
 
 #: Progress callback: (stage name, notebook path). The CLI uses it for its progress display.
 Progress = Callable[[str, Path], None]
@@ -156,7 +158,11 @@ def _with_recorded_tests(
     from nbharden.testgen import generate_tests
 
     with tempfile.TemporaryDirectory(prefix="nbharden-record-") as tmp:
-        recording = record(nb, plan, settings=settings, workdir=Path(tmp), analysis=analysis)
+        # the output folder is read-only to the notebook in the sandbox: nothing it plants
+        # there (a conftest.py) runs when the generated tests do
+        recording = record(
+            nb, plan, settings=settings, workdir=Path(tmp), analysis=analysis, protect=[out]
+        )
         plan, contract_findings = refine(plan, recording, analysis)
         transforming()
         tree, findings = emit(analysis, plan, out=out, settings=settings)
@@ -178,53 +184,147 @@ def _with_recorded_tests(
     return FileTree.of(files), findings, plan, summary
 
 
-def run_tests(out: Path, *, python: str | None = None, timeout: float = 900.0) -> dict[str, object]:
+def run_tests(
+    out: Path,
+    *,
+    python: str | None = None,
+    timeout: float = 900.0,
+    settings: Settings | None = None,
+    notebook: Path | None = None,
+    files: Mapping[str, str] | None = None,
+) -> dict[str, object]:
     """Run the generated package's test suite once (``python -m pytest`` in ``out``); return counts and output.
 
-    Raises ``VerificationError`` when the suite fails: the generated code does not reproduce the notebook.
+    The tests run the notebook's code: with ``settings`` whose sandbox tier is on, they run in the same
+    sandbox as the recording, with the same limits (``notebook``, the source notebook, is then required: its
+    folder is the one the code may write). In tier ``bwrap`` the output folder is shown read-only and holds
+    only ``files`` (the generated files, path -> text; default: what is on disk), so nothing else there
+    (a planted ``conftest.py``) is loaded. Raises ``VerificationError`` when the suite fails: the generated
+    code does not reproduce the notebook.
     """
-    import re
-    import subprocess
     import sys
 
-    env = dict(
-        os.environ, PYTHONPATH=str(Path(out) / "src"), PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg"
-    )
-    if python and python != sys.executable:
-        # the notebook's interpreter, if it can run pytest; else the one nbharden runs in
-        probe = subprocess.run(
-            [python, "-c", "import pytest"], capture_output=True, timeout=60, check=False
+    from nbharden.record.sandbox import SandboxReport, resolve
+
+    report = resolve(settings) if settings is not None else SandboxReport("off", "off")
+    if report.active and notebook is None:
+        raise InternalError(
+            "internal error (please report): sandboxed tests need the notebook", path=out
         )
-        python = python if probe.returncode == 0 else None
+    python = _test_python(python)
+    root = str(Path(out).resolve())
     cmd = [python or sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header"]
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=out,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise VerificationError(
-            f"generated tests did not finish in {timeout:.0f} s", path=out
-        ) from exc
-    text = proc.stdout + proc.stderr
+    cmd += ["--rootdir", root, "--confcutdir", root]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(Path(out).resolve() / "src"),
+        PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="Agg",
+        # no plugin installed by a notebook (entry points) loads into the tests
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+    )
+    text, returncode = _pytest_in_sandbox(
+        report, cmd, env=env, out=Path(out), notebook=notebook, files=files, timeout=timeout
+    )
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", text)}
     result: dict[str, object] = {
-        "returncode": proc.returncode,
+        "returncode": returncode,
         **counts,
         "summary": text.strip().splitlines()[-1] if text.strip() else "",
+        # the sandbox tier the tests ran in (the recording's is under "sandbox")
+        "verify_sandbox": report.tier,
     }
-    if proc.returncode != 0:
+    if returncode != 0:
         raise VerificationError(
             f"generated tests failed ({result['summary']}); run 'python -m pytest' in {out} to see why",
             path=out,
         )
     return result
+
+
+def _test_python(python: str | None) -> str | None:
+    """The notebook's interpreter if it can run pytest; else None (the one nbharden runs in)."""
+    import subprocess
+    import sys
+
+    if python and python != sys.executable:
+        probe = subprocess.run(
+            [python, "-c", "import pytest"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        return python if probe.returncode == 0 else None
+    return python
+
+
+def _pytest_in_sandbox(
+    report: SandboxReport,
+    cmd: list[str],
+    *,
+    env: dict[str, str],
+    out: Path,
+    notebook: Path | None,
+    files: Mapping[str, str] | None,
+    timeout: float,
+) -> tuple[str, int]:
+    """Run ``cmd`` in ``out`` inside ``report``'s sandbox; (output, exit status).
+
+    Raises ``VerificationError`` when it times out or the sandbox's wall time stops it.
+    """
+    import subprocess
+
+    from nbharden.record.sandbox import Session
+
+    with tempfile.TemporaryDirectory(prefix="nbharden-verify-") as tmp:
+        overlays: list[tuple[Path, Path]] = []
+        if report.tier == "bwrap":
+            copy = Path(tmp) / "out"
+            _copy_tree(out, copy, files)
+            overlays.append((out.resolve(), copy))
+        (Path(tmp) / "run").mkdir()
+        session = Session(
+            report,
+            notebook=(notebook or out).resolve(),
+            run_dir=Path(tmp) / "run",
+            protect=[out],
+            overlays=overlays,
+            kernel=False,
+        )
+        limit = min(timeout, report.wall_time) if report.active else timeout
+        try:
+            with session:
+                proc = session.run(cmd, env=env, cwd=out.resolve(), timeout=limit)
+        except subprocess.TimeoutExpired as exc:
+            raise VerificationError(
+                f"generated tests did not finish in {limit:.0f} s", path=out
+            ) from exc
+        if session.expired:
+            raise VerificationError(
+                f"the sandbox stopped the generated tests after {report.wall_time:g} s "
+                "(setting sandbox-wall-time)",
+                path=out,
+            )
+    return proc.stdout + proc.stderr, proc.returncode
+
+
+def _copy_tree(out: Path, copy: Path, files: Mapping[str, str] | None) -> None:
+    """``files`` (relative POSIX path -> text) written under ``copy``; without ``files``, the files the
+    manifest in ``out`` lists, as they are on disk."""
+    from nbharden.manifest import MANIFEST, read_manifest
+
+    if files is None:
+        hashes = read_manifest(out)
+        names = [*hashes, MANIFEST] if hashes is not None else []
+        files = {
+            name: (out / name).read_text(encoding="utf-8")
+            for name in names
+            if (out / name).is_file()
+        }
+    for name, text in files.items():
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
 
 
 def _guard(path: Path, fn: Callable[[], T]) -> T:

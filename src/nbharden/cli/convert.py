@@ -516,7 +516,14 @@ def _convert_one(
         # The proof: the generated suite must pass against the code just written (exit 1 if not).
         progress("verify", notebook)
         python = (written.test_results or {}).get("python")
-        results = api.run_tests(written.out, python=python if isinstance(python, str) else None)
+        # in the recording's sandbox: the tests run the notebook's code too
+        results = api.run_tests(
+            written.out,
+            python=python if isinstance(python, str) else None,
+            settings=settings,
+            notebook=notebook,
+            files={c.path: c.new_text for c in written.changes if c.new_text is not None},
+        )
         written = dataclasses.replace(
             written, test_results={**(written.test_results or {}), **results}
         )

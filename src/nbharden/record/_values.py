@@ -18,6 +18,7 @@ import base64
 import datetime as _dt
 import decimal
 import hashlib
+import io
 import json
 import math
 import pathlib
@@ -563,14 +564,23 @@ def loads(text: str) -> Any:
 def dumps_pickle(obj: Any) -> str:
     """
     Base64 text of the pickle of ``obj``: the last resort for values JSON cannot hold.
+    Raises ``Forbidden`` when the pickle names anything ``SafeUnpickler`` would not load
+    (then only its fingerprint is kept): a recorded pickle never carries code.
     """
-    return base64.b64encode(pickle.dumps(obj, protocol=4)).decode("ascii")
+    raw = pickle.dumps(obj, protocol=4)
+    try:
+        SafeUnpickler(io.BytesIO(raw)).load()
+    except Forbidden:
+        raise
+    except Exception as exc:  # noqa: BLE001 - what does not load back is not kept
+        raise Forbidden(f"its pickle does not load back ({type(exc).__name__}: {exc})") from exc
+    return base64.b64encode(raw).decode("ascii")
 
 
 def loads_pickle(text: str, sha256: str) -> Any:
     """
-    Unpickle a value stored by ``dumps_pickle`` after checking the text's sha256. Raises
-    ``ValueError``.
+    Unpickle a value stored by ``dumps_pickle`` after checking the text's sha256, with
+    ``SafeUnpickler``. Raises ``ValueError`` (``Forbidden`` for a name it does not allow).
     """
     digest = hashlib.sha256(text.encode("ascii")).hexdigest()
     if digest != sha256:
@@ -578,8 +588,102 @@ def loads_pickle(text: str, sha256: str) -> Any:
             f"recorded pickle changed since recording (sha256 {digest} != {sha256}); "
             "refusing to load it"
         )
-    # safe to unpickle: the text is the one recorded (checked against its hash above)
-    return pickle.loads(base64.b64decode(text))
+    return SafeUnpickler(io.BytesIO(base64.b64decode(text))).load()
+
+
+class Forbidden(pickle.UnpicklingError, ValueError):
+    """A pickle names a function or class that ``SafeUnpickler`` does not load."""
+
+
+#: Libraries whose data classes a recorded pickle may name, and a few of their unpickling
+#: helpers (``_PICKLE_HELPER``): a fitted scikit-learn model, a sparse matrix, a frame with
+#: extension dtypes.
+_PICKLE_LIBRARIES = {"numpy", "pandas", "scipy", "sklearn"}
+#: Parts of a module path that no recorded pickle may use: file and network I/O, test and
+#: build helpers, expression evaluation.
+_PICKLE_DENIED_PARTS = {
+    "io",
+    "testing",
+    "tests",
+    "_testutils",
+    "conftest",
+    "_datasource",
+    "f2py",
+    "distutils",
+    "_pytesttester",
+    "datasets",
+    "externals",
+    "computation",
+    "plotting",
+    "ctypeslib",
+}
+_PICKLE_DENIED_NAMES = {"memmap", "DataSource", "vectorize", "frompyfunc", "LowLevelCallable"}
+_PICKLE_HELPER = (
+    r"_reconstruct|scalar|_frombuffer|_mareconstruct|newObj|__pyx_unpickle_\w+|_unpickle_\w+"
+    r"|\w+_unpickle|_new_\w+|__\w+_ctor"
+)
+#: Exact names outside those libraries: data types, never a callable with effects.
+_PICKLE_SAFE = {
+    "builtins": {
+        "object",
+        "dict",
+        "list",
+        "tuple",
+        "set",
+        "frozenset",
+        "bytearray",
+        "bytes",
+        "str",
+        "int",
+        "float",
+        "complex",
+        "bool",
+        "slice",
+        "range",
+    },
+    "collections": {"OrderedDict", "defaultdict", "deque", "Counter"},
+    "datetime": {"date", "datetime", "time", "timedelta", "timezone"},
+    "decimal": {"Decimal"},
+    "fractions": {"Fraction"},
+    "uuid": {"UUID"},
+    "types": {"SimpleNamespace"},
+    "copyreg": {"_reconstructor"},
+    "zoneinfo": {"ZoneInfo", "ZoneInfo._unpickle"},
+}
+
+
+def _pickle_module_ok(module: str) -> bool:
+    parts = module.split(".")
+    if parts[0] not in _PICKLE_LIBRARIES:
+        return False
+    return not any(p in _PICKLE_DENIED_PARTS for p in parts)
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler that loads only data: the classes of numpy, pandas, scipy and
+    scikit-learn (outside their I/O, testing and evaluation modules), their unpickling
+    helpers, and plain data types of the standard library. Anything else (``os.system``,
+    ``builtins.eval``, ``getattr``, a class defined in the notebook) raises ``Forbidden``
+    before it is imported.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        import re
+
+        safe = name in _PICKLE_SAFE.get(module, ())
+        if not safe and not _pickle_module_ok(module):
+            raise Forbidden(f"{module}.{name} is not loaded from a recorded pickle")
+        found = super().find_class(module, name)
+        if safe:
+            return found
+        own = getattr(found, "__module__", None) or ""
+        last = name.rsplit(".", 1)[-1]
+        data_class = isinstance(found, type) and _pickle_module_ok(own)
+        helper = callable(found) and re.fullmatch(_PICKLE_HELPER, last) is not None
+        denied = {last, getattr(found, "__name__", "")} & _PICKLE_DENIED_NAMES
+        if (data_class or (helper and _pickle_module_ok(own or module))) and not denied:
+            return found
+        raise Forbidden(f"{module}.{name} is not loaded from a recorded pickle")
 
 
 # --- global random generators ---------------------------------------------------------

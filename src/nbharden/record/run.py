@@ -209,6 +209,7 @@ def _run_once(
     executed: Path | None = None,
     sandbox: SandboxReport | None = None,
     hidden: Sequence[str] = (),
+    protect: Sequence[Path] = (),
 ) -> tuple[list[dict[str, Any]], float]:
     """One papermill run with the recorder; returns the recorder's events and the wall time.
 
@@ -244,7 +245,9 @@ def _run_once(
     if output.resolve() == source:
         raise UsageError("the executed copy would overwrite the notebook", path=nb.path)
     # the sandbox (nbharden.record.sandbox) wraps the kernel command, kills leftovers on exit
-    box = Session(sandbox or SandboxReport("off", "off"), notebook=source, run_dir=run_dir)
+    box = Session(
+        sandbox or SandboxReport("off", "off"), notebook=source, run_dir=run_dir, protect=protect
+    )
     started = time.perf_counter()
     try:
         with box:
@@ -460,6 +463,7 @@ def record(
     cap_bytes: int = DEFAULT_CAP_BYTES,
     executed: Path | None = None,
     analysis: FullAnalysis | None = None,
+    protect: Sequence[Path] = (),
 ) -> Recording:
     """Run ``nb``'s file with papermill, ``runs`` times with different seeds, and record
     every step's inputs and outputs.
@@ -472,7 +476,8 @@ def record(
     same notebook store the same values.
 
     ``analysis``: the notebook's analysis, when the caller has it (else it is analysed again,
-    for the hard-coded secrets the recorder must not store).
+    for the hard-coded secrets the recorder must not store). ``protect``: folders the notebook
+    must not change (the output folder): read-only in sandbox tier ``bwrap``.
 
     The notebook file is only read. ``workdir`` receives ``recording.json`` and ``values/``;
     the executed copy of the first run goes to ``executed`` (default
@@ -522,6 +527,7 @@ def record(
             executed=executed if number == 1 else None,
             sandbox=sandbox,
             hidden=hidden,
+            protect=protect,
         )
         seeds.append(seed)
         seconds.append(took)

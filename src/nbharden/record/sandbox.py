@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -367,14 +368,42 @@ def _code_paths(argv0: str) -> list[Path]:
     return sorted(Path(os.path.realpath(p)) for p in paths if p.exists())
 
 
+def _between(folder: Path, path: Path) -> list[Path]:
+    """The folders strictly between ``folder`` and ``path`` (inside it), outermost first."""
+    return [p for p in reversed(path.parents) if folder in p.parents]
+
+
+def readonly_args(notebook_dir: Path, readonly: Sequence[tuple[Path, Path]]) -> list[str]:
+    """bubblewrap's arguments that make each destination of ``readonly`` (destination,
+    source) a read-only bind of its source.
+
+    A destination inside the writable notebook folder gets its folders in between bound onto
+    themselves first: a mount point cannot be renamed or replaced, so the notebook can neither
+    move the folder away nor put a link or a folder of its own in its place.
+    """
+    args: list[str] = []
+    for dest, source in readonly:
+        if _inside(dest, notebook_dir):
+            for folder in _between(notebook_dir, dest):
+                args += ["--bind", str(folder), str(folder)]
+        args += ["--ro-bind", str(source), str(dest)]
+    return args
+
+
 def bwrap_args(
     *,
     notebook_dir: Path,
     writable: list[Path],
     argv0: str,
     env: dict[str, str],
+    readonly: Sequence[tuple[Path, Path]] = (),
+    chdir: Path | None = None,
 ) -> tuple[list[str], list[str]]:
     """bubblewrap's arguments (up to ``--``) and the environment variables it removes.
+
+    ``readonly``: (destination, host source) pairs bound read-only over the rest, e.g. the
+    output folder over itself while the notebook runs. ``chdir``: the working folder (default
+    the notebook's).
 
     Raises ``UsageError`` when the notebook sits directly in a home folder (binding it would
     expose the whole home).
@@ -406,12 +435,13 @@ def bwrap_args(
     for path in writable:
         real = os.path.realpath(path)
         args += ["--bind", real, real]
+    args += readonly_args(notebook_dir, readonly)
     removed = sorted(k for k in env if _SECRET_ENV.search(k))
     # jupyter_client adds JPY_PARENT_PID after this: in the pid namespace it names no process,
     # and ipykernel would take its parent (pid 1 there) for gone and exit
     for name in (*removed, "JPY_PARENT_PID"):
         args += ["--unsetenv", name]
-    args += ["--chdir", str(notebook_dir)]
+    args += ["--chdir", str(chdir or notebook_dir)]
     return args, removed
 
 
@@ -423,10 +453,28 @@ class Session:
     ``kernel_manager_class=session.manager_class(base)``. With tier ``off`` it does nothing.
     """
 
-    def __init__(self, report: SandboxReport, *, notebook: Path, run_dir: Path) -> None:
+    def __init__(
+        self,
+        report: SandboxReport,
+        *,
+        notebook: Path,
+        run_dir: Path,
+        protect: Sequence[Path] = (),
+        overlays: Sequence[tuple[Path, Path]] = (),
+        kernel: bool = True,
+    ) -> None:
+        """``protect``: folders the code must not change (the output folder): read-only in
+        tier ``bwrap``, created empty for the run when missing and removed again if still
+        empty. ``overlays``: (destination, host source) pairs shown read-only instead of the
+        destination. ``kernel``: the command is a Jupyter kernel (it talks over Unix sockets).
+        """
         self.report = report
         self.notebook = Path(notebook)
         self.run_dir = Path(run_dir)
+        self.kernel = kernel
+        self.protect = [Path(os.path.realpath(p)) for p in protect]
+        self.overlays = [(Path(os.path.realpath(d)), Path(s)) for d, s in overlays]
+        self._created: list[Path] = []
         self.expired = False
         self.removed_env: list[str] = []
         self._conn_dir: Path | None = None
@@ -439,9 +487,11 @@ class Session:
     def __enter__(self) -> Session:
         if not self.report.active:
             return self
-        if self.report.tier == "bwrap":
+        if self.report.tier == "bwrap" and self.kernel:
             # short: Unix socket paths are limited to 107 bytes
             self._conn_dir = Path(tempfile.mkdtemp(prefix="nbh-", dir="/tmp"))
+        if self.report.tier == "bwrap":
+            self._make_protected()
         if self.report.cgroup_parent is not None:
             cgroup = self.report.cgroup_parent / f"nbharden-{os.getpid()}-{time.monotonic_ns()}"
             try:
@@ -468,6 +518,9 @@ class Session:
         self.kill_leftovers()
         if self._conn_dir is not None:
             shutil.rmtree(self._conn_dir, ignore_errors=True)
+        for folder in reversed(self._created):  # still empty: nothing could write there
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         if self.expired and exc is not None and not isinstance(exc, KeyboardInterrupt):
             raise ExecutionError(
                 f"the sandbox stopped the kernel: the run took longer than "
@@ -479,6 +532,64 @@ class Session:
             hint = self.hint(str(exc.ename), str(exc.evalue))
             if hint:
                 exc.evalue = f"{exc.evalue} ({hint})"
+
+    def _make_protected(self) -> None:
+        """Create the protected folders that do not exist yet (a mount point needs one)."""
+        notebook_dir = Path(os.path.realpath(self.notebook.parent))
+        for folder in self.protect:
+            if not _inside(folder, notebook_dir) or folder == notebook_dir:
+                continue
+            missing = [p for p in (*_between(notebook_dir, folder), folder) if not p.exists()]
+            for path in missing:
+                try:
+                    path.mkdir()
+                except OSError as exc:
+                    raise ExecutionError(
+                        f"the sandbox could not protect the output folder {folder}: {exc}",
+                        path=self.notebook,
+                    ) from exc
+                self._created.append(path)
+
+    def _readonly(self) -> list[tuple[Path, Path]]:
+        notebook_dir = Path(os.path.realpath(self.notebook.parent))
+        pairs = [
+            (p, p)
+            for p in self.protect
+            if _inside(p, notebook_dir) and p != notebook_dir and p.is_dir()
+        ]
+        return pairs + self.overlays
+
+    # --- running a command ---------------------------------------------------------------
+    def run(
+        self, cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` (not a kernel) in the sandbox, its output captured as text.
+
+        Raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds; ``expired`` is set
+        when the sandbox's wall time stopped it.
+        """
+        self._env = env
+        wrapped = self.wrap(cmd, env, chdir=cwd) if self.report.active else cmd
+        proc = subprocess.Popen(
+            wrapped,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its process group is killed with it
+        )
+        if self.report.active:
+            self.started(proc.pid)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(wrapped, proc.returncode, out, err)
 
     # --- kernel launch -------------------------------------------------------------------
     def manager_class(self, base: type) -> type:
@@ -507,8 +618,9 @@ class Session:
 
         return SandboxedKernelManager
 
-    def wrap(self, cmd: list[str], env: dict[str, str]) -> list[str]:
-        """The kernel command ``cmd`` run under the limits (and bwrap)."""
+    def wrap(self, cmd: list[str], env: dict[str, str], chdir: Path | None = None) -> list[str]:
+        """The kernel command ``cmd`` run under the limits (and bwrap), in ``chdir`` (default:
+        the notebook's folder)."""
         mib = 1024 * 1024
         rlimits: dict[str, int] = {
             "AS": self.report.memory_mb * mib,
@@ -526,7 +638,12 @@ class Session:
         if self._conn_dir is not None:
             writable.append(self._conn_dir)
         args, self.removed_env = bwrap_args(
-            notebook_dir=self.notebook.parent, writable=writable, argv0=cmd[0], env=env
+            notebook_dir=self.notebook.parent,
+            writable=writable,
+            argv0=cmd[0],
+            env=env,
+            readonly=self._readonly(),
+            chdir=chdir,
         )
         inner = {"rlimits": rlimits}
         # the sandbox dies with bwrap (--die-with-parent), bwrap with nbharden (pdeathsig)

@@ -232,11 +232,13 @@ def check_value(actual: Any, entry: Mapping[str, Any], reproduced: bool = False)
 
 
 def _through_pickle(value: Any) -> Any:
-    """``value`` pickled and loaded back, or ``value`` itself when it cannot be."""
+    """``value`` pickled and loaded back (by the same restricted unpickler as the recorded
+    value), or ``value`` itself when it cannot be."""
+    import io
     import pickle
 
     try:
-        return pickle.loads(pickle.dumps(value, protocol=4))  # noqa: S301 - our own bytes
+        return _values.SafeUnpickler(io.BytesIO(pickle.dumps(value, protocol=4))).load()
     except Exception:  # noqa: BLE001 - what cannot be pickled is compared as it is
         return value
 
