@@ -197,7 +197,7 @@ def test_literals_passed_to_io_calls_are_lifted(plan_for: PlanFor) -> None:
         [
             "import pandas as pd",
             "df = pd.read_csv('data/sales.csv')\nsales = df",
-            "again = pd.read_csv('data/sales.csv')",
+            ("again = pd.read_csv('data/sales.csv')", ["step:again"]),
         ]
     )
     lifted = field(plan, "sales_path")  # named after the file; 'sales' is taken by the notebook
@@ -248,14 +248,14 @@ def test_markdown_headings_make_the_steps(plan_for: PlanFor) -> None:
         ]
     )
     assert [(s.name, s.title, s.cells) for s in plan.steps] == [
-        ("load_the_data", "Load the data!", (3, 5)),
+        ("load_data", "Load the data!", (3, 5)),
         ("clean_up_filter", "Clean-up & filter", (7,)),
         ("empty_section", "Empty section", (10,)),
     ]
-    assert io(step(plan, "load_the_data")) == ([], ["rows", "extra"])
-    assert io(step(plan, "clean_up_filter")) == ([("rows", "load_the_data")], ["kept"])
+    assert io(step(plan, "load_data")) == ([], ["rows", "extra"])
+    assert io(step(plan, "clean_up_filter")) == ([("rows", "load_data")], ["kept"])
     assert io(step(plan, "empty_section")) == (
-        [("kept", "clean_up_filter"), ("extra", "load_the_data")],
+        [("kept", "clean_up_filter"), ("extra", "load_data")],
         ["total"],
     )
     assert step(plan, "empty_section").results == ("total",)
@@ -278,43 +278,50 @@ def test_step_tags_make_the_steps(plan_for: PlanFor) -> None:
     assert io(step(plan, "summarise"))[0] == [("smallest", "transform"), ("ordered", "transform")]
 
 
-def test_without_headings_one_step_per_code_cell(plan_for: PlanFor) -> None:
-    plan = plan_for(["a = 1", "b = a + 1", "", "c = a + b"])
+def test_without_headings_cells_join_the_step_whose_data_flow_they_continue(
+    plan_for: PlanFor,
+) -> None:
+    plan = plan_for(["a = 1", "b = a + 1", "", "c = a + b", "other = [1]", "more = other * 2"])
     assert [(s.name, s.cells) for s in plan.steps] == [
-        ("cell_1", (1,)),
-        ("cell_2", (2,)),
-        ("cell_4", (4,)),
+        ("prepare_a", (1, 2, 4)),
+        ("prepare_other", (5, 6)),
     ]
-    assert io(plan.steps[2]) == ([("a", "cell_1"), ("b", "cell_2")], ["c"])
-    assert plan.steps[2].results == ("c",)
+    assert plan.steps[0].results == ("c",)
 
 
 def test_inputs_come_from_the_latest_definition(plan_for: PlanFor) -> None:
-    plan = plan_for(["x = 1", "y = x * 10", "x = 'text'", "z = (x, y)"])
-    assert io(step(plan, "cell_2")) == ([("x", "cell_1")], ["y"])
-    assert io(step(plan, "cell_4"))[0] == [("x", "cell_3"), ("y", "cell_2")]
-    # the first x is read by cell 2 only; the second x is read by cell 4
-    assert io(step(plan, "cell_1"))[1] == ["x"]
-    assert io(step(plan, "cell_3"))[1] == ["x"]
+    plan = plan_for(
+        [
+            ("x = 1", ["step:one"]),
+            ("y = x * 10", ["step:two"]),
+            ("x = 'text'", ["step:three"]),
+            ("z = (x, y)", ["step:four"]),
+        ]
+    )
+    assert io(step(plan, "two")) == ([("x", "one")], ["y"])
+    assert io(step(plan, "four"))[0] == [("x", "three"), ("y", "two")]
+    # the first x is read by step two only; the second x is read by step four
+    assert io(step(plan, "one"))[1] == ["x"]
+    assert io(step(plan, "three"))[1] == ["x"]
 
 
 def test_mutated_inputs_flow_on(plan_for: PlanFor) -> None:
     plan = plan_for(
         [
             "train = [1]\ntest = [2]",
-            "for d in [train, test]:\n    d.append(0)",
-            "sizes = (len(train), len(test))",
+            ("for d in [train, test]:\n    d.append(0)", ["step:mutate"]),
+            ("sizes = (len(train), len(test))", ["step:sizes"]),
         ]
     )
-    mutate = step(plan, "cell_2")
+    mutate = step(plan, "mutate")
     assert mutate.mutated == ("train", "test")
     assert io(mutate)[1] == ["train", "test"]
-    assert io(step(plan, "cell_3"))[0] == [("train", "cell_2"), ("test", "cell_2")]
+    assert io(step(plan, "sizes"))[0] == [("train", "mutate"), ("test", "mutate")]
 
 
 def test_display_only_cells_make_no_step(plan_for: PlanFor) -> None:
     plan = plan_for(["data = {'a': 1}", "data", "len(data)", "count = len(data)"])
-    assert [s.cells for s in plan.steps] == [(1,), (4,)]
+    assert [s.cells for s in plan.steps] == [(1, 4)]
 
 
 def test_typed_inputs_and_outputs(plan_for: PlanFor) -> None:
@@ -322,10 +329,10 @@ def test_typed_inputs_and_outputs(plan_for: PlanFor) -> None:
         [
             "import pandas as pd",
             "df = pd.DataFrame({'a': [1]})\nn = 3\nnames = ['a']",
-            "m = (df, n, names)",
+            ("m = (df, n, names)", ["step:use"]),
         ]
     )
-    types = {p.name: p.annotation for p in step(plan, "cell_2").outputs}
+    types = {p.name: p.annotation for p in plan.steps[0].outputs}
     assert types == {"df": "pd.DataFrame", "n": "int", "names": "list[str]"}
 
 

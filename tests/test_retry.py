@@ -235,9 +235,9 @@ def test_requests_step_retries_503_and_a_dropped_connection(
     package: dict[str, ModuleType], server: ScriptedServer, retry_log: Callable[[], list[str]]
 ) -> None:
     server.script["/prices.json"] = ["503", "drop"]
-    response, prices = package["steps"].fetch_the_prices(PRICES_URL=server.url("/prices.json"))
+    prices = package["steps"].fetch_prices(PRICES_URL=server.url("/prices.json"))
     assert server.hits["/prices.json"] == 3
-    assert response.status_code == 200 and prices == PRICES
+    assert prices == PRICES
     lines = retry_log()
     assert len(lines) == 2, lines
     assert "attempt 1 of 3 failed (HTTP 503)" in lines[0]
@@ -249,7 +249,7 @@ def test_pandas_step_retries_500_and_a_dropped_connection(
     package: dict[str, ModuleType], server: ScriptedServer, retry_log: Callable[[], list[str]]
 ) -> None:
     server.script["/table.csv"] = ["500", "drop"]
-    table = package["steps"].read_the_table(TABLE_URL=server.url("/table.csv"))
+    table = package["steps"].read_table(TABLE_URL=server.url("/table.csv"))
     assert server.hits["/table.csv"] == 3
     assert table["price"].tolist() == [3.0, 1.5]
     lines = retry_log()
@@ -262,7 +262,7 @@ def test_urllib_step_retries_429_and_503(
     package: dict[str, ModuleType], server: ScriptedServer, retry_log: Callable[[], list[str]]
 ) -> None:
     server.script["/rates.json"] = ["429", "503"]
-    rates = package["steps"].read_the_rates(RATES_URL=server.url("/rates.json"))
+    rates = package["steps"].read_rates(RATES_URL=server.url("/rates.json"))
     assert server.hits["/rates.json"] == 3 and rates == RATES
     assert _waits(retry_log()) == [0.05, 0.1]
 
@@ -339,11 +339,11 @@ def test_404_is_not_retried_and_behaves_as_in_the_notebook(
     steps = package["steps"]
     # requests returns the 404 response; the notebook's own raise_for_status raises
     with pytest.raises(requests.HTTPError, match="404"):
-        steps.fetch_the_prices(PRICES_URL=server.url("/prices.json"))
+        steps.fetch_prices(PRICES_URL=server.url("/prices.json"))
     with pytest.raises(urllib.error.HTTPError, match="404"):
-        steps.read_the_table(TABLE_URL=server.url("/table.csv"))
+        steps.read_table(TABLE_URL=server.url("/table.csv"))
     with pytest.raises(urllib.error.HTTPError, match="404"):
-        steps.read_the_rates(RATES_URL=server.url("/rates.json"))
+        steps.read_rates(RATES_URL=server.url("/rates.json"))
     assert server.hits == {"/prices.json": 1, "/table.csv": 1, "/rates.json": 1}
     assert retry_log() == []
 
@@ -356,7 +356,7 @@ def test_persistent_5xx_gives_the_last_response_after_all_attempts(
     with pytest.raises(
         requests.HTTPError, match="503"
     ):  # raised by the notebook's raise_for_status
-        package["steps"].fetch_the_prices(PRICES_URL=server.url("/prices.json"))
+        package["steps"].fetch_prices(PRICES_URL=server.url("/prices.json"))
     assert server.hits["/prices.json"] == 3
     lines = retry_log()
     assert "giving up after 3 attempt(s) (HTTP 503)" in lines[-1]
@@ -365,9 +365,9 @@ def test_persistent_5xx_gives_the_last_response_after_all_attempts(
 @pytest.mark.parametrize(
     ("step", "path", "error"),
     [
-        ("fetch_the_prices", "/prices.json", "requests.exceptions.ReadTimeout"),
-        ("read_the_table", "/table.csv", "TimeoutError"),
-        ("read_the_rates", "/rates.json", "TimeoutError"),
+        ("fetch_prices", "/prices.json", "requests.exceptions.ReadTimeout"),
+        ("read_table", "/table.csv", "TimeoutError"),
+        ("read_rates", "/rates.json", "TimeoutError"),
     ],
 )
 def test_a_stalled_server_times_out_after_every_attempt(

@@ -45,6 +45,7 @@ EXPECTED = {
     "NBH604": "print-to-logging",
     "NBH605": "plot-saved",
     "NBH606": "function-not-hoisted",
+    "NBH608": "unnamed-step",
 }
 
 

@@ -127,6 +127,33 @@ def _annotation(text: str | None) -> cst.Annotation | None:
         return None
 
 
+def _step_doc(step: Step, notebook: str, outputs: list[str]) -> str:
+    """The step's docstring: its heading (or the author's explanation, or what it does), the markdown above it,
+    then where it comes from and what it returns."""
+    cells = ", ".join(str(c) for c in step.cells)
+    source = f"cell{'s' if len(step.cells) > 1 else ''} {cells} of {notebook}"
+    prose = step.doc.strip()
+    if step.title:
+        summary = step.title.strip().rstrip(".:") + "."
+    elif prose:
+        first, _, rest = prose.partition(". ")
+        summary, prose = first.rstrip(".") + ".", rest.strip()
+    elif step.name.startswith("cell_"):
+        summary = f"{source[0].upper()}{source[1:]}."
+    else:
+        summary = step.name.replace("_", " ").capitalize() + "."
+    detail = "" if summary.startswith("Cell") and not step.title else f"From {source}."
+    if outputs:
+        detail += f" Returns {', '.join(outputs)}."
+    if step.mutated:
+        detail += f" Changes {', '.join(step.mutated)} in place."
+    paragraphs = [p for p in (prose, detail.strip()) if p]
+    if not paragraphs:
+        return summary
+    body = "\n\n".join(textwrap.fill(p, width=80, break_on_hyphens=False) for p in paragraphs)
+    return summary + "\n\n" + textwrap.indent(body, "    ") + "\n    "
+
+
 def _step_function(
     step: Step,
     plan: Plan,
@@ -163,20 +190,7 @@ def _step_function(
             else cst.Tuple([cst.Element(cst.Name(o)) for o in outputs], lpar=[], rpar=[])
         )
         body.append(cst.SimpleStatementLine([cst.Return(value)]))
-    cells = ", ".join(str(c) for c in step.cells)
-    source = f"cell{'s' if len(step.cells) > 1 else ''} {cells} of {analysis.notebook.path.name}"
-    if step.title.startswith("cell "):
-        summary, detail = f"{source[0].upper()}{source[1:]}.", ""
-    else:
-        summary, detail = f"{step.title.strip().rstrip('.')}.", f"From {source}."
-    if outputs:
-        detail += f" Returns {', '.join(outputs)}."
-    if step.mutated:
-        detail += f" Changes {', '.join(step.mutated)} in place."
-    doc = summary
-    if detail.strip():
-        wrapped = textwrap.fill(detail.strip(), width=80, break_on_hyphens=False)
-        doc += "\n\n" + textwrap.indent(wrapped, "    ") + "\n    "
+    doc = _step_doc(step, analysis.notebook.path.name, outputs)
     for contract in step.contracts:
         columns = "{" + ", ".join(f"{label}: {dtype!r}" for label, dtype in contract.columns) + "}"
         check = cst.parse_statement(

@@ -185,6 +185,7 @@ class Step:
     ] = ()  # inputs changed in place (also listed in outputs when read later)
     results: tuple[str, ...] = ()  # outputs nobody reads later: the notebook's final values
     contracts: tuple[Contract, ...] = ()  # from a recorded run (nbharden.recorded_types)
+    doc: str = ""  # first paragraph of the markdown above the step: its docstring
 
 
 @dataclass(frozen=True)

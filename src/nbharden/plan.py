@@ -1,7 +1,8 @@
 """Plan the package: step boundaries, function names, inputs and outputs, config fields, what moves to module level.
 
 The plan is data (``models.Plan``, JSON-serialisable, shown in review). It is derived from the analysis alone:
-- steps follow the notebook's sections (markdown headings, or a ``step:<name>`` cell tag), else one per code cell;
+- steps follow the notebook's sections and data flow (``nbharden.shape``: headings of every kind, ``step:<name>``
+  tags, then what the cells do), named like an engineer would;
 - a step's inputs are the names it reads whose latest definition is in an earlier step (or the Config), its outputs
   the names a later step reads, the inputs it changes in place that are read later, and its final results;
 - functions and classes move to module level when they only use imports, builtins and other moved definitions;
@@ -25,6 +26,7 @@ from nbharden.analyse import (
     BUILTINS,
     FullAnalysis,
     NotebookFacts,
+    TopStatement,
     is_secret_literal,
     looks_like_path,
     looks_like_url,
@@ -40,6 +42,7 @@ from nbharden.secrets import (
     uses_secret,
 )
 from nbharden.settings import Settings
+from nbharden.shape import Flow, sections
 from nbharden.transform import network
 
 RESERVED_MODULES = {"config", "pipeline", "steps", "support", "tests", "__main__"}
@@ -116,6 +119,7 @@ class _RawStep:
 
     name: str
     title: str
+    doc: str
     cells: tuple[int, ...]
     reads: list[str]
     writes: list[str]
@@ -124,12 +128,6 @@ class _RawStep:
     sources: dict[str, str]
     in_types: dict[str, str | None]
     out_types: dict[str, str | None]
-
-
-@dataclass(frozen=True)
-class _Section:
-    title: str
-    cells: tuple[int, ...]
 
 
 def snake(text: str, fallback: str = "step") -> str:
@@ -190,41 +188,67 @@ def _value_annotation(value: object) -> str:
     return "object"
 
 
-def _sections(analysis: FullAnalysis) -> list[_Section]:
-    """Group code cells by markdown headings or ``step:<name>`` tags; else one section per code cell."""
-    nb = analysis.notebook
+def _cell_flows(
+    analysis: FullAnalysis,
+    order: dict[int, list[tuple[int, int]]],
+    consumed: set[tuple[int, int]],
+    hoisted_imports: set[str],
+    hoisted_defs: set[str],
+    config_names: set[str],
+) -> dict[int, Flow]:
+    """The data flow of the code each cell keeps in a step (cells that keep none are left out)."""
     facts = analysis.facts
     assert facts is not None
-    code_cells = [c.index for c in nb.code_cells if c.index in facts.cells]
-    has_headings = any(
-        c.cell_type == "markdown" and re.search(r"^\s{0,3}#{1,6}\s+\S", c.source, re.M)
-        for c in nb.cells
+    kept: dict[int, list[TopStatement]] = {}
+    for index in facts.cells:
+        for c, i in order[index]:
+            if statement_role(facts.cells[c], i, consumed, hoisted_imports, hoisted_defs) == "code":
+                kept.setdefault(index, []).append(facts.cells[c].statements[i])
+    data = {b for stmts in kept.values() for st in stmts for b in st.binds} - config_names
+    mutates = {c.index: frozenset(c.mutates) & data for c in analysis.cells}
+    flows: dict[int, Flow] = {}
+    for index, stmts in kept.items():
+        binds = tuple(dict.fromkeys(b for st in stmts for b in st.binds))
+        reads = frozenset(u for st in stmts for u in st.uses if u in data)
+        flows[index] = Flow(reads, binds, mutates.get(index, frozenset()))
+    return flows
+
+
+def _changed_by(stmt: cst.BaseStatement) -> set[str]:
+    """Names a simple statement changes in place without reading them otherwise: ``x.append(...)``,
+    ``x[k] = ...``, ``x.attr = ...``, ``x.fit(...)``."""
+    from nbharden.analyse import MUTATING_METHODS
+
+    changed: set[str] = set()
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return changed
+    for small in stmt.body:
+        targets: list[cst.BaseExpression] = []
+        if isinstance(small, cst.Assign):
+            targets = [t.target for t in small.targets]
+        elif isinstance(small, cst.AugAssign | cst.AnnAssign):
+            targets = [small.target]
+        elif isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            func = small.value.func
+            if isinstance(func, cst.Attribute) and func.attr.value in MUTATING_METHODS:
+                targets = [func]
+        for target in targets:
+            if isinstance(target, cst.Subscript | cst.Attribute) and isinstance(
+                target.value, cst.Name
+            ):
+                changed.add(target.value.value)
+    return changed
+
+
+def _only_prints(stmt: cst.BaseStatement) -> bool:
+    """``print(x)``, ``display(x)``, ``pprint(x)``: a statement that only shows values."""
+    return isinstance(stmt, cst.SimpleStatementLine) and all(
+        isinstance(small, cst.Expr)
+        and isinstance(small.value, cst.Call)
+        and isinstance(small.value.func, cst.Name)
+        and small.value.func.value in {"print", "display", "pprint"}
+        for small in stmt.body
     )
-    has_tags = any(t.startswith("step:") for c in nb.cells for t in c.tags)
-    sections: list[_Section] = []
-    if not has_headings and not has_tags:
-        return [_Section(f"cell {i}", (i,)) for i in code_cells]
-    title = "setup"
-    current: list[int] = []
-    for cell in nb.cells:
-        new_title = None
-        if cell.cell_type == "markdown":
-            match = re.search(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", cell.source, re.M)
-            if match:
-                new_title = match.group(1)
-        tag = next((t[5:] for t in cell.tags if t.startswith("step:") and len(t) > 5), None)
-        if tag:
-            new_title = tag
-        if new_title is not None:
-            if current:
-                sections.append(_Section(title, tuple(current)))
-                current = []
-            title = new_title
-        if cell.index in facts.cells:
-            current.append(cell.index)
-    if current:
-        sections.append(_Section(title, tuple(current)))
-    return sections
 
 
 def _deleted_names(stmt: cst.BaseStatement) -> list[str]:
@@ -641,7 +665,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 Severity.WARNING,
             )
         )
-    for section in _sections(analysis):
+    flow = _cell_flows(analysis, order, consumed, hoisted_imports, hoisted_defs, config_names)
+    for section in sections(analysis, flow):
         reads: list[str] = []
         in_types: dict[str, str | None] = {}
         writes: list[str] = []
@@ -649,6 +674,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         mutated: list[str] = []
         cells_used: list[int] = []
         local: set[str] = set()
+        unconsumed: set[str] = set()  # bound in the step and not read after: its final values
         has_code = False
         for index in section.cells:
             summary = next(c for c in analysis.cells if c.index == index)
@@ -686,6 +712,10 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                     if name not in reads:  # a secret written in the statement: from the Config
                         reads.append(name)
                         in_types[name] = "str"
+                if not _only_prints(cf.module.body[i]):  # printing a value does not use it up
+                    # nor does changing it in place: items.append(3), df["c"] = 1
+                    unconsumed.difference_update(set(st.uses) - _changed_by(cf.module.body[i]))
+                unconsumed.update(st.binds)
                 for name in st.binds:
                     local.add(name)
                     if name not in writes:
@@ -719,11 +749,17 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 has_code = True
         if not has_code:
             continue
-        base = (
-            snake(section.title, "step")
-            if not section.title.startswith("cell ")
-            else f"cell_{section.cells[0]}"
-        )
+        base = section.name
+        if section.named_by == "cell":
+            findings.append(
+                Finding(
+                    "NBH608",
+                    f"no heading, comment or recognisable action names the step of cell "
+                    f"{cells_used[0]}: it is called {base}",
+                    Span(cells_used[0], 1, 1),
+                    Severity.INFO,
+                )
+            )
         name = base
         n = 2
         while name in used_names:
@@ -733,10 +769,11 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             _RawStep(
                 name=name,
                 title=section.title,
+                doc=section.doc,
                 cells=tuple(cells_used),
                 reads=reads,
                 writes=writes,
-                results=results,
+                results=[r for r in results if r in unconsumed],
                 mutated=mutated,
                 sources={r: definer[r] for r in reads},
                 in_types=in_types,
@@ -775,6 +812,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 tuple(Param(o, raw.out_types.get(o), raw.name) for o in ordered),
                 tuple(raw.mutated),
                 tuple(r for r in ordered if r in finals),
+                doc=raw.doc,
             )
         )
 

@@ -806,6 +806,36 @@ _ALL: tuple[Rule, ...] = (
             the function is then moved to module level.
         """,
     ),
+    _rule(
+        "NBH608",
+        "unnamed-step",
+        "Nothing names a step: no heading, no comment line, no recognisable action; it is called "
+        "`cell_N`.",
+        why="""
+            A step function's name is what a reader of the package sees first. nbharden names a step
+            after its heading (Markdown `#`, HTML `<h2>`, a bold first line, a `step:<name>` tag), else
+            the first comment line of its first cell, else what it does (`load_<source>`,
+            `train_<estimator>`, `evaluate`, `plot_<what>`, `save_<what>`, `clean_<frame>`), else the
+            explanatory markdown above it, else what it produces (`prepare_<name>`). A step with none
+            of these (code that binds nothing and has no text around it) is called `cell_N` after its
+            first cell, which says nothing about it.
+        """,
+        example="""
+            # cell 4: no markdown above, no comment, binds nothing
+            os.environ["MODE"] = "fast"     # NBH608: the step is called cell_4
+        """,
+        after="""
+            # cell 4
+            # Switch to the fast mode           <- a first comment line names the step
+            os.environ["MODE"] = "fast"
+        """,
+        fix=Fix.NONE,
+        severity=Severity.INFO,
+        fix_note="""
+            No automatic fix. Add a heading or a markdown line above the cell, a comment as its first
+            line, or a `step:<name>` tag, and convert again.
+        """,
+    ),
 )
 
 #: Every rule, by code, in code order.
