@@ -26,6 +26,7 @@ from nbharden.settings import Settings
 
 if TYPE_CHECKING:
     from nbharden.analyse import FullAnalysis
+    from nbharden.record.models import Recording
     from nbharden.record.sandbox import SandboxReport
 
 #: Progress callback: (stage name, notebook path). The CLI uses it for its progress display.
@@ -125,6 +126,39 @@ def convert(path: Path, settings: Settings | None = None, progress: Progress = _
             notebook_sha256=gen.notebook.sha256,
         ),
     )
+
+
+def record(
+    path: Path, settings: Settings | None = None, *, executed: Path | None = None
+) -> tuple[Recording, str | None]:
+    """Run the notebook (papermill, with the in-kernel recorder) and return what every step read and wrote,
+    with the interpreter its kernel ran. ``executed``: keep papermill's executed copy there. Writes nothing
+    else; raises ``ExecutionError`` when the notebook fails when run.
+    """
+    settings = settings or Settings()
+    path = Path(path)
+
+    def run() -> tuple[Recording, str | None]:
+        from nbharden.analyse import analyse
+        from nbharden.plan import make_plan
+        from nbharden.record import record as _record
+        from nbharden.record.run import kernel_python
+
+        nb = load(path, settings)
+        analysis = analyse(nb, settings=settings)
+        plan = make_plan(analysis, settings=settings)
+        with tempfile.TemporaryDirectory(prefix="nbharden-record-") as tmp:
+            recording = _record(
+                nb,
+                plan,
+                settings=settings,
+                workdir=Path(tmp) / "recording",
+                executed=executed,
+                analysis=analysis,
+            )
+        return recording, kernel_python(recording.kernel)
+
+    return _guard(path, run)
 
 
 def write(changes: ChangeSet, settings: Settings | None = None) -> ChangeSet:

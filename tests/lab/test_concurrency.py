@@ -367,12 +367,14 @@ import sys, threading
 from pathlib import Path
 from nbharden.lab.handlers import convert_in_worker
 from nbharden.settings import Settings
+from nbharden.workflow import ConversionRequest, Mode
 
 errors = []
 
 def run(name):
     try:
-        convert_in_worker(Path(name), Settings(out=Path(name + "_prod"), record=False))
+        settings = Settings(out=Path(name + "_prod"), record=False)
+        convert_in_worker(ConversionRequest(Path(name), settings, Mode.DIFF))
     except Exception as exc:
         errors.append(f"{name}: {exc}")
 

@@ -1,4 +1,4 @@
-"""``nbharden convert``: notebooks -> package folders, via ``api.convert`` and ``api.write``.
+"""``nbharden convert``: notebooks -> package folders, via ``workflow.run_conversion``.
 
 Only typer and the standard library are imported at module level; the library is imported inside
 the command so
@@ -7,7 +7,6 @@ that ``nbharden --help`` stays fast.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 import keyword
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from nbharden.cli.jobs import Crashed, Died, Report
     from nbharden.errors import NbhardenError
     from nbharden.models import ChangeSet, Finding
+    from nbharden.workflow import VerificationFailed
 
 
 class Format(enum.StrEnum):
@@ -484,7 +484,7 @@ def _convert_one(
 
     ``report("writing", out)`` and ``report("written", out)`` bracket the write.
     """
-    from nbharden.errors import InputError, NbhardenError
+    from nbharden.errors import InputError
     from nbharden.settings import load_settings
 
     if not notebook.exists():
@@ -500,55 +500,39 @@ def _convert_one(
         merged.update(dict(parameters))
         settings = settings.replace(parameters=tuple(merged.items()))
 
-    from nbharden import api
+    from nbharden import workflow as wf
 
-    changes = api.convert(notebook, settings, progress)
-    if diff or check:
-        return changes, False
-    out_shown = str(changes.out)
-    report("writing", out_shown)
-    try:
-        written = api.write(changes, settings)
-    except NbhardenError as exc:
-        raise _inside(exc, changes.out) from None
-    report("written", out_shown)
-    if settings.record and settings.verify:
-        # The proof: the generated suite must pass against the code just written (exit 1 if not).
-        progress("verify", notebook)
-        python = (written.test_results or {}).get("python")
-        # in the recording's sandbox: the tests run the notebook's code too
-        results = api.run_tests(
-            written.out,
-            python=python if isinstance(python, str) else None,
-            settings=settings,
-            notebook=notebook,
-            files={c.path: c.new_text for c in written.changes if c.new_text is not None},
-        )
-        written = dataclasses.replace(
-            written, test_results={**(written.test_results or {}), **results}
-        )
-    return written, True
+    mode = wf.Mode.DIFF if diff else wf.Mode.CHECK if check else wf.Mode.WRITE
+    hooks = wf.Hooks(
+        progress=progress,
+        writing=lambda out: report("writing", str(out)),
+        written=lambda out: report("written", str(out)),
+    )
+    outcome = wf.run_conversion(wf.ConversionRequest(notebook, settings, mode), hooks)
+    match outcome:
+        case wf.Reviewed(changes=changes):
+            return changes, False
+        case wf.Written(changes=changes):
+            return changes, True
+        case wf.Blocked() | wf.Edited():
+            raise outcome.error from None
+        case wf.VerificationFailed():
+            raise _verification_failure(outcome, str(notebook)) from None
+    raise AssertionError(f"unknown outcome {outcome!r}")
 
 
-def _inside(exc: NbhardenError, out: Path) -> NbhardenError:
-    """``exc`` naming its file as seen from here (``out/src/pkg/steps.py``), not from inside the
-    output folder as the write stage does. Changed in place; returned for ``raise``."""
-    from nbharden.review import resolve_out
+def _verification_failure(outcome: VerificationFailed, shown: str) -> NbhardenError:
+    """The one-line error of a failing generated suite, with the findings that may explain it."""
+    from nbharden.cli import output
 
-    if exc.path is None:
-        where = out
-    else:
-        path = Path(exc.path)
-        root = resolve_out(out)
-        if not path.is_absolute():
-            where = out / path
-        elif path.is_relative_to(root):
-            where = out / path.relative_to(root)
-        else:
-            where = path
-    exc.path = where
-    exc.args = (exc.format(),)
-    return exc
+    error = outcome.error
+    causes = output.sort_findings(outcome.explanations)
+    if causes:
+        listed = "; ".join(output.finding_line(f, shown) for f in causes[:3])
+        more = f" (and {len(causes) - 3} more)" if len(causes) > 3 else ""
+        error.message += f". Findings that can make the package behave unlike the notebook: {listed}{more}"
+        error.args = (error.format(),)
+    return error
 
 
 def _render_text(changes: ChangeSet, shown: str, *, diff: bool, check: bool, report: Any) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import json
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -165,23 +164,10 @@ def _record_one(
         merged.update(dict(parameters))
         settings = settings.replace(parameters=tuple(merged.items()))
 
-    from nbharden.analyse import analyse
-    from nbharden.load import load
-    from nbharden.plan import make_plan
-    from nbharden.record import record
-    from nbharden.record.run import kernel_python
+    from nbharden import api
 
-    nb = load(notebook, settings=settings)
-    plan = make_plan(analyse(nb, settings=settings), settings=settings)
-    with tempfile.TemporaryDirectory(prefix="nbharden-record-") as tmp:
-        recording = record(
-            nb,
-            plan,
-            settings=settings,
-            workdir=Path(tmp) / "recording",
-            executed=executed,
-        )
-        return _summary(recording, kept=executed, python=kernel_python(recording.kernel))
+    recording, python = api.record(notebook, settings, executed=executed)
+    return _summary(recording, kept=executed, python=python)
 
 
 def _value(value: RecordedValue) -> dict[str, Any]:

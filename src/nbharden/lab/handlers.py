@@ -1,9 +1,9 @@
 """HTTP handlers of the nbharden server extension.
 
 ``POST /nbharden/convert`` with ``{"path": "dir/nb.ipynb", "write": false}`` converts the notebook
-with ``nbharden.api.convert`` and answers the ``ChangeSet`` as JSON; with ``"write": true`` it then
-writes the generated files with ``nbharden.api.write`` (the CLI's atomic writer). ``GET
-/nbharden/rules`` lists the rules.
+with ``nbharden.workflow.run_conversion`` (the workflow the CLI runs too) and answers the ``ChangeSet``
+as JSON; with ``"write": true`` the workflow also writes the generated files (the CLI's atomic writer)
+and, for a recorded conversion, runs the generated suite. ``GET /nbharden/rules`` lists the rules.
 
 Security and concurrency (see docs/lab.md and RELIABILITY.md):
 
@@ -46,6 +46,7 @@ from jupyter_server.utils import url_path_join
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nbharden import api
+from nbharden import workflow as wf
 from nbharden.errors import (
     EditedFileError,
     ExecutionError,
@@ -55,11 +56,8 @@ from nbharden.errors import (
     VerificationError,
     WriteError,
 )
-from nbharden.manifest import read_manifest
-from nbharden.models import ChangeSet, FileStatus
-from nbharden.review import classify
+from nbharden.models import ChangeSet
 from nbharden.settings import Settings, load_settings
-from nbharden.write import recover
 
 T = TypeVar("T")
 
@@ -316,14 +314,15 @@ _FIRST_RUN = threading.Lock()
 _WARM: set[bool] = set()
 
 
-def convert_in_worker(nb_path: Path, settings: Settings) -> ChangeSet:
-    """``api.convert`` for a worker thread (see ``_FIRST_RUN``)."""
-    if settings.record in _WARM:
-        return api.convert(nb_path, settings)
+def convert_in_worker(request: wf.ConversionRequest) -> wf.Outcome:
+    """``workflow.run_conversion`` for a worker thread (see ``_FIRST_RUN``)."""
+    record = request.settings.record
+    if record in _WARM:
+        return wf.run_conversion(request)
     with _FIRST_RUN:
-        changes = api.convert(nb_path, settings)
-        _WARM.add(settings.record)
-        return changes
+        outcome = wf.run_conversion(request)
+        _WARM.add(record)
+        return outcome
 
 
 class ConvertHandler(_NbhardenHandler):
@@ -393,17 +392,30 @@ class _Job:
 
     async def run(self) -> dict[str, Any]:
         req = self.req
-        if req.write:
-            # Finish a write the CLI left half-done (killed) before comparing with disk.
-            await in_thread(functools.partial(recover, self.out_path))
         settings = settings_in_root(
             self.nb_path, self.root, out=self.out_path, record=req.record, force=req.force
         )
-        changes = await in_thread(functools.partial(convert_in_worker, self.nb_path, settings))
-        written: list[str] | None = None
-        if req.write:
-            changes, written = await self._write(changes, settings)
-        return self._answer(changes, written)
+        mode = wf.Mode.WRITE if req.write else wf.Mode.DIFF
+        request = wf.ConversionRequest(self.nb_path, settings, mode)
+        outcome = await in_thread(functools.partial(convert_in_worker, request))
+        match outcome:
+            case wf.Reviewed(changes=changes):
+                return self._answer(changes, None)
+            case wf.Written(changes=changes, paths=paths):
+                return self._answer(changes, list(paths))
+            case wf.Blocked(reasons=reasons):
+                raise RequestError(
+                    409,
+                    "refusing to write: "
+                    + "; ".join(f"{p}: {why}" for p, why in sorted(reasons.items())),
+                    kind="blocked",
+                    paths=sorted(reasons),
+                )
+            case wf.Edited(paths=paths, error=error):
+                raise self._edited(list(paths), error.diff)
+            case wf.VerificationFailed(error=error):
+                raise error_for(error, self.root)
+        raise AssertionError(f"unknown outcome {outcome!r}")
 
     def _answer(self, changes: ChangeSet, written: list[str] | None) -> dict[str, Any]:
         data = changes.to_json()
@@ -416,36 +428,6 @@ class _Job:
         data["written"] = written
         return data
 
-    async def _write(self, changes: ChangeSet, settings: Settings) -> tuple[ChangeSet, list[str]]:
-        """Write the change set with ``api.write``. Returns the change set as written (statuses as
-        found right before writing) and the written or removed paths (relative to ``out``).
-
-        Refuses (409) blocked targets always and hand-edited files unless ``force``, before writing
-        anything; ``api.write`` checks both again under its lock, so an edit saved while the
-        conversion ran is refused too.
-        """
-        blocked = dict(changes.extra.get("blocked", {}))
-        if blocked:
-            raise RequestError(
-                409,
-                "refusing to write: "
-                + "; ".join(f"{p}: {why}" for p, why in sorted(blocked.items())),
-                kind="blocked",
-                paths=sorted(blocked),
-            )
-        edited = [c for c in changes.changes if c.status is FileStatus.EDITED]
-        if edited and not settings.force:
-            raise self._edited([c.path for c in edited], "\n".join(c.diff for c in edited))
-        try:
-            done = await in_thread(lambda: api.write(changes, settings))
-        except EditedFileError as exc:
-            # Edited by hand while the conversion ran: list every such file, as above.
-            paths = await in_thread(functools.partial(self._edited_now, changes))
-            raise self._edited(paths or [str(exc.path)], exc.diff) from exc
-        # Every file not unchanged was written or removed (an edited one only with force).
-        written = [c.path for c in done.changes if c.status is not FileStatus.UNCHANGED]
-        return done, written
-
     def _edited(self, paths: list[str], diff: str) -> RequestError:
         return RequestError(
             409,
@@ -456,16 +438,6 @@ class _Job:
             paths=paths,
             diff=diff,
         )
-
-    def _edited_now(self, changes: ChangeSet) -> list[str]:
-        files = {c.path: c.new_text for c in changes.changes if c.new_text is not None}
-        fresh, _ = classify(
-            files,
-            self.out_path,
-            notebook=self.nb_path,
-            old=read_manifest(self.out_path),
-        )
-        return [c.path for c in fresh if c.status is FileStatus.EDITED]
 
 
 class RulesHandler(_NbhardenHandler):

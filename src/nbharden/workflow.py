@@ -1,0 +1,256 @@
+"""The conversion workflow, one function for every front end: recover -> generate -> review -> write -> verify.
+
+    >>> outcome = run_conversion(ConversionRequest(Path("analysis.ipynb"), settings))
+    >>> match outcome:
+    ...     case Written(changes=changes, tests=tests): ...
+    ...     case Edited(paths=paths): ...
+
+The CLI (``convert``, the pre-commit hook that runs ``convert --check``) and the Jupyter server extension call
+:func:`run_conversion` and only render its :data:`Outcome`; none of them strings the stages together itself, so
+a safety check added here (a refusal, a re-check before writing, the sandbox of verification) holds for all of
+them.
+
+Outcomes are values, not exceptions: a hand-edited file or a failing generated suite is a result the front end
+shows (the CLI with an exit code, the Lab with a dialog). Each refusal still carries the ``NbhardenError`` that
+says it in one line (``outcome.error``), so a front end with nothing better to say raises or prints that.
+Failures of the input or of the machine (a bad notebook, a notebook that raises when run, a full disk) stay
+exceptions, as everywhere in the library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from nbharden import api
+from nbharden.errors import EditedFileError, NbhardenError, VerificationError, WriteError
+from nbharden.models import ChangeSet, FileStatus, Finding
+from nbharden.settings import Settings
+
+
+class Mode(enum.StrEnum):
+    """What the request wants done with the generated package."""
+
+    WRITE = "write"  # write it (and verify it when recorded)
+    DIFF = "diff"  # compare with the disk only: the front end shows the diffs
+    CHECK = "check"  # compare with the disk only: the front end reports whether anything would change
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    """One notebook to convert. ``settings.out`` is the output folder (default ``<stem>_prod``)."""
+
+    notebook: Path
+    settings: Settings
+    mode: Mode = Mode.WRITE
+
+
+def _ignore_stage(stage: str, path: Path) -> None:
+    return None
+
+
+def _ignore_folder(out: Path) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Callbacks for a front end's progress display and interrupt bookkeeping.
+
+    ``progress(stage, notebook)`` before each stage; ``writing(out)`` right before the output folder is changed
+    and ``written(out)`` right after (the CLI uses the pair to finish or report an interrupted write).
+    """
+
+    progress: Callable[[str, Path], None] = _ignore_stage
+    writing: Callable[[Path], None] = _ignore_folder
+    written: Callable[[Path], None] = _ignore_folder
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """The generated suite's run after writing: pytest's counts and its last line."""
+
+    returncode: int
+    counts: Mapping[str, int]
+    summary: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"returncode": self.returncode, **self.counts, "summary": self.summary}
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """``Mode.DIFF`` or ``Mode.CHECK``: the package compared with the disk; nothing written."""
+
+    changes: ChangeSet
+
+
+@dataclass(frozen=True)
+class Written:
+    """The package was written; ``paths`` were written or removed; ``tests`` ran when the conversion recorded."""
+
+    changes: ChangeSet
+    paths: tuple[str, ...]
+    tests: TestRun | None = None
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Nothing was written: some generated paths cannot be written safely (a link leaving the folder, a folder
+    where a file goes, the notebook itself). ``reasons``: path -> why."""
+
+    changes: ChangeSet
+    reasons: Mapping[str, str]
+
+    @property
+    def error(self) -> WriteError:
+        path = sorted(self.reasons)[0]
+        more = f" (and {len(self.reasons) - 1} more)" if len(self.reasons) > 1 else ""
+        error = WriteError(f"{self.reasons[path]}; refused to write{more}", path=path)
+        return as_seen_by_caller(error, self.changes.out)
+
+
+@dataclass(frozen=True)
+class Edited:
+    """Nothing was written: generated files were edited by hand since nbharden wrote them (and no ``force``).
+
+    ``paths`` are the edited files, as found right before writing; ``error`` says it in one line, with the diffs.
+    """
+
+    changes: ChangeSet
+    paths: tuple[str, ...]
+    error: EditedFileError
+
+
+@dataclass(frozen=True)
+class VerificationFailed:
+    """The package was written, but its generated suite fails: the code does not reproduce the notebook.
+
+    ``explanations`` are the findings that commonly explain such a failure (hidden state, globals rebound from
+    functions, ...), for the front end to show next to the failure.
+    """
+
+    changes: ChangeSet
+    paths: tuple[str, ...]
+    tests: TestRun
+    explanations: tuple[Finding, ...]
+    error: VerificationError
+
+
+Outcome = Reviewed | Written | Blocked | Edited | VerificationFailed
+
+#: Rule families whose findings can explain a failing generated suite: hidden state and execution order,
+#: unseeded randomness.
+EXPLAINING_CATEGORIES = ("hidden state", "reproducibility")
+
+
+def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcome:
+    """Convert one notebook as ``request`` asks and return what happened.
+
+    Raises ``NbhardenError`` for bad input, a notebook that fails when run, or an output folder that cannot be
+    written (``InputError``, ``ExecutionError``, ``WriteError``, ...); refusals and a failing generated suite are
+    outcomes (see the module docstring).
+    """
+    settings = request.settings
+    notebook = Path(request.notebook)
+    if request.mode is Mode.WRITE:
+        # Finish a write that was killed half-way before comparing with the disk, so that the review sees the
+        # folder's old or new files, never a mix.
+        from nbharden.write import recover
+
+        recover(Path(settings.out) if settings.out else api.default_out(notebook))
+    changes = api.convert(notebook, settings, hooks.progress)
+    if request.mode is not Mode.WRITE:
+        return Reviewed(changes)
+    blocked = dict(changes.extra.get("blocked", {}))
+    if blocked:
+        return Blocked(changes, blocked)
+    hooks.writing(changes.out)
+    try:
+        written = api.write(changes, settings)
+    except EditedFileError as exc:
+        return _edited(changes, as_seen_by_caller(exc, changes.out))
+    except NbhardenError as exc:
+        raise as_seen_by_caller(exc, changes.out) from None
+    hooks.written(changes.out)
+    paths = tuple(c.path for c in written.changes if c.status is not FileStatus.UNCHANGED)
+    if not (settings.record and settings.verify):
+        return Written(written, paths)
+    return _verify(notebook, written, paths, hooks, settings)
+
+
+E = TypeVar("E", bound=NbhardenError)
+
+
+def as_seen_by_caller(exc: E, out: Path) -> E:
+    """``exc`` naming its file as the caller names the output folder (``out/src/pkg/steps.py``), not from inside
+    the folder as the write stage does. Changed in place and returned."""
+    from nbharden.review import resolve_out
+
+    if exc.path is None:
+        where = out
+    else:
+        path = Path(exc.path)
+        root = resolve_out(out)
+        if not path.is_absolute():
+            where = out / path
+        elif path.is_relative_to(root):
+            where = out / path.relative_to(root)
+        else:
+            where = path
+    exc.path = where
+    exc.args = (exc.format(),)
+    return exc
+
+
+def _edited(changes: ChangeSet, exc: EditedFileError) -> Edited:
+    """The ``Edited`` outcome of a write refused under its lock (the files as found right then)."""
+    from nbharden.manifest import read_manifest
+    from nbharden.review import classify, resolve_out
+
+    files = {c.path: c.new_text for c in changes.changes if c.new_text is not None}
+    root = resolve_out(changes.out)
+    try:
+        fresh, _ = classify(files, root, notebook=Path(changes.notebook), old=read_manifest(root))
+        paths = tuple(c.path for c in fresh if c.status is FileStatus.EDITED)
+    except NbhardenError:
+        paths = ()
+    return Edited(changes, paths or (str(exc.path),), exc)
+
+
+def _verify(
+    notebook: Path, written: ChangeSet, paths: tuple[str, ...], hooks: Hooks, written_settings: Settings
+) -> Outcome:
+    """Run the generated suite against the files just written: the proof that the code reproduces the notebook."""
+    hooks.progress("verify", notebook)
+    python = (written.test_results or {}).get("python")
+    try:
+        # in the recording's sandbox tier, with the generated files only: the tests run the notebook's code too
+        results = api.run_tests(
+            written.out,
+            python=python if isinstance(python, str) else None,
+            settings=written_settings,
+            notebook=notebook,
+            files={c.path: c.new_text for c in written.changes if c.new_text is not None},
+        )
+    except VerificationError as exc:
+        run = TestRun(1, {}, exc.message)
+        return VerificationFailed(written, paths, run, explaining_findings(written.findings), exc)
+    counts = {k: v for k, v in results.items() if isinstance(v, int) and k != "returncode"}
+    run = TestRun(int(str(results.get("returncode", 0))), counts, str(results.get("summary", "")))
+    tested = dataclasses.replace(written, test_results={**(written.test_results or {}), **results})
+    return Written(tested, paths, run)
+
+
+def explaining_findings(findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
+    """The findings that can make generated code behave unlike the notebook (hidden state and the like)."""
+    from nbharden.rules import RULES
+
+    return tuple(
+        f for f in findings if (rule := RULES.get(f.code)) and rule.category in EXPLAINING_CATEGORIES
+    )
+
