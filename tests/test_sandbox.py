@@ -169,7 +169,7 @@ def test_off_is_the_default_and_records_no_sandbox(tmp_path: Path) -> None:
     assert (report.tier, report.active) == ("off", False)
     recording = run(copy_fixture("benign", tmp_path / "nb"), tmp_path / "rec")
     assert recording.sandbox is None
-    assert output_value(recording, "total") == sum(i * i for i in range(20))
+    assert output_value(recording, "mean") == sum(i * i for i in range(20)) / 20
 
 
 def test_unknown_tier_and_bad_limits_are_usage_errors() -> None:
@@ -412,9 +412,9 @@ def test_convert_with_sandbox_reports_the_tier_and_records_it_in_the_manifest(
     assert result["tests"]["sandbox"]["requested"] == "auto"
     manifest = json.loads((tmp_path / "out" / ".nbharden.json").read_text(encoding="utf-8"))
     assert manifest["recording"] == {"sandbox": "bwrap"}
-    # the generated tests hold the values recorded in the sandbox: total = 2470
+    # the generated tests hold the values recorded in the sandbox: mean = 2470 / 20
     data = all_text(tmp_path / "out" / "tests" / "data")
-    assert "2470" in data
+    assert "123.5" in data
 
 
 def test_manifest_records_the_tier_only_when_sandboxed(tmp_path: Path) -> None:
