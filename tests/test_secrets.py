@@ -470,3 +470,145 @@ def test_pipeline_log_never_shows_a_secret(converted: dict[str, Any]) -> None:
         log = run.stdout + run.stderr
         assert "synced emea with token **********" in log  # the notebook printed its token
         assert leaks(log.encode()) == []
+
+
+# --- secrets made at run time: found by value -----------------------------------------------------------------
+
+RUNTIME: dict[str, Any] = json.loads((FIXTURE / "runtime.json").read_text(encoding="utf-8"))
+
+
+def runtime_leaks(data: bytes, name: str = "") -> list[str]:
+    """The run-time secrets of ``runtime.json`` found in ``data`` (as is, JSON-escaped, base64 of a
+    pickle or of bytes decoded)."""
+    blobs = [data]
+    if name.endswith(".b64"):
+        blobs.append(base64.b64decode(data))
+    blobs += [base64.b64decode(m) for m in re.findall(rb'"b64": ?"([A-Za-z0-9+/=]+)"', data)]
+    return [
+        p["name"]
+        for p in RUNTIME["planted"]
+        if any(form in blob for form in _forms(p["value"]) for blob in blobs)
+    ]
+
+
+def runtime_leaks_in_tree(root: Path) -> dict[str, list[str]]:
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != ".env":
+            hits = runtime_leaks(path.read_bytes(), path.name)
+            if hits:
+                found[str(path.relative_to(root))] = hits
+    return found
+
+
+@pytest.fixture(scope="module")
+def runtime_converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``runtime.ipynb`` converted (recording and verification on) and recorded, and
+    ``runtime_fails.ipynb`` converted, with the FAKE secrets in the environment and ``.env``."""
+    work = tmp_path_factory.mktemp("runtime")
+    for name in ("runtime.ipynb", "runtime_fails.ipynb"):
+        (work / name).write_bytes((FIXTURE / name).read_bytes())
+    (work / ".env").write_bytes((FIXTURE / "runtime.env").read_bytes())
+    env = _env(RUNTIME["environment"])
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nbharden", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+
+    runs = {
+        "convert": run("convert", "runtime.ipynb", "--format", "json"),
+        "record": run("record", "runtime.ipynb", "--output", "executed.ipynb", "--format", "json"),
+        "fails": run("convert", "runtime_fails.ipynb"),
+    }
+    return {"work": work, "runs": runs}
+
+
+@pytest.mark.slow
+def test_secrets_made_at_run_time_are_never_written_or_printed(
+    runtime_converted: dict[str, Any],
+) -> None:
+    work: Path = runtime_converted["work"]
+    runs = runtime_converted["runs"]
+    convert = runs["convert"]
+    assert convert.returncode == 0, convert.stdout[-3000:] + convert.stderr[-3000:]
+    assert runs["record"].returncode == 0, runs["record"].stderr[-3000:]
+    for name, run in runs.items():
+        assert runtime_leaks((run.stdout + run.stderr).encode()) == [], name
+    assert runtime_leaks_in_tree(work / "runtime_prod") == {}
+    # the executed copy of the recorded run: printed text and errors are scrubbed in the kernel
+    assert runtime_leaks((work / "executed.ipynb").read_bytes()) == []
+    assert "token: <redacted>" in (work / "executed.ipynb").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_each_kind_of_run_time_secret_is_redacted_and_the_rest_recorded(
+    runtime_converted: dict[str, Any],
+) -> None:
+    """Environment (by name, by shape, by look), .env (a key, a URL's password), joined from pieces,
+    decoded from base64, in an exception message, nested in containers and a frame's object column."""
+    index = json.loads(
+        (runtime_converted["work"] / "runtime_prod/tests/data/recording.json").read_text("utf-8")
+    )
+    kinds = {
+        v["name"]: v["kind"]
+        for step in index["steps"].values()
+        for v in (*step["inputs"], *step["outputs"])
+    }
+    secret = ["token", "db_pass", "conf", "stripe", "mongo_uri", "hf", "openai", "message"]
+    secret += ["headers", "frame", "pairs", "url"]
+    assert {name: kinds.get(name) for name in secret} == dict.fromkeys(secret, "redacted")
+    assert kinds["n_users"] == "value" and kinds["summary"] == "value"
+
+
+@pytest.mark.slow
+def test_an_error_quoting_a_secret_is_reported_without_it(runtime_converted: dict[str, Any]) -> None:
+    run = runtime_converted["runs"]["fails"]
+    assert run.returncode == 3, run.stderr
+    assert "RuntimeError: cannot connect as analyst:<redacted> with <redacted>" in run.stderr
+    assert runtime_leaks((run.stdout + run.stderr).encode()) == []
+
+
+def test_run_time_shapes_are_found_anywhere_in_a_recorded_value() -> None:
+    """A credential-shaped string anywhere in a recorded value (nested, among many numbers, in a
+    frame's object column, in bytes) makes it unstorable; ``scrub`` removes it from text."""
+    import pandas as pd
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from nbharden import secret_shapes
+    from nbharden.record import _runtime_secrets, _values
+
+    plain = ("env_db_pass", "env_plain", "dotenv_mongo_password")  # secret by where they come from
+    tokens = [p["value"] for p in RUNTIME["planted"] if p["name"] not in plain]
+    password = next(p["value"] for p in RUNTIME["planted"] if p["name"] == plain[2])
+    tokens.append(f"mongodb://analyst:{password}@db/sales")
+    known = _runtime_secrets.RuntimeSecrets(secret_shapes)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.sampled_from(tokens),
+        st.text(alphabet="abc XYZ,.:;-", max_size=40),
+        st.integers(0, 3000),
+        st.sampled_from(["list", "dict", "frame", "bytes"]),
+    )
+    def check(token: str, words: str, numbers: int, where: str) -> None:
+        text = f"{words} {token} {words}"
+        filler = list(range(numbers))
+        value = {
+            "list": [filler, [text]],
+            "dict": {"n": filler, "deep": {"k": (text,)}},
+            "frame": pd.DataFrame({"n": [1, 2], "o": ["plain", text]}),
+            "bytes": [filler, text.encode()],
+        }[where]
+        assert known.holds(_values.dumps(value)) is not None
+        assert token not in known.scrub(f"error: {text}")
+
+    check()
+    assert known.holds(_values.dumps({"numbers": list(range(5000)), "words": "plain text"})) is None

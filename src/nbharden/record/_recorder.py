@@ -22,34 +22,38 @@ def _nbharden_install_recorder() -> None:
     import os
     import pickle
     import re
+    import sys
     import time
     import weakref
     from typing import Any
 
     with open(os.environ["NBHARDEN_RECORDER"], encoding="utf-8") as fh:
         config = json.load(fh)
-    spec = importlib.util.spec_from_file_location("_nbharden_values", config["values_module"])
-    assert spec is not None and spec.loader is not None
-    values = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(values)
+
+    def load(name: str, path: str) -> Any:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        return module
+
+    values = load("_nbharden_values", config["values_module"])
+    shapes = load("_nbharden_secret_shapes", config["shapes_module"])
+    runtime = load("_nbharden_runtime_secrets", config["secrets_module"])
 
     shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821 - defined inside the kernel
     cells: list[dict[str, Any]] = config["cells"]
     out_dir = config["out"]
     cap = int(config["cap_bytes"])
     secrets = set(config["secrets"])
-    # hard-coded secrets' values: a value that holds one is never stored, and no log line carries one
-    secret_texts = sorted(
-        {
-            form
-            for v in config.get("secret_values", [])
-            for form in (v, json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1])
-            if v
-        },
-        key=len,
-        reverse=True,
-    )
-    secret_bytes = [v.encode("utf-8") for v in config.get("secret_values", []) if v]
+    # secret values: hard-coded ones, and those the run reads (environment, .env) or makes (a
+    # token of a known shape): a value that holds one is never stored, no log line carries one,
+    # and errors, printed and displayed text have them replaced
+    known = runtime.RuntimeSecrets(shapes, config.get("secret_values", []))
+    known.watch_environ(lambda frame: frame.f_globals is shell.user_ns)
+    known.watch_dotenv()
+    known.guard_outputs(shell)
     os.makedirs(os.path.join(out_dir, "values"), exist_ok=True)
     log = open(config["log"], "a", encoding="utf-8")  # noqa: SIM115 - open for the kernel's lifetime
     state: dict[str, Any] = {"pointer": 0, "current": None, "stored": 0, "capped": False}
@@ -59,26 +63,14 @@ def _nbharden_install_recorder() -> None:
 
     def emit(record: dict[str, Any]) -> None:
         line = json.dumps(record, allow_nan=True)
-        for form in secret_texts:
+        for form in known.forms:
             line = line.replace(form, "<redacted>")
         log.write(line + "\n")
         log.flush()
 
-    def holds_secret(text: str) -> bool:
-        if any(form in text for form in secret_texts):
-            return True
-        if secret_bytes and '"b64"' in text:  # bytes inside the JSON: look at the bytes themselves
-            for m in re.finditer(r'"b64": ?"([A-Za-z0-9+/=]*)"', text):
-                raw = base64.b64decode(m.group(1))
-                if any(b in raw for b in secret_bytes):
-                    return True
-        return False
-
-    def redacted(entry: dict[str, Any]) -> dict[str, Any]:
+    def redacted(entry: dict[str, Any], why: str) -> dict[str, Any]:
         entry.pop("fingerprint", None)
-        entry.update(
-            kind="redacted", note="holds a hard-coded secret: never recorded", digest="redacted"
-        )
+        entry.update(kind="redacted", note=f"holds {why}: never recorded", digest="redacted")
         return entry
 
     def store(text: str, suffix: str) -> tuple[str, str, int]:
@@ -112,8 +104,9 @@ def _nbharden_install_recorder() -> None:
             entry["fingerprint"] = {"type": entry["type"]}
             return entry
         fp = values.fingerprint(obj)
-        if secret_texts and holds_secret(json.dumps(fp, default=str)):
-            return redacted(entry)
+        why = known.holds(json.dumps(fp, default=str))
+        if why:
+            return redacted(entry, why)
         entry["fingerprint"] = fp
         try:
             text = values.dumps(obj)
@@ -123,8 +116,9 @@ def _nbharden_install_recorder() -> None:
         except (RecursionError, ValueError, TypeError, OverflowError) as exc:
             text = None
             note = f"{type(exc).__name__}: {exc}"
-        if text is not None and secret_texts and holds_secret(text):
-            return redacted(entry)
+        why = known.holds(text, name) if text is not None else None
+        if why:
+            return redacted(entry, why)
         if text is not None:
             if fits(len(text.encode("utf-8"))):
                 rel, digest, size = store(text, ".json")
@@ -153,10 +147,9 @@ def _nbharden_install_recorder() -> None:
                 json.dumps(fp, sort_keys=True, default=str).encode()
             ).hexdigest()
             return entry
-        if secret_bytes:
-            raw = base64.b64decode(blob)
-            if any(b in raw for b in secret_bytes):
-                return redacted(entry)
+        why = known.holds_bytes(base64.b64decode(blob))
+        if why:
+            return redacted(entry, why)
         if fits(len(blob)):
             rel, digest, size = store(blob, ".pkl.b64")
             entry.update(

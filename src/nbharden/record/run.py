@@ -229,6 +229,8 @@ def _run_once(
     log.unlink(missing_ok=True)
     config = {
         "values_module": str(_HERE / "_values.py"),
+        "shapes_module": str(_HERE.parent / "secret_shapes.py"),
+        "secrets_module": str(_HERE / "_runtime_secrets.py"),
         "out": str(run_dir),
         "log": str(log),
         "cap_bytes": cap_bytes,
