@@ -283,6 +283,44 @@ def test_nbh401_not_after_seeding(analyse: Callable[..., FullAnalysis]) -> None:
     assert found(a, "NBH401") == []
 
 
+def test_nbh401_generators_need_a_seed_of_their_own(analyse: Callable[..., FullAnalysis]) -> None:
+    a = analyse(
+        [
+            "import numpy as np\nimport random",
+            "rng = np.random.default_rng()\nx = rng.normal(size=3)",  # unseeded generator: flagged
+            "rng2 = np.random.default_rng(42)\ny = rng2.normal(size=3)",  # seeded: fine
+            "z = np.random.rand(3)",  # a seeded generator does not seed the global one
+            "r = random.Random()\nr2 = random.Random(7)\nrs = np.random.RandomState(seed=None)",
+            "np.random.seed()",  # reseeds from the system: not reproducible
+        ]
+    )
+    assert found(a, "NBH401") == [(2, 1), (4, 1), (5, 1), (5, 3), (6, 1)]
+    fixes = {f.span.cell: f.fix.value for f in a.findings if f.code == "NBH401" and f.span}
+    assert fixes[2] == "none", "seeding the global generators does not make default_rng() reproducible"
+    assert fixes[4] == "unsafe"
+
+
+@pytest.mark.parametrize(
+    ("call", "random"),
+    [
+        ("PCA(0.95)", False),
+        ("PCA(n_components=0.9)", False),
+        ("PCA()", False),
+        ("PCA('mle')", False),
+        ("PCA(2, svd_solver='full')", False),
+        ("PCA(2)", True),
+        ("PCA(n_components=k)", True),
+        ("PCA(0.95, svd_solver='randomized')", True),
+        ("PCA(2, random_state=0)", False),
+    ],
+)
+def test_nbh401_pca_only_when_a_solver_may_be_random(
+    analyse: Callable[..., FullAnalysis], call: str, random: bool
+) -> None:
+    a = analyse(["from sklearn.decomposition import PCA\nk = 3", f"pca = {call}"])
+    assert found(a, "NBH401") == ([(2, 1)] if random else [])
+
+
 def test_nbh601_star_import(analyse: Callable[..., FullAnalysis]) -> None:
     a = analyse(["x = 1", "import os\nfrom math import *"])
     assert found(a, "NBH601") == [(2, 2)]

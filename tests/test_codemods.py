@@ -7,11 +7,15 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from textwrap import dedent
 
 import libcst as cst
 import pytest
 
+from nbharden import api
+from nbharden.settings import Settings
 from nbharden.transform.codemods import (
     Chain,
     DisplayToLog,
@@ -286,3 +290,23 @@ def test_print_to_logging_keeps_stdout_silent_in_generated_code(
     exec(new, {"log": log})
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
+
+
+def test_print_and_display_the_notebook_binds_itself_are_kept(make_notebook: Callable[..., Path]) -> None:
+    # NBH604 and the display fixes apply to the builtins only: a print imported from rich or a display the
+    # notebook defines does the notebook's own work (found as a bug: both became logger.info, the import dropped)
+    nb = make_notebook(
+        [
+            "from rich import print\nprint('[bold]start[/bold]')",
+            "seen = []\ndef display(x):\n    seen.append(x)",
+            "for i in range(2):\n    display(i)\ndisplay(3)\ncount = len(seen)",
+        ]
+    )
+    gen = api.generate(nb, Settings(out=nb.parent / "out", record=False))
+    files = gen.tree.as_dict()
+    code = next(text for path, text in files.items() if path.endswith("/steps.py"))
+    assert "from rich import print" in code
+    assert "print(\"[bold]start[/bold]\")" in code
+    assert "display(i)" in code and "display(3)" in code
+    assert "logger.info" not in code
+    assert "NBH604" not in [f.code for f in gen.findings]

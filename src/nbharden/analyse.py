@@ -13,7 +13,7 @@ import bisect
 import builtins
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -123,10 +123,12 @@ MUTATING_METHODS = frozenset(
         "__setitem__",
     }
 )
-# numpy.random functions that seed rather than draw; sklearn objects that are random unless random_state is given.
-_SEEDING = re.compile(
-    r"^(random\.seed|numpy\.random\.(seed|default_rng|RandomState|Generator|SeedSequence|"
-    r"PCG64|MT19937))$"
+# Functions that seed the global generators (with an argument); constructors of generators of their own, which
+# are reproducible when given a seed and draw differently on every run without one.
+_SEEDING = re.compile(r"^(random\.seed|numpy\.random\.seed)$")
+_GENERATOR = re.compile(
+    r"^(random\.Random|numpy\.random\.(default_rng|RandomState|Generator|SeedSequence|PCG64|PCG64DXSM|"
+    r"MT19937|Philox|SFC64))$"
 )
 _SKLEARN_RANDOM = re.compile(
     r"^sklearn\.\w+(\.\w+)*\.(train_test_split|RandomForest\w+|ExtraTrees\w+|"
@@ -234,6 +236,8 @@ class CellFacts:
     )  # (value, line, col, context)
     global_decls: set[str] = field(default_factory=set)
     secrets: list[Site] = field(default_factory=list)  # hard-coded secrets (values: never serialise)
+    # showing functions (print, display, ...) the notebook binds itself: calls of those do real work
+    shadowed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,7 @@ class NotebookFacts:
         str, str
     ]  # import alias -> qualified name (last binding wins; conflicts listed separately)
     conflicting_imports: frozenset[str]
+    shadowed: frozenset[str] = frozenset()  # showing functions the notebook binds itself (rebound_showing_names)
 
 
 def _dotted(node: cst.BaseExpression) -> str | None:
@@ -461,8 +466,16 @@ class _CellVisitor(cst.CSTVisitor):
                     Fix.SAFE,
                     Severity.INFO,
                 )
-            if _SEEDING.match(name):
+            if _SEEDING.match(name) and node.args:
                 self.seeds = True
+            elif _GENERATOR.match(name) or _SEEDING.match(name):
+                if not _seed_given(node):  # the seed fix seeds the global generators, not this one
+                    self._add(
+                        "NBH401",
+                        f"{name}() without a seed draws different numbers on every run; pass a seed",
+                        node,
+                        Fix.NONE,
+                    )
             elif (
                 name.startswith(("random.", "numpy.random.")) and not self.seeded and not self.seeds
             ):
@@ -472,7 +485,11 @@ class _CellVisitor(cst.CSTVisitor):
                     node,
                     Fix.UNSAFE,
                 )
-            elif _SKLEARN_RANDOM.match(name) and "random_state" not in kwargs:
+            elif (
+                _SKLEARN_RANDOM.match(name)
+                and "random_state" not in kwargs
+                and not (name.endswith(".PCA") and _pca_is_deterministic(node, kwargs))
+            ):
                 self.effects.add(Effect.RANDOM)
                 self._add(
                     "NBH401",
@@ -564,10 +581,12 @@ def analyse_cell(
     seeded: bool,
     known_types: set[str] | None = None,
     magics: Mapping[str, UserMagic] | None = None,
+    shadowed: frozenset[str] = frozenset(),
 ) -> tuple[CellAnalysis, CellFacts, list[Finding], bool]:
     """Analyse one code cell (already masked). Returns its summary, internals, findings and whether it seeds RNGs.
 
-    ``magics``: the magics earlier cells defined, whose uses in this cell become calls."""
+    ``magics``: the magics earlier cells defined, whose uses in this cell become calls. ``shadowed``: showing
+    functions the notebook binds itself (``rebound_showing_names``)."""
     module = cst.parse_module(code)
     if "get_ipython" in code or "_magic" in code:
         magic = translate_magics(module, index, magics)
@@ -723,7 +742,7 @@ def analyse_cell(
     if magic.needs_subprocess:
         effects.add(Effect.SHELL)
     # A cell that only shows values (every statement an expression, none a call that does something).
-    if module.body and all(_display_only_statement(s) for s in module.body):
+    if module.body and all(_display_only_statement(s, shadowed) for s in module.body):
         effects.add(Effect.DISPLAY)
 
     introduced = {
@@ -776,8 +795,36 @@ def analyse_cell(
         needs,
         visitor.literals,
         visitor.global_decls,
+        shadowed=shadowed,
     )
     return summary, facts, findings, seeded or visitor.seeds
+
+
+def _seed_given(node: cst.Call) -> bool:
+    """Whether a generator constructor or seed call gets a seed (a first argument or ``seed=`` that is not None)."""
+    for arg in node.args:
+        if arg.keyword is None or arg.keyword.value in {"seed", "x"}:
+            return not (isinstance(arg.value, cst.Name) and arg.value.value == "None")
+    return False
+
+
+def _pca_is_deterministic(node: cst.Call, kwargs: Mapping[str, cst.Arg]) -> bool:
+    """``PCA(...)`` that scikit-learn solves by a full SVD, whatever the data: a fraction of variance
+    (``PCA(0.95)``), ``'mle'``, no ``n_components``, or ``svd_solver`` 'full' / 'covariance_eigh'. With an int it
+    may choose the randomized solver on large data, and 'randomized' / 'arpack' are random."""
+    solver = kwargs.get("svd_solver")
+    if solver is not None:
+        chosen = solver.value.evaluated_value if isinstance(solver.value, cst.SimpleString) else None
+        return chosen in {"full", "covariance_eigh"}
+    given = kwargs.get("n_components") or next((a for a in node.args if a.keyword is None), None)
+    if given is None:
+        return True
+    value = given.value
+    if isinstance(value, cst.Float):
+        return True
+    if isinstance(value, cst.SimpleString):
+        return value.evaluated_value == "mle"
+    return isinstance(value, cst.Name) and value.value == "None"
 
 
 def _assigned_node(assignment: BaseAssignment) -> cst.CSTNode | None:
@@ -850,22 +897,26 @@ _DISPLAY_METHODS = frozenset(
 )
 
 
-def _display_only_statement(stmt: cst.BaseStatement) -> bool:
+def _display_only_statement(stmt: cst.BaseStatement, shadowed: frozenset[str] = frozenset()) -> bool:
     if not isinstance(stmt, cst.SimpleStatementLine):
         return False
-    return all(isinstance(s, cst.Expr) and is_display_expression(s.value) for s in stmt.body)
+    return all(isinstance(s, cst.Expr) and is_display_expression(s.value, shadowed) for s in stmt.body)
 
 
 _DISPLAY_FUNCTIONS = frozenset({"display", "type", "len", "repr", "dir", "id", "help", "vars"})
 
 
-def is_display_expression(expr: cst.BaseExpression) -> bool:
+def is_display_expression(expr: cst.BaseExpression, shadowed: frozenset[str] = frozenset()) -> bool:
     """An expression statement whose only effect is to show a value: it can be dropped without changing results.
 
     Names, attributes, subscripts, literals, arithmetic and comparisons of those, and calls of well-known
-    read-only methods (``df.head()``, ``s.describe()``) qualify; any other call might change state and is kept.
+    read-only methods (``df.head()``, ``s.describe()``) qualify; any other call might change state and is kept,
+    and so is a call of a showing function the notebook defines or imports itself (``shadowed``).
     """
-    pure = is_display_expression
+
+    def pure(node: cst.BaseExpression) -> bool:
+        return is_display_expression(node, shadowed)
+
     if isinstance(expr, cst.Name | cst.BaseNumber | cst.BaseString | cst.Ellipsis):
         return True
     if isinstance(expr, cst.Attribute):
@@ -888,7 +939,7 @@ def is_display_expression(expr: cst.BaseExpression) -> bool:
             and func.attr.value != "show"
         ):
             return pure(func.value) and all(pure(a.value) for a in expr.args)
-        if isinstance(func, cst.Name) and func.value in _DISPLAY_FUNCTIONS:
+        if isinstance(func, cst.Name) and func.value in _DISPLAY_FUNCTIONS - shadowed:
             return all(pure(a.value) for a in expr.args)
     return False
 
@@ -921,6 +972,7 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     seeded = False
     defined: set[str] = set()
     codes = _redefine_late_readers(nb, _name_last_results(nb))
+    shadowed = rebound_showing_names(codes.values())
     star_seen = False
     known_types: set[str] = set()
     undefined: list[tuple[bool, Finding, str]] = []
@@ -931,7 +983,7 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
         if "_magic" in codes[cell.index]:
             magics.update(user_magics(codes[cell.index]))
         summary, cell_facts, cell_findings, seeded = analyse_cell(
-            cell.index, codes[cell.index], qualified, seeded, known_types, magics
+            cell.index, codes[cell.index], qualified, seeded, known_types, magics, shadowed
         )
         summaries.append(summary)
         facts[cell.index] = cell_facts
@@ -989,7 +1041,7 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     # later cell binds is used before its definition either way.
     findings.extend(f for after_star, f, name in undefined if not after_star or name in defined)
     findings.extend(_execution_order_findings(nb))
-    nb_facts = NotebookFacts(facts, dict(qualified), frozenset(conflicts))
+    nb_facts = NotebookFacts(facts, dict(qualified), frozenset(conflicts), shadowed)
     # a message may quote code (a magic line, a path): never a secret's value
     values = secret_values(s for cf in facts.values() for s in cf.secrets)
     if values:
@@ -1121,6 +1173,45 @@ def _global_reads(node: ast.AST) -> set[str]:
 
 _UNDERSCORE = re.compile(r"(?<![\w.])_(?!\w)")
 _NONE_CALLS = {"print", "display", "exec", "setattr", "delattr"}
+
+
+#: Functions whose call only shows a value: print, display, ... (unless the notebook binds the name itself).
+SHOWING_NAMES = frozenset({"print", "pprint"}) | _DISPLAY_FUNCTIONS
+#: Imports that bind a showing name to the function it already is.
+_SAME_SHOWING = frozenset(
+    {
+        "IPython.display.display",
+        "IPython.core.display.display",
+        "IPython.core.display_functions.display",
+        "pprint.pprint",
+    }
+)
+
+
+def rebound_showing_names(codes: Iterable[str]) -> frozenset[str]:
+    """The showing functions (``SHOWING_NAMES``) the notebook binds itself at any cell's top level: ``def display``,
+    ``from rich import print``, ``print = logger.info``. Their calls do the notebook's own work and stay."""
+    bound: set[str] = set()
+    for code in codes:
+        if not any(name in code for name in SHOWING_NAMES):
+            continue
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for stmt in tree.body:
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                bound.add(stmt.name)
+            elif isinstance(stmt, ast.Import | ast.ImportFrom):
+                module = stmt.module if isinstance(stmt, ast.ImportFrom) else None
+                for alias in stmt.names:
+                    name = alias.asname or alias.name.split(".")[0]
+                    if f"{module}.{alias.name}" not in _SAME_SHOWING:
+                        bound.add(name)
+            elif isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                bound |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return frozenset(bound & SHOWING_NAMES)
 
 
 def _name_last_results(nb: Notebook) -> dict[int, str]:

@@ -11,6 +11,7 @@ Nothing here prints, exits or reads global state: settings come in as an argumen
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
@@ -67,7 +68,15 @@ def analyze(path: Path, settings: Settings | None = None) -> Analysis:
     from nbharden.analyse import analyse
 
     settings = settings or Settings()
-    return _guard(Path(path), lambda: analyse(load(path, settings), settings=settings))
+
+    def run() -> Analysis:
+        from nbharden.selection import gate
+
+        nb = load(path, settings)
+        analysis = analyse(nb, settings=settings)
+        return dataclasses.replace(analysis, findings=gate(nb, settings.rules).keep(analysis.findings))
+
+    return _guard(Path(path), run)
 
 
 def generate(path: Path, settings: Settings | None = None, progress: Progress = _noop) -> Generated:
@@ -98,6 +107,9 @@ def generate(path: Path, settings: Settings | None = None, progress: Progress = 
             tree, findings = emit(analysis, plan, out=out, settings=settings)
         progress("format", path)
         tree = format_tree(tree, settings=settings)
+        from nbharden.selection import gate
+
+        findings = gate(nb, settings.rules).keep(findings)
         return Generated(nb, analysis, plan, tree, findings, out, recorded)
 
     return _guard(path, run)

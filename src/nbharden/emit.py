@@ -30,6 +30,7 @@ from nbharden.secrets import (
     redact,
     secret_values,
 )
+from nbharden.selection import RuleGate, RuleSelection, gate
 from nbharden.settings import Settings
 from nbharden.transform.codemods import (
     Chain,
@@ -73,6 +74,8 @@ class _Names:
         # hard-coded secrets: each becomes its Config field's value (a step parameter) in the code
         self.secrets = secret_fields(facts, plan.config_fields)
         self.scrub = secret_values(s for cf in facts.cells.values() for s in cf.secrets)
+        # which rules are on where (select/ignore, noqa comments): set by emit
+        self.gate = RuleGate(RuleSelection(), {})
 
 
 def _pyplot_aliases(facts: NotebookFacts) -> tuple[set[str], set[str]]:
@@ -99,8 +102,10 @@ def _rewrite(
     facts: NotebookFacts,
     lift: dict[str, str] | None,
     counters: dict[str, int],
+    cell: int,
 ) -> tuple[cst.CSTNode, set[str]]:
-    """Apply the codemods to one statement, in one traversal; return it and the lifted Config fields it reads."""
+    """Apply the codemods to one statement of ``cell``, in one traversal, where their rules are on (selection,
+    noqa comments); return it and the lifted Config fields it reads."""
     printer = PrintToLogging(names.logger)
     aliases, direct = _pyplot_aliases(facts)
     shower = ShowToSave(aliases, direct)
@@ -110,7 +115,13 @@ def _rewrite(
         if not isinstance(hidden, cst.CSTNode):
             raise InternalError("the secret rewrite removed a whole statement")
         node = hidden
-    new = node.visit(Chain(printer, shower, DisplayToLog(names.logger), names.network, lifter))
+    # print/display the notebook binds itself (from rich import print, def display) do its own work: kept
+    codemods: list[cst.CSTTransformer] = [shower, names.network, lifter]
+    if "print" not in facts.shadowed:
+        codemods.insert(0, printer)
+    if "display" not in facts.shadowed:
+        codemods.insert(0, DisplayToLog(names.logger))
+    new = node.visit(Chain(*codemods, allows=lambda code: names.gate.allows(code, cell)))
     if not isinstance(new, cst.CSTNode):
         raise InternalError("a codemod removed a whole statement")
     counters["print"] += printer.count
@@ -176,7 +187,7 @@ def _step_function(
             stmt = cf.module.body[i]
             if statement_role(cf, i, consumed, hoisted_imports, hoisted_defs) != "code":
                 continue
-            new, _used = _rewrite(stmt, names, facts, lift, counters)
+            new, _used = _rewrite(stmt, names, facts, lift, counters, src_cell)
             assert isinstance(new, cst.BaseStatement)
             if first:
                 new = _with_comment(new, _cell_comment(index))
@@ -243,7 +254,7 @@ def _steps_module(
                     seen_imports.add(code)
                     imports.append(cst.parse_statement(code + "\n"))
             elif role == "def":
-                new, _ = _rewrite(stmt, names, facts, None, counters)
+                new, _ = _rewrite(stmt, names, facts, None, counters, index)
                 assert isinstance(new, cst.BaseStatement)
                 defs.append(
                     _with_comment(new, _cell_comment(index)).with_changes(
@@ -917,6 +928,7 @@ def emit(
     if facts is None:
         raise InternalError("emit needs a full analysis", path=analysis.notebook.path)
     names = _Names(facts, plan)
+    names.gate = gate(analysis.notebook, settings.rules)
     counters = {"print": 0, "show": 0}
     pkg = plan.package
     files = {
@@ -939,7 +951,7 @@ def emit(
     findings = names.network.findings([*analysis.findings, *plan.findings])
     if any(f.kind == "seed" for f in plan.config_fields):
         findings = [
-            dataclasses.replace(f, applied=True) if f.code == "NBH401" else f for f in findings
+            dataclasses.replace(f, applied=True) if f.code == "NBH401" and f.fix is Fix.UNSAFE else f for f in findings
         ]
     if counters["print"]:
         findings.append(

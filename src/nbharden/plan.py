@@ -999,7 +999,7 @@ def statement_role(
         return "def"
     stmt = cf.module.body[i]
     if isinstance(stmt, cst.SimpleStatementLine) and all(
-        isinstance(s, cst.Expr) and is_display_expression(s.value) for s in stmt.body
+        isinstance(s, cst.Expr) and is_display_expression(s.value, cf.shadowed) for s in stmt.body
     ):
         return "display"
     return "code"

@@ -518,6 +518,9 @@ _ALL: tuple[Rule, ...] = (
         example="""
             idx = np.random.permutation(len(df))             # NBH401
             train, test = train_test_split(df, test_size=0.2)   # NBH401
+            rng = np.random.default_rng()                    # NBH401: a generator without a seed
+            pca = PCA(n_components=10)                       # NBH401: may use the randomized solver
+            pca = PCA(0.95)                                  # fine: a full SVD, deterministic
         """,
         after="""
             class Config(BaseSettings):
@@ -535,7 +538,8 @@ _ALL: tuple[Rule, ...] = (
             `random` and numpy's global generator (which scikit-learn uses when `random_state` is
             not given) at pipeline start. That changes the numbers drawn: once, then they stay
             fixed. The recording seeds its first run the same way, so the seeded pipeline
-            reproduces the recorded values.
+            reproduces the recorded values. A generator the notebook makes itself without a seed
+            (`np.random.default_rng()`, `random.Random()`) has no fix: give it a seed.
         """,
     ),
     # --- NBH5: IPython syntax ---

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from nbharden.errors import UsageError
+from nbharden.selection import ALL, RuleSelection, parse_selectors
+
+#: Settings that hold rule selectors (lists in pyproject.toml, comma-separated on the command line).
+SELECTOR_KEYS = ("select", "extend_select", "ignore")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,15 @@ class Settings:
     sandbox_processes: int = 128  # processes and threads of the kernel, all together
     sandbox_file_mb: int = 1024  # largest file the notebook may write
     sandbox_wall_time: float = 3600.0  # seconds per recorded run
+    # rule selection (nbharden.selection): codes or prefixes (NBH6) or ALL; empty select means ALL
+    select: tuple[str, ...] = ()
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+    @property
+    def rules(self) -> RuleSelection:
+        """The rule selection these settings make (``select``, ``extend-select``, ``ignore``)."""
+        return RuleSelection(self.select or (ALL,), self.extend_select, self.ignore)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -87,6 +100,13 @@ def load_settings(start: Path, **overrides: Any) -> Settings:
                         "'parameters' in [tool.nbharden] must be a table", path=pyproject
                     )
                 value = tuple((str(k), str(v)) for k, v in value.items())
+            elif attr in SELECTOR_KEYS:
+                if not isinstance(value, list):
+                    raise UsageError(f"'{key}' in [tool.nbharden] must be a list of rule codes", path=pyproject)
+                try:
+                    value = parse_selectors(value, what=key)
+                except ValueError as exc:
+                    raise UsageError(f"{exc} (in [tool.nbharden])", path=pyproject) from None
             elif default is not None and not isinstance(value, type(default)):
                 if not (isinstance(default, float) and isinstance(value, int)):
                     raise UsageError(

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from nbharden.cli.selectors import ExtendSelect, Ignore, Select, selector_overrides
+
 if TYPE_CHECKING:
     from nbharden.models import Finding
 
@@ -49,6 +51,9 @@ def analyze(
             "github: GitHub Actions annotations.",
         ),
     ] = Format.text,
+    select: Select = None,
+    extend_select: ExtendSelect = None,
+    ignore: Ignore = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
     """Report hidden state, hard-coded secrets and paths, risky calls and more. Writes nothing.
@@ -59,6 +64,9 @@ def analyze(
     from nbharden.cli.guard import Batch
 
     batch = Batch(debug=debug, err=output.stderr())
+    rules = selector_overrides(batch, select=select, extend_select=extend_select, ignore=ignore)
+    if rules is None:
+        raise typer.Exit(batch.exit_code)
     out = output.stdout()
     results: list[dict[str, Any]] = []
     everything: list[Finding] = []
@@ -73,7 +81,7 @@ def analyze(
             shown = str(notebook)
             findings: list[Finding] | None = None
             with batch.item(shown):
-                findings = output.sort_findings(_analyze_one(notebook))
+                findings = output.sort_findings(_analyze_one(notebook, rules))
             if findings is None:
                 results.append(
                     {"notebook": shown, "findings": [], "error": batch.failures[shown].to_json()}
@@ -104,7 +112,7 @@ def analyze(
     raise typer.Exit(batch.exit_code)
 
 
-def _analyze_one(notebook: Path) -> tuple[Finding, ...]:
+def _analyze_one(notebook: Path, rules: dict[str, Any]) -> tuple[Finding, ...]:
     from nbharden.errors import InputError
     from nbharden.settings import load_settings
 
@@ -114,7 +122,7 @@ def _analyze_one(notebook: Path) -> tuple[Finding, ...]:
         raise InputError(
             "is a folder, not a notebook; pass the .ipynb files inside it", path=notebook
         )
-    settings = load_settings(start=notebook.parent)
+    settings = load_settings(start=notebook.parent, **rules)
 
     from nbharden import api
 

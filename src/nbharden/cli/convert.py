@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from nbharden.cli.selectors import ExtendSelect, Ignore, Select, selector_overrides
+
 if TYPE_CHECKING:
     from typer import _click
 
@@ -167,6 +169,9 @@ def convert(
             "(default 1: one after the other). Output stays in the order given.",
         ),
     ] = 1,
+    select: Select = None,
+    extend_select: ExtendSelect = None,
+    ignore: Ignore = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
     """Convert notebooks into typed, tested Python packages.
@@ -188,6 +193,9 @@ def convert(
     pairs = _parameter_pairs(parameters or [], batch)
     if targets is None or pairs is None:
         raise typer.Exit(batch.exit_code)
+    rules = selector_overrides(batch, select=select, extend_select=extend_select, ignore=ignore)
+    if rules is None:
+        raise typer.Exit(batch.exit_code)
 
     overrides: dict[str, Any] = {
         "name": name,
@@ -196,6 +204,7 @@ def convert(
         "record": False if no_record else None,
         "verify": False if no_verify else None,
         "sandbox": None if sandbox is None else ("on" if sandbox else "off"),
+        **rules,
     }
     text = output_format is Format.text
     # With --diff the diffs own stdout (a patch you can pipe); summaries then go to stderr.

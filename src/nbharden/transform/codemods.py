@@ -9,6 +9,8 @@ Each is a LibCST transformer with before/after tests in tests/test_codemods.py:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import libcst as cst
 
 
@@ -18,6 +20,8 @@ def _is_name_call(node: cst.Call, name: str) -> bool:
 
 class PrintToLogging(cst.CSTTransformer):
     """``print(...)`` becomes a call on ``logger`` at INFO level; the message is built lazily by logging."""
+
+    code = "NBH604"
 
     def __init__(self, logger: str = "logger") -> None:
         super().__init__()
@@ -65,6 +69,8 @@ class PrintToLogging(cst.CSTTransformer):
 class ShowToSave(cst.CSTTransformer):
     """``plt.show()`` (through any alias of matplotlib.pyplot or pylab) -> ``show_figures()``."""
 
+    code = "NBH605"
+
     def __init__(self, pyplot_aliases: set[str], direct_show: set[str] | None = None) -> None:
         super().__init__()
         self.aliases = pyplot_aliases
@@ -87,6 +93,8 @@ class ShowToSave(cst.CSTTransformer):
 class DisplayToLog(cst.CSTTransformer):
     """``display(x)`` inside a block (a loop, a function) -> ``logger.info("%s", x)``; top-level ones are dropped
     by the extractor, as display-only statements."""
+
+    code = "NBH603"
 
     def __init__(self, logger: str = "logger") -> None:
         super().__init__()
@@ -135,32 +143,71 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return collector.names
 
 
-class Chain(cst.CSTTransformer):
-    """Run several call/argument codemods in one traversal (each is written and tested on its own)."""
+def _always(code: str) -> bool:
+    return True
 
-    def __init__(self, *codemods: cst.CSTTransformer) -> None:
+
+class Chain(cst.CSTTransformer):
+    """Run several call/argument codemods in one traversal (each is written and tested on its own).
+
+    A codemod with a rule ``code`` runs only where that rule is on: ``allows(code)`` (the selection and the
+    cell's noqa comments, ``nbharden.selection``) and no ``# nbharden: noqa[...]`` comment at the end of the
+    statement's line lists it.
+    """
+
+    def __init__(self, *codemods: cst.CSTTransformer, allows: Callable[[str], bool] = _always) -> None:
         super().__init__()
         self.calls = [
             c for c in codemods if type(c).leave_Call is not cst.CSTTransformer.leave_Call
         ]
         self.args = [c for c in codemods if type(c).leave_Arg is not cst.CSTTransformer.leave_Arg]
+        self.allows = allows
+        self._lines: list[frozenset[str] | None] = []  # noqa codes of the enclosing lines; None: all
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        comment = node.trailing_whitespace.comment
+        self._lines.append(noqa_codes(comment.value) if comment is not None else frozenset())
+
+    def leave_SimpleStatementLine(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        self._lines.pop()
+        return updated
+
+    def _on(self, codemod: cst.CSTTransformer) -> bool:
+        code = getattr(codemod, "code", None)
+        if code is None:
+            return True
+        line = self._lines[-1] if self._lines else frozenset()
+        return self.allows(code) and line is not None and code not in line
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         node: cst.BaseExpression = updated
         for codemod in self.calls:
             if not isinstance(node, cst.Call):
                 break
-            node = codemod.leave_Call(original, node)
+            if self._on(codemod):
+                node = codemod.leave_Call(original, node)
         return node
 
     def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
         node = updated
         for codemod in self.args:
+            if not self._on(codemod):
+                continue
             result = codemod.leave_Arg(original, node)
             if not isinstance(result, cst.Arg):
                 return updated  # argument codemods here only replace values, never remove arguments
             node = result
         return node
+
+
+def noqa_codes(comment: str) -> frozenset[str] | None:
+    """The rule codes a ``# nbharden: noqa[...]`` comment lists: empty when it is no such comment, ``None``
+    when it lists none (every rule)."""
+    from nbharden.selection import noqa_in
+
+    return noqa_in(comment)
 
 
 class _Finder(cst.CSTVisitor):
