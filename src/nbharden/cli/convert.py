@@ -55,148 +55,172 @@ it died while its code ran (recording) and 123 otherwise, and the others go on.
 """
 
 
+# Parameters of the command, one alias each (Typer reads the Annotated metadata).
+NotebooksParam = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="NOTEBOOK",
+        help="Notebooks (.ipynb) to convert. Each is read, never modified.",
+        show_default=False,
+    ),
+]
+
+OutParam = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Output folder. Default: <notebook stem>_prod next to the notebook. "
+        "With several notebooks: DIR/<stem> for each.",
+        show_default=False,
+    ),
+]
+
+NameParam = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        metavar="PKG",
+        help="Package name of the generated code (a Python identifier). "
+        "Default: from the notebook file name.",
+        show_default=False,
+    ),
+]
+
+DiffParam = Annotated[
+    bool,
+    typer.Option(
+        "--diff", help="Print unified diffs of what would change on stdout; write nothing."
+    ),
+]
+
+CheckParam = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="Write nothing; list the files that would change and exit 1 if any would " "(for CI).",
+    ),
+]
+
+ForceParam = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Overwrite generated files even if they were edited by hand since."
+    ),
+]
+
+UnsafeFixesParam = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe-fixes",
+        help="Also apply fixes graded unsafe, which may change results: today the seeding of "
+        "unseeded randomness (NBH401). See 'nbharden rules'.",
+    ),
+]
+
+NoRecordParam = Annotated[
+    bool,
+    typer.Option(
+        "--no-record",
+        help="Do not run the notebook; generate code only, without recorded values "
+        "or characterization tests.",
+    ),
+]
+
+NoVerifyParam = Annotated[
+    bool,
+    typer.Option(
+        "--no-verify",
+        help=(
+            "Do not run the generated test suite after writing (it runs once by default, after "
+            "a recorded conversion). The generated code is always re-parsed and format-checked."
+        ),
+    ),
+]
+
+SandboxParam = Annotated[
+    bool | None,
+    typer.Option(
+        "--sandbox/--no-sandbox",
+        help="Record the notebook in a sandbox: resource limits and, where bubblewrap works, "
+        "no home folder, no network and no process left behind (setting sandbox: the "
+        "configured tier, else auto; docs/sandbox.md).",
+        show_default=False,
+    ),
+]
+
+ParametersParam = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--parameter",
+        "-p",
+        metavar="NAME VALUE",
+        help="Set a notebook parameter for the recorded run (repeatable): -p rate 0.2 "
+        "(or -p rate=0.2). Overrides [tool.nbharden] parameters.",
+        show_default=False,
+    ),
+]
+
+OutputFormatParam = Annotated[
+    Format,
+    typer.Option(
+        "--format", help="text: a summary per notebook; json: a list of change sets on stdout."
+    ),
+]
+
+JobsParam = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        metavar="N",
+        min=1,
+        help="Convert up to N notebooks at a time, each in a worker process of its own "
+        "(default 1: one after the other). Output stays in the order given.",
+    ),
+]
+
+DebugParam = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+
+
 def convert(
-    notebooks: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="NOTEBOOK",
-            help="Notebooks (.ipynb) to convert. Each is read, never modified.",
-            show_default=False,
-        ),
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            metavar="DIR",
-            help="Output folder. Default: <notebook stem>_prod next to the notebook. "
-            "With several notebooks: DIR/<stem> for each.",
-            show_default=False,
-        ),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option(
-            "--name",
-            metavar="PKG",
-            help="Package name of the generated code (a Python identifier). "
-            "Default: from the notebook file name.",
-            show_default=False,
-        ),
-    ] = None,
-    diff: Annotated[
-        bool,
-        typer.Option(
-            "--diff", help="Print unified diffs of what would change on stdout; write nothing."
-        ),
-    ] = False,
-    check: Annotated[
-        bool,
-        typer.Option(
-            "--check",
-            help="Write nothing; list the files that would change and exit 1 if any would "
-            "(for CI).",
-        ),
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="Overwrite generated files even if they were edited by hand since."
-        ),
-    ] = False,
-    unsafe_fixes: Annotated[
-        bool,
-        typer.Option(
-            "--unsafe-fixes",
-            help="Also apply fixes graded unsafe, which may change results: today the seeding of "
-            "unseeded randomness (NBH401). See 'nbharden rules'.",
-        ),
-    ] = False,
-    no_record: Annotated[
-        bool,
-        typer.Option(
-            "--no-record",
-            help="Do not run the notebook; generate code only, without recorded values "
-            "or characterization tests.",
-        ),
-    ] = False,
-    no_verify: Annotated[
-        bool,
-        typer.Option(
-            "--no-verify",
-            help=(
-                "Do not run the generated test suite after writing (it runs once by default, after "
-                "a recorded conversion). The generated code is always re-parsed and format-checked."
-            ),
-        ),
-    ] = False,
-    sandbox: Annotated[
-        bool | None,
-        typer.Option(
-            "--sandbox/--no-sandbox",
-            help="Record the notebook in a sandbox: resource limits and, where bubblewrap works, "
-            "no home folder, no network and no process left behind (setting sandbox: the "
-            "configured tier, else auto; docs/sandbox.md).",
-            show_default=False,
-        ),
-    ] = None,
-    parameters: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--parameter",
-            "-p",
-            metavar="NAME VALUE",
-            help="Set a notebook parameter for the recorded run (repeatable): -p rate 0.2 "
-            "(or -p rate=0.2). Overrides [tool.nbharden] parameters.",
-            show_default=False,
-        ),
-    ] = None,
-    output_format: Annotated[
-        Format,
-        typer.Option(
-            "--format", help="text: a summary per notebook; json: a list of change sets on stdout."
-        ),
-    ] = Format.text,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            "--jobs",
-            "-j",
-            metavar="N",
-            min=1,
-            help="Convert up to N notebooks at a time, each in a worker process of its own "
-            "(default 1: one after the other). Output stays in the order given.",
-        ),
-    ] = 1,
+    notebooks: NotebooksParam,
+    out: OutParam = None,
+    name: NameParam = None,
+    diff: DiffParam = False,
+    check: CheckParam = False,
+    force: ForceParam = False,
+    unsafe_fixes: UnsafeFixesParam = False,
+    no_record: NoRecordParam = False,
+    no_verify: NoVerifyParam = False,
+    sandbox: SandboxParam = None,
+    parameters: ParametersParam = None,
+    output_format: OutputFormatParam = Format.text,
+    jobs: JobsParam = 1,
     select: Select = None,
     extend_select: ExtendSelect = None,
     ignore: Ignore = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    debug: DebugParam = False,
 ) -> None:
     """Convert notebooks into typed, tested Python packages.
 
     For each notebook: analyse it, plan steps and a Config, generate the package (and, unless
-    --no-record, run
-    the notebook to record values for characterization tests), format and verify it, then write the
-    output
-    folder atomically. The notebook itself is never changed. Options also come from [tool.nbharden]
-    in the
-    nearest pyproject.toml; command-line options win.
+    --no-record, run the notebook to record values for characterization tests), format and verify
+    it, then write the output folder atomically. The notebook itself is never changed. Options also
+    come from [tool.nbharden] in the nearest pyproject.toml; command-line options win.
     """
-    from nbharden.cli import jobs as _jobs
     from nbharden.cli import output
     from nbharden.cli.guard import Batch
 
     batch = Batch(debug=debug, err=output.stderr())
     targets = _targets(notebooks, out, name, batch)
-    pairs = _parameter_pairs(parameters or [], batch)
+    pairs = parameter_pairs(parameters or [], batch)
     if targets is None or pairs is None:
         raise typer.Exit(batch.exit_code)
     rules = selector_overrides(batch, select=select, extend_select=extend_select, ignore=ignore)
     if rules is None:
         raise typer.Exit(batch.exit_code)
-
     overrides: dict[str, Any] = {
         "name": name,
         "force": True if force else None,
@@ -206,62 +230,87 @@ def convert(
         "sandbox": None if sandbox is None else ("on" if sandbox else "off"),
         **rules,
     }
-    text = output_format is Format.text
-    # With --diff the diffs own stdout (a patch you can pipe); summaries then go to stderr.
-    report = output.stderr() if (diff or not text) else output.stdout()
-    progress = output.Progress(output.stderr(), len(targets))
-    batch.before_output.append(progress.clear)
-    results: list[dict[str, Any]] = []
-    all_findings: list[Finding] = []
     tasks = [
         Task(notebook, str(notebook), target, overrides, tuple(pairs), diff, check, debug)
         for notebook, target in targets
     ]
+    view = _View(batch, tasks, text=output_format is Format.text, diff=diff, check=check)
+    _run(tasks, view, jobs=jobs, record=not no_record)
+    raise typer.Exit(batch.exit_code)
 
-    def on_event(index: int, kind: str, value: str | None) -> None:
-        shown = tasks[index].shown
+
+class _View:
+    """What convert shows while its notebooks are converted: progress, then each result as it comes (text or
+    JSON), then the footer."""
+
+    def __init__(self, batch: Batch, tasks: list[Task], *, text: bool, diff: bool, check: bool) -> None:
+        from nbharden.cli import output
+
+        self.batch, self.tasks = batch, tasks
+        self.text, self.diff, self.check = text, diff, check
+        # With --diff the diffs own stdout (a patch you can pipe); summaries then go to stderr.
+        self.report = output.stderr() if (diff or not text) else output.stdout()
+        self.progress = output.Progress(output.stderr(), len(tasks))
+        batch.before_output.append(self.progress.clear)
+        self.results: list[dict[str, Any]] = []
+        self.findings: list[Finding] = []
+
+    def on_event(self, index: int, kind: str, value: str | None) -> None:
+        shown = self.tasks[index].shown
         if kind == "start":
-            progress.start(index + 1, shown)
+            self.progress.start(index + 1, shown)
         elif kind == "stage" and value:
-            progress.index, progress.notebook = index + 1, shown
-            progress(value, Path(shown))
+            self.progress.index, self.progress.notebook = index + 1, shown
+            self.progress(value, Path(shown))
         elif kind == "written" and value:
-            batch.written.append(value)
+            self.batch.written.append(value)
 
-    preload = _jobs.PRELOAD + (_jobs.PRELOAD_RECORD if not no_record else [])
-    runner = _jobs.Runner(tasks, _work, jobs=jobs, on_event=on_event, preload=preload)
-    with batch.interruptible():
+    def show(self, index: int, outcome: Result | Died | Crashed) -> None:
+        task = self.tasks[index]
+        self.progress.clear()
+        changes, written = _outcome(task, outcome, self.batch)
+        if changes is None:
+            failure = self.batch.failures[task.shown]
+            self.results.append(_error_json(task.shown, failure.to_json()))
+            return
+        if self.check and changes.has_changes:
+            self.batch.record(1)
+        self.findings.extend(changes.findings)
+        if self.text:
+            _render_text(changes, task.shown, diff=self.diff, check=self.check, report=self.report)
+        else:
+            self.results.append(
+                {**changes.to_json(), "notebook": task.shown, "written": written, "error": None}
+            )
+
+    def finish(self) -> None:
+        from nbharden.cli import output
+
+        if not self.text:
+            print(json.dumps(self.results, indent=2, default=str), file=output.stdout())
+        elif not self.check:
+            footer = output.fixes_footer(self.findings)
+            if footer:
+                print(footer, file=self.report)
+
+
+def _run(tasks: list[Task], view: _View, *, jobs: int, record: bool) -> None:
+    """Convert ``tasks`` in worker processes, showing each result in input order; on an interrupt stop the
+    workers and finish the writes they were in."""
+    from nbharden.cli import jobs as _jobs
+
+    preload = _jobs.PRELOAD + (_jobs.PRELOAD_RECORD if record else [])
+    runner = _jobs.Runner(tasks, _work, jobs=jobs, on_event=view.on_event, preload=preload)
+    with view.batch.interruptible():
         try:
             for index, outcome in runner.results():
-                task = tasks[index]
-                shown = task.shown
-                progress.clear()
-                changes, written = _outcome(task, outcome, batch)
-                if changes is None:
-                    failure = batch.failures[shown]
-                    results.append(_error_json(shown, failure.to_json()))
-                    continue
-                if check and changes.has_changes:
-                    batch.record(1)
-                all_findings.extend(changes.findings)
-                if text:
-                    _render_text(changes, shown, diff=diff, check=check, report=report)
-                else:
-                    results.append(
-                        {**changes.to_json(), "notebook": shown, "written": written, "error": None}
-                    )
+                view.show(index, outcome)
         finally:
             # Interrupted (or a bug above): stop the workers; finish the writes they were in.
             stopped = runner.stop()
             if stopped:
-                batch.writing = ", ".join(_finish_writes(stopped))
-        if not text:
-            print(json.dumps(results, indent=2, default=str), file=output.stdout())
-        elif not check:
-            footer = output.fixes_footer(all_findings)
-            if footer:
-                print(footer, file=report)
-    raise typer.Exit(batch.exit_code)
+                view.batch.writing = ", ".join(_finish_writes(stopped))
+        view.finish()
 
 
 PARAMETER_OPTIONS = ("-p", "--parameter")
@@ -302,7 +351,7 @@ class Command(TyperCommand):
         return super().parse_args(ctx, join_parameter_pairs(list(args)))
 
 
-def _parameter_pairs(values: list[str], batch: Batch) -> list[tuple[str, str]] | None:
+def parameter_pairs(values: list[str], batch: Batch) -> list[tuple[str, str]] | None:
     """``NAME=VALUE`` strings -> pairs; ``None`` after reporting a usage error."""
     from nbharden.errors import UsageError
 
@@ -539,7 +588,9 @@ def _verification_failure(outcome: VerificationFailed, shown: str) -> NbhardenEr
     if causes:
         listed = "; ".join(output.finding_line(f, shown) for f in causes[:3])
         more = f" (and {len(causes) - 3} more)" if len(causes) > 3 else ""
-        error.message += f". Findings that can make the package behave unlike the notebook: {listed}{more}"
+        error.message += (
+            f". Findings that can make the package behave unlike the notebook: {listed}{more}"
+        )
         error.args = (error.format(),)
     return error
 

@@ -41,65 +41,81 @@ Exit codes: 0 recorded, 2 usage error or bad notebook, 3 the notebook failed whe
 """
 
 
+# Parameters of the command, one alias each (Typer reads the Annotated metadata).
+NotebookParam = Annotated[
+    Path,
+    typer.Argument(
+        metavar="NOTEBOOK",
+        help="The notebook (.ipynb) to run. It is read, never modified.",
+        show_default=False,
+    ),
+]
+
+ParametersParam = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--parameter",
+        "-p",
+        metavar="NAME VALUE",
+        help="Set a notebook parameter, as papermill does (repeatable): -p rate 0.2 "
+        "(or -p rate=0.2). Overrides [tool.nbharden] parameters.",
+        show_default=False,
+    ),
+]
+
+OutputParam = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        metavar="PATH",
+        help="Keep the executed copy of the notebook (papermill's output) here. "
+        "Default: a temporary folder, removed afterwards.",
+        show_default=False,
+    ),
+]
+
+CellTimeoutParam = Annotated[
+    float | None,
+    typer.Option(
+        "--cell-timeout",
+        metavar="SECONDS",
+        min=1,
+        help="Stop a cell that runs longer than this (setting cell-timeout; default 600).",
+        show_default=False,
+    ),
+]
+
+SandboxParam = Annotated[
+    bool | None,
+    typer.Option(
+        "--sandbox/--no-sandbox",
+        help="Run the notebook in a sandbox: resource limits and, where bubblewrap works, "
+        "no home folder, no network and no process left behind (setting sandbox: the "
+        "configured tier, else auto; docs/sandbox.md).",
+        show_default=False,
+    ),
+]
+
+OutputFormatParam = Annotated[
+    Format,
+    typer.Option(
+        "--format",
+        help="text: a summary per step; json: one object on stdout (steps, recorded "
+        "values with their types, volatile ones, sizes, the kernel).",
+    ),
+]
+
+DebugParam = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+
+
 def record(
-    notebook: Annotated[
-        Path,
-        typer.Argument(
-            metavar="NOTEBOOK",
-            help="The notebook (.ipynb) to run. It is read, never modified.",
-            show_default=False,
-        ),
-    ],
-    parameters: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--parameter",
-            "-p",
-            metavar="NAME VALUE",
-            help="Set a notebook parameter, as papermill does (repeatable): -p rate 0.2 "
-            "(or -p rate=0.2). Overrides [tool.nbharden] parameters.",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            metavar="PATH",
-            help="Keep the executed copy of the notebook (papermill's output) here. "
-            "Default: a temporary folder, removed afterwards.",
-            show_default=False,
-        ),
-    ] = None,
-    cell_timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--cell-timeout",
-            metavar="SECONDS",
-            min=1,
-            help="Stop a cell that runs longer than this (setting cell-timeout; default 600).",
-            show_default=False,
-        ),
-    ] = None,
-    sandbox: Annotated[
-        bool | None,
-        typer.Option(
-            "--sandbox/--no-sandbox",
-            help="Run the notebook in a sandbox: resource limits and, where bubblewrap works, "
-            "no home folder, no network and no process left behind (setting sandbox: the "
-            "configured tier, else auto; docs/sandbox.md).",
-            show_default=False,
-        ),
-    ] = None,
-    output_format: Annotated[
-        Format,
-        typer.Option(
-            "--format",
-            help="text: a summary per step; json: one object on stdout (steps, recorded "
-            "values with their types, volatile ones, sizes, the kernel).",
-        ),
-    ] = Format.text,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    notebook: NotebookParam,
+    parameters: ParametersParam = None,
+    output: OutputParam = None,
+    cell_timeout: CellTimeoutParam = None,
+    sandbox: SandboxParam = None,
+    output_format: OutputFormatParam = Format.text,
+    debug: DebugParam = False,
 ) -> None:
     """Run a notebook in its Jupyter kernel and record what every step reads and writes.
 
@@ -108,11 +124,11 @@ def record(
     the characterization tests. Nothing is generated and the notebook itself is never written.
     """
     from nbharden.cli import output as out_
-    from nbharden.cli.convert import _parameter_pairs
+    from nbharden.cli.convert import parameter_pairs
     from nbharden.cli.guard import Batch
 
     batch = Batch(debug=debug, err=out_.stderr())
-    pairs = _parameter_pairs(parameters or [], batch)
+    pairs = parameter_pairs(parameters or [], batch)
     if pairs is None:
         raise typer.Exit(batch.exit_code)
     shown = str(notebook)
