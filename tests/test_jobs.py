@@ -494,8 +494,8 @@ def test_runner_stop_escalates_to_sigkill_and_names_the_folders_being_written(
 
 
 def test_died_after_a_killed_write_finishes_it(tmp_path: Path) -> None:
-    """A worker that died while writing: the parent finishes (journal) or drops (temp files)
-    its write, and says so."""
+    """A worker that died while writing: the parent finishes (commit journal) or drops (stage
+    journal) its write, and says so."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.py").write_text("old\n")
@@ -510,7 +510,10 @@ def test_died_after_a_killed_write_finishes_it(tmp_path: Path) -> None:
         f"review; {out} was written (its interrupted write was finished)"
     )
     assert (out / "a.py").read_text() == "new\n" and not (out / JOURNAL).exists()
-    (out / f"{TMP_PREFIX}2").write_text("stale\n")
+    (out / f"{TMP_PREFIX}2").write_text("staged\n")  # killed while staging: dropped
+    (out / JOURNAL).write_text(
+        json.dumps({"version": 2, "phase": "stage", "temps": [f"{TMP_PREFIX}2"], "folders": []})
+    )
     assert _finish_writes([str(out)]) == [
         f"{out} holds either its old or its new files (writes are atomic)"
     ]

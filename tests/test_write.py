@@ -85,6 +85,22 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
     return snap
 
 
+def generated(out: Path, nb: Path) -> Path:
+    """``out`` as nbharden left it after writing V1 (with its manifest): the files a test then
+    replaces by links, FIFOs, ... are ones nbharden generated."""
+    write_changes(rev(V1, out, nb), force=False)
+    return out
+
+
+def plant_link(path: Path, target: Path | str) -> None:
+    """Replace the file or folder at ``path`` by a symbolic link to ``target``."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    path.symlink_to(target)
+
+
 def expected(files: dict[str, str], out: Path) -> dict[str, bytes]:
     return {p: t.encode() for p, t in files.items()} | {MANIFEST: (out / MANIFEST).read_bytes()}
 
@@ -219,13 +235,69 @@ def test_edited_file_that_is_no_longer_generated(tmp_path: Path, nb: Path) -> No
     assert not (out / "src/churn/sub").exists()
 
 
-def test_existing_file_nbharden_did_not_write_is_refused(tmp_path: Path, nb: Path) -> None:
+@pytest.mark.parametrize("force", [False, True])
+def test_existing_file_nbharden_did_not_write_is_refused(
+    tmp_path: Path, nb: Path, force: bool
+) -> None:
+    """A file at a generated path that the manifest does not list is the user's: refused even
+    with force (exit 2), and not called 'edited since generation'."""
     out = tmp_path / "out"
-    out.mkdir()
+    write_changes(rev({"src/churn/steps.py": "x\n"}, out, nb), force=False)
     (out / "pyproject.toml").write_text("[project]\nname = 'mine'\n")
-    with pytest.raises(EditedFileError, match="^pyproject.toml: edited since generation"):
-        write_changes(rev(V1, out, nb), force=False)
-    assert files_on_disk(out) == {"pyproject.toml": b"[project]\nname = 'mine'\n"}
+    before = snapshot(out)
+    with pytest.raises(WriteError) as info:
+        write_changes(rev(V1, out, nb), force=force)
+    assert str(info.value) == (
+        "pyproject.toml: a file nbharden did not generate (the manifest does not list it); "
+        "refused to write"
+    )
+    assert info.value.exit_code == EXIT_BAD_INPUT
+    assert snapshot(out) == before
+
+
+def test_folder_holding_files_without_a_manifest_is_refused(tmp_path: Path, nb: Path) -> None:
+    """The refused conversion of the issue: ``--out H`` where H holds a user's pyproject.toml
+    and an unrelated ``other/x_prod/.../.nbharden-tmp-abc``. Nothing is deleted or created."""
+    home = tmp_path / "H"
+    stray = home / "other" / "x_prod" / "src" / "x" / f"{TMP_PREFIX}abc"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("someone else's\n")
+    (home / "pyproject.toml").write_text("[project]\nname = 'mine'\n")
+    before, dirs = snapshot(home), folders_on_disk(home)
+    for force in (False, True):
+        with pytest.raises(WriteError) as info:
+            write_changes(rev(V1, home, nb), force=force)
+        assert info.value.message == (
+            "the output folder holds files nbharden did not generate (other) and no manifest "
+            ".nbharden.json; choose a new or empty folder"
+        )
+        assert info.value.exit_code == EXIT_BAD_INPUT
+        assert (snapshot(home), folders_on_disk(home)) == (before, dirs)
+    assert recover(home) is False  # recovery alone does not touch it either
+    assert (snapshot(home), folders_on_disk(home)) == (before, dirs)
+
+
+@pytest.mark.parametrize("manifest", ["not json", '{"files": {}, "manifest_version": 99}'])
+def test_unusable_manifest_is_refused(tmp_path: Path, nb: Path, manifest: str) -> None:
+    out = generated(tmp_path / "out", nb)
+    (out / MANIFEST).write_text(manifest)
+    before = snapshot(out)
+    with pytest.raises(WriteError, match="manifest .nbharden.json is damaged or from a newer"):
+        write_changes(rev(V2, out, nb), force=True)
+    assert snapshot(out) == before
+
+
+def test_root_and_home_are_refused(
+    tmp_path: Path, nb: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()  # empty: refused for what it is, not for what it holds
+    monkeypatch.setenv("HOME", str(home))
+    (tmp_path / "to_home").symlink_to(home)
+    for out, what in [(Path("/"), "the file system root"), (tmp_path / "to_home", "home folder")]:
+        with pytest.raises(WriteError, match=f"refusing to write into (the )?{what}"):
+            write_changes(rev(V1, out, nb), force=True)
+    assert list(home.iterdir()) == []
 
 
 def test_incomplete_change_set_is_refused(tmp_path: Path, nb: Path) -> None:
@@ -245,32 +317,30 @@ def test_incomplete_change_set_is_refused(tmp_path: Path, nb: Path) -> None:
 
 
 def test_target_link_leading_out_is_refused_even_with_force(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
+    out = generated(tmp_path / "out", nb)
     secret = tmp_path / "secret.txt"
     secret.write_text("keep\n")
-    (out / "pyproject.toml").symlink_to(secret)
+    plant_link(out / "pyproject.toml", secret)
+    before = snapshot(out)
     with pytest.raises(WriteError, match="^pyproject.toml: symbolic link leading out") as info:
-        write_changes(rev(V1, out, nb), force=True)
+        write_changes(rev(V2, out, nb), force=True)
     assert info.value.exit_code == EXIT_BAD_INPUT
     assert secret.read_text() == "keep\n"
-    assert files_on_disk(out) == {"pyproject.toml": f"-> {secret}".encode()}
+    assert snapshot(out) == before
 
 
 def test_dangling_link_leading_out_is_refused(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "pyproject.toml").symlink_to(tmp_path / "would-be-created.txt")
+    out = generated(tmp_path / "out", nb)
+    plant_link(out / "pyproject.toml", tmp_path / "would-be-created.txt")
     with pytest.raises(WriteError, match="leading out of the output folder"):
         write_changes(rev(V1, out, nb), force=True)
     assert not (tmp_path / "would-be-created.txt").exists()
 
 
 def test_target_link_inside_is_replaced_not_followed(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    (out / "src/churn").mkdir(parents=True)
+    out = generated(tmp_path / "out", nb)
     (out / "real_steps.py").write_text("user code\n")
-    (out / "src/churn/steps.py").symlink_to("../../real_steps.py")
+    plant_link(out / "src/churn/steps.py", "../../real_steps.py")
     cs = rev(V1, out, nb)
     assert {c.path: c.status for c in cs.changes}["src/churn/steps.py"] is FileStatus.EDITED
     with pytest.raises(EditedFileError):  # a link is never something nbharden wrote
@@ -282,9 +352,8 @@ def test_target_link_inside_is_replaced_not_followed(tmp_path: Path, nb: Path) -
 
 
 def test_dangling_link_inside_is_replaced(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "pyproject.toml").symlink_to("missing.toml")
+    out = generated(tmp_path / "out", nb)
+    plant_link(out / "pyproject.toml", "missing.toml")
     write_changes(rev(V1, out, nb), force=True)
     assert not (out / "pyproject.toml").is_symlink()
     assert (out / "pyproject.toml").read_text() == V1["pyproject.toml"]
@@ -292,10 +361,9 @@ def test_dangling_link_inside_is_replaced(tmp_path: Path, nb: Path) -> None:
 
 
 def test_link_equal_to_generated_content_is_left_alone(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
+    out = generated(tmp_path / "out", nb)
     (out / "shared.toml").write_text(V1["pyproject.toml"])
-    (out / "pyproject.toml").symlink_to("shared.toml")
+    plant_link(out / "pyproject.toml", "shared.toml")
     done = write_changes(rev(V1, out, nb), force=False)
     assert {c.path: c.status for c in done.changes}["pyproject.toml"] is FileStatus.UNCHANGED
     assert (out / "pyproject.toml").is_symlink()
@@ -303,15 +371,15 @@ def test_link_equal_to_generated_content_is_left_alone(tmp_path: Path, nb: Path)
 
 @pytest.mark.parametrize("inside", [False, True])
 def test_linked_parent_folder_is_refused(tmp_path: Path, nb: Path, inside: bool) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
+    out = generated(tmp_path / "out", nb)
     elsewhere = (out / "real") if inside else (tmp_path / "outside")
     elsewhere.mkdir()
-    (out / "src").symlink_to(elsewhere)
+    plant_link(out / "src", elsewhere)
+    before = snapshot(out)
     with pytest.raises(WriteError, match="src is a symbolic link"):
-        write_changes(rev(V1, out, nb), force=True)
+        write_changes(rev(V2, out, nb), force=True)
     assert list(elsewhere.iterdir()) == []
-    assert not (out / "pyproject.toml").exists()  # refused before anything was written
+    assert snapshot(out) == before  # refused before anything was written
 
 
 def test_output_folder_itself_may_be_a_link(tmp_path: Path, nb: Path) -> None:
@@ -324,12 +392,11 @@ def test_output_folder_itself_may_be_a_link(tmp_path: Path, nb: Path) -> None:
 
 
 def test_link_chain_leaving_the_folder_is_refused(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
+    out = generated(tmp_path / "out", nb)
     secret = tmp_path / "secret.txt"
     secret.write_text("keep\n")
     (out / "hop").symlink_to(secret)  # inside -> outside
-    (out / "pyproject.toml").symlink_to("hop")  # inside -> inside -> outside
+    plant_link(out / "pyproject.toml", "hop")  # inside -> inside -> outside
     with pytest.raises(WriteError, match="^pyproject.toml: symbolic link leading out"):
         write_changes(rev(V1, out, nb), force=True)
     assert secret.read_text() == "keep\n"
@@ -337,20 +404,19 @@ def test_link_chain_leaving_the_folder_is_refused(tmp_path: Path, nb: Path) -> N
 
 
 def test_link_out_and_back_in_is_inside(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
+    out = generated(tmp_path / "out", nb)
     (out / "mine.toml").write_text("user\n")
-    (out / "pyproject.toml").symlink_to("../out/mine.toml")  # leaves by name only
+    plant_link(out / "pyproject.toml", "../out/mine.toml")  # leaves by name only
     write_changes(rev(V1, out, nb), force=True)
     assert not (out / "pyproject.toml").is_symlink()
     assert (out / "mine.toml").read_text() == "user\n"
 
 
 def test_link_to_a_folder_inside_is_replaced_with_force(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
+    out = generated(tmp_path / "out", nb)
     (out / "data").mkdir(parents=True)
     (out / "data" / "keep.txt").write_text("keep\n")
-    (out / "pyproject.toml").symlink_to("data")
+    plant_link(out / "pyproject.toml", "data")
     cs = rev(V1, out, nb)
     assert {c.path: c.status for c in cs.changes}["pyproject.toml"] is FileStatus.EDITED
     with pytest.raises(EditedFileError):
@@ -361,9 +427,8 @@ def test_link_to_a_folder_inside_is_replaced_with_force(tmp_path: Path, nb: Path
 
 
 def test_link_loop_is_replaced_not_followed(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "pyproject.toml").symlink_to("loop")
+    out = generated(tmp_path / "out", nb)
+    plant_link(out / "pyproject.toml", "loop")
     (out / "loop").symlink_to("pyproject.toml")
     write_changes(rev(V1, out, nb), force=True)
     assert (out / "pyproject.toml").read_text() == V1["pyproject.toml"]
@@ -372,11 +437,10 @@ def test_link_loop_is_replaced_not_followed(tmp_path: Path, nb: Path) -> None:
 
 @pytest.mark.parametrize("folder", ["src", "src/churn"])
 def test_deeper_linked_folder_leaving_is_refused(tmp_path: Path, nb: Path, folder: str) -> None:
-    out = tmp_path / "out"
-    (out / folder).parent.mkdir(parents=True, exist_ok=True)
+    out = generated(tmp_path / "out", nb)
     outside = tmp_path / "outside"
     outside.mkdir()
-    (out / folder).symlink_to(outside)
+    plant_link(out / folder, outside)
     with pytest.raises(WriteError, match=f"{folder} is a symbolic link; nbharden does not write"):
         write_changes(rev(V1, out, nb), force=True)
     assert list(outside.iterdir()) == []
@@ -414,8 +478,8 @@ def test_dangling_output_folder_link_is_followed(tmp_path: Path, nb: Path) -> No
 
 
 def test_fifo_target_is_refused(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
+    out = generated(tmp_path / "out", nb)
+    (out / "pyproject.toml").unlink()
     os.mkfifo(out / "pyproject.toml")  # opening it for reading would block
     with pytest.raises(WriteError, match="^pyproject.toml: not a regular file"):
         write_changes(rev(V1, out, nb), force=True)
@@ -434,15 +498,22 @@ def test_journal_step_through_a_linked_folder_is_refused(tmp_path: Path, nb: Pat
     with pytest.raises(WriteError, match="unusable journal"):
         recover(out)
     assert (outside / "victim.py").read_text() == "keep\n"
+    (outside / f"{TMP_PREFIX}victim").write_text("keep\n")
+    _stage_journal(out, [f"linked/{TMP_PREFIX}victim"], ["linked"])
+    with pytest.raises(WriteError, match="unusable journal"):
+        recover(out)
+    assert (outside / f"{TMP_PREFIX}victim").read_text() == "keep\n"
 
 
 @pytest.mark.slow
 def test_cli_refuses_a_link_leading_out(tmp_path: Path) -> None:
     (tmp_path / "proj.ipynb").write_text(json.dumps(_notebook(["x = 1"])))
-    (tmp_path / "proj_prod").mkdir()
+    assert _cli("convert", "proj.ipynb", "--no-record", cwd=tmp_path).returncode == 0
     secret = tmp_path / "secret.toml"
     secret.write_text("keep\n")
-    (tmp_path / "proj_prod" / "pyproject.toml").symlink_to(secret)
+    plant_link(tmp_path / "proj_prod" / "pyproject.toml", secret)
+    before = files_on_disk(tmp_path / "proj_prod")
+    (tmp_path / "proj.ipynb").write_text(json.dumps(_notebook(["x = 2"])))
     proc = _cli("convert", "proj.ipynb", "--no-record", "--force", cwd=tmp_path)
     assert proc.returncode == EXIT_BAD_INPUT
     assert proc.stderr == (  # the path as seen from where the command ran
@@ -450,18 +521,21 @@ def test_cli_refuses_a_link_leading_out(tmp_path: Path) -> None:
         "refused to write\n"
     )
     assert secret.read_text() == "keep\n"
-    assert files_on_disk(tmp_path / "proj_prod") == {"pyproject.toml": f"-> {secret}".encode()}
+    assert files_on_disk(tmp_path / "proj_prod") == before
 
 
 # --- the notebook ---------------------------------------------------------------------------------
 
 
 def test_notebook_is_never_written(tmp_path: Path, nb: Path) -> None:
-    before = nb.read_bytes()
+    out = generated(tmp_path / "out", nb)
+    inside = out / "analysis.ipynb"  # the notebook, kept in its own output folder
+    shutil.copy(nb, inside)
+    before = inside.read_bytes()
     with pytest.raises(WriteError, match="source notebook"):
-        write_changes(rev({"analysis.ipynb": "{}", "x.py": "x\n"}, tmp_path, nb), force=True)
-    assert nb.read_bytes() == before
-    assert not (tmp_path / "x.py").exists()
+        write_changes(rev({"analysis.ipynb": "{}", "x.py": "x\n"}, out, inside), force=True)
+    assert inside.read_bytes() == before
+    assert not (out / "x.py").exists()
 
 
 def test_notebook_through_hard_and_soft_links_is_never_written(tmp_path: Path, nb: Path) -> None:
@@ -470,9 +544,12 @@ def test_notebook_through_hard_and_soft_links_is_never_written(tmp_path: Path, n
     os.link(nb, out / "hard.py")
     (out / "soft.py").symlink_to(nb)
     (out / "inside.py").symlink_to("hard.py")
+    # A manifest (say, crafted) that claims them as generated files.
+    listed = {name: "0" * 64 for name in ["hard.py", "soft.py", "inside.py"]}
+    (out / MANIFEST).write_text(json.dumps({"manifest_version": 1, "files": listed}))
     before = nb.read_bytes()
-    for name in ["hard.py", "soft.py", "inside.py"]:
-        with pytest.raises(WriteError):
+    for name in listed:
+        with pytest.raises(WriteError, match="source notebook"):
             write_changes(rev({name: "x\n"}, out, nb), force=True)
     assert nb.read_bytes() == before
 
@@ -494,27 +571,51 @@ def test_notebook_is_never_removed(tmp_path: Path, nb: Path) -> None:
 # --- temp files, journal, lock --------------------------------------------------------------------
 
 
-def test_stale_temp_files_are_removed_but_not_through_links(tmp_path: Path, nb: Path) -> None:
-    out = tmp_path / "out"
-    write_changes(rev(V1, out, nb), force=False)
-    (out / f"{TMP_PREFIX}abc").write_text("stale")
-    (out / f"src/churn/{TMP_PREFIX}def").write_text("stale")
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / f"{TMP_PREFIX}keep").write_text("not ours")
-    (out / "linked").symlink_to(outside)
-    write_changes(rev(V1, out, nb), force=False)
-    assert not any(TMP_PREFIX in p for p in files_on_disk(out))
-    assert (outside / f"{TMP_PREFIX}keep").exists()
+def _stage_journal(out: Path, temps: list[str], folders: list[str]) -> None:
+    """What a SIGKILL while staging leaves: a stage journal naming the temp files and folders."""
+    data = {"version": 2, "phase": "stage", "temps": temps, "folders": folders}
+    (out / JOURNAL).write_text(json.dumps(data))
 
 
-def test_recover_without_journal_only_cleans(tmp_path: Path, nb: Path) -> None:
+def test_temp_files_no_journal_names_are_left_alone(tmp_path: Path, nb: Path) -> None:
+    """A writer cannot prove such a file is its own (another program's, a nested output
+    folder's, an older nbharden's): it neither deletes it nor looks for it."""
+    out = generated(tmp_path / "out", nb)
+    strays = [f"{TMP_PREFIX}abc", f"src/churn/{TMP_PREFIX}def", f"notes/{TMP_PREFIX}x"]
+    for rel in strays:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text("not provably ours")
+    write_changes(rev(V2, out, nb), force=False)
+    assert recover(out) is False
+    for rel in strays:
+        assert (out / rel).read_text() == "not provably ours"
+
+
+def test_stage_journal_is_rolled_back_exactly(tmp_path: Path, nb: Path) -> None:
+    out = generated(tmp_path / "out", nb)
+    ours = [f"src/churn/{TMP_PREFIX}t1", f"fresh/dir/{TMP_PREFIX}t2", f"{TMP_PREFIX}never-made"]
+    for rel in ours[:2]:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text("staged")
+    (out / f"src/churn/{TMP_PREFIX}other").write_text("not named")
+    (out / "mine").mkdir()  # named as a folder the write made, but not empty: kept
+    (out / "mine/keep.txt").write_text("keep")
+    _stage_journal(out, ours, ["fresh", "fresh/dir", "mine"])
+    assert recover(out) is False  # rolled back, not replayed
+    assert files_on_disk(out) == expected(V1, out) | {
+        f"src/churn/{TMP_PREFIX}other": b"not named",
+        "mine/keep.txt": b"keep",
+    }
+    assert not (out / "fresh").exists()
+
+
+def test_recover_without_journal_changes_nothing(tmp_path: Path, nb: Path) -> None:
     out = tmp_path / "out"
     assert recover(out) is False  # no folder: nothing to do
     write_changes(rev(V1, out, nb), force=False)
-    (out / f"{TMP_PREFIX}x").write_text("stale")
+    before = snapshot(out)
     assert recover(out) is False
-    assert files_on_disk(out) == expected(V1, out)
+    assert snapshot(out) == before
 
 
 @pytest.mark.parametrize(
@@ -531,6 +632,12 @@ def test_recover_without_journal_only_cleans(tmp_path: Path, nb: Path) -> None:
         '{"version": 1, "steps": {"rename": "x"}}',
         '{"version": 1, "steps": [[]]}',
         '{"version": 1, "steps": [["remove", 1]]}',
+        '{"version": 2, "phase": "stage", "temps": ["../.nbharden-tmp-x"], "folders": []}',
+        '{"version": 2, "phase": "stage", "temps": ["src/churn/steps.py"], "folders": []}',
+        '{"version": 2, "phase": "stage", "temps": [], "folders": ["/tmp"]}',
+        '{"version": 2, "phase": "stage", "temps": {}, "folders": []}',
+        '{"version": 2, "phase": "rollback", "steps": []}',
+        '{"version": 2, "steps": []}',
         b"\xff\xfe not utf-8",
         "a folder",
     ],
@@ -578,12 +685,13 @@ def test_out_is_a_file(tmp_path: Path, nb: Path) -> None:
 
 def test_parent_is_a_regular_file(tmp_path: Path, nb: Path) -> None:
     # Fails as root too (permission bits would not).
-    out = tmp_path / "out"
-    out.mkdir()
+    out = generated(tmp_path / "out", nb)
+    shutil.rmtree(out / "src")
     (out / "src").write_text("a file where a folder should be")
+    before = snapshot(out)
     with pytest.raises(WriteError, match="^src/churn/__init__.py: src is in the way"):
         write_changes(rev(V1, out, nb), force=True)
-    assert files_on_disk(out) == {"src": b"a file where a folder should be"}
+    assert snapshot(out) == before
 
 
 def test_name_too_long_fails_before_anything_is_written(tmp_path: Path, nb: Path) -> None:
@@ -780,10 +888,11 @@ def test_journal_that_does_not_fit_leaves_the_folder_as_it_was(tmp_path: Path, n
         staged = [c for c in cs.changes if c.status in (FileStatus.NEW, FileStatus.CHANGED)]
         filler = _fill(disk)
         page = os.statvfs(disk).f_bsize
-        # tmpfs gives each small file one page: free exactly one per staged file.
+        # tmpfs gives each small file one page: free exactly one per staged file and one for the
+        # stage journal; the commit journal is written next to it before it replaces it.
         size = filler.stat().st_size
-        os.truncate(filler, size - size % page - page * len(staged))
-        assert os.statvfs(disk).f_bavail == len(staged)
+        os.truncate(filler, size - size % page - page * (len(staged) + 1))
+        assert os.statvfs(disk).f_bavail == len(staged) + 1
         with pytest.raises(WriteError) as info:
             write_changes(cs, force=False)
         assert str(info.value) == (
@@ -795,7 +904,7 @@ def test_journal_that_does_not_fit_leaves_the_folder_as_it_was(tmp_path: Path, n
 
 def test_read_only_file_system_in_process(tmp_path: Path, nb: Path) -> None:
     """Every way a read-only disk can refuse: a write, a new output folder, a pending journal,
-    a stale temp file. Each is exit 2 naming the path; nothing changes."""
+    an interrupted write's temp file. Each is exit 2 naming the path; nothing changes."""
     disk = tmp_path / "disk"
     with _tmpfs(disk, "1m"):
         out, journaled, stale = disk / "out", disk / "journaled", disk / "stale"
@@ -803,6 +912,7 @@ def test_read_only_file_system_in_process(tmp_path: Path, nb: Path) -> None:
             write_changes(rev(V1, folder, nb), force=False)
         _pending_journal(journaled, "pyproject.toml", "[project]\n")
         (stale / "src" / f"{TMP_PREFIX}old").write_text("stale")
+        _stage_journal(stale, [f"src/{TMP_PREFIX}old"], [])
         before = {folder: snapshot(folder) for folder in (out, journaled, stale)}
         ro = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True)
         assert ro.returncode == 0, ro.stderr
@@ -821,7 +931,8 @@ def test_read_only_file_system_in_process(tmp_path: Path, nb: Path) -> None:
         with pytest.raises(WriteError) as info:
             write_changes(rev(V1, stale, nb), force=False)
         assert str(info.value) == (
-            f"{stale}/src/{TMP_PREFIX}old: cannot delete a stale temp file: Read-only file system"
+            f"{stale}/src/{TMP_PREFIX}old: cannot delete a temp file of an interrupted write: "
+            "Read-only file system"
         )
         assert {folder: snapshot(folder) for folder in (out, journaled, stale)} == before
         # Writable again, the pending write is finished by the next write.
@@ -1187,9 +1298,9 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_next_run_cleans_up_after_interrupted_writes(tmp_path: Path) -> None:
-    """Left by real SIGKILLs: a journal and temp files (killed during the commit) in build/a,
-    temp files only (killed while staging) in build/b. The next ``nbharden convert`` finishes
-    or drops them, then writes the new sets."""
+    """Left by real SIGKILLs: a commit journal and temp files (killed during the commit) in
+    build/a, a stage journal and temp files (killed while staging) in build/b. The next
+    ``nbharden convert`` finishes or drops them, then writes the new sets."""
     for name in ("a", "b"):
         (tmp_path / f"{name}.ipynb").write_text(json.dumps(_notebook(["x = 1\ny = x * 2"])))
     first = _cli("convert", "a.ipynb", "b.ipynb", "--no-record", "-o", "build", cwd=tmp_path)
@@ -1205,8 +1316,9 @@ def test_next_run_cleans_up_after_interrupted_writes(tmp_path: Path) -> None:
             assert any(TMP_PREFIX in p for p in files_on_disk(out))
     finally:
         zygote.close()
-    assert (tmp_path / "build/a" / JOURNAL).exists()
-    assert not (tmp_path / "build/b" / JOURNAL).exists()
+    # a: killed after the commit point; b: killed while staging
+    assert json.loads((tmp_path / "build/a" / JOURNAL).read_text())["phase"] == "commit"
+    assert json.loads((tmp_path / "build/b" / JOURNAL).read_text())["phase"] == "stage"
     for name in ("a", "b"):
         (tmp_path / f"{name}.ipynb").write_text(json.dumps(_notebook(["x = 2\ny = x * 2"])))
     second = _cli("convert", "a.ipynb", "b.ipynb", "--no-record", "-o", "build", cwd=tmp_path)
@@ -1219,3 +1331,53 @@ def test_next_run_cleans_up_after_interrupted_writes(tmp_path: Path) -> None:
         assert b"x = 2" in on_disk[f"src/{name}/steps.py"]
         again = api.convert(tmp_path / f"{name}.ipynb", Settings(record=False, out=out))
         assert {c.status for c in again.changes} == {FileStatus.UNCHANGED}
+
+
+# --- the output folder replaced while the notebook runs ------------------------------------------
+
+
+def _planting_notebook(out_name: str, elsewhere: Path) -> dict[str, object]:
+    """A notebook whose code replaces its own output folder with a link to ``elsewhere`` (it runs
+    twice when recorded: the second run finds the link in place)."""
+    return _notebook(
+        [
+            "import os\nimport shutil\n"
+            f"if not os.path.islink({out_name!r}):\n"
+            f"    shutil.rmtree({out_name!r}, ignore_errors=True)\n"
+            "    try:\n"
+            f"        os.symlink({str(elsewhere)!r}, {out_name!r})\n"
+            "    except OSError:\n"
+            "        pass\n",
+            "x = 1\ny = x * 2",
+        ]
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sandbox", ["--no-sandbox", "--sandbox"])
+def test_cli_refuses_an_output_folder_the_recording_replaced_with_a_link(
+    tmp_path: Path, sandbox: str
+) -> None:
+    """A real kernel runs a cell that replaces plant_prod (written by an earlier conversion) with
+    a link to a folder elsewhere: the write is refused (exit 2, one line) and nothing is written
+    there. Before, the package (with the notebook's code) went through the link, sandboxed or
+    not."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "plant.ipynb").write_text(json.dumps(_planting_notebook("plant_prod", elsewhere)))
+    first = _cli("convert", "plant.ipynb", "--no-record", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    proc = _cli("convert", "plant.ipynb", "--no-verify", sandbox, cwd=tmp_path)
+    assert list(elsewhere.iterdir()) == []
+    if sandbox == "--sandbox" and not (tmp_path / "plant_prod").is_symlink():
+        # A sandbox that keeps the output folder out of the notebook's reach is fine too.
+        assert proc.returncode == 0, proc.stderr
+        return
+    assert (tmp_path / "plant_prod").is_symlink(), "the notebook did not plant its link"
+    assert proc.returncode == EXIT_BAD_INPUT, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"plant_prod: the output folder now leads to {elsewhere}: it was replaced (by a link) "
+        "while the notebook ran; refused to write"
+    )
+    assert "Traceback" not in proc.stderr
+    assert list(elsewhere.iterdir()) == []

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from nbharden.analyse import FullAnalysis
     from nbharden.record.models import Recording
     from nbharden.record.sandbox import SandboxReport
+    from nbharden.write import OutPin
 
 #: Progress callback: (stage name, notebook path). The CLI uses it for its progress display.
 Progress = Callable[[str, Path], None]
@@ -173,15 +174,19 @@ def record(
     return _guard(path, run)
 
 
-def write(changes: ChangeSet, settings: Settings | None = None) -> ChangeSet:
+def write(
+    changes: ChangeSet, settings: Settings | None = None, *, pin: OutPin | None = None
+) -> ChangeSet:
     """Write a ``ChangeSet`` atomically. Refuses hand-edited files unless ``settings.force``.
 
-    Raises ``EditedFileError`` (with the diff) or ``WriteError``. Returns the change set as written.
+    ``pin`` (``nbharden.write.pin_out`` before the conversion ran): the write is refused if the
+    output folder leads elsewhere now. Raises ``EditedFileError`` (with the diff) or
+    ``WriteError``. Returns the change set as written.
     """
     from nbharden.write import write_changes
 
     settings = settings or Settings()
-    return write_changes(changes, force=settings.force)
+    return write_changes(changes, force=settings.force, pin=pin)
 
 
 T = TypeVar("T")

@@ -24,12 +24,15 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from nbharden import api
 from nbharden.errors import EditedFileError, NbhardenError, VerificationError, WriteError
 from nbharden.models import ChangeSet, FileStatus, Finding
 from nbharden.settings import Settings
+
+if TYPE_CHECKING:
+    from nbharden.write import OutPin
 
 
 class Mode(enum.StrEnum):
@@ -157,12 +160,7 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
     """
     settings = request.settings
     notebook = Path(request.notebook)
-    if request.mode is Mode.WRITE:
-        # Finish a write that was killed half-way before comparing with the disk, so that the review sees the
-        # folder's old or new files, never a mix.
-        from nbharden.write import recover
-
-        recover(Path(settings.out) if settings.out else api.default_out(notebook))
+    pin = _prepare_out(Path(settings.out) if settings.out else api.default_out(notebook), request.mode)
     changes = api.convert(notebook, settings, hooks.progress)
     if request.mode is not Mode.WRITE:
         return Reviewed(changes)
@@ -171,7 +169,7 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
         return Blocked(changes, blocked)
     hooks.writing(changes.out)
     try:
-        written = api.write(changes, settings)
+        written = api.write(changes, settings, pin=pin)
     except EditedFileError as exc:
         return _edited(changes, as_seen_by_caller(exc, changes.out))
     except NbhardenError as exc:
@@ -183,15 +181,33 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
     return _verify(notebook, written, paths, hooks, settings)
 
 
+def _prepare_out(out: Path, mode: Mode) -> OutPin | None:
+    """Before the notebook runs: refuse an output folder nbharden must not use (a link loop; to write: ``/``,
+    the home folder, a folder of files without a manifest), finish a write that was killed half-way (so the
+    review sees the folder's old or new files, never a mix), and pin where the folder leads: the notebook's code
+    may replace it with a link, and the write then refuses. Returns the pin when writing."""
+    from nbharden.write import check_out, pin_out, recover
+
+    try:
+        check_out(out, writing=mode is Mode.WRITE)
+        if mode is not Mode.WRITE:
+            return None
+        recover(out)
+        return pin_out(out)
+    except NbhardenError as exc:
+        raise as_seen_by_caller(exc, out) from None
+
+
 E = TypeVar("E", bound=NbhardenError)
 
 
 def as_seen_by_caller(exc: E, out: Path) -> E:
     """``exc`` naming its file as the caller names the output folder (``out/src/pkg/steps.py``), not from inside
-    the folder as the write stage does. Changed in place and returned."""
+    the folder as the write stage does (a relative path there is relative to the output folder; the folder itself
+    it names by its absolute path). Changed in place and returned."""
     from nbharden.review import resolve_out
 
-    if exc.path is None:
+    if exc.path is None or Path(exc.path) == out.absolute():
         where = out
     else:
         path = Path(exc.path)

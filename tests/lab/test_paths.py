@@ -216,3 +216,54 @@ async def test_a_5_mb_path_is_refused_with_a_short_message(live: Live) -> None:
     )
     assert resp.code == 400
     assert len(resp.body) < 2000
+
+
+def _planting_notebook(out_name: str, elsewhere: Path) -> dict[str, Any]:
+    """``sales.ipynb`` with a first cell that replaces its output folder with a link to
+    ``elsewhere`` (idempotent: a recording runs the notebook twice)."""
+    nb: dict[str, Any] = json.loads((DATA / "sales.ipynb").read_text())
+    plant = (
+        "import os\nimport shutil\n"
+        f"if not os.path.islink({out_name!r}):\n"
+        f"    shutil.rmtree({out_name!r}, ignore_errors=True)\n"
+        "    try:\n"
+        f"        os.symlink({str(elsewhere)!r}, {out_name!r})\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
+    cell = {"cell_type": "code", "id": "plant", "metadata": {}, "execution_count": None}
+    nb["cells"].insert(0, {**cell, "outputs": [], "source": plant})
+    return nb
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sandbox", ["off", "bwrap"])
+async def test_a_recording_cannot_redirect_the_write_out_of_the_root(
+    live: Live, jp_root_dir: Path, sandbox: str
+) -> None:
+    """``record: true``: the notebook's code replaces its output folder (written by an earlier
+    request) with a link leading out of the root. The write is refused (409) and nothing is
+    written or created outside the root. Before, the root and link checks ran only before the
+    recording and the package landed outside the root."""
+    outside = jp_root_dir.parent / "redirect-target"
+    outside.mkdir()
+    work = jp_root_dir / "work"
+    work.mkdir()
+    (work / "plant.ipynb").write_text(json.dumps(_planting_notebook("plant_prod", outside)))
+    (work / "pyproject.toml").write_text(f'[tool.nbharden]\nsandbox = "{sandbox}"\n')
+    code, data = await live.convert({"path": "work/plant.ipynb", "write": True})
+    assert code == 200, data
+    with FileGuard(outside) as guard:
+        code, err = await live.convert({"path": "work/plant.ipynb", "write": True, "record": True})
+    assert list(outside.iterdir()) == []
+    assert not [hit for hit in guard.hits if hit[0] != "os.symlink"], guard.hits
+    if sandbox == "bwrap" and not (work / "plant_prod").is_symlink():
+        assert code in (200, 422), err  # a sandbox that keeps the folder out of reach is fine too
+        return
+    assert (work / "plant_prod").is_symlink(), "the notebook did not plant its link"
+    assert code == 409, err
+    assert err["kind"] == "write"
+    assert err["message"] == (
+        f"work/plant_prod: the output folder now leads to {outside}: it was replaced (by a link) "
+        "while the notebook ran; refused to write"
+    )

@@ -17,9 +17,12 @@ Security and concurrency (see docs/lab.md and RELIABILITY.md):
   ``asyncio.Lock``: a second request waits for the first to finish, so writes never interleave.
   Identical requests that are waiting together share one run (it starts after each of them
   arrived), so a burst of clicks costs one conversion, not one each;
-* the write is ``nbharden.write.write_changes``: under an ``flock`` shared with the CLI, it
-  classifies every file again right before writing (an edit made while the conversion ran is
-  refused, not overwritten), stages and commits atomically, and never writes through a link;
+* the write is ``nbharden.write.write_changes`` (through ``nbharden.workflow``): under an
+  ``flock`` shared with the CLI, it resolves the output folder again and refuses if it leads
+  anywhere but where it led (inside the root) before the notebook ran (a recording that replaced
+  it with a link), classifies every file again right before writing (an edit made while the
+  conversion ran is refused, not overwritten), stages and commits atomically, and never writes
+  through a link;
 * the conversion runs in a worker thread, so a long run (recording executes the notebook) does
   not block the server's event loop.
 """
