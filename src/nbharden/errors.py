@@ -90,6 +90,17 @@ class EditedFileError(NbhardenError):
         super().__init__(message, path=path)
 
 
+class BehaviourChangedError(NbhardenError):
+    """A conversion would change the recorded behaviour (results, step outputs) and the change was not
+    accepted (``convert --accept-changes``). ``diff`` is the behaviour diff as text."""
+
+    exit_code = EXIT_CHANGES
+
+    def __init__(self, message: str, *, path: Path | str | None = None, diff: str = "") -> None:
+        self.diff = diff
+        super().__init__(message, path=path)
+
+
 class VerificationError(NbhardenError):
     """Generated code failed its own checks (re-parse, formatting changed the AST, not idempotent)."""
 

@@ -39,6 +39,13 @@ class Settings:
     sandbox_processes: int = 128  # processes and threads of the kernel, all together
     sandbox_file_mb: int = 1024  # largest file the notebook may write
     sandbox_wall_time: float = 3600.0  # seconds per recorded run
+    # write a recording whose behaviour differs from the one on disk (convert --accept-changes)
+    accept_changes: bool = False
+    # [tool.nbharden.review] (nbharden.behaviour.Tolerances): relative tolerance when no pattern matches,
+    # (name glob, relative tolerance) pairs, step globs whose outputs are not compared
+    review_default_tolerance: float = 1e-9
+    review_tolerances: tuple[tuple[str, float], ...] = ()
+    review_ignore_steps: tuple[str, ...] = ()
     # rule selection (nbharden.selection): codes or prefixes (NBH6) or ALL; empty select means ALL
     select: tuple[str, ...] = ()
     extend_select: tuple[str, ...] = ()
@@ -53,7 +60,14 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-_KEYS = {f.name.replace("_", "-"): f.name for f in fields(Settings)}
+#: ``[tool.nbharden]`` keys. Not ``accept-changes``: accepting a behaviour change is a decision for one run.
+_KEYS = {
+    f.name.replace("_", "-"): f.name
+    for f in fields(Settings)
+    if not f.name.startswith("review_") and f.name != "accept_changes"
+}
+#: Keys of the ``[tool.nbharden.review]`` table.
+_REVIEW_KEYS = ("default-tolerance", "tolerances", "ignore-steps")
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -85,6 +99,9 @@ def load_settings(start: Path, **overrides: Any) -> Settings:
         if not isinstance(table, dict):
             raise UsageError("[tool.nbharden] must be a table", path=pyproject)
         for key, value in table.items():
+            if key == "review":
+                base.update(_review_settings(value, pyproject))
+                continue
             attr = _KEYS.get(key) or (key if key in _KEYS.values() else None)
             if attr is None:
                 raise UsageError(
@@ -118,3 +135,33 @@ def load_settings(start: Path, **overrides: Any) -> Settings:
     if overrides.get("sandbox") == "on":  # --sandbox: the configured tier, else auto
         overrides["sandbox"] = base["sandbox"] if base.get("sandbox", "off") != "off" else "auto"
     return Settings(**base).replace(**overrides)
+
+
+def _review_settings(table: object, pyproject: Path) -> dict[str, Any]:
+    """The ``[tool.nbharden.review]`` table as ``Settings`` fields. Raises ``UsageError`` naming the key."""
+
+    def bad(what: str) -> UsageError:
+        return UsageError(f"[tool.nbharden.review] {what}", path=pyproject)
+
+    if not isinstance(table, dict):
+        raise bad("must be a table")
+    unknown = sorted(set(table) - set(_REVIEW_KEYS))
+    if unknown:
+        raise bad(f"has unknown key '{unknown[0]}'; known: {', '.join(_REVIEW_KEYS)}")
+    fields_: dict[str, Any] = {}
+    default = table.get("default-tolerance")
+    if default is not None:
+        if isinstance(default, bool) or not isinstance(default, (int, float)) or default < 0:
+            raise bad("'default-tolerance' must be a number >= 0 (a relative tolerance)")
+        fields_["review_default_tolerance"] = float(default)
+    patterns = table.get("tolerances", {})
+    if not isinstance(patterns, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in patterns.values()
+    ):
+        raise bad("'tolerances' must map name patterns to numbers >= 0: { \"acc*\" = 0.01 }")
+    fields_["review_tolerances"] = tuple((str(k), float(v)) for k, v in patterns.items())
+    steps = table.get("ignore-steps", [])
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise bad("'ignore-steps' must be a list of step name patterns")
+    fields_["review_ignore_steps"] = tuple(steps)
+    return fields_

@@ -27,11 +27,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from nbharden import api
-from nbharden.errors import EditedFileError, NbhardenError, VerificationError, WriteError
+from nbharden.errors import (
+    BehaviourChangedError,
+    EditedFileError,
+    NbhardenError,
+    VerificationError,
+    WriteError,
+)
 from nbharden.models import ChangeSet, FileStatus, Finding
 from nbharden.settings import Settings
 
 if TYPE_CHECKING:
+    from nbharden.behaviour import BehaviourDiff
     from nbharden.write import OutPin
 
 
@@ -87,9 +94,13 @@ class TestRun:
 
 @dataclass(frozen=True)
 class Reviewed:
-    """``Mode.DIFF`` or ``Mode.CHECK``: the package compared with the disk; nothing written."""
+    """``Mode.DIFF`` or ``Mode.CHECK``: the package compared with the disk; nothing written.
+
+    ``behaviour``: how the new recording differs from the one on disk (None when either has none).
+    """
 
     changes: ChangeSet
+    behaviour: BehaviourDiff | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,27 @@ class Written:
     changes: ChangeSet
     paths: tuple[str, ...]
     tests: TestRun | None = None
+    behaviour: BehaviourDiff | None = None  # what the new recording changed (accepted, or none)
+
+
+@dataclass(frozen=True)
+class BehaviourChanged:
+    """Nothing was written: the new recording behaves differently from the one on disk (a result, a value a
+    step makes), and the request did not accept that (``settings.accept_changes``). Writing would re-baseline
+    the generated tests silently; accepting is a decision, made with ``convert --accept-changes``.
+    """
+
+    changes: ChangeSet
+    behaviour: BehaviourDiff
+
+    @property
+    def error(self) -> BehaviourChangedError:
+        return BehaviourChangedError(
+            f"behaviour changed: {self.behaviour.headline()}; nothing written. Check the change, then "
+            "convert again with --accept-changes to record the new behaviour",
+            path=self.changes.notebook,
+            diff="\n".join(self.behaviour.lines()) + "\n",
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +176,7 @@ class VerificationFailed:
     error: VerificationError
 
 
-Outcome = Reviewed | Written | Blocked | Edited | VerificationFailed
+Outcome = Reviewed | Written | Blocked | Edited | VerificationFailed | BehaviourChanged
 
 #: Rule families whose findings can explain a failing generated suite: hidden state and execution order,
 #: unseeded randomness.
@@ -162,11 +194,14 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
     notebook = Path(request.notebook)
     pin = _prepare_out(Path(settings.out) if settings.out else api.default_out(notebook), request.mode)
     changes = api.convert(notebook, settings, hooks.progress)
+    behaviour = _behaviour(changes, settings)
     if request.mode is not Mode.WRITE:
-        return Reviewed(changes)
+        return Reviewed(changes, behaviour)
     blocked = dict(changes.extra.get("blocked", {}))
     if blocked:
         return Blocked(changes, blocked)
+    if behaviour is not None and behaviour.changed and not settings.accept_changes:
+        return BehaviourChanged(changes, behaviour)
     hooks.writing(changes.out)
     try:
         written = api.write(changes, settings, pin=pin)
@@ -177,8 +212,26 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
     hooks.written(changes.out)
     paths = tuple(c.path for c in written.changes if c.status is not FileStatus.UNCHANGED)
     if not (settings.record and settings.verify):
-        return Written(written, paths)
-    return _verify(notebook, written, paths, hooks, settings)
+        return Written(written, paths, behaviour=behaviour)
+    outcome = _verify(notebook, written, paths, hooks, settings)
+    if isinstance(outcome, Written):
+        return dataclasses.replace(outcome, behaviour=behaviour)
+    return outcome
+
+
+def _behaviour(changes: ChangeSet, settings: Settings) -> BehaviourDiff | None:
+    """How the generated recording differs from the one in the output folder (None: nothing to compare)."""
+    from nbharden.behaviour import diff_against_disk
+    from nbharden.review import resolve_out
+
+    if not settings.record:
+        return None
+    files = {c.path: c.new_text for c in changes.changes if c.new_text is not None}
+    try:
+        root = resolve_out(changes.out)
+    except NbhardenError:
+        return None
+    return diff_against_disk(files, root, settings)
 
 
 def _prepare_out(out: Path, mode: Mode) -> OutPin | None:

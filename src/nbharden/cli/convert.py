@@ -23,6 +23,7 @@ from nbharden.cli.selectors import ExtendSelect, Ignore, Select, selector_overri
 if TYPE_CHECKING:
     from typer import _click
 
+    from nbharden.behaviour import BehaviourDiff
     from nbharden.cli.guard import Batch, Failure
     from nbharden.cli.jobs import Crashed, Died, Report
     from nbharden.errors import NbhardenError
@@ -47,7 +48,8 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 --check found changes / a generated file was edited by hand /
-verification failed, 2 usage error or bad notebook, 3 the notebook failed when run,
+the recorded behaviour changed (without --accept-changes) / verification failed,
+2 usage error or bad notebook, 3 the notebook failed when run,
 123 internal error, 130 interrupted, 143 terminated. With several notebooks the worst
 (largest) code of any notebook wins: 123 > 3 > 2 > 1 > 0. Each notebook is converted in a
 worker process of its own: one whose worker dies (killed, crashed) is reported, with 3 if
@@ -107,6 +109,16 @@ ForceParam = Annotated[
     bool,
     typer.Option(
         "--force", help="Overwrite generated files even if they were edited by hand since."
+    ),
+]
+
+AcceptChangesParam = Annotated[
+    bool,
+    typer.Option(
+        "--accept-changes",
+        help="Write the new recording even when the notebook's behaviour changed (a result or a "
+        "value a step makes differs from the recording on disk). Without it such a conversion "
+        "shows the behaviour diff, writes nothing and exits 1.",
     ),
 ]
 
@@ -191,6 +203,7 @@ def convert(
     diff: DiffParam = False,
     check: CheckParam = False,
     force: ForceParam = False,
+    accept_changes: AcceptChangesParam = False,
     unsafe_fixes: UnsafeFixesParam = False,
     no_record: NoRecordParam = False,
     no_verify: NoVerifyParam = False,
@@ -224,6 +237,7 @@ def convert(
     overrides: dict[str, Any] = {
         "name": name,
         "force": True if force else None,
+        "accept_changes": True if accept_changes else None,
         "unsafe_fixes": True if unsafe_fixes else None,
         "record": False if no_record else None,
         "verify": False if no_verify else None,
@@ -280,7 +294,13 @@ class _View:
             _render_text(changes, task.shown, diff=self.diff, check=self.check, report=self.report)
         else:
             self.results.append(
-                {**changes.to_json(), "notebook": task.shown, "written": written, "error": None}
+                {
+                    **changes.to_json(),
+                    "notebook": task.shown,
+                    "written": written,
+                    "error": None,
+                    "behaviour": changes.extra.get("behaviour"),
+                }
             )
 
     def finish(self) -> None:
@@ -568,15 +588,24 @@ def _convert_one(
     )
     outcome = wf.run_conversion(wf.ConversionRequest(notebook, settings, mode), hooks)
     match outcome:
-        case wf.Reviewed(changes=changes):
-            return changes, False
-        case wf.Written(changes=changes):
-            return changes, True
-        case wf.Blocked() | wf.Edited():
+        case wf.Reviewed(changes=changes, behaviour=behaviour):
+            return _with_behaviour(changes, behaviour), False
+        case wf.Written(changes=changes, behaviour=behaviour):
+            return _with_behaviour(changes, behaviour), True
+        case wf.Blocked() | wf.Edited() | wf.BehaviourChanged():
             raise outcome.error from None
         case wf.VerificationFailed():
             raise _verification_failure(outcome, str(notebook)) from None
     raise AssertionError(f"unknown outcome {outcome!r}")
+
+
+def _with_behaviour(changes: ChangeSet, behaviour: BehaviourDiff | None) -> ChangeSet:
+    """``changes`` carrying the behaviour diff (``extra["behaviour"]``) for the summary and ``--format json``."""
+    import dataclasses
+
+    if behaviour is None:
+        return changes
+    return dataclasses.replace(changes, extra={**changes.extra, "behaviour": behaviour.to_json()})
 
 
 def _verification_failure(outcome: VerificationFailed, shown: str) -> NbhardenError:
@@ -610,6 +639,9 @@ def _render_text(changes: ChangeSet, shown: str, *, diff: bool, check: bool, rep
                 text = change.diff if change.diff.endswith("\n") else change.diff + "\n"
                 out.write(output.colorize_diff(text, color))
         out.flush()
+    behaviour = changes.extra.get("behaviour")
+    if isinstance(behaviour, dict) and behaviour.get("changed"):
+        print(f"{shown}: behaviour: {behaviour.get('headline')}", file=report)
     if check:
         for line in output.check_lines(changes, shown):
             print(line, file=report)
@@ -629,4 +661,5 @@ def _error_json(notebook: str, error: dict[str, object]) -> dict[str, Any]:
         "tests": None,
         "written": False,
         "error": error,
+        "behaviour": None,
     }

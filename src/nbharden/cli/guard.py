@@ -75,7 +75,7 @@ def describe(exc: BaseException, *, path: Path | str | None = None) -> Failure:
     ``path`` names the notebook being worked on, used when the exception does not name a file
     itself.
     """
-    from nbharden.errors import EditedFileError, InternalError
+    from nbharden.errors import BehaviourChangedError, EditedFileError, InternalError
 
     if isinstance(exc, NbhardenError):
         message = exc.message
@@ -93,7 +93,7 @@ def describe(exc: BaseException, *, path: Path | str | None = None) -> Failure:
             cell=exc.cell,
             line_no=exc.line,
             col=exc.col,
-            diff=exc.diff if isinstance(exc, EditedFileError) else "",
+            diff=exc.diff if isinstance(exc, (EditedFileError, BehaviourChangedError)) else "",
         )
     if isinstance(exc, Terminated):
         return Failure(EXIT_TERMINATED, "terminated", "terminated", None)

@@ -418,6 +418,14 @@ class _Job:
                 raise self._edited(list(paths), error.diff)
             case wf.VerificationFailed(error=error):
                 raise error_for(error, self.root)
+            case wf.BehaviourChanged(behaviour=behaviour):
+                raise RequestError(
+                    409,
+                    f"not written: behaviour changed ({behaviour.headline()}); convert with "
+                    "--accept-changes on the command line to record the new behaviour",
+                    kind="behaviour",
+                    behaviour=behaviour.to_json(),
+                )
         raise AssertionError(f"unknown outcome {outcome!r}")
 
     def _answer(self, changes: ChangeSet, written: list[str] | None) -> dict[str, Any]:
