@@ -120,8 +120,14 @@ def _kill(pid: int) -> None:
 
 
 def copy_fixture(name: str, folder: Path) -> Path:
+    """The fixture in ``folder``. Running as root, the folder belongs to nobody, as a user's
+    notebook would: tier bwrap runs the kernel as the folder's owner (never as root)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(HOSTILE / f"{name}.ipynb", folder / f"{name}.ipynb"))
+    path = Path(shutil.copy(HOSTILE / f"{name}.ipynb", folder / f"{name}.ipynb"))
+    if os.geteuid() == 0:
+        for item in (folder, path):
+            os.chown(item, *sb.NOBODY)
+    return path
 
 
 def run(notebook: Path, workdir: Path, **settings: object) -> Recording:
@@ -461,3 +467,102 @@ def test_notebook_in_the_home_folder_itself_is_refused(tmp_path: Path, home: Pat
     notebook = copy_fixture("benign", home)
     with pytest.raises(UsageError, match="the sandbox cannot hide .*home.*contains it"):
         run(notebook, tmp_path / "rec", sandbox="bwrap")
+
+
+# --- what tier bwrap closes besides (issue 10): environment, sockets, /tmp, disk, user ------------
+
+
+@pytest.mark.parametrize("tier", tiers("bwrap"))
+def test_environment_sockets_tmp_and_user_are_contained(
+    tier: str, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credential-like and ordinary variables are gone but for ``pass-env``; HOME is an empty
+    folder; a Unix socket in the notebook's own folder refuses; /tmp is 16 MiB; the kernel is not
+    root and cannot read /etc/shadow."""
+    (home / ".ssh").mkdir()
+    monkeypatch.setenv("NBH_PROBE_DB_PASS", f"pw-{uuid.uuid4().hex}")
+    monkeypatch.setenv("NBH_PROBE_PLAIN", "plain")
+    monkeypatch.setenv("NBH_PASSED", "passed on")
+    notebook = copy_fixture("escape_probe", tmp_path / "nb")
+    server, received = _unix_server(tmp_path / "nb" / "db.sock")
+    try:
+        recording = run(
+            notebook,
+            tmp_path / "rec",
+            sandbox=tier,
+            sandbox_tmp_mb=16,
+            pass_env=("NBH_PASSED",),
+            parameters=(("sock", str(tmp_path / "nb" / "db.sock")),),
+        )
+    finally:
+        server.close()
+    found = output_value(recording, "outcome")
+    assert isinstance(found, dict)
+    assert found["probe_env"] == [] and found["passed_env"] == "passed on"
+    assert ".ssh" not in found["home"]
+    assert found["socket"] == "blocked: ConnectionRefusedError" and received == []
+    assert found["tmp"] == "blocked: OSError"
+    if os.geteuid() == 0:
+        assert found["uid"] == sb.NOBODY[0]
+        assert found["shadow"] == "blocked: PermissionError"
+    assert recording.sandbox is not None and recording.sandbox["environment"] == "allow-list"
+
+
+def test_control_without_sandbox_the_escape_probe_gets_out(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / ".ssh").mkdir()
+    monkeypatch.setenv("NBH_PROBE_DB_PASS", "pw")
+    notebook = copy_fixture("escape_probe", tmp_path / "nb")
+    server, received = _unix_server(tmp_path / "nb" / "db.sock")
+    try:
+        recording = run(
+            notebook, tmp_path / "rec", parameters=(("sock", str(tmp_path / "nb" / "db.sock")),)
+        )
+    finally:
+        server.close()
+    found = output_value(recording, "outcome")
+    assert isinstance(found, dict)
+    assert found["probe_env"] == ["NBH_PROBE_DB_PASS"] and ".ssh" in found["home"]
+    assert found["socket"] == "connected" and found["tmp"] == "wrote 64 MiB"
+    deadline = time.monotonic() + 5
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert received == [b"hello from the notebook"]
+    if os.geteuid() == 0:
+        assert found["uid"] == 0 and str(found["shadow"]).startswith("read")
+
+
+def _unix_server(path: Path) -> tuple[socket.socket, list[bytes]]:
+    """A Unix socket server at ``path`` that records what each connection sends."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    os.chmod(path, 0o777)  # anyone may connect: only the sandbox stands in the way
+    server.listen()
+    received: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                received.append(conn.recv(1024))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, received
+
+
+@pytest.mark.parametrize("tier", tiers("bwrap"))
+def test_disk_quota_stops_a_run_that_fills_its_folder(
+    tier: str, tmp_path: Path, home: Path
+) -> None:
+    notebook = copy_fixture("disk_hog", tmp_path / "nb")
+    with pytest.raises(ExecutionError) as caught:
+        run(notebook, tmp_path / "rec", sandbox=tier, sandbox_disk_mb=16)
+    assert "wrote more than 16 MiB" in caught.value.message
+    assert "setting sandbox-disk-mb" in caught.value.message
+    written = sum(p.stat().st_size for p in (tmp_path / "nb" / "hog").iterdir())
+    assert 16 << 20 < written < 100 << 20  # stopped soon after the quota, not at 200 MiB

@@ -341,6 +341,7 @@ def _pytest_in_sandbox(
             protect=[out],
             overlays=overlays,
             kernel=False,
+            own_env={k: v for k, v in env.items() if k in _TEST_ENV},
         )
         limit = min(timeout, report.wall_time) if report.active else timeout
         try:
@@ -357,6 +358,10 @@ def _pytest_in_sandbox(
                 path=out,
             )
     return proc.stdout + proc.stderr, proc.returncode
+
+
+#: What the generated tests' environment has of its own (kept in sandbox tier ``bwrap``).
+_TEST_ENV = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "MPLBACKEND", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
 
 
 def _copy_tree(out: Path, copy: Path, files: Mapping[str, str] | None) -> None:

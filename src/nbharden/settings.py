@@ -39,6 +39,9 @@ class Settings:
     sandbox_processes: int = 128  # processes and threads of the kernel, all together
     sandbox_file_mb: int = 1024  # largest file the notebook may write
     sandbox_wall_time: float = 3600.0  # seconds per recorded run
+    sandbox_tmp_mb: int = 256  # size of the sandbox's own /tmp (tier bwrap)
+    sandbox_disk_mb: int = 2048  # all that a run may write into the notebook's folder (tier bwrap)
+    pass_env: tuple[str, ...] = ()  # environment variables tier bwrap passes to the kernel
     # write a recording whose behaviour differs from the one on disk (convert --accept-changes)
     accept_changes: bool = False
     # [tool.nbharden.review] (nbharden.behaviour.Tolerances): relative tolerance when no pattern matches,
@@ -111,6 +114,13 @@ def load_settings(start: Path, **overrides: Any) -> Settings:
             default = getattr(Settings(), attr)
             if attr == "out":
                 value = (pyproject.parent / str(value)).resolve()
+            elif attr == "pass_env":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise UsageError(
+                        "'pass-env' in [tool.nbharden] must be a list of variable names",
+                        path=pyproject,
+                    )
+                value = tuple(value)
             elif attr == "parameters":
                 if not isinstance(value, dict):
                     raise UsageError(

@@ -248,7 +248,12 @@ def _run_once(
         raise UsageError("the executed copy would overwrite the notebook", path=nb.path)
     # the sandbox (nbharden.record.sandbox) wraps the kernel command, kills leftovers on exit
     box = Session(
-        sandbox or SandboxReport("off", "off"), notebook=source, run_dir=run_dir, protect=protect
+        sandbox or SandboxReport("off", "off"),
+        notebook=source,
+        run_dir=run_dir,
+        protect=protect,
+        own_env=env,
+        keep_env=("PYDEVD_DISABLE_FILE_VALIDATION", "JPY_SESSION_NAME"),
     )
     started = time.perf_counter()
     try:

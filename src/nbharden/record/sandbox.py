@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -53,44 +53,17 @@ from nbharden.settings import Settings
 #: Values of the ``sandbox`` setting.
 TIERS = ("off", "auto", "limits", "bwrap")
 
-#: Environment variables the bwrap tier removes: credentials have no business in a kernel that
-#: has no network anyway.
-_SECRET_ENV = re.compile(
-    r"(SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY|AUTH|COOKIE|SESSION)"
-    r"|^(AWS|AZURE|GOOGLE|GCP|GCLOUD|GH|GITHUB|GITLAB|HF|HUGGING_?FACE|OPENAI|ANTHROPIC|"
-    r"DOCKER|KUBE|VAULT|SSH|GPG|NETRC|PG|MYSQL|REDIS|DATABASE)_",
-    re.IGNORECASE,
+#: Environment variables tier bwrap passes to the kernel (besides the kernel's own, ``HOME``
+#: and the setting ``pass-env``): everything else is removed, credentials first of all.
+_ENV_ALLOWED = re.compile(
+    r"^(PATH|LANG|LANGUAGE|LC_[A-Z]+|TZ|TERM|(OPENBLAS|OMP|MKL|NUMEXPR|VECLIB)_[A-Z_]+)$"
 )
-
-#: Runs first in the kernel's process (``python -I -S -c``): joins the pids cgroup, sets the
-#: resource limits (soft and hard, so the notebook cannot raise them), then execs the command.
-#: ``NPROC`` counts the tasks (threads included) of the user that are already running, as
-#: ``RLIMIT_NPROC`` does; inside bwrap's user namespace that is the sandbox's own tasks only.
-_SHIM = r"""
-import ctypes, json, os, resource, sys
-spec = json.loads(sys.argv[1])
-cmd = sys.argv[3:]
-if spec.get("pdeathsig"):
-    ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
-if spec.get("cgroup"):
-    with open(spec["cgroup"], "w") as f:
-        f.write(str(os.getpid()))
-for name, value in spec.get("rlimits", {}).items():
-    if name == "NPROC":
-        uid, used = os.getuid(), 0
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    st = open("/proc/%s/status" % pid).read()
-                except OSError:
-                    continue
-                fields = dict(l.split(":", 1) for l in st.splitlines() if ":" in l)
-                if int(fields.get("Uid", "-1").split()[0]) == uid:
-                    used += int(fields.get("Threads", "1"))
-        value += used
-    resource.setrlimit(getattr(resource, "RLIMIT_" + name), (value, value))
-os.execvp(cmd[0], cmd)
-"""
+#: Sizes of the temporary folders other than /tmp (home, /var/tmp, /run), MiB at most.
+_SMALL_TMPFS_MB = 64
+#: The user the kernel runs as when nbharden runs as root and the notebook's folder belongs to
+#: root too (nobody).
+NOBODY = (65534, 65534)
+_SHIM = Path(__file__).resolve().parent / "_shim.py"
 
 
 @dataclass(frozen=True)
@@ -114,6 +87,10 @@ class SandboxReport:
     leftovers: str = ""
     warnings: tuple[str, ...] = ()
     cgroup_parent: Path | None = field(default=None, compare=False)
+    tmp_mb: int = 0
+    disk_mb: int = 0
+    pass_env: tuple[str, ...] = ()
+    user: str = "caller"  # or "root", "unprivileged"
 
     @property
     def active(self) -> bool:
@@ -129,7 +106,11 @@ class SandboxReport:
                 "processes_by": self.processes_by or "not enforced",
                 "file_mb": self.file_mb,
                 "wall_time": self.wall_time,
+                "tmp_mb": self.tmp_mb,
+                "disk_mb": self.disk_mb,
             },
+            "environment": "allow-list" if self.tier == "bwrap" else "inherited",
+            "user": self.user,
             "home": self.home,
             "network": self.network,
             "leftovers": self.leftovers,
@@ -149,6 +130,8 @@ def requested_tier(settings: Settings) -> str:
         ("sandbox-processes", settings.sandbox_processes),
         ("sandbox-file-mb", settings.sandbox_file_mb),
         ("sandbox-wall-time", settings.sandbox_wall_time),
+        ("sandbox-tmp-mb", settings.sandbox_tmp_mb),
+        ("sandbox-disk-mb", settings.sandbox_disk_mb),
     ):
         if value <= 0:
             raise UsageError(f"{name} must be positive, not {value}")
@@ -207,22 +190,23 @@ def resolve(settings: Settings) -> SandboxReport:
         leftovers=leftovers,
         warnings=tuple(warnings),
         cgroup_parent=cgroup,
+        tmp_mb=settings.sandbox_tmp_mb,
+        disk_mb=settings.sandbox_disk_mb,
+        pass_env=tuple(settings.pass_env),
+        user="unprivileged" if tier == "bwrap" else ("root" if os.geteuid() == 0 else "caller"),
     )
 
 
-def _namespace_args() -> list[str]:
-    args = [
-        "--die-with-parent",
-        "--new-session",
-        "--unshare-user-try",
-        "--unshare-ipc",
-        "--unshare-pid",
-        "--unshare-net",
-        "--unshare-uts",
-        "--unshare-cgroup-try",
-    ]
-    if os.geteuid() == 0:
-        args += ["--cap-drop", "ALL"]  # root keeps every capability in the sandbox otherwise
+def _namespace_args(as_root: bool = False) -> list[str]:
+    """bubblewrap's namespaces. ``as_root``: nbharden runs as root and the shim inside becomes
+    another user (which needs root's capabilities until then, and no user namespace: there,
+    root's uid would only be mapped onto itself); else no capabilities at all."""
+    args = ["--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid"]
+    args += ["--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    if not as_root:
+        args.append("--unshare-user-try")
+        if os.geteuid() == 0:
+            args += ["--cap-drop", "ALL"]  # root keeps every capability in the sandbox otherwise
     return args
 
 
@@ -247,7 +231,11 @@ def bwrap_problem() -> str | None:
         "--tmpfs",
         "/tmp",
         # the interpreter may live under /tmp (a venv in a temporary clone): bound back as the kernel's is
-        *[arg for path in _code_paths(sys.executable) for arg in ("--ro-bind", str(path), str(path))],
+        *[
+            arg
+            for path in _code_paths(sys.executable)
+            for arg in ("--ro-bind", str(path), str(path))
+        ],
         "--",
         sys.executable,
         "-I",
@@ -390,27 +378,36 @@ def readonly_args(notebook_dir: Path, readonly: Sequence[tuple[Path, Path]]) -> 
     return args
 
 
-def bwrap_args(
-    *,
-    notebook_dir: Path,
-    writable: list[Path],
-    argv0: str,
-    env: dict[str, str],
-    readonly: Sequence[tuple[Path, Path]] = (),
-    chdir: Path | None = None,
-) -> tuple[list[str], list[str]]:
-    """bubblewrap's arguments (up to ``--``) and the environment variables it removes.
+@dataclass(frozen=True)
+class Layout:
+    """What bubblewrap shows the sandboxed process, besides the read-only file system.
 
-    ``readonly``: (destination, host source) pairs bound read-only over the rest, e.g. the
-    output folder over itself while the notebook runs. ``chdir``: the working folder (default
-    the notebook's).
+    ``writable``: folders besides the notebook's (the recorder's, the kernel's sockets).
+    ``readonly``: (destination, host source) pairs bound read-only over the rest, e.g. the output
+    folder over itself. ``chdir``: the working folder (default the notebook's). ``keep_env``: the
+    command's own environment variables; ``pass_env``: more, from the setting ``pass-env``.
+    ``tmp_mb``: size of /tmp. ``user``: (uid, gid) the shim becomes (nbharden runs as root).
+    """
+
+    notebook_dir: Path
+    writable: tuple[Path, ...] = ()
+    readonly: tuple[tuple[Path, Path], ...] = ()
+    chdir: Path | None = None
+    keep_env: tuple[str, ...] = ()
+    pass_env: tuple[str, ...] = ()
+    tmp_mb: int = 256
+    user: tuple[int, int] | None = None
+
+
+def bwrap_args(layout: Layout, *, argv0: str, env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """bubblewrap's arguments (up to ``--``) and the environment variables it removes.
 
     Raises ``UsageError`` when the notebook sits directly in a home folder (binding it would
     expose the whole home).
     """
     exe = shutil.which("bwrap") or "bwrap"
     hidden = _hidden_dirs()
-    notebook_dir = Path(os.path.realpath(notebook_dir))
+    notebook_dir = Path(os.path.realpath(layout.notebook_dir))
     for home in hidden:
         if _inside(home, notebook_dir):
             raise UsageError(
@@ -418,31 +415,146 @@ def bwrap_args(
                 "move the notebook into a project folder"
             )
     project = project_folder(notebook_dir, hidden)
-    args = [exe, *_namespace_args(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for tmp in ("/tmp", "/var/tmp", "/run"):
-        if Path(tmp).is_dir() and not Path(tmp).is_symlink():
-            args += ["--tmpfs", tmp]
-    for home in hidden:
-        args += ["--tmpfs", str(home)]
+    args = [exe, *_namespace_args(layout.user is not None)]
+    args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    tmpfs = _tmpfs_args(hidden, layout.tmp_mb)
+    args += tmpfs
     if project != notebook_dir:
         args += ["--ro-bind", str(project), str(project)]
     args += ["--bind", str(notebook_dir), str(notebook_dir)]
     for home in hidden:  # a home folder inside the project is hidden again
         if any(home != b and _inside(home, b) for b in (project, notebook_dir)):
-            args += ["--tmpfs", str(home)]
+            args += ["--perms", "1777", "--size", str(_SMALL_TMPFS_MB << 20), "--tmpfs", str(home)]
+    binds = [project, notebook_dir, *_code_paths(argv0)]
     for path in _code_paths(argv0):
         args += ["--ro-bind", str(path), str(path)]
-    for path in writable:
-        real = os.path.realpath(path)
-        args += ["--bind", real, real]
-    args += readonly_args(notebook_dir, readonly)
-    removed = sorted(k for k in env if _SECRET_ENV.search(k))
+    for path in layout.writable:
+        real = Path(os.path.realpath(path))
+        binds.append(real)
+        args += ["--bind", str(real), str(real)]
+    args += readonly_args(notebook_dir, layout.readonly)
+    own = [Path(os.path.realpath(p)) for p in layout.writable]
+    args += _socket_masks([*binds, *(d for d, _ in layout.readonly)], own)
+    if layout.user is not None:  # folders bwrap made to mount on (0700) must let the user through
+        roots = [Path(tmpfs[i + 1]) for i, a in enumerate(tmpfs) if a == "--tmpfs"]
+        args += _open_ancestors(binds, roots)
+    env_args, removed = _env_args(env, layout, home=hidden[0] if hidden else Path("/tmp"))
+    args += env_args
+    args += ["--chdir", str(layout.chdir or notebook_dir)]
+    return args, removed
+
+
+def _tmpfs_args(hidden: list[Path], tmp_mb: int) -> list[str]:
+    """Empty, size-limited, world-writable temporary folders: /tmp (``tmp_mb``), /var/tmp, /run
+    and the home folders (small)."""
+    args: list[str] = []
+    small = min(_SMALL_TMPFS_MB, tmp_mb)
+    for tmp in ("/tmp", "/var/tmp", "/run"):
+        if Path(tmp).is_dir() and not Path(tmp).is_symlink():
+            size = tmp_mb if tmp == "/tmp" else small
+            args += ["--perms", "1777", "--size", str(size << 20), "--tmpfs", tmp]
+    for home in hidden:
+        args += ["--perms", "1777", "--size", str(small << 20), "--tmpfs", str(home)]
+    return args
+
+
+def unix_sockets() -> list[Path]:
+    """The Unix sockets bound to a path on this machine (``/proc/net/unix``), as they are now."""
+    try:
+        lines = Path("/proc/net/unix").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines[1:]:
+        parts = line.split()
+        if len(parts) >= 8 and parts[-1].startswith("/"):
+            found.append(Path(parts[-1]))
+    return found
+
+
+def _socket_masks(binds: Sequence[Path], own: Sequence[Path]) -> list[str]:
+    """Arguments that cover every host socket the sandbox could still see (in the read-only
+    rest, or in a folder bound back into a hidden one: ``binds``) with an empty file, so that
+    ``connect`` is refused. The sandbox's own folders (``own``: the kernel's sockets) are left
+    alone."""
+    import stat
+
+    args: list[str] = []
+    hidden = [Path(str(p)) for p in ("/tmp", "/var/tmp", "/run", "/dev", "/proc", *_hidden_dirs())]
+    for sock in sorted(set(unix_sockets())):
+        if any(_inside(sock, p) for p in own):
+            continue
+        if any(_inside(sock, h) for h in hidden) and not any(_inside(sock, b) for b in binds):
+            continue
+        try:
+            if not stat.S_ISSOCK(os.lstat(sock).st_mode):
+                continue
+        except OSError:
+            continue
+        args += ["--ro-bind", "/dev/null", str(sock)]
+    return args
+
+
+def _open_ancestors(binds: Sequence[Path], roots: Sequence[Path]) -> list[str]:
+    """``--chmod 0755`` for the folders bwrap created inside the temporary folders ``roots`` to
+    mount ``binds`` on (it makes them 0700, which only root could pass)."""
+    args: list[str] = []
+    done: set[Path] = set()
+    for bind in binds:
+        for folder in bind.parents:
+            if (
+                folder in done
+                or folder in roots
+                or not any(root in folder.parents for root in roots)
+            ):
+                continue
+            done.add(folder)
+            args += ["--chmod", "0755", str(folder)]
+    return args
+
+
+def _env_args(env: dict[str, str], layout: Layout, *, home: Path) -> tuple[list[str], list[str]]:
+    """The environment of the sandboxed process: an allow-list (``_ENV_ALLOWED``, the command's
+    own variables, ``pass-env``) and ``HOME`` set to an empty temporary folder. Returns the
+    arguments and the names removed."""
     # jupyter_client adds JPY_PARENT_PID after this: in the pid namespace it names no process,
     # and ipykernel would take its parent (pid 1 there) for gone and exit
-    for name in (*removed, "JPY_PARENT_PID"):
-        args += ["--unsetenv", name]
-    args += ["--chdir", str(chdir or notebook_dir)]
+    keep = {*layout.keep_env, *layout.pass_env} - {"JPY_PARENT_PID", "HOME"}
+    args = ["--clearenv", "--setenv", "HOME", str(home)]
+    removed = []
+    for name, value in sorted(env.items()):
+        if name in keep or (_ENV_ALLOWED.match(name) and name != "HOME"):
+            args += ["--setenv", name, value]
+        elif name != "HOME":
+            removed.append(name)
     return args, removed
+
+
+def _sandbox_user(notebook_dir: Path) -> tuple[int, int] | None:
+    """The (uid, gid) the sandboxed process becomes when nbharden runs as root: the owner of the
+    notebook's folder (it writes there), or nobody when root owns it; None when not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        info = os.stat(os.path.realpath(notebook_dir))
+    except OSError:
+        return NOBODY
+    return (info.st_uid, info.st_gid) if info.st_uid != 0 else NOBODY
+
+
+def written_since(folder: Path, since: float, skip: Sequence[Path] = ()) -> int:
+    """Bytes of the files under ``folder`` (not under ``skip``) created or changed at or after
+    ``since`` (a ``time.time()``), counted by the blocks they take."""
+    total = 0
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        dirs[:] = [d for d in dirs if not any(_inside(here / d, s) for s in skip)]
+        for name in files:
+            with contextlib.suppress(OSError):
+                info = os.lstat(here / name)
+                if max(info.st_mtime, info.st_ctime) >= since:
+                    total += info.st_blocks * 512
+    return total
 
 
 class Session:
@@ -462,11 +574,15 @@ class Session:
         protect: Sequence[Path] = (),
         overlays: Sequence[tuple[Path, Path]] = (),
         kernel: bool = True,
+        own_env: Mapping[str, str] | None = None,
+        keep_env: Sequence[str] = (),
     ) -> None:
         """``protect``: folders the code must not change (the output folder): read-only in
         tier ``bwrap``, created empty for the run when missing and removed again if still
         empty. ``overlays``: (destination, host source) pairs shown read-only instead of the
         destination. ``kernel``: the command is a Jupyter kernel (it talks over Unix sockets).
+        ``own_env``: the command's own environment variables (set, and kept in tier ``bwrap``);
+        ``keep_env``: more names kept there when the command's environment has them.
         """
         self.report = report
         self.notebook = Path(notebook)
@@ -475,6 +591,11 @@ class Session:
         self.protect = [Path(os.path.realpath(p)) for p in protect]
         self.overlays = [(Path(os.path.realpath(d)), Path(s)) for d, s in overlays]
         self._created: list[Path] = []
+        self.own_env = dict(own_env or {})
+        self.keep_env = (*self.own_env, *keep_env)
+        self.user = _sandbox_user(self.notebook.parent) if report.tier == "bwrap" else None
+        self.exceeded = ""  # the limit that stopped the run, besides the wall time
+        self._started = 0.0
         self.expired = False
         self.removed_env: list[str] = []
         self._conn_dir: Path | None = None
@@ -492,6 +613,10 @@ class Session:
             self._conn_dir = Path(tempfile.mkdtemp(prefix="nbh-", dir="/tmp"))
         if self.report.tier == "bwrap":
             self._make_protected()
+            if self.user is not None:  # the user the kernel becomes writes here
+                for folder in (self.run_dir, self._conn_dir):
+                    if folder is not None:
+                        os.chown(folder, *self.user)
         if self.report.cgroup_parent is not None:
             cgroup = self.report.cgroup_parent / f"nbharden-{os.getpid()}-{time.monotonic_ns()}"
             try:
@@ -522,11 +647,11 @@ class Session:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         if self.expired and exc is not None and not isinstance(exc, KeyboardInterrupt):
+            why = self.exceeded or (
+                f"the run took longer than {self.report.wall_time:g} s (setting sandbox-wall-time)"
+            )
             raise ExecutionError(
-                f"the sandbox stopped the kernel: the run took longer than "
-                f"{self.report.wall_time:g} s (setting sandbox-wall-time)",
-                path=self.notebook,
-                cell=self._last_cell(),
+                f"the sandbox stopped the kernel: {why}", path=self.notebook, cell=self._last_cell()
             ) from None
         if exc is not None and hasattr(exc, "evalue") and hasattr(exc, "ename"):
             hint = self.hint(str(exc.ename), str(exc.evalue))
@@ -614,6 +739,8 @@ class Session:
 
             def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
                 cmd: list[str] = super().format_kernel_cmd(extra_arguments)
+                if session.user is not None and os.path.exists(self.connection_file):
+                    os.chown(self.connection_file, *session.user)  # written 0600 by root
                 return session.wrap(cmd, session._env or dict(os.environ))
 
         return SandboxedKernelManager
@@ -630,50 +757,57 @@ class Session:
         if self.report.processes_by == "rlimit":
             rlimits["NPROC"] = self.report.processes
         cgroup = str(self._cgroup / "cgroup.procs") if self._cgroup else None
-        python = sys.executable
+        shim = [sys.executable, "-I", "-S", str(_SHIM)]
         if self.report.tier != "bwrap":
             spec = {"cgroup": cgroup, "rlimits": rlimits, "pdeathsig": True}
-            return [python, "-I", "-S", "-c", _SHIM, json.dumps(spec), "--", *cmd]
+            return [*shim, json.dumps(spec), "--", *cmd]
         writable = [self.run_dir]
         if self._conn_dir is not None:
             writable.append(self._conn_dir)
-        args, self.removed_env = bwrap_args(
+        layout = Layout(
             notebook_dir=self.notebook.parent,
-            writable=writable,
-            argv0=cmd[0],
-            env=env,
-            readonly=self._readonly(),
+            writable=tuple(writable),
+            readonly=tuple(self._readonly()),
             chdir=chdir,
+            keep_env=self.keep_env,
+            pass_env=self.report.pass_env,
+            tmp_mb=self.report.tmp_mb,
+            user=self.user,
         )
-        inner = {"rlimits": rlimits}
+        args, self.removed_env = bwrap_args(layout, argv0=cmd[0], env={**env, **self.own_env})
+        inner = {"rlimits": rlimits, "user": self.user}
         # the sandbox dies with bwrap (--die-with-parent), bwrap with nbharden (pdeathsig)
         outer: dict[str, object] = {"cgroup": cgroup, "rlimits": {}, "pdeathsig": True}
-        return [
-            python,
-            "-I",
-            "-S",
-            "-c",
-            _SHIM,
-            json.dumps(outer),
-            "--",
-            *args,
-            "--",
-            python,
-            "-I",
-            "-S",
-            "-c",
-            _SHIM,
-            json.dumps(inner),
-            "--",
-            *cmd,
-        ]
+        return [*shim, json.dumps(outer), "--", *args, "--", *shim, json.dumps(inner), "--", *cmd]
 
     def started(self, pid: int) -> None:
-        """The kernel (or bwrap) process is ``pid``: start the wall-time clock."""
+        """The kernel (or bwrap) process is ``pid``: start the wall-time clock (and, in tier
+        ``bwrap``, the watch over what it writes into the notebook's folder)."""
         self._pid = pid
+        self._started = time.time()
         self._timer = threading.Timer(self.report.wall_time, self._expire)
         self._timer.daemon = True
         self._timer.start()
+        if self.report.tier == "bwrap" and self.report.disk_mb > 0:
+            threading.Thread(target=self._watch_disk, daemon=True).start()
+
+    def _watch_disk(self) -> None:
+        """Stop the run once the files it wrote into the notebook's folder (created or changed
+        since it started) hold more than ``disk_mb`` MiB. Looks again after ten times as long as
+        a look took, at least every half second."""
+        limit = self.report.disk_mb << 20
+        folder = Path(os.path.realpath(self.notebook.parent))
+        skip = [p for p in self.protect if _inside(p, folder)]
+        while self._timer is not None and self._timer.is_alive() and not self.expired:
+            began = time.monotonic()
+            if written_since(folder, self._started, skip) > limit:
+                self.exceeded = (
+                    f"the run wrote more than {self.report.disk_mb} MiB into {folder} "
+                    "(setting sandbox-disk-mb)"
+                )
+                self._expire()
+                return
+            time.sleep(max(0.5, 10 * (time.monotonic() - began)))
 
     def _expire(self) -> None:
         self.expired = True
@@ -745,6 +879,11 @@ class Session:
             or "name resolution" in evalue
         ):
             return "sandbox tier 'bwrap' has no network; use tier 'limits' for this notebook"
+        if ename == "KeyError" and evalue.strip("'\"") in self.removed_env:
+            return (
+                "sandbox tier 'bwrap' passes the kernel only some environment variables: "
+                f"add {evalue.strip(chr(39) + chr(34))} to pass-env in [tool.nbharden]"
+            )
         if r.home == "hidden" and any(str(h) in evalue for h in _hidden_dirs()):
             return "sandbox tier 'bwrap' hides the home folder"
         return ""
