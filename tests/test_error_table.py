@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -286,3 +287,169 @@ def test_anything_else_exit_123(
         "(run again with --debug for the traceback)"
     ]
     assert result.stdout == "No findings.\n"  # other.ipynb was still analysed
+
+
+# --- output folders, links, what the CLI echoes ---------------------------------------------------
+
+
+def _loop(folder: Path, *names: str) -> None:
+    """``ln -s b a; ln -s a b``: two links pointing at each other."""
+    first, second = names
+    (folder / first).symlink_to(second)
+    (folder / second).symlink_to(first)
+
+
+def _foreign_folder(folder: Path) -> None:
+    """The issue's ``H``: a user's pyproject.toml and someone else's temp file deep inside."""
+    stray = folder / "H" / "other" / "x_prod" / "src" / "x" / ".nbharden-tmp-abc"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("not nbharden's\n")
+    (folder / "H" / "pyproject.toml").write_text("[project]\nname = 'mine'\n")
+
+
+def _unlisted_pyproject(folder: Path) -> None:
+    """A generated folder whose manifest does not list pyproject.toml: the user's file."""
+    import json
+
+    from nbharden.manifest import MANIFEST
+
+    proc = run_cli("convert", "clean.ipynb", "--no-record", "-o", "out", cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((folder / "out" / MANIFEST).read_text())
+    del manifest["files"]["pyproject.toml"]
+    (folder / "out" / MANIFEST).write_text(json.dumps(manifest))
+    (folder / "out" / "pyproject.toml").write_text("[project]\nname = 'mine'\n")
+
+
+LOOP_LINE = "symbolic link loop (too many levels of symbolic links)"
+
+#: (id, setup of the working folder, arguments, exact stderr line): each exit 2, nothing written.
+OUTPUT_ROWS: list[tuple[str, Any, list[str], str]] = [
+    ("notebook_loop_convert", lambda f: _loop(f, "a", "b"), ["convert", "a"], f"a: {LOOP_LINE}"),
+    ("notebook_loop_analyze", lambda f: _loop(f, "a", "b"), ["analyze", "a"], f"a: {LOOP_LINE}"),
+    ("notebook_loop_record", lambda f: _loop(f, "a", "b"), ["record", "a"], f"a: {LOOP_LINE}"),
+    (
+        "out_loop",
+        lambda f: _loop(f, "a", "b"),
+        ["convert", "clean.ipynb", "--no-record", "-o", "a"],
+        f"a: {LOOP_LINE} in the output folder's path",
+    ),
+    (
+        "out_loop_check",
+        lambda f: _loop(f, "a", "b"),
+        ["convert", "clean.ipynb", "--check", "-o", "a/x"],
+        f"a/x: {LOOP_LINE} in the output folder's path",
+    ),
+    (
+        "out_below_a_file",  # the path was doubled: clean.ipynb/x/clean.ipynb/x
+        lambda f: None,
+        ["convert", "clean.ipynb", "--no-record", "-o", "clean.ipynb/x"],
+        "clean.ipynb/x: cannot create the output folder: clean.ipynb is not a folder",
+    ),
+    (
+        "out_home",  # HOME is set to the folder "home" for these runs
+        lambda f: (f / "home").mkdir(),
+        ["convert", "clean.ipynb", "--no-record", "-o", "home"],
+        "home: refusing to write into the home folder; choose a folder of its own",
+    ),
+    (
+        "out_holds_files_but_no_manifest",
+        _foreign_folder,
+        ["convert", "clean.ipynb", "--no-record", "--force", "-o", "H"],
+        "H: the output folder holds files nbharden did not generate (other) and no manifest "
+        ".nbharden.json; choose a new or empty folder",
+    ),
+    (
+        "file_the_manifest_does_not_list",  # was "edited since generation", and --force took it
+        _unlisted_pyproject,
+        ["convert", "clean.ipynb", "--no-record", "--force", "-o", "out"],
+        "out/pyproject.toml: a file nbharden did not generate (the manifest does not list it); "
+        "refused to write",
+    ),
+    (
+        "rules_escape_sequence",
+        lambda f: None,
+        ["rules", "\x1b[31mred"],
+        "unknown rule code '\\x1b[31mred'; run 'nbharden rules' for the list",
+    ),
+]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copy(ROOT / "fixtures" / "cli" / "clean.ipynb", tmp_path / "clean.ipynb")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def _tree(folder: Path) -> dict[str, bytes | str]:
+    """Every entry under ``folder`` without following links: what must not change."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            found[rel] = "-> " + os.readlink(path)
+        elif path.is_dir():
+            found[rel] = "dir"
+        else:
+            found[rel] = path.read_bytes()
+    return found
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "line"),
+    [row[1:] for row in OUTPUT_ROWS],
+    ids=[row[0] for row in OUTPUT_ROWS],
+)
+def test_output_folder_and_link_errors_exit_2_one_exact_line(
+    runner: CliRunner, workdir: Path, setup: Any, args: list[str], line: str
+) -> None:
+    setup(workdir)
+    before = _tree(workdir)
+    result = runner.invoke(app, args)
+    assert (result.exit_code, result.stderr, result.stdout) == (2, line + "\n", "")
+    assert _tree(workdir) == before  # nothing written, created or deleted
+
+
+def test_output_folder_and_link_errors_through_the_real_entry_point(
+    tmp_path: Path,
+) -> None:
+    """Every row once more in a fresh interpreter: exit 2, the one line, no traceback."""
+    for name, setup, args, line in OUTPUT_ROWS:
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(ROOT / "fixtures" / "cli" / "clean.ipynb", folder / "clean.ipynb")
+        setup(folder)
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbharden", *args],
+            cwd=folder,
+            env={**os.environ, "NO_COLOR": "1", "HOME": str(folder / "home")},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert (proc.returncode, proc.stderr, proc.stdout) == (2, line + "\n", ""), name
+
+
+def test_rules_output_has_no_escape_sequences_off_a_terminal(runner: CliRunner) -> None:
+    """Colours only on a terminal: the table and a rule's page print no escape character when
+    the output is not one."""
+    for args in (["rules"], ["rules", "NBH201"], ["rules", "--format", "json"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0
+        assert "\x1b" not in result.stdout + result.stderr, args
+
+
+def test_a_file_name_with_an_escape_sequence_is_shown_escaped(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "e\x1b[2Jvil.ipynb"
+    shutil.copy(ROOT / "notebooks" / "churn_analysis.ipynb", tmp_path / name)  # has findings
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["analyze", name, "missing\x1b[0m.ipynb"])
+    assert "\x1b" not in result.stdout + result.stderr
+    assert "e\\x1b[2Jvil.ipynb" in result.stdout
+    assert result.stderr == "missing\\x1b[0m.ipynb: no such file\n"

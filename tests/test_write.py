@@ -27,7 +27,7 @@ from nbharden.manifest import MANIFEST, read_manifest, sha256_bytes, sha256_text
 from nbharden.models import ChangeSet, FileStatus, FileTree
 from nbharden.review import JOURNAL, review
 from nbharden.settings import Settings
-from nbharden.write import TMP_PREFIX, recover, write_changes
+from nbharden.write import TMP_PREFIX, check_out, recover, write_changes
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -294,10 +294,15 @@ def test_root_and_home_are_refused(
     home.mkdir()  # empty: refused for what it is, not for what it holds
     monkeypatch.setenv("HOME", str(home))
     (tmp_path / "to_home").symlink_to(home)
-    for out, what in [(Path("/"), "the file system root"), (tmp_path / "to_home", "home folder")]:
-        with pytest.raises(WriteError, match=f"refusing to write into (the )?{what}"):
-            write_changes(rev(V1, out, nb), force=True)
+    with pytest.raises(WriteError, match="refusing to write into the home folder"):
+        write_changes(rev(V1, tmp_path / "to_home", nb), force=True)
     assert list(home.iterdir()) == []
+    # / only through the check that runs first (a regression must not write into / as root)
+    for out in (Path("/"), tmp_path / "to_home"):
+        with pytest.raises(WriteError, match="refusing to write into"):
+            check_out(out)
+    with pytest.raises(WriteError, match="^/: refusing to write into the file system root"):
+        check_out(Path("/"))
 
 
 def test_incomplete_change_set_is_refused(tmp_path: Path, nb: Path) -> None:

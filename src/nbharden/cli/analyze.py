@@ -61,7 +61,7 @@ def analyze(
     Exits 1 when any finding has severity error or warning (like ruff check), so it can gate CI.
     """
     from nbharden.cli import output
-    from nbharden.cli.guard import Batch
+    from nbharden.cli.guard import Batch, real_path
 
     batch = Batch(debug=debug, err=output.stderr())
     rules = selector_overrides(batch, select=select, extend_select=extend_select, ignore=ignore)
@@ -75,9 +75,9 @@ def analyze(
 
     with batch.interruptible():
         for notebook in notebooks:
-            if notebook.resolve() in seen:
+            if real_path(notebook) in seen:
                 continue
-            seen.add(notebook.resolve())
+            seen.add(real_path(notebook))
             shown = str(notebook)
             findings: list[Finding] | None = None
             with batch.item(shown):
@@ -113,15 +113,10 @@ def analyze(
 
 
 def _analyze_one(notebook: Path, rules: dict[str, Any]) -> tuple[Finding, ...]:
-    from nbharden.errors import InputError
+    from nbharden.cli.guard import check_notebook
     from nbharden.settings import load_settings
 
-    if not notebook.exists():
-        raise InputError("no such file", path=notebook)
-    if notebook.is_dir():
-        raise InputError(
-            "is a folder, not a notebook; pass the .ipynb files inside it", path=notebook
-        )
+    check_notebook(notebook)
     settings = load_settings(start=notebook.parent, **rules)
 
     from nbharden import api

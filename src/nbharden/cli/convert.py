@@ -394,6 +394,7 @@ def _targets(
     notebooks: list[Path], out: Path | None, name: str | None, batch: Batch
 ) -> list[tuple[Path, Path | None]] | None:
     """(notebook, output folder or None) per distinct notebook; ``None`` after a usage error."""
+    from nbharden.cli.guard import real_path
     from nbharden.errors import UsageError
 
     if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
@@ -407,7 +408,7 @@ def _targets(
     unique: list[Path] = []
     seen: set[Path] = set()
     for nb in notebooks:
-        key = nb.resolve()
+        key = real_path(nb)
         if key not in seen:
             seen.add(key)
             unique.append(nb)
@@ -562,15 +563,10 @@ def _convert_one(
 
     ``report("writing", out)`` and ``report("written", out)`` bracket the write.
     """
-    from nbharden.errors import InputError
+    from nbharden.cli.guard import check_notebook
     from nbharden.settings import load_settings
 
-    if not notebook.exists():
-        raise InputError("no such file", path=notebook)
-    if notebook.is_dir():
-        raise InputError(
-            "is a folder, not a notebook; pass the .ipynb files inside it", path=notebook
-        )
+    check_notebook(notebook)
     settings = load_settings(start=notebook.parent, out=target, **overrides)
     if parameters:
         # CLI parameters override same-named ones from [tool.nbharden]; the others are kept.

@@ -12,6 +12,10 @@ or bad input, 3 notebook failed to run, 123 internal error, 130 interrupted, 143
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import stat
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -30,6 +34,45 @@ from nbharden.errors import (
 )
 
 INTERNAL_PREFIX = "internal error (please report): "
+
+
+#: Control characters (all but the tab): shown escaped, so that a file name or an argument holding
+#: an escape sequence cannot recolour the terminal, move its cursor or break a one-line message.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but the tab written as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def real_path(path: Path) -> Path:
+    """``path`` absolute with its links resolved as far as they go: a link loop does not raise (it
+    is reported when the file is opened, see ``check_notebook``)."""
+    return Path(os.path.realpath(path))
+
+
+def check_notebook(path: Path, *, inside: str = "files") -> None:
+    """Raise ``InputError`` (exit 2, one line) unless ``path`` names a file that can be opened: it
+    is missing, a symbolic link loop, a folder (``inside``: what to pass instead), or cannot be
+    looked at."""
+    from nbharden.errors import InputError
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            message = "no such file"
+        elif exc.errno == errno.ELOOP:
+            message = "symbolic link loop (too many levels of symbolic links)"
+        else:
+            message = f"cannot open: {exc.strerror}"
+        raise InputError(message, path=path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(
+            f"is a folder, not a notebook; pass the .ipynb {inside} inside it", path=path
+        )
+
 
 #: Set once an interrupt has been reported, so ``main()`` does not report it twice.
 interrupt_reported = False
@@ -153,7 +196,7 @@ class Batch:
         hint = ""
         if failure.exit_code == EXIT_INTERNAL and not self.debug and has_traceback:
             hint = " (run again with --debug for the traceback)"
-        print(failure.line + hint, file=self.err)
+        print(printable(failure.line) + hint, file=self.err)
         if failure.diff:
             self.err.write(failure.diff if failure.diff.endswith("\n") else failure.diff + "\n")
         if notebook is not None:
@@ -183,7 +226,7 @@ class Batch:
             self._clear()
             if self.debug:
                 traceback.print_exception(exc, file=self.err)
-            print(f"{failure.line}; {self._written_note()}", file=self.err)
+            print(printable(f"{failure.line}; {self._written_note()}"), file=self.err)
             self.exit_code = failure.exit_code
 
     def _written_note(self) -> str:

@@ -83,6 +83,12 @@ def plural(n: int, word: str) -> str:
 
 def finding_line(finding: Finding, path: str) -> str:
     """``nb.ipynb:cell 3:1:5: NBH201 [*] message``; ``[*]`` marks an applied fix (as in ruff)."""
+    from nbharden.cli.guard import printable
+
+    return printable(_finding_text(finding, path))
+
+
+def _finding_text(finding: Finding, path: str) -> str:
     mark = " [*]" if finding.applied else ""
     return f"{finding.location(path)}: {finding.code}{mark} {finding.message}"
 
@@ -129,7 +135,9 @@ def summary_line(changes: ChangeSet, notebook: str, *, note: str | None = None) 
         parts.append(f"sandbox: {sandbox.get('tier')}")
     if note:
         parts.append(note)
-    return f"{notebook} -> {display_path(changes.out, folder=True)} ({'; '.join(parts)})"
+    from nbharden.cli.guard import printable
+
+    return printable(f"{notebook} -> {display_path(changes.out, folder=True)} ({'; '.join(parts)})")
 
 
 def sandbox_warnings(summary: Mapping[str, Any] | None, notebook: str) -> list[str]:
@@ -142,13 +150,15 @@ def sandbox_warnings(summary: Mapping[str, Any] | None, notebook: str) -> list[s
 
 def check_lines(changes: ChangeSet, notebook: str) -> list[str]:
     """What ``--check`` prints for one notebook: a verdict, then one line per file to change."""
+    from nbharden.cli.guard import printable
+
     pending = [c for c in changes.changes if c.status.value != "unchanged"]
     out = display_path(changes.out, folder=True)
     if not pending:
-        return [f"{notebook} -> {out}: up to date"]
+        return [printable(f"{notebook} -> {out}: up to date")]
     lines = [f"{notebook} -> {out}: would change {plural(len(pending), 'file')}"]
     lines += [f"  {c.status.value:<9} {c.path}" for c in pending]
-    return lines
+    return [printable(line) for line in lines]
 
 
 def fixes_footer(findings: Iterable[Finding]) -> str | None:
@@ -210,7 +220,9 @@ def github_annotation(finding: Finding, path: str) -> str:
     level = _GITHUB_LEVEL.get(finding.severity.value, "warning")
     title = finding.code if finding.span is None else f"{finding.code} (cell {finding.span.cell})"
     props = f"file={_escape_property(path)},title={_escape_property(title)}"
-    return f"::{level} {props}::{_escape_data(finding_line(finding, path))}"
+    from nbharden.cli.guard import printable
+
+    return printable(f"::{level} {props}::{_escape_data(_finding_text(finding, path))}")
 
 
 def rules_table(rules: Iterable[Rule]) -> str:

@@ -7,7 +7,9 @@ written. Only typer and the standard library are imported at module level.
 from __future__ import annotations
 
 import enum
+import errno
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -150,6 +152,14 @@ def record(
     raise typer.Exit(batch.exit_code)
 
 
+def _is_link_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def _record_one(
     notebook: Path,
     parameters: list[tuple[str, str]],
@@ -157,19 +167,19 @@ def _record_one(
     cell_timeout: float | None,
     sandbox: bool | None = None,
 ) -> dict[str, Any]:
-    from nbharden.errors import InputError, UsageError
+    from nbharden.cli.guard import check_notebook, real_path
+    from nbharden.errors import UsageError
     from nbharden.settings import load_settings
 
-    if not notebook.exists():
-        raise InputError("no such file", path=notebook)
-    if notebook.is_dir():
-        raise InputError(
-            "is a folder, not a notebook; pass the .ipynb file inside it", path=notebook
-        )
-    if executed is not None and executed.resolve() == notebook.resolve():
+    check_notebook(notebook, inside="file")
+    if executed is not None and real_path(executed) == real_path(notebook):
         raise UsageError("--output would overwrite the notebook; choose another path")
     if executed is not None and executed.is_dir():
         raise UsageError(f"--output {executed} is a folder; give a file path")
+    if executed is not None and _is_link_loop(executed):
+        raise UsageError(
+            f"--output {executed}: symbolic link loop (too many levels of symbolic links)"
+        )
     settings = load_settings(
         start=notebook.parent,
         cell_timeout=cell_timeout,
