@@ -253,3 +253,23 @@ def test_a_write_lists_no_folder_below_the_output_folder(tmp_path: Path, nb: Pat
     finally:
         _watching.clear()
     assert [p for p in _seen if Path(p).is_relative_to(out)] == []
+
+
+def test_the_writing_docs_name_tests_that_exist() -> None:
+    """docs/cli.md#writing names the tests that prove each guarantee: every one must exist."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = text[text.index("### Writing\n") : text.index("## `nbharden analyze`")]
+    named: list[tuple[str, str]] = []
+    current = ""
+    for match in re.finditer(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", section):
+        current = match.group(1) or current
+        if match.group(2):
+            named.append((current, match.group(2)))
+    assert len(named) >= 20, named
+    for file, name in named:
+        source = (root / file).read_text(encoding="utf-8")
+        assert re.search(rf"^(async )?def {name}\(", source, re.M), f"{file}::{name}"
+    assert "OUTPUT_ROWS" in (root / "tests" / "test_error_table.py").read_text(encoding="utf-8")
