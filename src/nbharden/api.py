@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from nbharden.analyse import FullAnalysis
     from nbharden.record.models import Recording
     from nbharden.record.sandbox import SandboxReport
+    from nbharden.record.watch import RunWatch
     from nbharden.write import OutPin
 
 #: Progress callback: (stage name, notebook path). The CLI uses it for its progress display.
@@ -80,8 +81,17 @@ def analyze(path: Path, settings: Settings | None = None) -> Analysis:
     return _guard(Path(path), run)
 
 
-def generate(path: Path, settings: Settings | None = None, progress: Progress = _noop) -> Generated:
-    """Load, analyse, plan, transform, (record, generate tests,) format and verify. Writes nothing to ``out``."""
+def generate(
+    path: Path,
+    settings: Settings | None = None,
+    progress: Progress = _noop,
+    *,
+    watch: RunWatch | None = None,
+) -> Generated:
+    """Load, analyse, plan, transform, (record, generate tests,) format and verify. Writes nothing to ``out``.
+
+    ``watch`` (``nbharden.record.watch``): hears of every cell of the recorded runs and can cancel them.
+    """
     settings = settings or Settings()
     path = Path(path)
 
@@ -101,7 +111,7 @@ def generate(path: Path, settings: Settings | None = None, progress: Progress = 
         if settings.record:
             progress("record", path)
             tree, findings, plan, recorded = _with_recorded_tests(
-                nb, analysis, plan, settings, out, lambda: progress("transform", path)
+                nb, analysis, plan, settings, out, lambda: progress("transform", path), watch
             )
         else:
             progress("transform", path)
@@ -116,15 +126,22 @@ def generate(path: Path, settings: Settings | None = None, progress: Progress = 
     return _guard(path, run)
 
 
-def convert(path: Path, settings: Settings | None = None, progress: Progress = _noop) -> ChangeSet:
+def convert(
+    path: Path,
+    settings: Settings | None = None,
+    progress: Progress = _noop,
+    *,
+    watch: RunWatch | None = None,
+) -> ChangeSet:
     """Generate the package for ``path`` and compare it with what is on disk. Writes nothing.
 
     Returns the ``ChangeSet`` (per file: new/changed/unchanged/edited, unified diff) with the findings.
+    ``watch``: see ``generate``.
     """
     from nbharden.review import review
 
     settings = settings or Settings()
-    gen = generate(path, settings, progress)
+    gen = generate(path, settings, progress, watch=watch)
     progress("review", Path(path))
     return _guard(
         Path(path),
@@ -175,18 +192,24 @@ def record(
 
 
 def write(
-    changes: ChangeSet, settings: Settings | None = None, *, pin: OutPin | None = None
+    changes: ChangeSet,
+    settings: Settings | None = None,
+    *,
+    pin: OutPin | None = None,
+    keep: Collection[str] = (),
+    overwrite: Collection[str] = (),
 ) -> ChangeSet:
     """Write a ``ChangeSet`` atomically. Refuses hand-edited files unless ``settings.force``.
 
     ``pin`` (``nbharden.write.pin_out`` before the conversion ran): the write is refused if the
-    output folder leads elsewhere now. Raises ``EditedFileError`` (with the diff) or
-    ``WriteError``. Returns the change set as written.
+    output folder leads elsewhere now. ``keep``: hand-edited files to leave as they are (they stay
+    hand-edited); ``overwrite``: hand-edited files to replace without ``settings.force``. Raises
+    ``EditedFileError`` (with the diff) or ``WriteError``. Returns the change set as written.
     """
     from nbharden.write import write_changes
 
     settings = settings or Settings()
-    return write_changes(changes, force=settings.force, pin=pin)
+    return write_changes(changes, force=settings.force, pin=pin, keep=keep, overwrite=overwrite)
 
 
 T = TypeVar("T")
@@ -199,6 +222,7 @@ def _with_recorded_tests(
     settings: Settings,
     out: Path,
     transforming: Callable[[], None],
+    watch: RunWatch | None = None,
 ) -> tuple[FileTree, tuple[Finding, ...], Plan, dict[str, object]]:
     """Run the notebook (papermill, twice); emit the package with the recorded types and data contracts, and
     characterization tests in place of the smoke tests."""
@@ -212,7 +236,13 @@ def _with_recorded_tests(
         # the output folder is read-only to the notebook in the sandbox: nothing it plants
         # there (a conftest.py) runs when the generated tests do
         recording = record(
-            nb, plan, settings=settings, workdir=Path(tmp), analysis=analysis, protect=[out]
+            nb,
+            plan,
+            settings=settings,
+            workdir=Path(tmp),
+            analysis=analysis,
+            protect=[out],
+            watch=watch,
         )
         plan, contract_findings = refine(plan, recording, analysis)
         transforming()

@@ -11,7 +11,8 @@ from pathlib import Path
 #: Exit codes, the documented contract (docs/cli.md, README).
 EXIT_OK = 0
 EXIT_CHANGES = (
-    1  # --check found changes, a generated file was edited by hand, or verification failed
+    1  # --check found changes, a generated file was edited by hand, verification failed, or writing
+    # without recording would remove a recorded suite
 )
 EXIT_BAD_INPUT = 2  # usage error or bad input
 EXIT_NOTEBOOK_FAILED = 3  # the notebook failed when run (recording)
@@ -99,6 +100,18 @@ class BehaviourChangedError(NbhardenError):
     def __init__(self, message: str, *, path: Path | str | None = None, diff: str = "") -> None:
         self.diff = diff
         super().__init__(message, path=path)
+
+
+class RecordedSuiteError(NbhardenError):
+    """Writing would replace a recorded test suite by a static one (a conversion that did not run the notebook)."""
+
+    exit_code = EXIT_CHANGES
+
+
+class CancelledError(NbhardenError):
+    """The caller cancelled a run (the Lab's Cancel button); the kernel was stopped and nothing was written."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class VerificationError(NbhardenError):

@@ -31,10 +31,12 @@ from nbharden.errors import (
     BehaviourChangedError,
     EditedFileError,
     NbhardenError,
+    RecordedSuiteError,
     VerificationError,
     WriteError,
 )
 from nbharden.models import ChangeSet, FileStatus, Finding
+from nbharden.record.watch import RunWatch
 from nbharden.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,11 +54,20 @@ class Mode(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ConversionRequest:
-    """One notebook to convert. ``settings.out`` is the output folder (default ``<stem>_prod``)."""
+    """One notebook to convert. ``settings.out`` is the output folder (default ``<stem>_prod``).
+
+    ``replace_recording``: a conversion that did not record may replace a recorded suite (else :class:`DropsRecording`;
+    the CLI passes ``--force``). ``keep`` and ``overwrite``: per hand-edited file, the front end's choice: ``keep``
+    leaves the file as it is (it stays hand-edited: the manifest names what nbharden generated), ``overwrite``
+    replaces it even without ``settings.force``. Any other hand-edited file still makes the write :class:`Edited`.
+    """
 
     notebook: Path
     settings: Settings
     mode: Mode = Mode.WRITE
+    replace_recording: bool = False
+    keep: frozenset[str] = frozenset()
+    overwrite: frozenset[str] = frozenset()
 
 
 def _ignore_stage(stage: str, path: Path) -> None:
@@ -72,12 +83,15 @@ class Hooks:
     """Callbacks for a front end's progress display and interrupt bookkeeping.
 
     ``progress(stage, notebook)`` before each stage; ``writing(out)`` right before the output folder is changed
-    and ``written(out)`` right after (the CLI uses the pair to finish or report an interrupted write).
+    and ``written(out)`` right after (the CLI uses the pair to finish or report an interrupted write). ``run``:
+    progress per cell of each recorded run, and the ``Cancel`` that stops the conversion (the kernel at once, any
+    other stage at its end: ``CancelledError``, nothing written).
     """
 
     progress: Callable[[str, Path], None] = _ignore_stage
     writing: Callable[[Path], None] = _ignore_folder
     written: Callable[[Path], None] = _ignore_folder
+    run: RunWatch = RunWatch()
 
 
 @dataclass(frozen=True)
@@ -97,10 +111,13 @@ class Reviewed:
     """``Mode.DIFF`` or ``Mode.CHECK``: the package compared with the disk; nothing written.
 
     ``behaviour``: how the new recording differs from the one on disk (None when either has none).
+    ``drops_recording``: the files of a recorded suite that writing these changes would remove (see
+    :class:`DropsRecording`); empty when there is none.
     """
 
     changes: ChangeSet
     behaviour: BehaviourDiff | None = None
+    drops_recording: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,29 @@ class Edited:
 
 
 @dataclass(frozen=True)
+class DropsRecording:
+    """Nothing was written: the conversion did not record (``--no-record``, the Lab's static review), and writing it
+    would replace the recorded test suite in the output folder by a static one: ``paths`` (the characterization
+    tests and recorded values) removed, and the recorded types and data contracts gone from the code.
+
+    Proceed by recording, or with ``ConversionRequest.replace_recording`` (the CLI's ``--force``).
+    """
+
+    changes: ChangeSet
+    paths: tuple[str, ...]
+
+    @property
+    def error(self) -> RecordedSuiteError:
+        shown = ", ".join(self.paths[:3]) + (f" and {len(self.paths) - 3} more" if len(self.paths) > 3 else "")
+        return RecordedSuiteError(
+            "holds a test suite recorded from a run of the notebook; writing a conversion that did not run it "
+            f"would remove {len(self.paths)} recorded file(s) ({shown}) and the recorded types and data contracts; "
+            "record it again (without --no-record) or pass --force to replace it",
+            path=self.changes.out,
+        )
+
+
+@dataclass(frozen=True)
 class VerificationFailed:
     """The package was written, but its generated suite fails: the code does not reproduce the notebook.
 
@@ -176,7 +216,7 @@ class VerificationFailed:
     error: VerificationError
 
 
-Outcome = Reviewed | Written | Blocked | Edited | VerificationFailed | BehaviourChanged
+Outcome = Reviewed | Written | Blocked | Edited | DropsRecording | VerificationFailed | BehaviourChanged
 
 #: Rule families whose findings can explain a failing generated suite: hidden state and execution order,
 #: unseeded randomness.
@@ -187,36 +227,72 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
     """Convert one notebook as ``request`` asks and return what happened.
 
     Raises ``NbhardenError`` for bad input, a notebook that fails when run, or an output folder that cannot be
-    written (``InputError``, ``ExecutionError``, ``WriteError``, ...); refusals and a failing generated suite are
-    outcomes (see the module docstring).
+    written (``InputError``, ``ExecutionError``, ``WriteError``, ...), and ``CancelledError`` when
+    ``hooks.run.cancel`` stopped it; refusals and a failing generated suite are outcomes (see the module docstring).
     """
     settings = request.settings
     notebook = Path(request.notebook)
     pin = _prepare_out(Path(settings.out) if settings.out else api.default_out(notebook), request.mode)
-    changes = api.convert(notebook, settings, hooks.progress)
-    behaviour = _behaviour(changes, settings)
+    watch = hooks.run
+
+    def progress(stage: str, path: Path) -> None:
+        watch.check(path)  # a cancelled conversion stops at the next stage
+        hooks.progress(stage, path)
+
+    changes = api.convert(notebook, settings, progress, watch=watch)
+    watch.check(notebook)
     if request.mode is not Mode.WRITE:
-        return Reviewed(changes, behaviour)
+        return Reviewed(changes, _behaviour(changes, settings), recorded_suite_loss(changes))
+    return write_reviewed(request, changes, hooks, pin=pin)
+
+
+def write_reviewed(
+    request: ConversionRequest, changes: ChangeSet, hooks: Hooks = Hooks(), *, pin: OutPin | None = None
+) -> Outcome:
+    """Write ``changes`` (``run_conversion``'s in ``Mode.DIFF``: what a front end showed) as ``request`` asks, then
+    verify a recorded write. The writer classifies every file again under its lock, so a file edited since the
+    review is refused as edited, not overwritten. ``pin``: where the output folder led before the notebook ran
+    (``nbharden.write.pin_out``); the write refuses when it leads elsewhere now.
+    """
+    settings = request.settings
+    notebook = Path(request.notebook)
+    behaviour = _behaviour(changes, settings)
     blocked = dict(changes.extra.get("blocked", {}))
     if blocked:
         return Blocked(changes, blocked)
+    lost = recorded_suite_loss(changes)
+    if lost and not request.replace_recording:
+        return DropsRecording(changes, lost)
     if behaviour is not None and behaviour.changed and not settings.accept_changes:
         return BehaviourChanged(changes, behaviour)
     hooks.writing(changes.out)
     try:
-        written = api.write(changes, settings, pin=pin)
+        written = api.write(changes, settings, pin=pin, keep=request.keep, overwrite=request.overwrite)
     except EditedFileError as exc:
-        return _edited(changes, as_seen_by_caller(exc, changes.out))
+        return _edited(changes, as_seen_by_caller(exc, changes.out), request)
     except NbhardenError as exc:
         raise as_seen_by_caller(exc, changes.out) from None
     hooks.written(changes.out)
-    paths = tuple(c.path for c in written.changes if c.status is not FileStatus.UNCHANGED)
+    paths = tuple(
+        c.path
+        for c in written.changes
+        if c.status is not FileStatus.UNCHANGED and not (c.status is FileStatus.EDITED and c.path in request.keep)
+    )
     if not (settings.record and settings.verify):
         return Written(written, paths, behaviour=behaviour)
     outcome = _verify(notebook, written, paths, hooks, settings)
     if isinstance(outcome, Written):
         return dataclasses.replace(outcome, behaviour=behaviour)
     return outcome
+
+
+def recorded_suite_loss(changes: ChangeSet) -> tuple[str, ...]:
+    """The files writing ``changes`` would remove, when they include a recorded suite's index (the output folder
+    holds a recorded suite, and these changes do not); else ``()``."""
+    from nbharden.testgen.generate import RECORDING_INDEX
+
+    removed = tuple(c.path for c in changes.changes if c.new_text is None)
+    return removed if RECORDING_INDEX in removed else ()
 
 
 def _behaviour(changes: ChangeSet, settings: Settings) -> BehaviourDiff | None:
@@ -276,8 +352,9 @@ def as_seen_by_caller(exc: E, out: Path) -> E:
     return exc
 
 
-def _edited(changes: ChangeSet, exc: EditedFileError) -> Edited:
-    """The ``Edited`` outcome of a write refused under its lock (the files as found right then)."""
+def _edited(changes: ChangeSet, exc: EditedFileError, request: ConversionRequest) -> Edited:
+    """The ``Edited`` outcome of a write refused under its lock (the files as found right then, but those the
+    request chose to keep or overwrite)."""
     from nbharden.manifest import read_manifest
     from nbharden.review import classify, resolve_out
 
@@ -285,7 +362,8 @@ def _edited(changes: ChangeSet, exc: EditedFileError) -> Edited:
     root = resolve_out(changes.out)
     try:
         fresh, _ = classify(files, root, notebook=Path(changes.notebook), old=read_manifest(root))
-        paths = tuple(c.path for c in fresh if c.status is FileStatus.EDITED)
+        chosen = request.keep | request.overwrite
+        paths = tuple(c.path for c in fresh if c.status is FileStatus.EDITED and c.path not in chosen)
     except NbhardenError:
         paths = ()
     return Edited(changes, paths or (str(exc.path),), exc)

@@ -69,7 +69,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import FrameType
@@ -142,7 +142,14 @@ def check_out(out: Path, *, writing: bool = True) -> None:
             raise WriteError(problem, path=Path(out).absolute())
 
 
-def write_changes(changes: ChangeSet, *, force: bool, pin: OutPin | None = None) -> ChangeSet:
+def write_changes(
+    changes: ChangeSet,
+    *,
+    force: bool,
+    pin: OutPin | None = None,
+    keep: Collection[str] = (),
+    overwrite: Collection[str] = (),
+) -> ChangeSet:
     """Write ``changes`` to ``changes.out`` atomically (see the module docstring).
 
     ``changes`` must be a whole change set as ``review`` returns it (every generated file, unchanged
@@ -151,6 +158,9 @@ def write_changes(changes: ChangeSet, *, force: bool, pin: OutPin | None = None)
     right before writing. Raises ``EditedFileError`` (with the diffs) when a file was edited by hand
     and not ``force``, and ``WriteError`` naming the path when a path or the folder is unsafe or the
     disk refuses (nothing is written then).
+    Per hand-edited file (as found under the lock), ``keep`` leaves it as it is (the manifest still
+    names what nbharden generated, so it stays hand-edited) and ``overwrite`` replaces it without
+    ``force``.
     """
     notebook = Path(changes.notebook)
     shown = Path(changes.out).absolute()
@@ -164,7 +174,9 @@ def write_changes(changes: ChangeSet, *, force: bool, pin: OutPin | None = None)
     made_root = not os.path.lexists(root)
     _make_root(root, shown)
     try:
-        fresh = _write_locked(Path(changes.out), root, files, notebook, force=force)
+        fresh = _write_locked(
+            Path(changes.out), root, files, notebook, force=force, keep=keep, overwrite=overwrite
+        )
     except NbhardenError:
         if made_root:  # a refusal leaves no trace, not even the empty output folder
             with contextlib.suppress(OSError):
@@ -175,7 +187,14 @@ def write_changes(changes: ChangeSet, *, force: bool, pin: OutPin | None = None)
 
 
 def _write_locked(
-    out: Path, root: Path, files: dict[str, str], notebook: Path, *, force: bool
+    out: Path,
+    root: Path,
+    files: dict[str, str],
+    notebook: Path,
+    *,
+    force: bool,
+    keep: Collection[str] = (),
+    overwrite: Collection[str] = (),
 ) -> list[FileChange]:
     """Check, classify, refuse or stage and commit, holding the folder's lock. Returns the
     changes."""
@@ -193,7 +212,12 @@ def _write_locked(
             path = sorted(blocked)[0]
             more = f" (and {len(blocked) - 1} more)" if len(blocked) > 1 else ""
             raise WriteError(f"{blocked[path]}; refused to write{more}", path=path)
-        edited = [c for c in fresh if c.status is FileStatus.EDITED]
+        kept = {c.path for c in fresh if c.status is FileStatus.EDITED and c.path in keep}
+        edited = [
+            c
+            for c in fresh
+            if c.status is FileStatus.EDITED and c.path not in kept and c.path not in overwrite
+        ]
         if edited and not force:
             first = edited[0]
             message = _EDIT_HINT if first.new_text is not None else _GONE_HINT
@@ -207,11 +231,14 @@ def _write_locked(
             for c in fresh
             if c.new_text is not None
             and c.status in (FileStatus.NEW, FileStatus.CHANGED, FileStatus.EDITED)
+            and c.path not in kept
         ]
         removes = [
             c.path
             for c in fresh
-            if c.new_text is None and c.status in (FileStatus.REMOVED, FileStatus.EDITED)
+            if c.new_text is None
+            and c.status in (FileStatus.REMOVED, FileStatus.EDITED)
+            and c.path not in kept
         ]
         if writes or removes:
             _commit(root, writes, removes)

@@ -146,3 +146,27 @@ async def test_hidden_notebook_is_refused(
     code, err = await post(jp_fetch, {"path": ".secret/x.ipynb"})
     assert code == 403, err
     assert "hidden" in err["message"]
+
+
+async def test_a_static_write_into_a_recorded_folder_is_a_409_naming_what_would_be_lost(
+    jp_fetch: Fetch, notebook: str, jp_root_dir: Path
+) -> None:
+    from nbharden.manifest import MANIFEST, sha256_text
+    from nbharden.testgen.generate import RECORDING_INDEX
+
+    code, data = await post(jp_fetch, {"path": notebook, "write": True})
+    assert code == 200, data
+    out = jp_root_dir / "work" / "sales_prod"
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / RECORDING_INDEX).parent.mkdir(parents=True)
+    (out / RECORDING_INDEX).write_text("{}\n")
+    manifest["files"][RECORDING_INDEX] = sha256_text("{}\n")
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    code, err = await post(jp_fetch, {"path": notebook, "write": True})
+    assert code == 409, err
+    assert err["kind"] == "recording" and err["paths"] == [RECORDING_INDEX]
+    assert err["message"].startswith("work/sales_prod: holds a test suite recorded")
+    assert (out / RECORDING_INDEX).is_file()
+    code, data = await post(jp_fetch, {"path": notebook, "write": True, "replace_recording": True})
+    assert code == 200, data
+    assert RECORDING_INDEX in data["written"] and not (out / RECORDING_INDEX).exists()

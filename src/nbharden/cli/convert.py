@@ -48,7 +48,8 @@ Examples:
 
 \b
 Exit codes: 0 ok, 1 --check found changes / a generated file was edited by hand /
-the recorded behaviour changed (without --accept-changes) / verification failed,
+the recorded behaviour changed (without --accept-changes) / verification failed /
+--no-record would remove a recorded suite (--force replaces it),
 2 usage error or bad notebook, 3 the notebook failed when run,
 123 internal error, 130 interrupted, 143 terminated. With several notebooks the worst
 (largest) code of any notebook wins: 123 > 3 > 2 > 1 > 0. Each notebook is converted in a
@@ -108,7 +109,9 @@ CheckParam = Annotated[
 ForceParam = Annotated[
     bool,
     typer.Option(
-        "--force", help="Overwrite generated files even if they were edited by hand since."
+        "--force",
+        help="Overwrite generated files even if they were edited by hand since; with "
+        "--no-record, also replace a recorded test suite by a static one.",
     ),
 ]
 
@@ -582,13 +585,15 @@ def _convert_one(
         writing=lambda out: report("writing", str(out)),
         written=lambda out: report("written", str(out)),
     )
-    outcome = wf.run_conversion(wf.ConversionRequest(notebook, settings, mode), hooks)
+    # --force also lets a conversion that did not record replace a recorded suite
+    request = wf.ConversionRequest(notebook, settings, mode, replace_recording=settings.force)
+    outcome = wf.run_conversion(request, hooks)
     match outcome:
         case wf.Reviewed(changes=changes, behaviour=behaviour):
             return _with_behaviour(changes, behaviour), False
         case wf.Written(changes=changes, behaviour=behaviour):
             return _with_behaviour(changes, behaviour), True
-        case wf.Blocked() | wf.Edited() | wf.BehaviourChanged():
+        case wf.Blocked() | wf.Edited() | wf.BehaviourChanged() | wf.DropsRecording():
             raise outcome.error from None
         case wf.VerificationFailed():
             raise _verification_failure(outcome, str(notebook)) from None

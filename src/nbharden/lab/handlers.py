@@ -51,10 +51,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from nbharden import api
 from nbharden import workflow as wf
 from nbharden.errors import (
+    CancelledError,
     EditedFileError,
     ExecutionError,
     InputError,
     NbhardenError,
+    RecordedSuiteError,
     UsageError,
     VerificationError,
     WriteError,
@@ -87,6 +89,8 @@ class ConvertRequest(BaseModel):
         False  # run the notebook and generate characterization tests (slow; runs its code)
     )
     force: bool = False  # overwrite generated files that were edited by hand
+    # let a conversion that does not record replace a recorded suite (else 409, kind "recording")
+    replace_recording: bool = False
 
 
 class RequestError(Exception):
@@ -105,7 +109,9 @@ _STATUS: tuple[tuple[type[NbhardenError], int, str], ...] = (
     (ExecutionError, 422, "execution"),
     (VerificationError, 422, "verification"),
     (EditedFileError, 409, "edited"),
+    (RecordedSuiteError, 409, "recording"),
     (WriteError, 409, "write"),
+    (CancelledError, 409, "cancelled"),
 )
 
 
@@ -374,6 +380,13 @@ class ConvertHandler(_NbhardenHandler):
         self.reply(200, answer)
 
 
+def drops_recording(outcome: wf.DropsRecording, root: Path) -> RequestError:
+    """409 ``kind: "recording"``: writing would replace the recorded suite; ``paths`` would be removed."""
+    error = error_for(outcome.error, root)
+    error.body.update(kind="recording", paths=list(outcome.paths))
+    return error
+
+
 class _Job:
     """One conversion (and write) of a notebook, run under its locks; shared by identical
     requests.
@@ -399,7 +412,9 @@ class _Job:
             self.nb_path, self.root, out=self.out_path, record=req.record, force=req.force
         )
         mode = wf.Mode.WRITE if req.write else wf.Mode.DIFF
-        request = wf.ConversionRequest(self.nb_path, settings, mode)
+        request = wf.ConversionRequest(
+            self.nb_path, settings, mode, replace_recording=req.replace_recording
+        )
         outcome = await in_thread(functools.partial(convert_in_worker, request))
         match outcome:
             case wf.Reviewed(changes=changes):
@@ -416,6 +431,8 @@ class _Job:
                 )
             case wf.Edited(paths=paths, error=error):
                 raise self._edited(list(paths), error.diff)
+            case wf.DropsRecording():
+                raise drops_recording(outcome, self.root)
             case wf.VerificationFailed(error=error):
                 raise error_for(error, self.root)
             case wf.BehaviourChanged(behaviour=behaviour):

@@ -12,11 +12,11 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbharden.errors import ExecutionError, InternalError, UsageError
+from nbharden.errors import ExecutionError, InternalError, NbhardenError, UsageError
 from nbharden.models import Notebook, Plan
 from nbharden.record.models import (
     JSON,
@@ -26,6 +26,7 @@ from nbharden.record.models import (
     StepRecording,
 )
 from nbharden.record.sandbox import SandboxReport, Session, resolve
+from nbharden.record.watch import Cancel, CellProgress, RunWatch, kill_process_group
 from nbharden.secrets import redact, secret_values
 from nbharden.settings import Settings
 
@@ -157,9 +158,11 @@ def _schedule(
     return schedule, step_cells
 
 
-def _kernel_manager_class(env: Mapping[str, str], log_path: Path) -> type:
+def _kernel_manager_class(
+    env: Mapping[str, str], log_path: Path, cancel: Cancel | None = None
+) -> type:
     """An ``AsyncKernelManager`` that starts its kernel with ``env`` (nbclient has no
-    option for that).
+    option for that); ``cancel`` kills the kernel's process group.
     """
     from jupyter_client.manager import AsyncKernelManager
 
@@ -172,8 +175,38 @@ def _kernel_manager_class(env: Mapping[str, str], log_path: Path) -> type:
                 kw["stdout"] = log
                 kw["stderr"] = log
                 await super().start_kernel(**kw)
+            pid = getattr(getattr(self, "provisioner", None), "pid", None)
+            if cancel is not None and isinstance(pid, int):
+                cancel.on_cancel(kill_process_group(pid))
 
     return RecordingKernelManager
+
+
+def _cell_hook(
+    watch: RunWatch, schedule: list[dict[str, Any]], run: int, runs: int
+) -> Callable[..., None]:
+    """nbclient's ``on_cell_execute`` hook: ``watch.on_cell`` for each cell of the schedule as it
+    starts (nbclient runs the same cells; papermill's injected parameters cell is not one)."""
+    started = time.perf_counter()
+    count = [0]
+
+    def hook(cell: Any = None, cell_index: int | None = None, **_: Any) -> None:
+        tags = cell.get("metadata", {}).get("tags", []) if isinstance(cell, dict) else []
+        if "injected-parameters" in tags or count[0] >= len(schedule):
+            return
+        count[0] += 1
+        watch.on_cell(
+            CellProgress(
+                run=run,
+                runs=runs,
+                cell=int(schedule[count[0] - 1]["index"]),
+                position=count[0],
+                total=len(schedule),
+                elapsed=time.perf_counter() - started,
+            )
+        )
+
+    return hook
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
@@ -210,13 +243,16 @@ def _run_once(
     sandbox: SandboxReport | None = None,
     hidden: Sequence[str] = (),
     protect: Sequence[Path] = (),
+    watch: RunWatch | None = None,
+    run: tuple[int, int] = (1, 1),
 ) -> tuple[list[dict[str, Any]], float]:
     """One papermill run with the recorder; returns the recorder's events and the wall time.
 
     The kernel starts with the global generators seeded like ``seed_everything(seed)``
     (not at all when ``seed`` is None). The executed copy goes to ``executed`` (default
     ``run_dir/executed.ipynb``). ``hidden``: the secret values (:func:`_secret_values`) the
-    recorder must never store or log.
+    recorder must never store or log. ``watch`` hears of each cell as it starts (``run``: this
+    run's number and the runs planned) and can kill the kernel.
 
     Raises ``ExecutionError`` when the notebook fails, times out or kills its kernel.
     """
@@ -255,6 +291,7 @@ def _run_once(
         own_env=env,
         keep_env=("PYDEVD_DISABLE_FILE_VALIDATION", "JPY_SESSION_NAME"),
     )
+    watch = watch or RunWatch()
     started = time.perf_counter()
     try:
         with box:
@@ -271,8 +308,9 @@ def _run_once(
                 execution_timeout=max(1, math.ceil(settings.cell_timeout)),
                 extra_arguments=[f"--IPKernelApp.exec_files={_HERE / '_recorder.py'}"],
                 kernel_manager_class=box.manager_class(
-                    _kernel_manager_class(env, run_dir / "kernel.log")
+                    _kernel_manager_class(env, run_dir / "kernel.log", watch.cancel)
                 ),
+                on_cell_execute=_cell_hook(watch, schedule, *run),
             )
     except PapermillExecutionError as exc:
         events = _read_log(log)
@@ -471,6 +509,7 @@ def record(
     executed: Path | None = None,
     analysis: FullAnalysis | None = None,
     protect: Sequence[Path] = (),
+    watch: RunWatch | None = None,
 ) -> Recording:
     """Run ``nb``'s file with papermill, ``runs`` times with different seeds, and record
     every step's inputs and outputs.
@@ -484,7 +523,9 @@ def record(
 
     ``analysis``: the notebook's analysis, when the caller has it (else it is analysed again,
     for the hard-coded secrets the recorder must not store). ``protect``: folders the notebook
-    must not change (the output folder): read-only in sandbox tier ``bwrap``.
+    must not change (the output folder): read-only in sandbox tier ``bwrap``. ``watch``: told of
+    every cell of every run as it starts; its ``cancel`` stops the run in progress (its kernel is
+    killed at once) and raises ``CancelledError``.
 
     The notebook file is only read. ``workdir`` receives ``recording.json`` and ``values/``;
     the executed copy of the first run goes to ``executed`` (default
@@ -518,24 +559,33 @@ def record(
     sandbox = resolve(settings)  # raises UsageError when an explicit tier cannot run
     hidden = _secret_values(nb, plan, settings, parameters, analysis)
 
-    def run_once(seed: int) -> list[dict[str, Any]]:
+    watch = watch or RunWatch()
+
+    def run_once(seed: int, planned: int = runs) -> list[dict[str, Any]]:
         number = len(seeds) + 1
         run_dir = workdir if number == 1 else workdir / f".run{number}"
-        events, took = _run_once(
-            nb,
-            plan,
-            settings=settings,
-            run_dir=run_dir,
-            kernel=kernel,
-            schedule=schedule,
-            parameters=parameters,
-            cap_bytes=cap_bytes,
-            seed=seed,
-            executed=executed if number == 1 else None,
-            sandbox=sandbox,
-            hidden=hidden,
-            protect=protect,
-        )
+        watch.check(nb.path)
+        try:
+            events, took = _run_once(
+                nb,
+                plan,
+                settings=settings,
+                run_dir=run_dir,
+                kernel=kernel,
+                schedule=schedule,
+                parameters=parameters,
+                cap_bytes=cap_bytes,
+                seed=seed,
+                executed=executed if number == 1 else None,
+                sandbox=sandbox,
+                hidden=hidden,
+                protect=protect,
+                watch=watch,
+                run=(number, max(planned, number)),
+            )
+        except NbhardenError:
+            watch.check(nb.path)  # a kernel killed by Cancel is no failure of the notebook
+            raise
         seeds.append(seed)
         seconds.append(took)
         if number > 1:
@@ -555,7 +605,7 @@ def record(
     if any(_differs(first, o, "digest") for o in others) or any(
         _differs(first_random, o, "sha256") for o in others_random
     ):
-        events = run_once(RECORDING_SEED)
+        events = run_once(RECORDING_SEED, runs + 1)
         confirm, confirm_random = _values_by_key(events), _random_by_step(events)
 
     def value(step: str, phase: str, name: str) -> RecordedValue:

@@ -26,6 +26,8 @@ from nbharden.record.models import JSON, RecordedValue, Recording
 _HERE = Path(__file__).parent
 _VALUES_SOURCE = _HERE.parent / "record" / "_values.py"
 _COMPARE_SOURCE = _HERE / "_compare.py"
+#: The recorded suite's index: an output folder whose manifest lists it holds a recorded suite.
+RECORDING_INDEX = "tests/data/recording.json"
 
 #: A value the generated Config must reject, by field annotation (after dropping ``| None``).
 _BAD_VALUES: dict[str, str] = {
@@ -273,7 +275,7 @@ def generate_tests(
         "finals": finals,  # type: ignore[dict-item]
         "secret_derived": _secret_derived(plan, secret_names),
     }
-    files["tests/data/recording.json"] = (
+    files[RECORDING_INDEX] = (
         json.dumps(index, indent=1, allow_nan=True, sort_keys=True) + "\n"
     )
     for target, source in sorted(sources.items()):
