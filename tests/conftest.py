@@ -6,11 +6,13 @@ Kept minimal on purpose: folder-specific fixtures live next to their tests
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import nbformat
 import pytest
+from hypothesis import settings
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 #: One cell for ``make_notebook``: code source, or (source, tags), or ("# md", ...) via ``md()``.
@@ -77,3 +79,11 @@ def make_notebook(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+# Property tests draw the same examples on every run (as the fuzz tests always did): a failure found once is found
+# again, and CI never goes red on an example nobody can reproduce. Widen the search with
+# HYPOTHESIS_PROFILE=explore (random examples, more of them).
+settings.register_profile("repeatable", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))

@@ -595,7 +595,7 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
         "    except ValidationError as exc:",
         "        for error in exc.errors():",
         "            where = '.'.join(str(part) for part in error['loc']) or 'config'",
-        "            typer.echo(f'error: {where}: {error[\"msg\"]}', err=True)",
+        "            typer.echo(f\"error: {where}: {error['msg']}\", err=True)",
         "        raise typer.Exit(2) from None",
         "    run(config)",
         "",

@@ -1,7 +1,12 @@
-"""Format and verify the generated tree: ruff's import sorting and safe fixes, then black; then prove it.
+"""Format and verify the generated tree: ruff's import sorting and safe fixes, then the formatter; then prove it.
 
-Verification follows black's own safety checks: every module re-parses, black leaves the AST unchanged, and a
-second pass over the formatted code changes nothing (so a second conversion gives the same bytes).
+The formatter is ``ruff format`` (setting ``formatter = "ruff"``, the default: one process for the whole tree,
+black's style) or black itself (``formatter = "black"``, in process). The generated code is written so that both
+give the same bytes (tests/test_fmt.py checks it on the goldens).
+
+Verification follows black's own safety checks: every module compiles, formatting leaves the AST unchanged (one
+comparison per module, black's ``assert_equivalent``), and a second pass over the formatted code changes nothing
+(so a second conversion gives the same bytes).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nbharden.errors import VerificationError
+from nbharden.errors import UsageError, VerificationError
 from nbharden.models import FileTree
 from nbharden.settings import Settings
 
@@ -30,12 +35,11 @@ def _ruff_bin() -> str:
         return "ruff"
 
 
-def ruff_fix(files: dict[str, str], *, line_length: int, add_noqa: bool = False) -> dict[str, str]:
-    """Run ``ruff check --fix`` (safe fixes only) over the Python files, all in one process.
+FORMATTERS = ("ruff", "black")
 
-    With ``add_noqa``, instead mark what is left of the project's lint rules with ``# noqa: CODE``: style the
-    notebook chose (``l = ...``, ``x == None`` on a frame) that no fix could change without changing results.
-    """
+
+def _with_ruff(files: dict[str, str], args: list[str], *, line_length: int) -> dict[str, str]:
+    """``files`` after ``ruff <args>`` ran over their Python files in a temporary folder (one process)."""
     py = {p: t for p, t in files.items() if p.endswith(".py")}
     if not py:
         return files
@@ -45,36 +49,46 @@ def ruff_fix(files: dict[str, str], *, line_length: int, add_noqa: bool = False)
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        mode = (
-            ["--add-noqa", "--select=" + ",".join(LINT_RULES)]
-            if add_noqa
-            else ["--fix", "--exit-zero", "--select=" + ",".join(RUFF_FIXES)]
-        )
-        cmd = [
-            _ruff_bin(),
-            "check",
-            *mode,
-            "--quiet",
-            "--no-cache",
-            "--isolated",
-            f"--line-length={line_length}",
-            "--target-version=py311",
-            # An unused local's fix keeps the right-hand side (its effects) and drops the name: safe here,
-            # since generated code never inspects locals().
-            "--config",
-            'lint.extend-safe-fixes = ["F841"]',
-            "--ignore=UP035,UP006,UP007,UP045",
-            ".",
-        ]
-        proc = subprocess.run(
-            cmd, cwd=root, capture_output=True, text=True, timeout=120, check=False
-        )
-        if proc.returncode not in (0, 1):
-            raise VerificationError(f"ruff failed: {proc.stderr.strip()[:300]}")
-        fixed = dict(files)
-        for rel in py:
-            fixed[rel] = (root / rel).read_text(encoding="utf-8")
-    return fixed
+        _run_ruff(root, args, line_length=line_length)
+        return {**files, **{rel: (root / rel).read_text(encoding="utf-8") for rel in py}}
+
+
+def _run_ruff(root: Path, args: list[str], *, line_length: int) -> None:
+    cmd = [
+        _ruff_bin(),
+        *args,
+        "--quiet",
+        "--no-cache",
+        "--isolated",
+        f"--line-length={line_length}",
+        "--target-version=py311",
+        ".",
+    ]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode not in (0, 1):
+        raise VerificationError(f"ruff failed: {proc.stderr.strip()[:300]}")
+
+
+def ruff_format(files: dict[str, str], *, line_length: int) -> dict[str, str]:
+    """``ruff format`` over the Python files, all in one process; other files are returned as they are."""
+    return _with_ruff(files, ["format"], line_length=line_length)
+
+
+def ruff_fix(files: dict[str, str], *, line_length: int, add_noqa: bool = False) -> dict[str, str]:
+    """Run ``ruff check --fix`` (safe fixes only) over the Python files, all in one process.
+
+    With ``add_noqa``, instead mark what is left of the project's lint rules with ``# noqa: CODE``: style the
+    notebook chose (``l = ...``, ``x == None`` on a frame) that no fix could change without changing results.
+    """
+    mode = (
+        ["--add-noqa", "--select=" + ",".join(LINT_RULES)]
+        if add_noqa
+        else ["--fix", "--exit-zero", "--select=" + ",".join(RUFF_FIXES)]
+    )
+    # An unused local's fix keeps the right-hand side (its effects) and drops the name: safe here, since
+    # generated code never inspects locals().
+    config = ["--config", 'lint.extend-safe-fixes = ["F841"]', "--ignore=UP035,UP006,UP007,UP045"]
+    return _with_ruff(files, ["check", *mode, *config], line_length=line_length)
 
 
 def black_format(path: str, text: str, *, line_length: int) -> str:
@@ -91,7 +105,7 @@ def black_format(path: str, text: str, *, line_length: int) -> str:
         # black's AST check; stability (a second pass changes nothing) is proven by the determinism tests and
         # costs a second full format of every module, so it is not repeated on every conversion.
         black.assert_equivalent(text, formatted)
-    except AssertionError as exc:
+    except (AssertionError, black.parsing.ASTSafetyError) as exc:
         raise VerificationError(
             f"formatting changed the code's meaning: {str(exc)[:200]}", path=path
         ) from exc
@@ -111,27 +125,49 @@ def verify(tree: FileTree) -> None:
                 ) from exc
 
 
+def _formatted(files: dict[str, str], *, formatter: str, line_length: int) -> dict[str, str]:
+    """The Python files of ``files`` formatted (the others as they are), each checked to keep its AST."""
+    if formatter == "black":
+        return {
+            p: black_format(p, t, line_length=line_length) if p.endswith(".py") else t
+            for p, t in files.items()
+        }
+    out = ruff_format(files, line_length=line_length)
+    for path, text in files.items():
+        if path.endswith(".py") and out[path] != text:
+            _assert_equivalent(path, text, out[path])
+    return out
+
+
+def _assert_equivalent(path: str, before: str, after: str) -> None:
+    """black's AST check: formatting must not change what the code does."""
+    import black
+
+    try:
+        black.assert_equivalent(before, after)
+    except (AssertionError, black.parsing.ASTSafetyError) as exc:
+        raise VerificationError(
+            f"formatting changed the code's meaning: {str(exc)[:200]}", path=path
+        ) from exc
+
+
 def format_tree(tree: FileTree, *, settings: Settings) -> FileTree:
-    """ruff fixes, then black; verified (parses, AST kept by black, stable). Returns the formatted tree."""
+    """ruff fixes, then the formatter (``settings.formatter``); verified (compiles, AST kept by formatting,
+    stable). Returns the formatted tree."""
+    if settings.formatter not in FORMATTERS:
+        raise UsageError(f"formatter must be one of {', '.join(FORMATTERS)}, not {settings.formatter!r}")
     files = tree.as_dict()
     verify(tree)
     files = ruff_fix(files, line_length=settings.line_length)
-    out = {}
-    for path, text in files.items():
-        out[path] = (
-            black_format(path, text, line_length=settings.line_length)
-            if path.endswith(".py")
-            else text
-        )
-    # Mark what no safe fix can change with a noqa comment, then let black re-wrap; repeat until both agree (black
-    # may move a marked line, which needs a new marker), so the result is a fixpoint of both: idempotent.
+    out = _formatted(files, formatter=settings.formatter, line_length=settings.line_length)
+    # Mark what no safe fix can change with a noqa comment, then let the formatter re-wrap; repeat until both agree
+    # (it may move a marked line, which needs a new marker), so the result is a fixpoint of both: idempotent.
     for _ in range(4):
         marked = ruff_fix(out, line_length=settings.line_length, add_noqa=True)
         changed = {p: t for p, t in marked.items() if t != out[p]}
         if not changed:
             break
-        for path, text in changed.items():
-            out[path] = black_format(path, text, line_length=settings.line_length)
+        out.update(_formatted(changed, formatter=settings.formatter, line_length=settings.line_length))
     result = FileTree.of(out)
     verify(result)
     return result

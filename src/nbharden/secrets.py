@@ -119,7 +119,8 @@ KINDS: dict[str, tuple[str, str]] = {
 
 #: Appended to the generated ``support.py`` when the Config has secrets; ``run`` calls it first.
 SECRETS_SUPPORT = '''
-_plain_records: list[Any] = []  # logging's record factory before hide_secrets replaced it
+# logging's record factory before hide_secrets replaced it
+_plain_records: list[Any] = []
 
 
 def hide_secrets(config: Any) -> None:

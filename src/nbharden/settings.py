@@ -27,6 +27,7 @@ class Settings:
     record: bool = True
     verify: bool = True
     line_length: int = 88
+    formatter: str = "ruff"  # ruff | black: what formats the generated code (same style; ruff is faster)
     max_bytes: int = 200 * 1024 * 1024  # refuse notebooks larger than this
     max_depth: int = 64  # refuse JSON nested deeper than this
     max_code_cells: int = 2000  # refuse notebooks with more code cells than this

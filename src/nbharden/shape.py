@@ -234,6 +234,8 @@ def short_name(text: str, fallback: str = "step", limit: int = NAME_LIMIT) -> st
     text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
     words = [w.lower() for w in re.findall(r"[A-Za-z0-9]+", text.replace("'", ""))]
     kept = [w for w in words if w not in STOP_WORDS] or words
+    if kept and kept[0][0].isdigit() and fallback:
+        kept.insert(0, fallback)  # an identifier cannot start with a digit: "2021 results" -> step_2021_results
     name = ""
     for word in kept:
         candidate = f"{name}_{word}" if name else word
@@ -241,7 +243,7 @@ def short_name(text: str, fallback: str = "step", limit: int = NAME_LIMIT) -> st
             break
         name = candidate
     name = name or fallback
-    if name[0].isdigit():
+    if name[:1].isdigit():
         name = f"{fallback}_{name}"
     if keyword.iskeyword(name) or name in BUILTINS:
         name += "_"
