@@ -27,6 +27,7 @@ from nbharden.settings import Settings
 
 if TYPE_CHECKING:
     from nbharden.analyse import FullAnalysis
+    from nbharden.prreview.report import ReviewReport
     from nbharden.record.models import Recording
     from nbharden.record.sandbox import SandboxReport
     from nbharden.record.watch import RunWatch
@@ -191,6 +192,27 @@ def record(
     return _guard(path, run)
 
 
+def review_changes(
+    paths: tuple[Path, ...] = (Path("."),),
+    *,
+    base: str | None = None,
+    overrides: Mapping[str, object] | None = None,
+    run_tests: bool = True,
+    fail_on_change: bool = False,
+    progress: Progress = _noop,
+) -> ReviewReport:
+    """Review what the current tree changed in the notebooks under ``paths`` since ``base`` (a git revision;
+    None: the merge base of HEAD with the default branch): per notebook the behaviour diff, the package's
+    code diff, new and resolved findings, whether the committed package is in sync and its tests pass.
+    Writes nothing in the checkout (the work happens in temporary git worktrees). See ``nbharden.prreview``.
+    """
+    from nbharden.prreview.collect import ReviewRequest
+    from nbharden.prreview.collect import review_changes as _review
+
+    request = ReviewRequest(tuple(paths), base, dict(overrides or {}), run_tests, fail_on_change)
+    return _review(request, progress)
+
+
 def write(
     changes: ChangeSet,
     settings: Settings | None = None,
@@ -273,6 +295,7 @@ def run_tests(
     settings: Settings | None = None,
     notebook: Path | None = None,
     files: Mapping[str, str] | None = None,
+    junit: Path | None = None,
 ) -> dict[str, object]:
     """Run the generated package's test suite once (``python -m pytest`` in ``out``); return counts and output.
 
@@ -296,6 +319,8 @@ def run_tests(
     root = str(Path(out).resolve())
     cmd = [python or sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header"]
     cmd += ["--rootdir", root, "--confcutdir", root]
+    if junit is not None:
+        cmd += [f"--junitxml={Path(junit).absolute()}", "-o", "junit_family=xunit2"]
     env = dict(
         os.environ,
         PYTHONPATH=str(Path(out).resolve() / "src"),

@@ -16,9 +16,11 @@ import typer
 
 from nbharden import __version__
 from nbharden.cli import analyze as _analyze
+from nbharden.cli import comment as _comment
 from nbharden.cli import convert as _convert
 from nbharden.cli import guard
 from nbharden.cli import record as _record
+from nbharden.cli import review as _review
 from nbharden.cli import rules as _rules
 from nbharden.cli.guard import Terminated
 from nbharden.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
@@ -30,6 +32,7 @@ Turn a proof-of-concept Jupyter notebook into a typed, tested Python package.
   nbharden convert analysis.ipynb      # writes analysis_prod/: package, Config, tests
   nbharden analyze analysis.ipynb      # findings only (hidden state, secrets, paths...)
   nbharden record analysis.ipynb       # run it, report what every step reads and writes
+  nbharden review --base origin/main   # what a change did to the results (pull requests)
   nbharden rules NBH201                # explain a finding code
 
 Run 'nbharden COMMAND --help' for the options of a command. Settings can also live in
@@ -73,6 +76,8 @@ app.command("analyze", epilog=_analyze.EPILOG, no_args_is_help=True)(_analyze.an
 app.command("record", cls=_record.Command, epilog=_record.EPILOG, no_args_is_help=True)(
     _record.record
 )
+app.command("review", epilog=_review.EPILOG)(_review.review)
+app.command("comment", epilog=_comment.EPILOG, no_args_is_help=True)(_comment.comment)
 app.command("rules", epilog=_rules.EPILOG)(_rules.rules)
 
 
