@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from nbharden.prreview.report import ReviewReport
     from nbharden.record.models import Recording
     from nbharden.record.sandbox import SandboxReport
-    from nbharden.record.watch import RunWatch
+    from nbharden.record.watch import Cancel, RunWatch
     from nbharden.write import OutPin
 
 #: Progress callback: (stage name, notebook path). The CLI uses it for its progress display.
@@ -296,8 +296,15 @@ def run_tests(
     notebook: Path | None = None,
     files: Mapping[str, str] | None = None,
     junit: Path | None = None,
+    cases: bool = False,
+    check: bool = True,
+    cancel: Cancel | None = None,
 ) -> dict[str, object]:
     """Run the generated package's test suite once (``python -m pytest`` in ``out``); return counts and output.
+
+    ``cases``: also each test's outcome, under ``"cases"`` (``{"id", "outcome", "message"}``: pytest's node id,
+    ``passed``/``failed``/``error``/``skipped``/``xfailed``/``xpassed``, the failure's or skip's one line).
+    ``check=False`` returns a failing run instead of raising. ``cancel`` stops the run (``CancelledError``).
 
     The tests run the notebook's code: with ``settings`` whose sandbox tier is on, they run in the same
     sandbox as the recording, with the same limits (``notebook``, the source notebook, is then required: its
@@ -317,7 +324,8 @@ def run_tests(
         )
     python = _test_python(python)
     root = str(Path(out).resolve())
-    cmd = [python or sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header"]
+    verbosity = ["-v", "-rfEs"] if cases else ["-q"]
+    cmd = [python or sys.executable, "-m", "pytest", *verbosity, "-p", "no:cacheprovider", "--no-header"]
     cmd += ["--rootdir", root, "--confcutdir", root]
     if junit is not None:
         cmd += [f"--junitxml={Path(junit).absolute()}", "-o", "junit_family=xunit2"]
@@ -329,23 +337,58 @@ def run_tests(
         # no plugin installed by a notebook (entry points) loads into the tests
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
     )
+    if cases:
+        env["COLUMNS"] = "1000"  # pytest cuts a skip's reason to the terminal's width
     text, returncode = _pytest_in_sandbox(
-        report, cmd, env=env, out=Path(out), notebook=notebook, files=files, timeout=timeout
+        report, cmd, env=env, out=Path(out), notebook=notebook, files=files, timeout=timeout, cancel=cancel
     )
-    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", text)}
+    last = text.strip().splitlines()[-1].strip("= ") if text.strip() else ""
+    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", last)}
     result: dict[str, object] = {
         "returncode": returncode,
         **counts,
-        "summary": text.strip().splitlines()[-1] if text.strip() else "",
+        "summary": last,
         # the sandbox tier the tests ran in (the recording's is under "sandbox")
         "verify_sandbox": report.tier,
     }
-    if returncode != 0:
+    if cases:
+        result["cases"] = test_cases(text)
+    if returncode != 0 and check:
         raise VerificationError(
             f"generated tests failed ({result['summary']}); run 'python -m pytest' in {out} to see why",
             path=out,
         )
     return result
+
+
+_CASE = re.compile(
+    r"^(?P<id>\S[^\n]*?::[^\n]*?) (?P<outcome>PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)"
+    r"(?: \((?P<reason>[^\n]*)\))?\s+\[\s*\d+%\]$",
+    re.MULTILINE,
+)
+_SHORT = re.compile(r"^(?P<outcome>FAILED|ERROR) (?P<id>\S[^\n]*?::[^\n]*?)(?: - (?P<message>[^\n]*))?$", re.MULTILINE)
+_OUTCOMES = {
+    "PASSED": "passed",
+    "FAILED": "failed",
+    "ERROR": "error",
+    "SKIPPED": "skipped",
+    "XFAIL": "xfailed",
+    "XPASS": "xpassed",
+}
+
+
+def test_cases(text: str) -> list[dict[str, str]]:
+    """Each test's outcome from ``pytest -v -rfEs`` output: ``{"id", "outcome", "message"}`` in run order."""
+    found: dict[str, dict[str, str]] = {}
+    for m in _CASE.finditer(text):
+        outcome = _OUTCOMES[m["outcome"]]
+        case = found.setdefault(m["id"], {"id": m["id"], "outcome": outcome, "message": m["reason"] or ""})
+        if outcome == "error":  # an error in set-up or tear-down outranks the test's own outcome
+            case["outcome"] = "error"
+    for m in _SHORT.finditer(text):
+        case = found.setdefault(m["id"], {"id": m["id"], "outcome": _OUTCOMES[m["outcome"]], "message": ""})
+        case["message"] = case["message"] or (m["message"] or "")
+    return list(found.values())
 
 
 def _test_python(python: str | None) -> str | None:
@@ -373,6 +416,7 @@ def _pytest_in_sandbox(
     notebook: Path | None,
     files: Mapping[str, str] | None,
     timeout: float,
+    cancel: Cancel | None = None,
 ) -> tuple[str, int]:
     """Run ``cmd`` in ``out`` inside ``report``'s sandbox; (output, exit status).
 
@@ -401,7 +445,7 @@ def _pytest_in_sandbox(
         limit = min(timeout, report.wall_time) if report.active else timeout
         try:
             with session:
-                proc = session.run(cmd, env=env, cwd=out.resolve(), timeout=limit)
+                proc = session.run(cmd, env=env, cwd=out.resolve(), timeout=limit, cancel=cancel)
         except subprocess.TimeoutExpired as exc:
             raise VerificationError(
                 f"generated tests did not finish in {limit:.0f} s", path=out

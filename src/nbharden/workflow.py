@@ -286,6 +286,20 @@ def write_reviewed(
     return outcome
 
 
+def review_again(changes: ChangeSet) -> ChangeSet:
+    """The same generated files compared with the output folder as it is now: after a write, every written file
+    reads ``unchanged`` (a kept hand edit still ``edited``), so a front end shows the disk's truth without
+    generating again. Removed files that are gone are no longer listed."""
+    from nbharden.manifest import read_manifest
+    from nbharden.review import classify, resolve_out
+
+    files = {c.path: c.new_text for c in changes.changes if c.new_text is not None}
+    root = resolve_out(changes.out)
+    fresh, blocked = classify(files, root, notebook=Path(changes.notebook), old=read_manifest(root))
+    extra = {**{k: v for k, v in changes.extra.items() if k != "blocked"}, **({"blocked": blocked} if blocked else {})}
+    return dataclasses.replace(changes, changes=tuple(fresh), extra=extra)
+
+
 def recorded_suite_loss(changes: ChangeSet) -> tuple[str, ...]:
     """The files writing ``changes`` would remove, when they include a recorded suite's index (the output folder
     holds a recorded suite, and these changes do not); else ``()``."""

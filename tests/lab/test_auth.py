@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,18 @@ def test_every_verb_of_every_registered_nbharden_handler_is_authenticated(
         assert unauthenticated_verbs(cls) == [], (
             f"{cls.__name__}: {unauthenticated_verbs(cls)} lack @tornado.web.authenticated"
         )
-    assert sorted(ENDPOINTS) == [("nbharden/convert", "post"), ("nbharden/rules", "get")]
+    assert sorted(ENDPOINTS) == sorted(
+        [
+            ("nbharden/convert", "post"),
+            ("nbharden/rules", "get"),
+            ("nbharden/status", "get"),
+            ("nbharden/jobs", "post"),
+            (f"nbharden/jobs/{JOB_ID}", "get"),
+            (f"nbharden/jobs/{JOB_ID}", "delete"),
+            (f"nbharden/jobs/{JOB_ID}/write", "post"),
+            (f"nbharden/jobs/{JOB_ID}/file", "get"),
+        ]
+    )
 
 
 def test_the_walk_finds_a_handler_without_the_decorator(jp_serverapp: Any) -> None:
@@ -195,11 +207,39 @@ async def credentials(live: Live) -> Credentials:
     return Credentials(login, xsrf)
 
 
-def request_for(route: str, verb: str, notebook: str) -> tuple[str, Any]:
-    """(method, body) of a request that would change something if it got through: a write."""
-    if verb == "post":
-        return "POST", {"path": notebook, "write": True}
-    return verb.upper(), None
+#: The pattern of a job id in the jobs' routes.
+JOB_ID = "([0-9a-f]{32})"
+
+
+def request_for(route: str, verb: str, notebook: str, job: str) -> tuple[str, str, Any]:
+    """(method, URL, body) of a request that would change or reveal something if it got through: a write, a new
+    job, a cancel, a file's text. ``job``: the id of a job (a real one for the positive controls)."""
+    url = route.replace(JOB_ID, job)
+    if route.endswith("/file"):
+        url += "?path=.nbharden.json"
+    elif route == "nbharden/status":
+        url += f"?path={notebook}"
+    if verb != "post":
+        return verb.upper(), url, None
+    if route == "nbharden/jobs":
+        return "POST", url, {"path": notebook, "kind": "review"}
+    if route.endswith("/write"):
+        return "POST", url, {}
+    return "POST", url, {"path": notebook, "write": True}
+
+
+async def finished_job(live: Live, notebook: str) -> str:
+    """The id of a static review job of ``notebook``, once it is done."""
+    resp = await live.fetch("nbharden/jobs", method="POST", body={"path": notebook})
+    assert resp.code == 202, resp.body
+    job = json.loads(resp.body)["id"]
+    for _ in range(600):
+        state = json.loads((await live.fetch(f"nbharden/jobs/{job}")).body)["state"]
+        if state != "running":
+            assert state == "done"
+            return str(job)
+        await asyncio.sleep(0.1)
+    raise AssertionError("the review job did not finish in 60 s")
 
 
 def effects(root: Path) -> dict[str, bytes | str]:
@@ -210,7 +250,7 @@ def effects(root: Path) -> dict[str, bytes | str]:
 async def test_every_endpoint_refuses_requests_without_valid_credentials(
     live: Live, jp_root_dir: Path, notebook: str, route: str, verb: str
 ) -> None:
-    method, body = request_for(route, verb, notebook)
+    method, url, body = request_for(route, verb, notebook, "0" * 32)
     creds = await credentials(live)
     before = effects(jp_root_dir)
     refused: dict[str, dict[str, Any]] = {
@@ -243,7 +283,7 @@ async def test_every_endpoint_refuses_requests_without_valid_credentials(
         }
     problems = []
     for case, how in refused.items():
-        path = route + (f"?{how['query']}" if "query" in how else "")
+        path = url + (("&" if "?" in url else "?") + how["query"] if "query" in how else "")
         resp = await live.fetch(
             path, method=method, body=body, headers=how.get("headers"), token=how["token"]
         )
@@ -259,20 +299,23 @@ async def test_every_endpoint_refuses_requests_without_valid_credentials(
 
     # Positive controls: the same credentials do work, so the refusals above are the checks under
     # test, not a broken cookie or a wrong URL.
+    if JOB_ID in route:
+        method, url, body = request_for(route, verb, notebook, await finished_job(live, notebook))
+    ok = (202,) if route == "nbharden/jobs" else (200,)
     same_origin = live.origin
     resp = await live.fetch(
-        route,
+        url,
         method=method,
         body=body,
         headers=creds.headers(xsrf=True, origin=same_origin),
         token=False,
     )
-    assert resp.code == 200, resp.body
+    assert resp.code in ok, resp.body
     if method == "GET":
-        resp = await live.fetch(route, headers=creds.headers(xsrf=False), token=False)
+        resp = await live.fetch(url, headers=creds.headers(xsrf=False), token=False)
         assert resp.code == 200, "a GET with the login cookie needs no XSRF token"
-    resp = await live.fetch(route, method=method, body=body)
-    assert resp.code == 200, resp.body
+    resp = await live.fetch(url, method=method, body=body)
+    assert resp.code in ok, resp.body
 
 
 @pytest.mark.parametrize(("route", "verb"), ENDPOINTS)
@@ -280,7 +323,7 @@ async def test_a_cross_origin_preflight_is_not_granted(
     live: Live, route: str, verb: str, notebook: str
 ) -> None:
     resp = await live.fetch(
-        route,
+        request_for(route, verb, notebook, "0" * 32)[1],
         method="OPTIONS",
         token=False,
         headers={

@@ -65,6 +65,7 @@ from nbharden.models import ChangeSet
 from nbharden.settings import Settings, load_settings
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 #: Longest path (UTF-8 bytes) and file name a request may name: Linux's PATH_MAX and NAME_MAX.
 MAX_PATH_BYTES = 4096
@@ -298,6 +299,44 @@ class _NbhardenHandler(APIHandler):
             )
         return rel, resolved
 
+    def parse(self, model: type[M]) -> M:
+        """The JSON body validated as ``model``; ``RequestError`` 400 saying what is wrong."""
+        try:
+            body = json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError(400, f"request body is not JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise RequestError(400, 'request body must be a JSON object like {"path": "nb.ipynb"}')
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            raise RequestError(400, f"bad request body: {problems}") from exc
+
+    async def targets(self, path: str, out: str | None) -> tuple[str, Path, str, Path]:
+        """The notebook and its output folder, checked: ``(notebook path, resolved, out path,
+        resolved)``. 400 for a path that is not a notebook, 404 for a missing one, 403 for an
+        output folder outside the root or holding the notebook."""
+        nb_rel, nb_path = self.resolve(path, "notebook")
+        if not nb_rel.endswith(".ipynb"):
+            raise RequestError(400, f"{_shown(path)} is not a notebook (.ipynb)")
+        if not await ensure_async(self.cm.file_exists(nb_rel)):
+            raise RequestError(404, f"notebook {_shown(path)} not found")
+        if out is not None:
+            out_rel, out_path = self.resolve(out, "output")
+        else:
+            out_rel, out_path = self.resolve(
+                PurePosixPath(nb_rel).with_name(api.default_out(Path(nb_rel)).name).as_posix(),
+                "output",
+            )
+        if out_path == self.root or nb_path.is_relative_to(out_path):
+            raise RequestError(
+                403, f"output folder {out_rel or '/'!r} would contain the notebook's own folder"
+            )
+        return nb_rel, nb_path, out_rel, out_path
+
     async def guarded(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work``; turn ``RequestError`` and nbharden errors into JSON error answers."""
         try:
@@ -323,13 +362,14 @@ _FIRST_RUN = threading.Lock()
 _WARM: set[bool] = set()
 
 
-def convert_in_worker(request: wf.ConversionRequest) -> wf.Outcome:
+def convert_in_worker(request: wf.ConversionRequest, hooks: wf.Hooks | None = None) -> wf.Outcome:
     """``workflow.run_conversion`` for a worker thread (see ``_FIRST_RUN``)."""
+    hooks = hooks or wf.Hooks()
     record = request.settings.record
     if record in _WARM:
-        return wf.run_conversion(request)
+        return wf.run_conversion(request, hooks)
     with _FIRST_RUN:
-        outcome = wf.run_conversion(request)
+        outcome = wf.run_conversion(request, hooks)
         _WARM.add(record)
         return outcome
 
@@ -341,39 +381,9 @@ class ConvertHandler(_NbhardenHandler):
     async def post(self) -> None:
         await self.guarded(self._convert)
 
-    def _parse(self) -> ConvertRequest:
-        try:
-            body = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RequestError(400, f"request body is not JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise RequestError(400, 'request body must be a JSON object like {"path": "nb.ipynb"}')
-        try:
-            return ConvertRequest.model_validate(body)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-            )
-            raise RequestError(400, f"bad request body: {problems}") from exc
-
     async def _convert(self) -> None:
-        req = self._parse()
-        nb_rel, nb_path = self.resolve(req.path, "notebook")
-        if not nb_rel.endswith(".ipynb"):
-            raise RequestError(400, f"{_shown(req.path)} is not a notebook (.ipynb)")
-        if not await ensure_async(self.cm.file_exists(nb_rel)):
-            raise RequestError(404, f"notebook {_shown(req.path)} not found")
-        if req.out is not None:
-            out_rel, out_path = self.resolve(req.out, "output")
-        else:
-            out_rel, out_path = self.resolve(
-                PurePosixPath(nb_rel).with_name(api.default_out(Path(nb_rel)).name).as_posix(),
-                "output",
-            )
-        if out_path == self.root or nb_path.is_relative_to(out_path):
-            raise RequestError(
-                403, f"output folder {out_rel or '/'!r} would contain the notebook's own folder"
-            )
+        req = self.parse(ConvertRequest)
+        nb_rel, nb_path, out_rel, out_path = await self.targets(req.path, req.out)
         job = _Job(req, nb_rel, nb_path, out_rel, out_path, self.root)
         key = (str(nb_path), str(out_path), req.write, req.record, req.force)
         answer = await shared_run(key, (nb_path, out_path), job.run)
@@ -484,6 +494,9 @@ class RulesHandler(_NbhardenHandler):
                 "category": r.category,
                 "severity": r.severity.value,
                 "fix": r.fix.value,
+                "example": r.example,
+                "after": r.after,
+                "fix_note": r.fix_note,
             }
             for r in sorted(RULES.values(), key=lambda r: r.code)
         ]
@@ -492,9 +505,13 @@ class RulesHandler(_NbhardenHandler):
 
 #: (route under the base URL, handler class); walked by the tests that check every verb is
 #: authenticated.
+# The jobs' handlers (the review panel's) build on the classes above.
+from nbharden.lab import jobs  # noqa: E402
+
 ROUTES: tuple[tuple[str, type[_NbhardenHandler]], ...] = (
     ("nbharden/convert", ConvertHandler),
     ("nbharden/rules", RulesHandler),
+    *jobs.ROUTES,
 )
 
 

@@ -48,6 +48,7 @@ from types import TracebackType
 from typing import Any
 
 from nbharden.errors import ExecutionError, UsageError
+from nbharden.record.watch import Cancel, kill_process_group
 from nbharden.settings import Settings
 
 #: Values of the ``sandbox`` setting.
@@ -686,12 +687,19 @@ class Session:
 
     # --- running a command ---------------------------------------------------------------
     def run(
-        self, cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float
+        self,
+        cmd: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        timeout: float,
+        cancel: Cancel | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` (not a kernel) in the sandbox, its output captured as text.
 
         Raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds; ``expired`` is set
-        when the sandbox's wall time stopped it.
+        when the sandbox's wall time stopped it. ``cancel`` kills the process group at once
+        (then ``CancelledError``).
         """
         self._env = env
         wrapped = self.wrap(cmd, env, chdir=cwd) if self.report.active else cmd
@@ -707,6 +715,7 @@ class Session:
         )
         if self.report.active:
             self.started(proc.pid)
+        forget = cancel.on_cancel(kill_process_group(proc.pid)) if cancel else None
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -714,6 +723,11 @@ class Session:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             raise
+        finally:
+            if forget is not None:
+                forget()
+        if cancel is not None:
+            cancel.check(cwd)
         return subprocess.CompletedProcess(wrapped, proc.returncode, out, err)
 
     # --- kernel launch -------------------------------------------------------------------
