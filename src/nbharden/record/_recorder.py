@@ -108,6 +108,16 @@ def _nbharden_install_recorder() -> None:
         if why:
             return redacted(entry, why)
         entry["fingerprint"] = fp
+        size = values.data_bytes(obj)
+        if size and not fits(size):
+            # storing it would copy it whole (as JSON text or a pickle): the fingerprint, made
+            # block by block, is all that is kept
+            entry.update(kind="fingerprint" if "shape" in fp else "described")
+            entry["note"] = f"over the {cap} byte recording cap: fingerprint only"
+            entry["digest"] = hashlib.sha256(
+                json.dumps(fp, sort_keys=True, default=str).encode()
+            ).hexdigest()
+            return entry
         try:
             text = values.dumps(obj)
         except values.Unencodable as exc:

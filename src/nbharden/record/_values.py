@@ -797,10 +797,13 @@ def describe_unserialisable(obj: Any) -> str | None:
 # --- fingerprints ---------------------------------------------------------------------
 
 
-def _stats(values: Any) -> dict[str, Any] | None:
-    """
-    Order-sensitive summary statistics of a numeric column; None for non-numeric data.
-    """
+#: Large arrays and columns are hashed and summarised this many elements at a time, never
+#: copied whole: what the recorder adds to the notebook's memory stays about this size.
+CHUNK = 1 << 21  # 16 MiB of float64
+
+
+def _numeric(values: Any) -> Any:
+    """``values`` as a numpy array of numbers (a view where possible), or None."""
     import numpy as np
 
     try:
@@ -809,9 +812,23 @@ def _stats(values: Any) -> dict[str, Any] | None:
             arr = np.asarray(values, dtype=np.float64) if arr.dtype.kind == "O" else arr
             if arr.dtype.kind not in "biuf":
                 return None
-        arr = arr.astype(np.float64).reshape(-1)
     except (TypeError, ValueError):
         return None
+    return arr
+
+
+def _stats(values: Any) -> dict[str, Any] | None:
+    """
+    Order-sensitive summary statistics of a numeric column; None for non-numeric data.
+    """
+    import numpy as np
+
+    arr = _numeric(values)
+    if arr is None:
+        return None
+    if arr.size > CHUNK:
+        return _chunked_stats(arr)
+    arr = arr.astype(np.float64).reshape(-1)
     n = int(arr.size)
     finite = np.isfinite(arr)
     good = arr[finite]
@@ -831,21 +848,113 @@ def _stats(values: Any) -> dict[str, Any] | None:
     }
 
 
+def _blocks(arr: Any) -> Any:
+    """``arr``'s elements in C order as flat contiguous blocks of at most ``CHUNK`` elements:
+    views of a contiguous array, small copies of the rows of another."""
+    import numpy as np
+
+    if arr.ndim == 0 or arr.flags.c_contiguous:
+        flat = arr.reshape(-1)
+        for start in range(0, flat.size, CHUNK):
+            yield flat[start : start + CHUNK]
+        return
+    rows = max(1, CHUNK // max(1, arr[0].size))
+    for start in range(0, arr.shape[0], rows):
+        yield np.ascontiguousarray(arr[start : start + rows]).reshape(-1)
+
+
+def _chunked_stats(arr: Any) -> dict[str, Any]:
+    """``_stats`` of a large array, block by block (two passes: the mean, then the spread)."""
+    import numpy as np
+
+    n = int(arr.size)
+    count, total, weighted, low, high, at = 0, 0.0, 0.0, np.inf, -np.inf, 0
+    for block in _blocks(arr):
+        values = block.astype(np.float64)
+        finite = np.isfinite(values)
+        good = values[finite]
+        positions = np.arange(at + 1, at + values.size + 1, dtype=np.float64)[finite]
+        at += values.size
+        if good.size:
+            count += int(good.size)
+            total += float(good.sum())
+            weighted += float((good * positions).sum())
+            low, high = min(low, float(good.min())), max(high, float(good.max()))
+    if count == 0:
+        return {"n": n, "nonfinite": n}
+    mean = total / count
+    spread = 0.0
+    for block in _blocks(arr):
+        values = block.astype(np.float64)
+        good = values[np.isfinite(values)]
+        spread += float(((good - mean) ** 2).sum())
+    return {
+        "n": n,
+        "nonfinite": n - count,
+        "sum": total,
+        "mean": mean,
+        "std": math.sqrt(spread / count),
+        "min": low,
+        "max": high,
+        "wmean": weighted / n,
+    }
+
+
 def _hash_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _array_hash(arr: Any) -> str:
+    """sha256 of ``arr``'s bytes in C order (what ``tobytes`` gives), block by block."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for block in _blocks(arr):
+        digest.update(block.view(np.uint8))
+    return digest.hexdigest()
+
+
 def _series_hash(series: Any) -> str | None:
+    """sha256 of pandas' per-row hashes of ``series`` (a Series or an Index), block by block."""
     import pandas as pd
 
+    rows = series if isinstance(series, pd.Index) else series.iloc
     try:
-        return _hash_bytes(pd.util.hash_pandas_object(series, index=False).to_numpy().tobytes())
+        digest = hashlib.sha256()
+        for start in range(0, len(series), CHUNK):
+            part = pd.Series(rows[start : start + CHUNK], copy=False)
+            hashed = pd.util.hash_pandas_object(part, index=False).to_numpy()
+            digest.update(hashed.tobytes())
+        return digest.hexdigest()
     except (TypeError, ValueError):
         try:
             return _hash_bytes(repr(series.tolist()).encode("utf-8"))
         # a repr that fails means no hash, not a failed run
         except (TypeError, ValueError, AttributeError, RecursionError):
             return None
+
+
+def data_bytes(obj: Any, depth: int = 0) -> int:
+    """About how many bytes the arrays and frames in ``obj`` hold (not deep into objects):
+    what storing it would copy. 0 when it holds none."""
+    top = _module_of(obj)
+    if top == "numpy" and hasattr(obj, "nbytes"):
+        return int(obj.nbytes)
+    if top == "pandas" and hasattr(obj, "memory_usage"):
+        try:
+            usage = obj.memory_usage(index=True, deep=False)
+            return int(usage.sum()) if hasattr(usage, "sum") else int(usage)
+        except (TypeError, ValueError):
+            return 0
+    if depth >= 3:
+        return 0
+    if isinstance(obj, dict):
+        items: Any = list(obj.values())[:1000]
+    elif isinstance(obj, (list, tuple)):
+        items = obj[:1000]
+    else:
+        items = list(getattr(obj, "__dict__", {}).values())[:1000]
+    return sum(data_bytes(item, depth + 1) for item in items)
 
 
 def fingerprint(obj: Any) -> dict[str, Any]:
@@ -861,7 +970,7 @@ def fingerprint(obj: Any) -> dict[str, Any]:
         if isinstance(obj, np.ndarray):
             fp.update(shape=list(obj.shape), dtype=obj.dtype.str)
             if obj.dtype.kind != "O":
-                fp["hash"] = _hash_bytes(np.ascontiguousarray(obj).tobytes())
+                fp["hash"] = _array_hash(obj)
             fp["stats"] = _stats(obj)
             return fp
     if top == "pandas":
@@ -874,7 +983,7 @@ def fingerprint(obj: Any) -> dict[str, Any]:
                 dtypes=[str(d) for d in obj.dtypes],
                 index={
                     "type": type_name(obj.index),
-                    "hash": _series_hash(obj.index.to_series()),
+                    "hash": _series_hash(obj.index),
                 },
                 data=[
                     {
@@ -892,7 +1001,7 @@ def fingerprint(obj: Any) -> dict[str, Any]:
                 name=repr(obj.name),
                 index={
                     "type": type_name(obj.index),
-                    "hash": _series_hash(obj.index.to_series()),
+                    "hash": _series_hash(obj.index),
                 },
                 data=[{"hash": _series_hash(obj), "stats": _stats(obj)}],
             )
