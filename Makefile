@@ -36,7 +36,7 @@ PYTEST_ARGS ?=
 help: ## show the targets
 	@grep -hE '^[a-zA-Z_. -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-venv .venv: $(STAMP) ## create .venv and install nbharden with its test extra
+venv .venv: $(STAMP) ## create .venv and install nbharden with its test and orchestrators extras
 
 # pyenv installs shims for versions that are not active and fail when run, so each candidate is tried, not just found.
 $(STAMP): pyproject.toml
@@ -53,7 +53,7 @@ $(STAMP): pyproject.toml
 	fi; \
 	if [ ! -e $(PY) ]; then echo "creating $(VENV) with $$py ($$("$$py" --version))"; "$$py" -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,orchestrators]'
 	@# papermill and nbconvert look kernels up by name: give the venv its own "python3" so a notebook never runs
 	@# in some other interpreter found on the machine.
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null

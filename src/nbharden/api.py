@@ -101,6 +101,7 @@ def generate(
         from nbharden.emit import emit
         from nbharden.fmt import format_tree
         from nbharden.plan import make_plan
+        from nbharden.targets import apply_target
 
         progress("load", path)
         nb = load(path, settings)
@@ -117,6 +118,7 @@ def generate(
         else:
             progress("transform", path)
             tree, findings = emit(analysis, plan, out=out, settings=settings)
+        tree = apply_target(tree, plan, analysis, settings=settings)
         progress("format", path)
         tree = format_tree(tree, settings=settings)
         from nbharden.selection import gate

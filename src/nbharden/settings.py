@@ -54,6 +54,9 @@ class Settings:
     select: tuple[str, ...] = ()
     extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    # what runs the steps besides pipeline.py: "pipeline" (nothing else) or "prefect" (also a Prefect 3 flow
+    # module, nbharden.targets)
+    target: str = "pipeline"
 
     @property
     def rules(self) -> RuleSelection:
@@ -63,6 +66,9 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+
+#: Values of ``target``: what runs the steps besides pipeline.py (nbharden.targets).
+TARGETS = ("pipeline", "prefect")
 
 #: ``[tool.nbharden]`` keys. Not ``accept-changes``: accepting a behaviour change is a decision for one run.
 _KEYS = {
@@ -143,6 +149,12 @@ def load_settings(start: Path, **overrides: Any) -> Settings:
                         path=pyproject,
                     )
             base[attr] = value
+    target = overrides.get("target") or base.get("target", "pipeline")
+    if target not in TARGETS:
+        raise UsageError(
+            f"unknown target {target!r}; known: {', '.join(TARGETS)}",
+            path=pyproject if "target" in base and not overrides.get("target") else None,
+        )
     if overrides.get("sandbox") == "on":  # --sandbox: the configured tier, else auto
         overrides["sandbox"] = base["sandbox"] if base.get("sandbox", "off") != "off" else "auto"
     return Settings(**base).replace(**overrides)

@@ -36,6 +36,11 @@ class Format(enum.StrEnum):
     json = "json"
 
 
+class Target(enum.StrEnum):
+    pipeline = "pipeline"
+    prefect = "prefect"
+
+
 EPILOG = """\
 \b
 Examples:
@@ -45,6 +50,7 @@ Examples:
   nbharden convert a.ipynb b.ipynb --out build    # writes build/a/ and build/b/
   nbharden convert notebooks/*.ipynb -j 4         # four notebooks at a time
   nbharden convert analysis.ipynb -p rate 0.2 -p year 2023 --unsafe-fixes
+  nbharden convert analysis.ipynb --target prefect # also a Prefect flow (src/PKG/flow.py)
 
 \b
 Exit codes: 0 ok, 1 --check found changes / a generated file was edited by hand /
@@ -154,6 +160,16 @@ NoVerifyParam = Annotated[
     ),
 ]
 
+TargetParam = Annotated[
+    Target | None,
+    typer.Option(
+        "--target",
+        help="What runs the steps besides pipeline.py: pipeline (nothing else) or prefect "
+        "(also a Prefect 3 flow, src/PKG/flow.py; docs/orchestrators.md). Setting: target.",
+        show_default=False,
+    ),
+]
+
 SandboxParam = Annotated[
     bool | None,
     typer.Option(
@@ -210,6 +226,7 @@ def convert(
     unsafe_fixes: UnsafeFixesParam = False,
     no_record: NoRecordParam = False,
     no_verify: NoVerifyParam = False,
+    run_target: TargetParam = None,
     sandbox: SandboxParam = None,
     parameters: ParametersParam = None,
     output_format: OutputFormatParam = Format.text,
@@ -245,6 +262,7 @@ def convert(
         "record": False if no_record else None,
         "verify": False if no_verify else None,
         "sandbox": None if sandbox is None else ("on" if sandbox else "off"),
+        "target": None if run_target is None else run_target.value,
         **rules,
     }
     tasks = [
