@@ -559,3 +559,51 @@ def test_comment_outside_a_pull_request_posts_nothing(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0 and "nothing posted" in done.stderr
+
+
+# --- what review refuses, and what it reports without running anything -------------------------------------
+
+
+def _bare_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "bare"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "test@example.com")
+    _git(repo, "config", "user.name", "test")
+    return repo
+
+
+@pytest.mark.slow
+def test_review_outside_git_and_with_an_unknown_base(tmp_path: Path) -> None:
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    done = _nbharden(outside, "review")
+    assert done.returncode == 2 and "not inside a git repository" in done.stderr
+    repo = _bare_repo(tmp_path)
+    (repo / "README").write_text("x\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "one")
+    done = _nbharden(repo, "review", "--base", "no-such-branch")
+    assert done.returncode == 2 and "--base no-such-branch: no such revision" in done.stderr
+    done = _nbharden(repo, "review", "--base", "main")
+    assert done.returncode == 0, done.stderr
+    assert _headline(done.stdout) == "no notebook with a generated package under the given paths"
+
+
+def test_a_package_whose_notebook_was_deleted(tmp_path: Path) -> None:
+    from nbharden.manifest import build_manifest
+
+    repo = _bare_repo(tmp_path)
+    _write_notebook(repo / "nb.ipynb", ["x = 1"])
+    (repo / "nb_prod").mkdir()
+    manifest = build_manifest(
+        {}, notebook_sha256="0" * 64, notebook_name="nb.ipynb", tool_version="0.1.0"
+    )
+    (repo / "nb_prod" / ".nbharden.json").write_text(manifest)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "one")
+    (repo / "nb.ipynb").unlink()
+    done = _nbharden(repo, "review", "--base", "main", "--format", "json")
+    assert done.returncode == 1, done.stderr
+    (nb,) = json.loads(done.stdout)["notebooks"]
+    assert nb["error"] == "nb.ipynb was deleted but its package nb_prod was not"

@@ -28,7 +28,7 @@ from typing import Any
 
 from nbharden import api
 from nbharden.behaviour import DATA, INDEX, compare, snapshot_in, snapshot_of_files, tolerances_from
-from nbharden.errors import NbhardenError, VerificationError
+from nbharden.errors import EXIT_CHANGES, NbhardenError, UsageError, VerificationError
 from nbharden.manifest import MANIFEST, parse_manifest, read_manifest
 from nbharden.models import ChangeSet, FileStatus, Finding
 from nbharden.prreview import git
@@ -91,14 +91,15 @@ def _relative(root: Path, path: Path) -> str:
     resolved = path.resolve()
     real_root = root.resolve()
     if not resolved.is_relative_to(real_root):
-        raise NbhardenError(f"{path} is outside the repository at {root}")
+        raise UsageError(f"{path} is outside the repository at {root}")
     rel = resolved.relative_to(real_root).as_posix()
     return "" if rel == "." else rel
 
 
 def find_packages(base: Path, head: Path, wanted: list[str]) -> list[Package]:
     """The packages (folders with a manifest, at base or head) whose notebook or folder is under ``wanted``."""
-    manifests = set(git.files_at(head, None, MANIFEST)) | set(git.files_at(base, None, MANIFEST))
+    # a package deleted at head is not reviewed: there is no behaviour left to compare
+    manifests = set(git.files_at(head, None, MANIFEST))
     packages = []
     for manifest in sorted(manifests):
         folder = str(PurePosixPath(manifest).parent)
@@ -152,9 +153,15 @@ def _review_one(
     in_base = (base_out / MANIFEST).is_file()
     recorded = ((base_out if in_base else head_out) / DATA / "recording.json").is_file()
     notebook = head / package.notebook
+    if not notebook.is_file():
+        return NotebookReview(
+            package.notebook,
+            package.package,
+            recorded,
+            error=f"{package.notebook} was deleted but its package {package.package} was not",
+            error_code=EXIT_CHANGES,
+        )
     try:
-        if not notebook.is_file():
-            raise NbhardenError("the notebook is not in the current tree", path=package.notebook)
         settings = load_settings(notebook.parent, **request.overrides)
         settings = settings.replace(out=head_out, record=recorded, verify=False, force=True)
         changes = api.convert(notebook, settings, progress)
