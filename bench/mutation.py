@@ -34,7 +34,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import csv
+import functools
+import http.server
 import json
 import os
 import platform
@@ -45,9 +48,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -491,8 +495,9 @@ def measure(
         env["JUPYTER_PATH"] = os.pathsep.join(
             [str(args.kernel_path), *filter(None, [env.get("JUPYTER_PATH")])]
         )
-    cmd = [*args.nbharden, "convert", nb.name, "--out", str(out), "--no-verify"]
-    code, text, wall, _ = run(cmd, nb.parent, env, args.convert_timeout)
+    with served(nb.parent) as params:
+        cmd = [*args.nbharden, "convert", nb.name, "--out", str(out), "--no-verify", *params]
+        code, text, wall, _ = run(cmd, nb.parent, env, args.convert_timeout)
     result.convert_seconds = round(wall, 2)
     if code != 0:
         result.status = "convert failed"
@@ -576,6 +581,39 @@ def fixture_notebooks() -> list[tuple[str, Path, Path]]:
     return [(f"{p.parent.name}/{p.stem}", p.parent, Path(p.name)) for p in found]
 
 
+def ml_notebooks() -> list[tuple[str, Path, Path]]:
+    """(name, folder to copy, notebook relative to it) for the ML proof-of-concept fixtures."""
+    found = sorted((REPO / "fixtures" / "ml").glob("*/*.ipynb"))
+    return [(f"ml/{p.stem}", p.parent, Path(p.name)) for p in found]
+
+
+@contextlib.contextmanager
+def served(folder: Path) -> Iterator[list[str]]:
+    """For a notebook folder with ``serve.json`` (fixtures/ml): a local HTTP server of its
+    ``server/`` folder while the block runs, and the ``-p NAME VALUE`` arguments that point the
+    notebook at it. Empty arguments for any other folder.
+    """
+    spec = folder / "serve.json"
+    if not spec.is_file():
+        yield []
+        return
+    handler = functools.partial(QuietHandler, directory=str(folder / "server"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        params = json.loads(spec.read_text(encoding="utf-8"))["parameters"]
+        yield [a for k, v in params.items() for a in ("-p", k, v.format(base=base))]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+        pass
+
+
 def corpus_notebooks(
     manifest: Path, split: str, slugs: list[str] | None
 ) -> list[tuple[str, Path, Path]]:
@@ -627,6 +665,9 @@ def summary(results: list[NotebookResult]) -> dict[str, object]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fixtures", action="store_true", help="the project's fixtures (the default)")
+    ap.add_argument(
+        "--ml", action="store_true", help="the ML proof-of-concept fixtures (fixtures/ml)"
+    )
     ap.add_argument(
         "--corpus",
         nargs="?",
@@ -680,12 +721,12 @@ def main() -> int:
         notebooks = corpus_notebooks(manifest, args.split, args.slugs)
         default_results = HERE / "results" / "mutation_corpus.json"
     else:
-        notebooks = fixture_notebooks()
+        notebooks = ml_notebooks() if args.ml else fixture_notebooks()
         if args.slugs:
             notebooks = [
                 n for n in notebooks if n[0] in args.slugs or n[0].split("/")[-1] in args.slugs
             ]
-        default_results = HERE / "results" / "mutation.json"
+        default_results = HERE / "results" / ("mutation_ml.json" if args.ml else "mutation.json")
     if args.limit:
         notebooks = notebooks[: args.limit]
     results_path = args.results or default_results

@@ -63,27 +63,7 @@ I13 = "issue 13: "
 I14 = "issue 14: "
 #: Known gaps: (test, notebook) -> reason; "*" stands for every notebook.
 GAPS: dict[tuple[str, str], str] = {
-    ("convert_exits_0", "advertising_ols"): I13
-    + "a statsmodels fit is compared by __dict__ (a lazily set _nobs_int differs), not by learned state",
-    ("convert_exits_0", "mall_segments"): I13
-    + "the tests run with other thread settings than the recording (KMeans _n_threads 2 != 1)",
-    ("threads", "advertising_ols"): I13
-    + "a statsmodels fit is compared by __dict__, not learned state",
-    ("threads", "mall_segments"): I13 + "no environment contract: KMeans _n_threads differs",
-    ("threads", "air_quality_api"): I13 + "generated tests call the live URL",
-    ("folder_unchanged", "*"): I13 + "generated tests write into the notebook's folder",
-    ("moved_with_data_dir", "*"): I13
-    + "no data_dir setting; config.py resolves the notebook folder",
-    ("moved_without_data", "*"): I13
-    + "Config() in an autouse fixture errors when the files are absent",
-    ("installed_runs", "*"): I13
-    + "no data_dir setting; pip-installed paths resolve from site-packages",
-    ("readme", "*"): I13 + "the generated package has no README.md",
-    ("pyproject_bounds", "*"): I13
-    + "generated pyproject.toml has no lower bounds and no test extra",
-    ("ruff_mypy", "*"): I13 + "generated packages are not checked with mypy --strict",
-    ("data_loading_tested", "*"): I13
-    + "the step reading a path field is skipped (input not recorded)",
+    ("ruff_mypy", "*"): I13 + "generated steps are not mypy --strict clean (untyped arrays and tuples)",
     ("metrics", "*"): I14 + "displayed results are dropped, no metrics.json",
     ("typed_result", "*"): I14 + "run() returns dict[str, Any]",
     ("no_cell_names", "titanic_logreg"): I14 + "a cell without a heading of its own is named cell_N",

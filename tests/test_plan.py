@@ -133,8 +133,9 @@ def test_parameters_cell_becomes_config(plan_for: PlanFor) -> None:
     assert fields["label"] == ("str", "'run'", "parameter", 1, 3)
     assert fields["verbose"] == ("bool", "True", "parameter", 1, 4)
     assert fields["cols"] == ("list[str]", "['a', 'b']", "parameter", 1, 5)
-    # a relative data path resolves from the notebook's folder, as it did in Jupyter
-    assert fields["data_path"] == ("str", "str(NOTEBOOK_DIR / 'data/x.csv')", "parameter", 1, 6)
+    # a relative data path stays relative: it resolves from data_dir (the notebook's folder by
+    # default), the working folder of a run, as it did in Jupyter; a moved package needs only data_dir
+    assert fields["data_path"] == ("str", "'data/x.csv'", "parameter", 1, 6)
     assert fields["nothing"][0] == "object | None"
     # the order of the cell, then the generated working-folder field
     assert [f.name for f in plan.config_fields] == [
@@ -145,7 +146,7 @@ def test_parameters_cell_becomes_config(plan_for: PlanFor) -> None:
         "cols",
         "data_path",
         "nothing",
-        "workdir",
+        "data_dir",
     ]
     # the parameters cell is consumed: no step for it, the next step reads everything from the
     # config
@@ -180,7 +181,7 @@ def test_constants_paths_and_urls_outside_the_parameters_cell(plan_for: PlanFor)
     )
     assert (field(plan, "SOURCE").kind, field(plan, "SOURCE").default) == (
         "constant",
-        "str(NOTEBOOK_DIR / 'data/in.csv')",
+        "'data/in.csv'",
     )
     assert (field(plan, "API").kind, field(plan, "API").default) == (
         "constant",
@@ -204,7 +205,7 @@ def test_literals_passed_to_io_calls_are_lifted(plan_for: PlanFor) -> None:
     assert (lifted.kind, lifted.annotation, lifted.default, lifted.literal) == (
         "lifted",
         "Path",
-        "NOTEBOOK_DIR / 'data/sales.csv'",
+        "Path('data/sales.csv')",
         "data/sales.csv",
     )
     assert [f.name for f in plan.config_fields if f.kind == "lifted"] == [
@@ -219,7 +220,7 @@ def test_literals_passed_to_io_calls_are_lifted(plan_for: PlanFor) -> None:
 
 def test_a_variable_assigned_twice_is_not_config(plan_for: PlanFor) -> None:
     plan = plan_for(["path = 'data/a.csv'", "path = 'data/b.csv'", "p = path"])
-    assert [f.name for f in plan.config_fields] == ["workdir"]
+    assert [f.name for f in plan.config_fields] == ["data_dir"]
 
 
 def test_plots_add_an_output_dir(plan_for: PlanFor) -> None:
@@ -370,9 +371,27 @@ def test_package_name(stem: str, imported: set[str], expected: str) -> None:
     assert package_name(stem, imported) == expected
 
 
+@pytest.mark.parametrize(
+    ("stem", "folder", "expected"),
+    [
+        ("index", "ames", "ames_index"),  # issue 13: a top-level "index" would shadow
+        ("Untitled1", "house-prices", "house_prices_untitled1"),
+        ("main", "Credit Risk", "credit_risk_main"),
+        ("test", "notebooks", "test_pipeline"),  # the folder is common too
+        ("json", "anything", "json_pipeline"),  # the standard library: as before
+        ("churn", "anything", "churn"),  # a distinctive name is kept as it is
+    ],
+)
+def test_package_name_never_shadows_common_names(stem: str, folder: str, expected: str) -> None:
+    assert package_name(stem, set(), folder) == expected
+
+
 def test_package_name_from_settings(plan_for: PlanFor) -> None:
     assert plan_for(["x = 1"], settings=Settings(name="My Pipeline")).package == "my_pipeline"
     assert plan_for(["import json\nx = 1"], name="json.ipynb").package == "json_pipeline"
+    # a common name takes the folder's name in front (pytest's tmp_path here)
+    common = plan_for(["x = 1"], name="index.ipynb").package
+    assert common.endswith("_index") and common.startswith("test_package_name_from")
 
 
 def test_dependencies(plan_for: PlanFor) -> None:

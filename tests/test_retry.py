@@ -200,7 +200,7 @@ def test_generated_steps_wrap_each_network_call(generated: Path) -> None:
         pipeline,
     )
     pyproject = (generated / "pyproject.toml").read_text()
-    assert '"tenacity",' in pyproject
+    assert '"tenacity>=8",' in pyproject
     support = (generated / "src" / PACKAGE / "support.py").read_text()
     assert "from tenacity import" in support and "import nbharden" not in support
 

@@ -156,7 +156,7 @@ def test_every_config_field_is_an_option(validation: Path) -> None:
     proc = _run(validation, "validation", "--help")
     assert proc.returncode == 0, proc.stderr
     for option in ("--test-size", "--n-trees", "--min-rows", "--seed", "--sample-frac", "--label",
-                   "--sales-path", "--workdir", "--parameter", "--log-format", "--log-level"):  # fmt: skip
+                   "--sales-path", "--data-dir", "--parameter", "--log-format", "--log-level"):  # fmt: skip
         assert option in proc.stdout, option
 
 

@@ -250,6 +250,7 @@ def _with_recorded_tests(
 ) -> tuple[FileTree, tuple[Finding, ...], Plan, dict[str, object]]:
     """Run the notebook (papermill, twice); emit the package with the recorded types and data contracts, and
     characterization tests in place of the smoke tests."""
+    from nbharden.dependencies import installed_versions
     from nbharden.emit import emit, finding_key
     from nbharden.record import record
     from nbharden.record.run import kernel_python
@@ -273,6 +274,9 @@ def _with_recorded_tests(
         tree, findings = emit(analysis, plan, out=out, settings=settings)
         findings = tuple(sorted((*findings, *contract_findings), key=finding_key))
         tests = generate_tests(plan, recording, package=plan.package)
+        python = kernel_python(recording.kernel)
+        # lower bounds of the generated dependencies: the versions the notebook ran with
+        tree = _bounded(tree, installed_versions(python, plan.dependencies))
         summary: dict[str, object] = {
             "recorded": True,
             "runs": recording.runs,
@@ -282,11 +286,21 @@ def _with_recorded_tests(
             # which sandbox tier ran the notebook (nbharden.record.sandbox), None when none did
             "sandbox": recording.sandbox,
             # the generated tests belong to the notebook's environment: the interpreter its kernel runs
-            "python": kernel_python(recording.kernel),
+            "python": python,
         }
     files = {p: t for p, t in tree.as_dict().items() if not p.startswith("tests/")}
     files.update(tests)
     return FileTree.of(files), findings, plan, summary
+
+
+def _bounded(tree: FileTree, versions: dict[str, str | None]) -> FileTree:
+    """``tree`` with lower bounds from ``versions`` on the generated pyproject.toml's dependencies."""
+    from nbharden.dependencies import with_lower_bounds
+
+    files = tree.as_dict()
+    if "pyproject.toml" in files:
+        files["pyproject.toml"] = with_lower_bounds(files["pyproject.toml"], versions)
+    return FileTree.of(files)
 
 
 def run_tests(
@@ -317,6 +331,7 @@ def run_tests(
     """
     import sys
 
+    from nbharden.dependencies import check_installed
     from nbharden.record.sandbox import SandboxReport, resolve
 
     report = resolve(settings) if settings is not None else SandboxReport("off", "off")
@@ -325,6 +340,8 @@ def run_tests(
             "internal error (please report): sandboxed tests need the notebook", path=out
         )
     python = _test_python(python)
+    # a missing dependency would only show as "3 errors" of collection: name it, with its pip line
+    check_installed(Path(out), python or sys.executable)
     root = str(Path(out).resolve())
     verbosity = ["-v", "-rfEs"] if cases else ["-q"]
     cmd = [python or sys.executable, "-m", "pytest", *verbosity, "-p", "no:cacheprovider", "--no-header"]

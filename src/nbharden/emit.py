@@ -20,11 +20,12 @@ import libcst as cst
 from nbharden import __version__
 from nbharden.analyse import FullAnalysis, NotebookFacts
 from nbharden.constraints import breaking_value
+from nbharden.dependencies import with_lower_bounds
 from nbharden.errors import InternalError
 from nbharden.models import FileTree, Finding, Fix, Plan, Severity, Span, Step
 from nbharden.plan import consumed_statements, secret_fields, statement_order, statement_role
+from nbharden.readme import render_readme
 from nbharden.secrets import (
-    SECRETS_CONFTEST,
     SECRETS_SUPPORT,
     SecretRewriter,
     redact,
@@ -32,6 +33,7 @@ from nbharden.secrets import (
 )
 from nbharden.selection import RuleGate, RuleSelection, gate
 from nbharden.settings import Settings
+from nbharden.templates import template_text
 from nbharden.transform.codemods import (
     Chain,
     DisplayToLog,
@@ -304,18 +306,43 @@ def _steps_module(
     ).code
 
 
-def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
+def _notebook_dir(analysis: FullAnalysis, out: Path) -> str:
+    """The source of NOTEBOOK_DIR in config.py: relative to the package when OUT sits in or next to
+    the notebook's folder, else the notebook's folder as an absolute path.
+    """
+    folder = analysis.notebook.path.resolve().parent
     try:
-        rel = os.path.relpath(analysis.notebook.path.resolve().parent, out.resolve())
+        rel = os.path.relpath(folder, out.resolve()).replace(os.sep, "/")
     except ValueError:  # another drive on Windows
-        rel = str(analysis.notebook.path.resolve().parent)
-    rel = rel.replace(os.sep, "/")
-    notebook_dir = "PROJECT_DIR" if rel == "." else f"(PROJECT_DIR / {rel!r}).resolve()"
+        return f"Path({str(folder)!r})"
+    if rel == ".":
+        return "PROJECT_DIR"
+    if rel.split("/").count("..") > 2:
+        return f"Path({folder.as_posix()!r})"
+    return f"(PROJECT_DIR / {rel!r}).resolve()"
+
+
+def _output_dir_default(plan: Plan) -> list[str]:
+    """``default_output_dir()`` of config.py, when a field uses it."""
+    if not any(f.default == "default_output_dir()" for f in plan.config_fields):
+        return []
+    return [
+        "",
+        "",
+        "def default_output_dir() -> Path:",
+        "    " + _doc("``outputs`` in the source tree, else in the current folder (an installed package)."),
+        "    source_tree = (PROJECT_DIR / 'pyproject.toml').is_file()",
+        "    return (PROJECT_DIR if source_tree else Path.cwd()) / 'outputs'",
+    ]
+
+
+def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
     prefix = plan.package.upper() + "_"
     lines = [
         _doc(
             f"Configuration of the {plan.package} pipeline: the notebook's parameters and hard-coded paths.\n\n"
-            f"Every field can be set in the environment as {prefix}<FIELD> or in a .env file.\n"
+            f"Every field can be set in the environment as {prefix}<FIELD> or in a .env file. Relative\n"
+            f"paths resolve from data_dir ({prefix}DATA_DIR), the folder of the notebook's data.\n"
         ),
         "from pathlib import Path",
         "",
@@ -323,8 +350,19 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
         "from pydantic_settings import BaseSettings, SettingsConfigDict",
         "",
         "PROJECT_DIR = Path(__file__).resolve().parents[2]",
-        f"NOTEBOOK_DIR = {notebook_dir}",
-        '"""Folder of the source notebook: relative paths in the notebook resolve from here."""',
+        f"NOTEBOOK_DIR = {_notebook_dir(analysis, out)}",
+        '"""Folder of the source notebook when the package was generated."""',
+        "",
+        "",
+        "def default_data_dir() -> Path:",
+        "    "
+        + _doc(
+            "The notebook's folder when the package runs from its source tree; else the current folder."
+        ),
+        "    if (PROJECT_DIR / 'pyproject.toml').is_file() and NOTEBOOK_DIR.is_dir():",
+        "        return NOTEBOOK_DIR",
+        "    return Path.cwd()",
+        *_output_dir_default(plan),
         "",
         "",
         "class Config(BaseSettings):",
@@ -337,6 +375,8 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
         # a secret has no default: it comes from the environment, or Config() refuses to start;
         # one that no step reads is optional (the notebook assigned it and never used it)
         default = "" if f.secret else f"default={f.default}, "
+        if f.default in ("default_data_dir()", "default_output_dir()"):
+            default = f"default_factory={f.default[:-2]}, "
         annotation = f.annotation
         if f.secret and f.name not in read:
             annotation, default = f"{f.annotation} | None", "default=None, "
@@ -348,28 +388,38 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
     if not plan.config_fields:
         lines.append("")
         lines.append("    # the notebook has no parameters cell and no hard-coded paths")
-    inputs = [f.name for f in plan.config_fields if f.must_exist]
-    workdir = next((f.name for f in plan.config_fields if f.name == "workdir"), None)
-    if inputs and workdir:
-        lines[lines.index("from pydantic import Field, SecretStr")] = (
-            "from pydantic import Field, SecretStr, model_validator"
-        )
-        lines += [
-            "",
-            "    @model_validator(mode='after')",
-            "    def _inputs_exist(self) -> Config:",
-            "        "
-            + _doc("The files the notebook reads must exist (relative paths resolve from workdir)."),
-            f"        for name in {tuple(inputs)!r}:",
-            "            path = self.workdir / str(getattr(self, name))",
-            "            if not path.exists():",
-            "                raise ValueError(f'{name}: no such file: {path}')",
-            "        return self",
-        ]
-    if inputs:
-        lines.insert(1, "from __future__ import annotations\n")
+    lines += _inputs_validator(plan, lines, prefix)
     code = "\n".join(lines) + "\n"
     return cst.parse_module(code).code
+
+
+def _inputs_validator(plan: Plan, lines: list[str], prefix: str) -> list[str]:
+    """The model validator that checks the input files exist under data_dir (one line per missing file,
+    naming the setting to change); adds its imports to ``lines``.
+    """
+    inputs = [f.name for f in plan.config_fields if f.must_exist]
+    if not inputs or not any(f.name == "data_dir" for f in plan.config_fields):
+        return []
+    lines[lines.index("from pydantic import Field, SecretStr")] = (
+        "from pydantic import Field, SecretStr, model_validator"
+    )
+    lines.insert(1, "from __future__ import annotations\n")
+    message = (
+        "f'{name}: no such file: {path}; set "
+        + prefix
+        + "DATA_DIR (or --data-dir) to the folder that holds it, or set {name}'"
+    )
+    return [
+        "",
+        "    @model_validator(mode='after')",
+        "    def _inputs_exist(self) -> Config:",
+        "        " + _doc("The files the notebook reads must exist (relative paths resolve from data_dir)."),
+        f"        for name in {tuple(inputs)!r}:",
+        "            path = self.data_dir / str(getattr(self, name))",
+        "            if not path.exists():",
+        f"                raise ValueError({message})",
+        "        return self",
+    ]
 
 
 def _call_args(step: Step, plan: Plan, names: _Names) -> str:
@@ -438,7 +488,7 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
             lines.append(f"    {name}: Any")
     run_log, step_log = names.run_log, names.step_log
     lines.append(
-        f"    with working_directory({cfg}.workdir), run_pipeline({plan.package!r}) as {run_log}:"
+        f"    with working_directory({cfg}.data_dir), run_pipeline({plan.package!r}) as {run_log}:"
     )
     results: list[str] = []
     for step in plan.steps:
@@ -462,7 +512,17 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     return cst.parse_module("\n".join(lines) + "\n").code
 
 
-_CLI_RESERVED = {"parameter", "log_format", "log_level", "main", "app", "run", "Config"}
+_CLI_RESERVED = {
+    "parameter",
+    "log_format",
+    "log_level",
+    "deterministic",
+    "main",
+    "app",
+    "run",
+    "Config",
+    "reproduce",
+}
 
 
 def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
@@ -492,6 +552,7 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
         "from typer.core import TyperCommand",
         "",
         "from .config import Config",
+        "from .environment import reproduce",
         "from .pipeline import run",
         "from .support import configure_logging",
         "",
@@ -582,11 +643,15 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
         " per line')] = LogFormat.text,",
         "    log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help='the lowest level"
         " logged')] = LogLevel.INFO,",
+        "    deterministic: Annotated[bool, typer.Option(help='run with the thread counts and hash seed"
+        " of the recorded run (environment.RECORDED), as the tests do')] = False,",
         ") -> None:",
         "    "
         + _doc(
             "Run the pipeline; options override the defaults from Config and the environment."
         ),
+        "    if deterministic:",
+        "        reproduce()  # starts this command again when the environment differs",
         "    configure_logging(log_format.value, log_level.value)",
         "    given: dict[str, Any] = {" + ", ".join(given) + "}",
         "    given.update(_parameter(pair) for pair in parameter or [])",
@@ -855,8 +920,11 @@ def _pyproject(plan: Plan, analysis: FullAnalysis) -> str:
         f'name = "{dist}"\n'
         'version = "0.1.0"\n'
         f'description = "Pipeline extracted by nbharden from {analysis.notebook.path.name}"\n'
+        'readme = "README.md"\n'
         'requires-python = ">=3.11"\n'
         f"dependencies = [\n{dep_lines}]\n\n"
+        "[project.optional-dependencies]\n"
+        'test = [\n    "pytest",\n]\n\n'
         "[project.scripts]\n"
         f'{dist} = "{plan.package}.__main__:app"\n\n'
         "[tool.hatch.build.targets.wheel]\n"
@@ -875,7 +943,20 @@ def _pyproject(plan: Plan, analysis: FullAnalysis) -> str:
     )
 
 
-def _smoke_tests(plan: Plan) -> dict[str, str]:
+def environment_module() -> str:
+    """``environment.py`` of a generated package: the template with RECORDED set to the variables the
+    recorder sets (``record.KERNEL_ENV``), which ``--deterministic`` and the tests reproduce.
+    """
+    from nbharden.record.run import KERNEL_ENV
+
+    text = template_text("environment.py")
+    line = "RECORDED: dict[str, str] = {}"
+    if line not in text:
+        raise InternalError("templates/environment.py has no RECORDED line")
+    return text.replace(line, f"RECORDED: dict[str, str] = {dict(sorted(KERNEL_ENV.items()))!r}", 1)
+
+
+def _smoke_tests(plan: Plan, folder: Path) -> dict[str, str]:
     code = (
         _doc(f"Smoke tests of the {plan.package} package (a recorded run adds value-level tests).")
         + "\n\n"
@@ -915,8 +996,12 @@ def _smoke_tests(plan: Plan) -> dict[str, str]:
             f"        Config({f.name}='not a number')\n"
         )
     files = {"tests/test_smoke.py": code}
-    if any(f.secret for f in plan.config_fields):
-        files["tests/conftest.py"] = SECRETS_CONFTEST.replace("{package}", plan.package)
+    # hermetic like the recorded suites: a folder of its own per test, copies of the inputs, no
+    # network, the recorded environment (the secrets get placeholders there too)
+    from nbharden.record.run import KERNEL_ENV
+    from nbharden.testgen.generate import hermetic_files
+
+    files.update(hermetic_files(plan, plan.package, folder, KERNEL_ENV))
     return files
 
 
@@ -944,9 +1029,11 @@ def emit(
             support_module(SUPPORT) if uses_network(plan.config_fields) else SUPPORT
         )
         + (SECRETS_SUPPORT if any(f.secret for f in plan.config_fields) else ""),
+        f"src/{pkg}/environment.py": environment_module(),
+        "README.md": render_readme(plan, analysis.notebook.path.name, out.name),
         f"src/{pkg}/py.typed": "",
-        "pyproject.toml": _pyproject(plan, analysis),
-        **_smoke_tests(plan),
+        "pyproject.toml": with_lower_bounds(_pyproject(plan, analysis), {}),
+        **_smoke_tests(plan, analysis.notebook.path.resolve().parent),
     }
     findings = names.network.findings([*analysis.findings, *plan.findings])
     if any(f.kind == "seed" for f in plan.config_fields):

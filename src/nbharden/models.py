@@ -150,7 +150,7 @@ class ConfigField:
     # parameter | constant (a path/URL assigned once) | lifted (a literal) | secret | output | seed
     kind: str = "parameter"
     constraints: str = ""  # extra ``Field(...)`` arguments inferred from the notebook, e.g. "gt=0, le=1"
-    must_exist: bool = False  # a path the notebook reads: validated to exist (relative to workdir)
+    must_exist: bool = False  # a path the notebook reads: validated to exist (relative to data_dir)
 
 
 @dataclass(frozen=True)

@@ -143,12 +143,70 @@ def snake(text: str, fallback: str = "step") -> str:
     return name
 
 
-def package_name(stem: str, imported: set[str]) -> str:
-    """The package name from the notebook's file name; never a stdlib or imported module's name."""
+#: File names too common to be a top-level package: installed, they would shadow or be shadowed.
+COMMON_NAMES = frozenset(
+    {
+        "index",
+        "main",
+        "test",
+        "tests",
+        "src",
+        "untitled",
+        "notebook",
+        "notebooks",
+        "app",
+        "utils",
+        "util",
+        "demo",
+        "model",
+        "models",
+        "pipeline",
+        "data",
+        "run",
+        "setup",
+        "config",
+        "core",
+        "common",
+        "lib",
+        "scratch",
+        "example",
+        "examples",
+        "playground",
+        "sandbox",
+        "temp",
+        "tmp",
+        "draft",
+        "new",
+        "copy",
+        "script",
+    }
+)
+
+
+def _common(name: str) -> bool:
+    """A common top-level name (``index``, ``main``, ``untitled1``, ``copy_of_x``...)."""
+    return (
+        name in COMMON_NAMES
+        or re.sub(r"\d+$", "", name) in COMMON_NAMES
+        or name.startswith(("untitled", "copy_of"))
+    )
+
+
+def package_name(stem: str, imported: set[str], folder: str = "") -> str:
+    """The package name from the notebook's file name. Never a stdlib or imported module's name
+    (``json_pipeline``); a common top-level name (``index``, ``main``, ``untitled``...) takes the
+    folder's name in front (``ames_index``), or ``_pipeline`` after it when the folder's is common too.
+    """
     name = snake(stem, fallback="nb")
-    if name in sys.stdlib_module_names or name in imported or name in {"test", "tests", "src"}:
-        name += "_pipeline"
-    return name
+    if name in sys.stdlib_module_names or name in imported:
+        return name + "_pipeline"
+    if not _common(name):
+        return name
+    prefix = snake(folder, fallback="nb") if re.search(r"[A-Za-z]", folder) else ""
+    candidate = f"{prefix}_{name}"
+    if prefix and not _common(prefix) and candidate not in imported:
+        return candidate
+    return name + "_pipeline"
 
 
 def literal_annotation(node: ast.expr) -> str | None:
@@ -480,7 +538,11 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                     )
                 )
     imported_top = {q.split(".")[0] for q in facts.qualified.values() if not q.startswith(".")}
-    package = snake(settings.name, "nb") if settings.name else package_name(nb.stem, imported_top)
+    package = (
+        snake(settings.name, "nb")
+        if settings.name
+        else package_name(nb.stem, imported_top, nb.path.resolve().parent.name)
+    )
     env_prefix = package.upper() + "_"
 
     all_names: set[str] = set()
@@ -538,9 +600,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                         ConfigField(
                             name,
                             "str",
-                            f"str(NOTEBOOK_DIR / {value!r})",
-                            f"parameters cell (cell {cf.index}, line {line}); relative to the "
-                            "notebook's folder",
+                            repr(value),
+                            f"parameters cell (cell {cf.index}, line {line}); relative to data_dir",
                             cf.index,
                             line,
                             literal=value,
@@ -609,7 +670,12 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     secret_map = secret_fields(facts, fields, consumed)
 
     # Literals passed straight to I/O calls: lifted into fields named after the file.
-    taken = set(all_names) | field_names | BUILTINS | {"config", "logger", "output_dir", "workdir"}
+    taken = (
+        set(all_names)
+        | field_names
+        | BUILTINS
+        | {"config", "logger", "output_dir", "data_dir", "workdir"}
+    )
     for cf in sorted(facts.cells.values(), key=lambda c: c.index):
         for value, line, col, context in cf.literals:
             if context is not None and any(f.name == context for f in fields):
@@ -634,9 +700,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             findings.append(finding)
 
     config_names = {f.name for f in fields}
-    consumed_names = {
-        (c, name) for c, i in consumed for name in facts.cells[c].statements[i].binds
-    }
+    consumed_names = {(c, name) for c, i in consumed for name in facts.cells[c].statements[i].binds}
 
     # --- steps ---------------------------------------------------------------------------------------------------
     module_alias = {facts.qualified[a]: a for a in sorted(hoisted_imports) if a in facts.qualified}
@@ -705,7 +769,11 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                         in_types[name] = types.get(name)
                 for name in st.uses:
                     # a name whose assignment earlier in this cell became a Config field
-                    if (src_cell, name) in consumed_names and name not in local and name not in reads:
+                    if (
+                        (src_cell, name) in consumed_names
+                        and name not in local
+                        and name not in reads
+                    ):
                         reads.append(name)
                         in_types[name] = types.get(name)
                 for name in used_fields(cf.module.body[i], secret_map):
@@ -822,11 +890,11 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     ) or any(e.value == "plot" for c in analysis.cells for e in c.effects)
     fields.append(
         ConfigField(
-            "workdir",
+            "data_dir",
             "Path",
-            "NOTEBOOK_DIR",
-            "working folder while the steps run; the "
-            "notebook's folder, so relative paths resolve as they did in Jupyter",
+            "default_data_dir()",
+            "folder of the notebook's data and working folder of a run: relative paths resolve "
+            "from here as they did in Jupyter",
             0,
             0,
             kind="output",
@@ -860,7 +928,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             ConfigField(
                 "output_dir",
                 "Path",
-                'PROJECT_DIR / "outputs"',
+                "default_output_dir()",
                 "folder where figures are saved",
                 0,
                 0,
@@ -902,14 +970,12 @@ def _lift(
             applied=True,
         )
     absolute = value.startswith(("/", "~"))
+    # relative paths stay relative: they resolve from data_dir, the working folder of a run
     if kind == "constant":
-        annotation, default = "str", repr(value) if absolute else f"str(NOTEBOOK_DIR / {value!r})"
+        annotation, default = "str", repr(value)
     else:
-        annotation, default = (
-            "Path",
-            f"Path({value!r})" if absolute else f"NOTEBOOK_DIR / {value!r}",
-        )
-    description = f"path from {where}" + ("" if absolute else "; relative to the notebook's folder")
+        annotation, default = "Path", f"Path({value!r})"
+    description = f"path from {where}" + ("" if absolute else "; relative to data_dir")
     field = ConfigField(
         name, annotation, default, description, cell, line, literal=value, kind=kind
     )
@@ -1109,9 +1175,7 @@ def _in_io_call(cf: object, value: str) -> bool:
             fname = (
                 func.attr.value
                 if isinstance(func, cst.Attribute)
-                else func.value
-                if isinstance(func, cst.Name)
-                else ""
+                else func.value if isinstance(func, cst.Name) else ""
             )
             if not _IO_NAMES.match(fname):
                 return

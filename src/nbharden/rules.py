@@ -338,16 +338,18 @@ _ALL: tuple[Rule, ...] = (
             Input and output locations are configuration, not logic: a production run reads a
             different file than the one you explored with. nbharden moves each file path literal
             into a field of the generated `Config`, with the literal as its default, so it can be
-            set from the command line or the environment without touching code. A relative path is
-            resolved from the notebook's folder (`NOTEBOOK_DIR`), as Jupyter did when it ran the
-            notebook there, so the package works from any working directory.
+            set from the command line or the environment without touching code. A relative path
+            stays relative: it resolves from `Config.data_dir` (the notebook's folder by default,
+            env `<PKG>_DATA_DIR` or `--data-dir`), the working folder of a run, as Jupyter did when
+            it ran the notebook there; so a moved or installed package works once `data_dir`
+            points at the data.
         """,
         example="""
             df = pd.read_csv("data/sales.csv")     # NBH203
         """,
         after="""
             class Config(BaseSettings):
-                sales_path: Path = NOTEBOOK_DIR / "data/sales.csv"
+                sales_path: Path = Path("data/sales.csv")  # relative to data_dir
 
             df = pd.read_csv(config.sales_path)
         """,

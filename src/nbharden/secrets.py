@@ -43,29 +43,6 @@ from nbharden.secret_shapes import secret_hits as secret_hits
 #: What ``redact`` writes in place of a secret.
 REDACTED = "<redacted>"
 
-#: The generated tests' ``conftest.py`` when the Config has secrets and nothing else provides one.
-SECRETS_CONFTEST = '''"""Set-up of the generated tests: every secret of the Config gets a placeholder value.
-
-The tests never see a real secret: each SecretStr field is set in the environment to
-"test-placeholder-<field>" for the duration of a test.
-"""
-
-import pytest
-from pydantic import SecretStr
-
-from {package}.config import Config
-
-
-@pytest.fixture(autouse=True)
-def _placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    prefix = str(Config.model_config.get("env_prefix", ""))
-    for name, field in Config.model_fields.items():
-        if field.annotation is SecretStr:
-            monkeypatch.setenv(f"{prefix}{name}".upper(), f"test-placeholder-{name}")
-'''
-
-
-
 
 @dataclass(frozen=True)
 class Site:
@@ -541,7 +518,7 @@ def field_name(site: Site, taken: set[str]) -> str:
 
 #: Names the generated modules use next to a step's parameters.
 RESERVED_NAMES = frozenset(
-    {"config", "logger", "output_dir", "workdir", "steps", "run", "main", "Config"}
+    {"config", "logger", "output_dir", "data_dir", "workdir", "steps", "run", "main", "Config"}
 )
 
 

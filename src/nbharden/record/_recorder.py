@@ -20,6 +20,7 @@ def _nbharden_install_recorder() -> None:
     import importlib.util
     import json
     import os
+    import pathlib
     import pickle
     import re
     import sys
@@ -60,6 +61,8 @@ def _nbharden_install_recorder() -> None:
     # the global generators' state as each step started: stored if the step draws from them
     entry_random: dict[str, Any] = {}
     seed = config.get("seed")
+    # Config fields made from literals (name -> [literal, annotation]): not names in the notebook
+    lifted: dict[str, list[str]] = config.get("lifted", {})
 
     def emit(record: dict[str, Any]) -> None:
         line = json.dumps(record, allow_nan=True)
@@ -194,8 +197,14 @@ def _nbharden_install_recorder() -> None:
             for name in names:
                 started = time.perf_counter()
                 try:
-                    if name not in ns:
-                        entry: dict[str, Any] = {
+                    if name not in ns and name in lifted:
+                        # a literal the package reads from its Config (a path, a URL): the
+                        # value the step is given there, so its test can replay it
+                        text, kind = lifted[name]
+                        ns_value: Any = pathlib.Path(text) if kind == "Path" else text
+                        entry: dict[str, Any] = snapshot(ns_value, name)
+                    elif name not in ns:
+                        entry = {
                             "kind": "missing",
                             "note": "not defined at this point",
                             "digest": "missing",

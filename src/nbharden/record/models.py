@@ -274,6 +274,9 @@ class Recording:
     finals: tuple[RecordedValue, ...] = ()
     # the sandbox the runs were made in (``SandboxReport.to_json``); None: not sandboxed
     sandbox: dict[str, JSON] | None = None
+    # the variables the recorder set in the kernel's environment (thread counts, hash seed): the
+    # generated tests run with the same
+    environment: tuple[tuple[str, str], ...] = ()
 
     @property
     def seed(self) -> int:
@@ -325,6 +328,7 @@ class Recording:
             "seeds": list(self.seeds),
             "finals": [v.to_json() for v in self.finals],
             "sandbox": self.sandbox,
+            "environment": dict(self.environment),
         }
 
     def save(self) -> Path:
@@ -360,6 +364,9 @@ class Recording:
             seconds=tuple(float(s) for s in data["seconds"]),
             executed_notebook=None if executed is None else Path(executed),
             seeds=tuple(int(s) for s in data.get("seeds") or ()),
+            environment=tuple(
+                (str(k), str(v)) for k, v in dict(data.get("environment") or {}).items()
+            ),
             finals=tuple(
                 RecordedValue.from_json(v) for v in data.get("finals") or () if isinstance(v, dict)
             ),

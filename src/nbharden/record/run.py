@@ -11,6 +11,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -97,6 +98,10 @@ def kernel_python(name: str) -> str | None:
         return None
     if not argv or "python" not in Path(argv[0]).name:
         return None
+    if argv[0] in ("python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"):
+        # jupyter_client starts a spec whose argv[0] is a bare "python" with its own interpreter
+        # (ipykernel's built-in spec): that is the notebook's, not the first python on PATH
+        return sys.executable
     return str(argv[0])
 
 
@@ -274,6 +279,11 @@ def _run_once(
         "secrets": sorted(f.name for f in plan.config_fields if f.secret),
         "secret_values": list(hidden),
         "seed": seed,
+        "lifted": {
+            f.name: [f.literal, "Path" if f.annotation == "Path" else "str"]
+            for f in plan.config_fields
+            if f.kind == "lifted" and f.literal is not None and not f.secret
+        },
     }
     config_path = run_dir / "recorder.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
@@ -682,6 +692,7 @@ def record(
         seeds=tuple(seeds),
         finals=finals,
         sandbox=sandbox.to_json() if sandbox.active else None,
+        environment=tuple(sorted(KERNEL_ENV.items())),
     )
     recording.save()
     return recording

@@ -8,6 +8,7 @@ nbharden.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import keyword
 import re
@@ -22,6 +23,7 @@ from nbharden.constraints import breaking_value
 from nbharden.errors import InternalError
 from nbharden.models import ConfigField, Plan, Step
 from nbharden.record.models import JSON, RecordedValue, Recording
+from nbharden.templates import template_text
 
 _HERE = Path(__file__).parent
 _VALUES_SOURCE = _HERE.parent / "record" / "_values.py"
@@ -81,35 +83,6 @@ def test_config_rejects_bad_value(field: str, bad: object) -> None:
         Config(**{field: bad})
 """
 
-_CONFTEST = '''"""Set-up of the generated tests: the helpers next to it import as _compare, and every test runs
-in the notebook's folder (Config.workdir), where the notebook's relative paths resolve."""
-
-import sys
-from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-
-@pytest.fixture(autouse=True)
-def _in_notebook_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from pydantic import SecretStr
-
-    from {package}.config import Config
-
-    prefix = str(Config.model_config.get("env_prefix", ""))
-    for name, field in Config.model_fields.items():  # a secret: a placeholder, never the real one
-        if field.annotation is SecretStr:
-            monkeypatch.setenv(f"{prefix}{name}".upper(), f"test-placeholder-{name}")
-    config = Config()
-    if hasattr(config, "output_dir"):  # figures from a test run go to a temporary folder
-        prefix = str(Config.model_config.get("env_prefix", ""))
-        monkeypatch.setenv(f"{prefix}OUTPUT_DIR", str(tmp_path / "outputs"))
-    workdir = getattr(config, "workdir", None)
-    if workdir is not None:
-        monkeypatch.chdir(workdir)
-'''
 
 
 def _identifier(name: str, what: str) -> str:
@@ -272,8 +245,17 @@ def generate_tests(
         "seed": recording.seed,
         "seed_field": next((f.name for f in plan.config_fields if f.kind == "seed"), None),
         "steps": steps_index,
+        # the pipeline's order and where each step lives: a test makes an input that was too big
+        # to store by running the steps before it (_replay.py)
+        "order": [s.name for s in plan.steps if s.name in steps_index],
+        "package": package,
+        "modules": {name: module for name, module in modules.items() if name in steps_index},
         "finals": finals,  # type: ignore[dict-item]
         "secret_derived": _secret_derived(plan, secret_names),
+        # what the recorder set in the kernel's environment: the tests' conftest sets it too
+        "environment": dict(recording.environment),
+        # the files the notebook read, relative to data_dir: the tests copy them into their folder
+        "input_files": _input_files(plan, recording.notebook.parent),
     }
     files[RECORDING_INDEX] = (
         json.dumps(index, indent=1, allow_nan=True, sort_keys=True) + "\n"
@@ -285,9 +267,12 @@ def generate_tests(
         except OSError as exc:
             raise InternalError(f"recorded value file missing: {path}: {exc}") from exc
 
-    files["tests/conftest.py"] = _CONFTEST.replace("{package}", package)
+    files["tests/conftest.py"] = _template("conftest.py", {"PACKAGE": repr(package)})
+    files["tests/_environment.py"] = template_text("environment.py")
     files["tests/_values.py"] = _VALUES_SOURCE.read_text(encoding="utf-8")
     files["tests/_compare.py"] = _COMPARE_SOURCE.read_text(encoding="utf-8")
+    files["tests/_learned.py"] = (_HERE / "_learned.py").read_text(encoding="utf-8")
+    files["tests/_replay.py"] = (_HERE / "_replay.py").read_text(encoding="utf-8")
     files["tests/test_steps.py"] = _steps_module(tested, package, notebook)
     files["tests/test_pipeline.py"] = _module(
         f"End-to-end test of {package}: the pipeline ends with the values {notebook} ended with "
@@ -309,6 +294,60 @@ def generate_tests(
     )
     files["tests/test_config.py"] = _config_module(plan, package, config_module)
     return files
+
+
+def hermetic_files(
+    plan: Plan, package: str, folder: Path, environment: Mapping[str, str]
+) -> dict[str, str]:
+    """The set-up that makes a generated suite hermetic without a recording (``--no-record``):
+    ``tests/conftest.py``, ``tests/_environment.py`` and ``tests/setup.json`` holding only
+    what the conftest needs (the environment, the input files, the secrets' names).
+    """
+    index: dict[str, JSON] = {
+        "recorded": False,
+        "environment": dict(environment),
+        "input_files": _input_files(plan, folder),
+        "secrets": [f.name for f in sorted(plan.config_fields, key=lambda f: f.name) if f.secret],
+        "steps": {},
+    }
+    return {
+        "tests/conftest.py": _template("conftest.py", {"PACKAGE": repr(package)}),
+        "tests/_environment.py": template_text("environment.py"),
+        # not tests/data/recording.json: that names a recorded suite (workflow.recorded_suite_loss)
+        "tests/setup.json": json.dumps(index, indent=1, sort_keys=True) + "\n",
+    }
+
+
+def _template(name: str, constants: Mapping[str, str]) -> str:
+    """The template ``name`` with each ``NAME = ...`` line of ``constants`` set to ``NAME = value``."""
+    text = template_text(name)
+    for constant, value in constants.items():
+        text, count = re.subn(
+            rf"^{constant} = .*$", f"{constant} = {value}", text, count=1, flags=re.MULTILINE
+        )
+        if count != 1:
+            raise InternalError(f"template {name} has no {constant} = line")
+    return text
+
+
+def _input_files(plan: Plan, folder: Path) -> dict[str, JSON]:
+    """Per Config field naming a file: its path (as the notebook wrote it), the sha256 of the file when
+    the tests were generated, and whether the tests require it (a file the notebook reads, NBH205).
+    Fields whose file exists then but that the notebook may write are copied when present, never
+    required.
+    """
+    found: dict[str, JSON] = {}
+    for field in plan.config_fields:
+        if not field.literal or field.secret or "://" in field.literal:
+            continue
+        try:
+            digest: str | None = hashlib.sha256((folder / field.literal).read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+        if digest is None and not field.must_exist:
+            continue
+        found[field.name] = {"path": field.literal, "sha256": digest, "required": field.must_exist}
+    return found
 
 
 def _secret_derived(plan: Plan, secrets: set[str]) -> list[JSON]:
