@@ -566,3 +566,37 @@ def test_disk_quota_stops_a_run_that_fills_its_folder(
     assert "setting sandbox-disk-mb" in caught.value.message
     written = sum(p.stat().st_size for p in (tmp_path / "nb" / "hog").iterdir())
     assert 16 << 20 < written < 100 << 20  # stopped soon after the quota, not at 200 MiB
+
+
+@pytest.mark.parametrize("tier", tiers("bwrap"))
+def test_the_kernelspecs_own_environment_is_kept(
+    tier: str, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Variables a kernelspec sets (``env`` in kernel.json) are the kernel's own: kept by the
+    allow-list, unlike the caller's."""
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    python3 = KernelSpecManager().get_kernel_spec("python3")
+    spec_dir = tmp_path / "jupyter" / "kernels" / "nbhenv"
+    spec_dir.mkdir(parents=True)
+    spec = {"argv": python3.argv, "display_name": "env", "language": "python"}
+    spec["env"] = {"NBH_SPEC_VAR": "from the kernelspec"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("NBH_CALLER_VAR", "from the caller")
+    notebook = copy_fixture("benign", tmp_path / "nb")
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["kernelspec"] = {"name": "nbhenv", "display_name": "env", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Reads its environment"),
+        nbformat.v4.new_code_cell(
+            'import os\n\nseen = [os.environ.get("NBH_SPEC_VAR"), os.environ.get("NBH_CALLER_VAR")]'
+        ),
+    ]
+    nbformat.write(nb, notebook)
+
+    recording = run(notebook, tmp_path / "rec", sandbox=tier)
+
+    assert recording.kernel == "nbhenv"
+    assert output_value(recording, "seen") == ["from the kernelspec", None]

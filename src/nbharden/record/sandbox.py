@@ -755,6 +755,9 @@ class Session:
                 cmd: list[str] = super().format_kernel_cmd(extra_arguments)
                 if session.user is not None and os.path.exists(self.connection_file):
                     os.chown(self.connection_file, *session.user)  # written 0600 by root
+                spec_env = getattr(getattr(self, "kernel_spec", None), "env", None) or {}
+                session.own_env.update({str(k): str(v) for k, v in spec_env.items()})  # its own
+                session.keep_env = (*session.keep_env, *session.own_env)
                 return session.wrap(cmd, session._env or dict(os.environ))
 
         return SandboxedKernelManager
