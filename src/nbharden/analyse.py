@@ -21,7 +21,9 @@ import libcst as cst
 from libcst.metadata import (
     BaseAssignment,
     BuiltinScope,
+    ClassScope,
     CodeRange,
+    ComprehensionScope,
     GlobalScope,
     MetadataWrapper,
     PositionProvider,
@@ -30,6 +32,7 @@ from libcst.metadata import (
 )
 
 from nbharden import _libcst_speed
+from nbharden.local_modules import module_exports
 from nbharden.models import Analysis, CellAnalysis, Effect, Finding, Fix, Notebook, Severity, Span
 from nbharden.secrets import Site, redact, secret_values
 from nbharden.secrets import is_secret_literal as is_secret_literal  # the plan's import of it
@@ -215,6 +218,8 @@ class TopStatement:
     uses: tuple[
         str, ...
     ] = ()  # every global name the statement touches, including ones bound in the cell
+    # globals read when a function, lambda, generator expression or method it defines runs (later)
+    lazy: tuple[str, ...] = ()
 
 
 @dataclass
@@ -582,11 +587,13 @@ def analyse_cell(
     known_types: set[str] | None = None,
     magics: Mapping[str, UserMagic] | None = None,
     shadowed: frozenset[str] = frozenset(),
+    local_exports: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[CellAnalysis, CellFacts, list[Finding], bool]:
     """Analyse one code cell (already masked). Returns its summary, internals, findings and whether it seeds RNGs.
 
     ``magics``: the magics earlier cells defined, whose uses in this cell become calls. ``shadowed``: showing
-    functions the notebook binds itself (``rebound_showing_names``)."""
+    functions the notebook binds itself (``rebound_showing_names``). ``local_exports``: module beside the
+    notebook -> the names ``from <module> import *`` binds."""
     module = cst.parse_module(code)
     if "get_ipython" in code or "_magic" in code:
         magic = translate_magics(module, index, magics)
@@ -622,10 +629,11 @@ def analyse_cell(
 
     reads_by_stmt: dict[int, list[str]] = {i: [] for i in range(len(module.body))}
     free_by_stmt: dict[int, set[str]] = {}
+    lazy_by_stmt: dict[int, set[str]] = {}  # read by code that runs later (a function's body)
     bound_before: dict[str, int] = {}  # name -> index of the first top-level statement binding it
     bound_by: dict[int, set[str]] = {}  # top-level statement index -> the global names it binds
     if global_scope is not None:
-        for assignment in global_scope.assignments:
+        for assignment in [*global_scope.assignments, *_walrus_in_comprehensions(module, scopes)]:
             i = owner_of(_assigned_node(assignment))
             if i >= 0:
                 bound_before[assignment.name] = min(bound_before.get(assignment.name, i), i)
@@ -637,10 +645,13 @@ def analyse_cell(
         where = cast(CodeRange | None, positions.get(access.node))
         return (where.start.line, where.start.column) if where is not None else (0, 0)
 
+    augmented = _augmented_reads(
+        module, cast(Mapping[cst.CSTNode, Scope | None], scopes), global_scope, positions
+    )
     for scope in dict.fromkeys(cast(Scope | None, s) for s in scopes.values()):
         if scope is None:
             continue
-        for access in sorted(scope.accesses, key=_where):
+        for access in sorted([*scope.accesses, *augmented.get(scope, ())], key=_where):
             node = access.node
             if not isinstance(node, cst.Name):
                 continue
@@ -655,7 +666,9 @@ def analyse_cell(
                 free_by_stmt.setdefault(i, set()).add(
                     name
                 )  # every global a def uses, even if bound in the cell
-            if scope is global_scope:
+                if scope is not global_scope and not _runs_at_once(scope):
+                    lazy_by_stmt.setdefault(i, set()).add(name)
+            if scope is global_scope or _runs_at_once(scope):
                 first = bound_before.get(name)
                 if first is not None and first < i:
                     continue
@@ -689,6 +702,9 @@ def analyse_cell(
         if isinstance(inner, cst.Import | cst.ImportFrom):
             kind = "import"
             pairs, star = _import_bindings(inner)
+            if star is not None and local_exports is not None and star in local_exports:
+                # a local module's star import binds names we can read from its source
+                pairs, star = [(n, f"{star}.{n}") for n in local_exports[star]], None
             import_names = pairs
             local_imports.update((b, q.lstrip(".")) for b, q in pairs)
             binds = [p[0] for p in pairs]
@@ -725,6 +741,7 @@ def analyse_cell(
                 star,
                 conditional_import=kind != "import" and bool(import_names),
                 uses=tuple(sorted(free_by_stmt.get(i, set()))),
+                lazy=tuple(sorted(lazy_by_stmt.get(i, set()))),
             )
         )
         if kind in {"def", "class", "alias"}:
@@ -825,6 +842,80 @@ def _pca_is_deterministic(node: cst.Call, kwargs: Mapping[str, cst.Arg]) -> bool
     if isinstance(value, cst.SimpleString):
         return value.evaluated_value == "mle"
     return isinstance(value, cst.Name) and value.value == "None"
+
+
+def _runs_at_once(scope: Scope) -> bool:
+    """A list, set or dict comprehension or a class body at the cell's top level: its code runs where it
+    stands, so what it reads is read there (a function's or a generator expression's body runs later).
+    """
+    while isinstance(scope, ComprehensionScope | ClassScope):
+        if isinstance(scope, ComprehensionScope) and isinstance(scope.node, cst.GeneratorExp):
+            return False
+        scope = scope.parent
+    return isinstance(scope, GlobalScope)
+
+
+def _walrus_in_comprehensions(
+    module: cst.Module, scopes: Mapping[cst.CSTNode, object]
+) -> list[BaseAssignment]:
+    """``(last := v)`` inside a comprehension binds ``last`` in the scope around it (PEP 572): at the cell's
+    top level, a global of the notebook. LibCST puts the binding in the comprehension's scope."""
+    if ":=" not in module.code:
+        return []
+    targets = {
+        id(n.target) for n in find_all(module, cst.NamedExpr) if isinstance(n, cst.NamedExpr)
+    }
+    found: list[BaseAssignment] = []
+    for scope in dict.fromkeys(s for s in scopes.values() if isinstance(s, ComprehensionScope)):
+        outer: Scope = scope
+        while isinstance(outer, ComprehensionScope):
+            outer = outer.parent
+        if isinstance(outer, GlobalScope):
+            found += [a for a in scope.assignments if id(_assigned_node(a)) in targets]
+    return found
+
+
+@dataclass(frozen=True)
+class _AugmentedRead:
+    """The read an augmented assignment ``y += 1`` makes of its target (LibCST records only the binding)."""
+
+    node: cst.Name
+    referents: tuple[BaseAssignment, ...]  # the bindings of the name in the cell before it
+
+
+def _augmented_reads(
+    module: cst.Module,
+    scopes: Mapping[cst.CSTNode, Scope | None],
+    global_scope: GlobalScope | None,
+    positions: Any,
+) -> dict[Scope, list[_AugmentedRead]]:
+    """Per scope, the reads of global names that ``name op= value`` makes (at the top level, or in a function
+    that declares the name ``global``): ``y += 1`` reads ``y`` before it binds it."""
+    if global_scope is None or "=" not in module.code:
+        return {}
+    found: dict[Scope, list[_AugmentedRead]] = {}
+    for node in find_all(module, cst.AugAssign):
+        if not isinstance(node, cst.AugAssign) or not isinstance(node.target, cst.Name):
+            continue
+        target = node.target
+        bindings = [
+            a for a in global_scope.assignments[target.value] if _assigned_node(a) is not None
+        ]
+        if not any(_assigned_node(a) is target for a in bindings):
+            continue  # a local of a function or class: nothing global is read
+        scope = scopes.get(target)
+        where = positions.get(target)
+        if scope is None or where is None:
+            continue
+        here = (where.start.line, where.start.column)
+        earlier = tuple(
+            a
+            for a in bindings
+            if (pos := positions.get(_assigned_node(a))) is not None
+            and (pos.start.line, pos.start.column) < here
+        )
+        found.setdefault(scope, []).append(_AugmentedRead(target, earlier))
+    return found
 
 
 def _assigned_node(assignment: BaseAssignment) -> cst.CSTNode | None:
@@ -977,13 +1068,21 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     known_types: set[str] = set()
     undefined: list[tuple[bool, Finding, str]] = []
     magics: dict[str, UserMagic] = {}
+    local_exports = module_exports(nb.local_modules)
     for cell in nb.code_cells:
         if not cell.code.strip():
             continue
         if "_magic" in codes[cell.index]:
             magics.update(user_magics(codes[cell.index]))
         summary, cell_facts, cell_findings, seeded = analyse_cell(
-            cell.index, codes[cell.index], qualified, seeded, known_types, magics, shadowed
+            cell.index,
+            codes[cell.index],
+            qualified,
+            seeded,
+            known_types,
+            magics,
+            shadowed,
+            local_exports,
         )
         summaries.append(summary)
         facts[cell.index] = cell_facts

@@ -22,7 +22,8 @@ from nbharden.analyse import FullAnalysis, NotebookFacts
 from nbharden.constraints import breaking_value
 from nbharden.dependencies import with_lower_bounds
 from nbharden.errors import InternalError
-from nbharden.models import FileTree, Finding, Fix, Plan, Severity, Span, Step
+from nbharden.local_modules import VENDORED
+from nbharden.models import FileTree, Finding, Fix, LocalModule, Plan, Severity, Span, Step
 from nbharden.plan import consumed_statements, secret_fields, statement_order, statement_role
 from nbharden.readme import render_readme
 from nbharden.secrets import (
@@ -43,6 +44,7 @@ from nbharden.transform.codemods import (
     names_in,
 )
 from nbharden.transform.network import NetworkCalls, pipeline_setup, support_module, uses_network
+from nbharden.transform.vendor import RelativeLocalImports, vendored_files
 
 _TYPER_TYPES = {"int", "float", "str", "bool", "Path"}
 
@@ -61,7 +63,13 @@ def _doc(text: str) -> str:
 class _Names:
     """Module-level names the generated code introduces, chosen so they never collide with the notebook's."""
 
-    def __init__(self, facts: NotebookFacts, plan: Plan) -> None:
+    def __init__(
+        self, facts: NotebookFacts, plan: Plan, local: tuple[LocalModule, ...] = ()
+    ) -> None:
+        # imports of the modules beside the notebook: relative imports of the package's copies
+        self.local = (
+            RelativeLocalImports({m.name: m for m in local}, f".{VENDORED}") if local else None
+        )
         taken: set[str] = set()
         for cf in facts.cells.values():
             taken |= names_in(cf.module)
@@ -112,6 +120,10 @@ def _rewrite(
     aliases, direct = _pyplot_aliases(facts)
     shower = ShowToSave(aliases, direct)
     lifter = LiftLiterals(lift or {})
+    if names.local is not None:
+        relative = node.visit(names.local)
+        assert isinstance(relative, cst.CSTNode)
+        node = relative
     if names.scrub:
         hidden = node.visit(SecretRewriter(names.secrets, names.scrub))
         if not isinstance(hidden, cst.CSTNode):
@@ -213,8 +225,19 @@ def _step_function(
             body.insert(0, check)
         else:
             body.insert(len(body) - (1 if outputs else 0), check)
+    # module state the step touches: the steps module's globals, as they were the notebook's
+    touched = set().union(*(names_in(n) for n in body)) if body else set()
+    shared = sorted(set(plan.module_state) & touched)
+    if shared:
+        body.insert(
+            0, cst.SimpleStatementLine([cst.Global([cst.NameItem(cst.Name(n)) for n in shared])])
+        )
     body.insert(0, cst.SimpleStatementLine([cst.Expr(cst.SimpleString(_doc(doc)))]))
-    params = [cst.Param(cst.Name(p.name), _annotation(p.annotation)) for p in step.inputs]
+    params = [
+        cst.Param(cst.Name(p.name), _annotation(p.annotation))
+        for p in step.inputs
+        if p.name not in step.state
+    ]
     returns = None
     types = [o.annotation for o in step.outputs]
     if not outputs:
@@ -251,6 +274,8 @@ def _steps_module(
         for i, stmt in enumerate(cf.module.body):
             role = statement_role(cf, i, consumed, hoisted_imports, hoisted_defs)
             if role == "import":
+                if names.local is not None:
+                    stmt = cast(cst.SimpleStatementLine, stmt.visit(names.local))
                 code = cst.Module([]).code_for_node(stmt.with_changes(leading_lines=[])).strip()
                 if code not in seen_imports:  # the same import in two cells is moved up once
                     seen_imports.add(code)
@@ -426,6 +451,8 @@ def _call_args(step: Step, plan: Plan, names: _Names) -> str:
     secrets = {f.name for f in plan.config_fields if f.secret}
     args = []
     for p in step.inputs:
+        if p.name in step.state:
+            continue  # module state: a global of the steps module, not an argument
         if p.source == "config":
             value = f"{names.config}.{p.name}"
             if p.name in secrets:
@@ -934,7 +961,14 @@ def _pyproject(plan: Plan, analysis: FullAnalysis) -> str:
         'testpaths = ["tests"]\n\n'
         "[tool.ruff]\n"
         "line-length = 88\n"
-        'target-version = "py311"\n\n'
+        'target-version = "py311"\n'
+        # the modules copied from the notebook's folder are the notebook author's code, kept as written
+        + (
+            f'extend-exclude = ["src/{plan.package}/{VENDORED}"]\n'
+            if analysis.notebook.local_modules
+            else ""
+        )
+        + "\n"
         "[tool.ruff.lint]\n"
         'select = ["E4", "E7", "E9", "F", "I"]\n\n'
         "[tool.mypy]\n"
@@ -1012,7 +1046,7 @@ def emit(
     facts = analysis.facts
     if facts is None:
         raise InternalError("emit needs a full analysis", path=analysis.notebook.path)
-    names = _Names(facts, plan)
+    names = _Names(facts, plan, analysis.notebook.local_modules)
     names.gate = gate(analysis.notebook, settings.rules)
     counters = {"print": 0, "show": 0}
     pkg = plan.package
@@ -1034,6 +1068,7 @@ def emit(
         f"src/{pkg}/py.typed": "",
         "pyproject.toml": with_lower_bounds(_pyproject(plan, analysis), {}),
         **_smoke_tests(plan, analysis.notebook.path.resolve().parent),
+        **vendored_files(analysis.notebook.local_modules, pkg),
     }
     findings = names.network.findings([*analysis.findings, *plan.findings])
     if any(f.kind == "seed" for f in plan.config_fields):

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from nbharden.errors import UsageError, VerificationError
+from nbharden.local_modules import VENDORED
 from nbharden.models import FileTree
 from nbharden.settings import Settings
 
@@ -151,12 +152,20 @@ def _assert_equivalent(path: str, before: str, after: str) -> None:
         ) from exc
 
 
+def _vendored(path: str) -> bool:
+    """A module copied from the notebook's folder (``src/<pkg>/vendored/...``): the author's code, kept as it is."""
+    parts = path.split("/")
+    return len(parts) > 3 and parts[0] == "src" and parts[2] == VENDORED
+
+
 def format_tree(tree: FileTree, *, settings: Settings) -> FileTree:
     """ruff fixes, then the formatter (``settings.formatter``); verified (compiles, AST kept by formatting,
-    stable). Returns the formatted tree."""
+    stable). Returns the formatted tree. The copies of the notebook's local modules are left as they are
+    (a fix could change what they do)."""
     if settings.formatter not in FORMATTERS:
         raise UsageError(f"formatter must be one of {', '.join(FORMATTERS)}, not {settings.formatter!r}")
-    files = tree.as_dict()
+    kept = {p: t for p, t in tree if _vendored(p)}
+    files = {p: t for p, t in tree if not _vendored(p)}
     verify(tree)
     files = ruff_fix(files, line_length=settings.line_length)
     out = _formatted(files, formatter=settings.formatter, line_length=settings.line_length)
@@ -168,7 +177,7 @@ def format_tree(tree: FileTree, *, settings: Settings) -> FileTree:
         if not changed:
             break
         out.update(_formatted(changed, formatter=settings.formatter, line_length=settings.line_length))
-    result = FileTree.of(out)
+    result = FileTree.of({**out, **kept})
     verify(result)
     return result
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from nbharden.errors import InputError
+from nbharden.local_modules import discover
 from nbharden.masking import mask_ipython
 from nbharden.models import Cell, Notebook
 from nbharden.settings import Settings
@@ -126,6 +127,10 @@ def _load(path: Path, settings: Settings) -> Notebook:
         kernel_name=kernel_name if isinstance(kernel_name, str) and kernel_name else "python3",
         language=language,
         nbformat_version=(major, minor),
+        # modules beside the notebook that it imports: the package carries a copy of each
+        local_modules=discover(
+            path.parent, (c.code for c in cells if c.cell_type == "code" and "import" in c.code)
+        ),
     )
 
 

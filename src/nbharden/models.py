@@ -82,6 +82,18 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class LocalModule:
+    """A module or package beside the notebook that the notebook imports (Jupyter's working folder is on
+    ``sys.path``), read at load time so that the generated package can carry a copy of it.
+
+    ``files`` are (path relative to the notebook's folder, POSIX; source text).
+    """
+
+    name: str
+    files: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class Notebook:
     path: Path
     cells: tuple[Cell, ...]
@@ -89,6 +101,7 @@ class Notebook:
     kernel_name: str
     language: str
     nbformat_version: tuple[int, int]
+    local_modules: tuple[LocalModule, ...] = ()  # modules next to the notebook that it imports
 
     @property
     def code_cells(self) -> tuple[Cell, ...]:
@@ -186,6 +199,8 @@ class Step:
     results: tuple[str, ...] = ()  # outputs nobody reads later: the notebook's final values
     contracts: tuple[Contract, ...] = ()  # from a recorded run (nbharden.recorded_types)
     doc: str = ""  # first paragraph of the markdown above the step: its docstring
+    # inputs that are module state (Plan.module_state): globals of the steps module, not parameters
+    state: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,6 +216,9 @@ class Plan:
     moved: tuple[
         tuple[int, int, int, int], ...
     ] = ()  # (cell, statement) moved to after (cell, statement)
+    # names that live as globals of the steps module, as they did in the notebook: a function rebinds
+    # them with ``global``, so every step and function must see the one binding
+    module_state: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

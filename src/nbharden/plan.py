@@ -363,20 +363,56 @@ def _result_names(stmt: cst.BaseStatement, qualified: dict[str, str]) -> list[st
     return names
 
 
+def module_state(facts: NotebookFacts) -> frozenset[str]:
+    """The names that must stay globals of the steps module, as they were globals of the notebook.
+
+    A function that says ``global TOKENS`` rebinds the module's ``TOKENS``: every step that binds or
+    reads ``TOKENS``, and every function that reads it, must see that one binding, not a value passed
+    from step to step (a function defined in a step would keep the step's own).
+
+    Likewise a name that code defined in one cell reads when it runs (a function, a lambda, a
+    generator, a method) and that a later cell binds again: in the notebook that code sees the new
+    binding; as a closure over its step's value it would keep the old one. (By cell, not by step: the
+    steps are shaped later, from a data flow that depends on what this decides.)
+    """
+    state = {n for cf in facts.cells.values() for n in cf.global_decls}
+    bound_in: dict[str, list[int]] = {}  # name -> the cells that bind it at the top level
+    for c, cf in facts.cells.items():
+        for i, st in enumerate(cf.statements):
+            for name in [*st.binds, *_deleted_names(cf.module.body[i])]:
+                bound_in.setdefault(name, []).append(c)
+    for c, cf in facts.cells.items():
+        for st in cf.statements:
+            for name in st.lazy:
+                if any(later > c for later in bound_in.get(name, ())):
+                    state.add(name)
+    return frozenset(state)
+
+
 def _hoistable(
-    facts: NotebookFacts, write_counts: dict[str, int], pinned: frozenset[str] = frozenset()
+    facts: NotebookFacts,
+    write_counts: dict[str, int],
+    pinned: frozenset[str] = frozenset(),
+    state: frozenset[str] = frozenset(),
 ) -> tuple[set[str], set[str]]:
     """(import names to hoist, def/class names to hoist), a fixpoint over what definitions read.
 
     ``pinned`` definitions never hoist (they use a secret, which only a step's parameters provide).
+    ``state`` names are module globals: a definition may read them from module level.
     """
     imports: set[str] = set()
     for cf in facts.cells.values():
         for st in cf.statements:
-            if st.kind == "import" and st.star_import is None:
-                for bound, _ in st.import_names:
-                    if bound not in facts.conflicting_imports and write_counts.get(bound, 0) == 0:
-                        imports.add(bound)
+            # a statement moves up whole: when a cell rebinds one of its names, all of them stay in the step
+            if (
+                st.kind == "import"
+                and st.star_import is None
+                and all(
+                    bound not in facts.conflicting_imports and write_counts.get(bound, 0) == 0
+                    for bound, _ in st.import_names
+                )
+            ):
+                imports.update(bound for bound, _ in st.import_names)
     defs: dict[str, tuple[str, ...]] = {}
     for cf in facts.cells.values():
         for name, reads in cf.def_reads.items():
@@ -395,7 +431,7 @@ def _hoistable(
     while changed:
         changed = False
         for name in sorted(hoisted):
-            allowed = imports | hoisted | (BUILTINS - (notebook_bound - hoisted - imports))
+            allowed = imports | hoisted | state | (BUILTINS - (notebook_bound - hoisted - imports))
             if any(r not in allowed for r in defs[name]):
                 hoisted.discard(name)
                 changed = True
@@ -504,9 +540,10 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     # How often each name is bound by something other than an import or a def (data writes).
     write_counts: dict[str, int] = {}
     for cf in facts.cells.values():
-        for st in cf.statements:
+        for i, st in enumerate(cf.statements):
             if st.kind == "code":
-                for name in st.binds:
+                # ``del os`` unbinds an import as surely as ``os = ...`` rebinds it
+                for name in [*st.binds, *_deleted_names(cf.module.body[i])]:
                     write_counts[name] = write_counts.get(name, 0) + 1
             if st.conditional_import:
                 for bound, _ in st.import_names:
@@ -519,7 +556,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         for i, st in enumerate(cf.statements)
         if st.kind in {"def", "class"} and uses_secret(cf.module.body[i], secrets_found)
     )
-    hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts), pinned)
+    state = module_state(facts)
+    hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts), pinned, state)
     for cf in facts.cells.values():
         for st in cf.statements:
             if st.kind in {"def", "class"} and st.binds[0] not in hoisted_defs:
@@ -714,8 +752,10 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         | hoisted_defs
         | BUILTINS
         | {"run", "main", "logger", "show_figures", "logging", "subprocess", "os", "Path"}
+        | state  # globals of the steps module, like the step functions
     )
-    moved = relocations(facts, hoisted_imports, hoisted_defs)
+    # a function reads module state when it runs, wherever it is defined: no need to move it for that
+    moved = relocations(facts, hoisted_imports, hoisted_defs | state)
     moved_keys = {(c, i) for c, i, _, _ in moved}
     order = statement_order(facts, moved)
     for c, i, ac, _after in moved:
@@ -730,9 +770,11 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             )
         )
     flow = _cell_flows(analysis, order, consumed, hoisted_imports, hoisted_defs, config_names)
+    state -= config_names  # a Config field is passed to the steps that read it
     for section in sections(analysis, flow):
-        reads: list[str] = []
-        in_types: dict[str, str | None] = {}
+        # the module state that exists when the step starts: a test sets it before calling the step
+        reads: list[str] = [n for n in sorted(state) if n in definer]
+        in_types: dict[str, str | None] = {n: types.get(n) for n in reads}
         writes: list[str] = []
         results: list[str] = []
         mutated: list[str] = []
@@ -858,16 +900,22 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     wanted: dict[str, list[str]] = {raw.name: [] for raw in steps_raw}
     for raw in steps_raw:
         for read, source in raw.sources.items():
-            if source != "config" and read not in wanted[source]:
+            # module state is not handed from step to step: every step sees the module's binding
+            if source != "config" and read not in wanted[source] and read not in state:
                 wanted[source].append(read)
     steps: list[Step] = []
     for pos, raw in enumerate(steps_raw):
         outputs = list(wanted[raw.name])
         later_reads = {r for t in steps_raw[pos + 1 :] for r in t.reads}
+        # a name a later step binds again has its final value there, not here
+        later_writes = {w for t in steps_raw[pos + 1 :] for w in t.writes}
         finals = [
             r
             for r in raw.results
-            if r not in outputs and r not in later_reads and r not in config_names
+            if r not in outputs
+            and r not in later_reads
+            and r not in later_writes
+            and r not in config_names
         ]
         ordered = [w for w in raw.writes if w in outputs or w in finals]
         ordered += [o for o in outputs if o not in ordered]
@@ -881,10 +929,11 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 tuple(raw.mutated),
                 tuple(r for r in ordered if r in finals),
                 doc=raw.doc,
+                state=tuple(r for r in raw.reads if r in state),
             )
         )
 
-    deps = _dependencies(facts, package)
+    deps = _dependencies(facts, package, {m.name for m in nb.local_modules})
     uses_plots = any(
         q.split(".")[0] in {"matplotlib", "seaborn", "pylab"} for q in facts.qualified.values()
     ) or any(e.value == "plot" for c in analysis.cells for e in c.effects)
@@ -945,6 +994,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         uses_plots,
         tuple(dataclasses.replace(f, message=redact(f.message, secrets_found)) for f in findings),
         moved,
+        tuple(sorted(state)),
     )
 
 
@@ -1187,7 +1237,9 @@ def _in_io_call(cf: object, value: str) -> bool:
     return found
 
 
-def _dependencies(facts: NotebookFacts, package: str) -> tuple[str, ...]:
+def _dependencies(facts: NotebookFacts, package: str, local: set[str]) -> tuple[str, ...]:
+    """Distributions the generated package needs: what the notebook imports, less the standard library
+    and the modules beside the notebook (the package carries a copy of those)."""
     stdlib = set(sys.stdlib_module_names)
     deps: set[str] = set()
     for qname in facts.qualified.values():
@@ -1198,6 +1250,7 @@ def _dependencies(facts: NotebookFacts, package: str) -> tuple[str, ...]:
             or top in stdlib
             or top == package
             or top == "__future__"
+            or top in local
         ):
             continue
         deps.add(DISTRIBUTIONS.get(top, top))

@@ -97,6 +97,15 @@ def _made_again(step: str, entry: Mapping[str, Any], why: Uncomparable) -> Any:
         pytest.skip(f"step {step}: input {entry['name']!r} was not recorded ({why}); {exc}")
 
 
+def set_module_state(module: Any, step: str, inputs: dict[str, Any]) -> None:
+    """Move the inputs of ``step`` that are module state (globals a function rebinds with
+    ``global``) from ``inputs`` onto ``module``, where the step and its functions read them.
+    """
+    for name in index()["steps"][step].get("state", ()):
+        if name in inputs:
+            setattr(module, name, inputs.pop(name))
+
+
 def restore_random_state(step: str) -> None:
     """Put the global generators (``random``, numpy's) in the state they had when ``step``
     started in the notebook, so that what it draws is what the notebook drew.

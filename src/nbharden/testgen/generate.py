@@ -223,6 +223,8 @@ def generate_tests(
             "random_state": state,
             # the tests give a secret a placeholder: what the step computes from it may differ
             "uses_secrets": any(p.name in secret_names for p in step.inputs),
+            # inputs that are globals of the steps module (Step.state): set there, not passed
+            "state": list(step.state),
         }
         tested.append(
             (
@@ -367,9 +369,15 @@ def _steps_module(
     body = []
     for step, module, cells, restores in tested:
         title = step.title or step.name
+        template = _RANDOM_STEP_TEST if restores else _STEP_TEST
+        if step.state:  # module state the step reads: set on its module, as the notebook had it
+            template = template.replace(
+                "inputs = load_inputs({label})\n",
+                "inputs = load_inputs({label})\n    set_module_state({module}, {label}, inputs)\n",
+            )
         body.append(
             _function(
-                _RANDOM_STEP_TEST if restores else _STEP_TEST,
+                template,
                 test=cst.Name(f"test_{step.name}"),
                 doc=_docstring(
                     f"{title} ({_cells(cells)}): the same outputs as the notebook from its inputs."
@@ -382,6 +390,8 @@ def _steps_module(
     helpers = ["check_outputs", "load_inputs"]
     if any(restores for *_, restores in tested):
         helpers.append("restore_random_state")
+    if any(step.state for step, *_ in tested):
+        helpers.append("set_module_state")
     imports = [f"from _compare import {', '.join(helpers)}", ""]
     imports += [f"from {package} import {m}" for m in sorted({m for _, m, _, _ in tested})]
     return _module(
