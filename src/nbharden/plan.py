@@ -384,7 +384,10 @@ def module_state(facts: NotebookFacts) -> frozenset[str]:
     for c, cf in facts.cells.items():
         for st in cf.statements:
             for name in st.lazy:
-                if any(later > c for later in bound_in.get(name, ())):
+                cells = bound_in.get(name, [])
+                after = len({b for b in cells if b > c})
+                # bound once, only after the definition: the definition moves there (relocations)
+                if after >= 2 or (after and any(b <= c for b in cells)):
                     state.add(name)
     return frozenset(state)
 
@@ -907,8 +910,14 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     for pos, raw in enumerate(steps_raw):
         outputs = list(wanted[raw.name])
         later_reads = {r for t in steps_raw[pos + 1 :] for r in t.reads}
-        # a name a later step binds again has its final value there, not here
-        later_writes = {w for t in steps_raw[pos + 1 :] for w in t.writes}
+        # a name a later step binds again has its final value there, not here (or none: del)
+        later_writes = {w for t in steps_raw[pos + 1 :] for w in t.writes} | {
+            name
+            for t in steps_raw[pos + 1 :]
+            for c in t.cells
+            for stmt in facts.cells[c].module.body
+            for name in _deleted_names(stmt)
+        }
         finals = [
             r
             for r in raw.results
