@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -357,15 +358,70 @@ def _is_environment(value: Any) -> bool:
     return _values.type_name(value) in _ENVIRONMENT_TYPES
 
 
+def by_fingerprint(actual: Any, expected: Any, path: str, why: str) -> None:
+    """Compare what cannot be compared by value through its fingerprint (type, size,
+    hashes where there are any). Raises ``AssertionError`` when those differ, else
+    ``Uncomparable`` saying why and what was compared (the test skips with that reason).
+    """
+    fp_a, fp_e = _values.fingerprint(actual), _values.fingerprint(expected)
+    if "hash" in fp_e or "data" in fp_e:
+        same_fingerprint(fp_a, fp_e, path)
+        return None
+    _same_structure(fp_a, fp_e, path)
+    what = "type and size" if "shape" in fp_e else "type"
+    raise Uncomparable(f"{path}: {type(expected).__name__} {why}; compared by {what} only")
+
+
+def _is_global_generator(value: Any) -> bool:
+    """numpy's global RandomState (what scipy distributions and unseeded estimators hold
+    as ``_random_state``): the process's generator, not part of the object's value."""
+    import sys
+
+    mtrand = getattr(sys.modules.get("numpy.random"), "mtrand", None)
+    return mtrand is not None and value is getattr(mtrand, "_rand", None)
+
+
+def _same_function(actual: Any, expected: Any) -> bool:
+    """The same function: the very object, or (a class of the notebook, defined in
+    ``__main__`` there and in the package here) the same qualified name."""
+    if actual is expected:
+        return True
+    name_a = getattr(actual, "__qualname__", None)
+    name_e = getattr(expected, "__qualname__", None)
+    if name_a is None or name_a != name_e:
+        return False
+    mod_a = str(getattr(actual, "__module__", ""))
+    mod_e = str(getattr(expected, "__module__", ""))
+    return mod_a == mod_e or "__main__" in (mod_a, mod_e)
+
+
+def _same_bound_method(actual: Any, expected: Any, path: str) -> None:
+    """A bound method (``self.loglike = self._loglike``, scipy's ``_parse_args``): the
+    same function, bound to an equal object. Python's own ``==`` asks for the very same
+    ``__self__``, which a recorded copy never is; an object that holds a method of itself
+    is a cycle, which ``assert_same`` cuts.
+    """
+    if not _same_function(actual.__func__, expected.__func__):
+        raise AssertionError(
+            f"{path}: method {getattr(actual.__func__, '__qualname__', actual)} "
+            f"!= recorded {getattr(expected.__func__, '__qualname__', expected)}"
+        )
+    assert_same(actual.__self__, expected.__self__, f"{path}.__self__")
+
+
 def _assert_same(actual: Any, expected: Any, path: str) -> None:
     if _is_environment(expected) and _is_environment(actual):
         return None
+    if _is_global_generator(actual):
+        return None  # the process's generator: its state is where the run is, not a result
     _same_type(_values.type_name(actual), _values.type_name(expected), path)
     if _learned.is_model(expected):
         # a fitted model: its settings and what it learned, not how the fit ran (thread counts, caches)
         return assert_same(
             _learned.learned_state(actual), _learned.learned_state(expected), f"{path}.learned"
         )
+    if isinstance(expected, types.MethodType) and isinstance(actual, types.MethodType):
+        return _same_bound_method(actual, expected, path)
     top = type(expected).__module__.split(".")[0]
     if top == "pandas":
         return _same_pandas(actual, expected, path)
@@ -403,7 +459,7 @@ def _assert_same(actual: Any, expected: Any, path: str) -> None:
         # compare the state it pickles, else say it cannot be compared
         state = getattr(expected, "__getstate__", lambda: None)()
         if state is None:
-            raise Uncomparable(f"{path}: {type(expected).__name__} has no value equality")
+            return by_fingerprint(actual, expected, path, "has no value equality")
         return assert_same(actual.__getstate__(), state, f"{path}.__getstate__()")
     if isinstance(
         expected, (str, bytes, int, bool, type(None), set, frozenset, range)
@@ -412,9 +468,7 @@ def _assert_same(actual: Any, expected: Any, path: str) -> None:
             same = bool(actual == expected)
         # an __eq__ that cannot answer
         except Exception as exc:
-            raise Uncomparable(
-                f"{path}: {type(expected).__name__} cannot be compared ({exc})"
-            ) from exc
+            return by_fingerprint(actual, expected, path, f"cannot be compared ({exc})")
         if not same:
             raise AssertionError(f"{path}: {actual!r} != recorded {expected!r}")
         return None
@@ -497,7 +551,7 @@ def _same_pandas(actual: Any, expected: Any, path: str) -> None:
         return assert_same(_lazy_view(actual), _lazy_view(expected), path)
     if type(expected).__eq__ is object.__eq__:  # type: ignore[comparison-overlap]
         if not _has_state(expected):
-            raise Uncomparable(f"{path}: {type(expected).__name__} has no value equality")
+            return by_fingerprint(actual, expected, path, "has no value equality")
         return assert_same(_state(actual), _state(expected), f"{path}.__dict__")
     if not (actual == expected or (pd.isna(actual) and pd.isna(expected))):
         raise AssertionError(f"{path}: {actual!r} != recorded {expected!r}")
