@@ -81,7 +81,21 @@ class Opaque:
 
 
 def test_what_cannot_be_compared_says_why(compare: ModuleType) -> None:
-    with pytest.raises(compare.Uncomparable, match=r"x: Opaque has no value equality; compared by type"):
+    with pytest.raises(
+        compare.Uncomparable, match=r"x: Opaque has no value equality; compared by type"
+    ):
         compare.assert_same(Opaque(), Opaque(), "x")
     with pytest.raises(AssertionError, match="type"):
         compare.assert_same(Opaque(), Model(1), "x")
+
+
+def test_the_global_generator_stays_itself_through_pickle(compare: ModuleType) -> None:
+    """A recorded value goes through pickle, and so does the value it is compared with: numpy's
+    global generator inside it (scipy's ``_random_state``) must stay the global one, or its state,
+    which moves on with every draw anywhere, would make a correct step fail."""
+    stats = pytest.importorskip("scipy.stats")
+    recorded = pickle.loads(pickle.dumps(stats.t))
+    np.random.rand(5)
+    actual = compare._through_pickle(stats.t)
+    assert actual._random_state is np.random.mtrand._rand
+    compare.assert_same(actual, recorded, "dist")

@@ -116,11 +116,18 @@ def compare(
         if expected.__name__.split(".")[-1] != actual.__name__.split(".")[-1]:
             raise Difference(f"{path}: module {actual.__name__} != notebook's {expected.__name__}")
         return
+    if isinstance(expected, np.random.RandomState):
+        compare(
+            expected.get_state(legacy=True), actual.get_state(legacy=True), f"{path}.state", seen
+        )
+        return
     if isinstance(expected, np.random.Generator):
         compare(expected.bit_generator.state, actual.bit_generator.state, f"{path}.state", seen)
         return
-    if type(expected).__module__ in ("builtins", "numpy") or isinstance(
-        expected, int | str | set | frozenset
+    if (
+        type(expected).__module__ == "builtins"
+        or isinstance(expected, np.generic)
+        or isinstance(expected, int | str | set | frozenset)
     ):
         same = expected == actual
         if isinstance(same, np.ndarray):

@@ -91,6 +91,22 @@ def load_case(path: Path) -> Case:
     return Case(tuple(data["cells"]), tuple(sorted(data.get("files", {}).items())))
 
 
+def case_from_notebook(path: Path) -> Case:
+    """A notebook file (and the .py files and packages beside it) as a Case."""
+    nb = nbformat.read(path, as_version=4)
+    cells = tuple(
+        MARKDOWN + c.source.lstrip("# ") if c.cell_type == "markdown" else c.source
+        for c in nb.cells
+        if c.cell_type in ("code", "markdown")
+    )
+    files = {
+        p.relative_to(path.parent).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(path.parent.rglob("*.py"))
+        if "__pycache__" not in p.parts
+    }
+    return Case(cells, tuple(sorted(files.items())))
+
+
 def _local_names(case: Case) -> set[str]:
     return {rel.split("/")[0].removesuffix(".py") for rel, _ in case.files}
 

@@ -261,10 +261,30 @@ def _through_pickle(value: Any) -> Any:
     import io
     import pickle
 
+    # numpy's global generator (an object's _random_state) stays itself: it is not the
+    # object's value, and a copy would look like one (see _is_global_generator)
+    class Keep(pickle.Pickler):
+        def persistent_id(self, obj: Any) -> str | None:
+            return _GLOBAL_GENERATOR if _is_global_generator(obj) else None
+
+    class Load(_values.SafeUnpickler):  # type: ignore[misc]
+        def persistent_load(self, pid: Any) -> Any:
+            if pid != _GLOBAL_GENERATOR:
+                raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+            import numpy.random
+
+            return numpy.random.mtrand._rand
+
     try:
-        return _values.SafeUnpickler(io.BytesIO(pickle.dumps(value, protocol=4))).load()
+        buffer = io.BytesIO()
+        Keep(buffer, protocol=4).dump(value)
+        buffer.seek(0)
+        return Load(buffer).load()
     except Exception:  # noqa: BLE001 - what cannot be pickled is compared as it is
         return value
+
+
+_GLOBAL_GENERATOR = "numpy.random.mtrand._rand"
 
 
 # --- the ladder -----------------------------------------------------------------------
