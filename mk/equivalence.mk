@@ -4,7 +4,8 @@
 # split over EQUIVALENCE_SHARDS processes, each from a seed of its own, and checks that every generated
 # pipeline returns the notebook's values (tests/test_equivalence.py::test_pipeline_equals_notebook).
 # The first difference stops its shard and prints the shrunk notebook; keep it under fixtures/equivalence/.
-# Logs: build/equivalence/shard-N.log (Hypothesis' statistics at the end give the count each shard ran).
+# Logs: build/equivalence/shard-N.log (Hypothesis' statistics at the end give the count each shard ran);
+# build/equivalence/shard-N.count says how many a shard has checked so far (every 50).
 
 EQUIVALENCE_EXAMPLES ?= 50000
 EQUIVALENCE_SHARDS ?= 2
@@ -16,6 +17,7 @@ fuzz-equivalence: deps ## long differential run: 50,000 drawn notebooks vs their
 	@per=$$(( ($(EQUIVALENCE_EXAMPLES) + $(EQUIVALENCE_SHARDS) - 1) / $(EQUIVALENCE_SHARDS) )); pids=(); \
 	for shard in $$(seq 1 $(EQUIVALENCE_SHARDS)); do \
 	  NBHARDEN_EQUIVALENCE_EXAMPLES=$$per NBHARDEN_EQUIVALENCE_SEED=$$shard \
+	  NBHARDEN_EQUIVALENCE_PROGRESS=build/equivalence/shard-$$shard.count \
 	    $(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
 	    "tests/test_equivalence.py::test_pipeline_equals_notebook" \
 	    > build/equivalence/shard-$$shard.log 2>&1 & pids+=($$!); \

@@ -11,6 +11,7 @@ fixtures/equivalence/ and runs on every test run.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -84,12 +85,21 @@ def test_pipeline_equals_notebook_sample(case: Case) -> None:
 SHARD_SEED = os.environ.get("NBHARDEN_EQUIVALENCE_SEED")
 
 
+#: A file the long run writes the number of notebooks checked to, every 50 (a shard killed before
+#: the end still tells how far it got).
+PROGRESS = os.environ.get("NBHARDEN_EQUIVALENCE_PROGRESS")
+_CHECKED = itertools.count(1)
+
+
 @pytest.mark.slow
 @settings(EQUIVALENCE, max_examples=EQUIVALENCE_EXAMPLES, derandomize=SHARD_SEED is None)
 @seed(int(SHARD_SEED or 0))
 @given(notebooks())
 def test_pipeline_equals_notebook(case: Case) -> None:
     _check(case)
+    checked = next(_CHECKED)
+    if PROGRESS and checked % 50 == 0:
+        Path(PROGRESS).write_text(f"{checked} notebooks checked, no difference\n", encoding="utf-8")
 
 
 @pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.json")), ids=lambda p: p.stem)

@@ -423,3 +423,54 @@ def test_a_name_deleted_in_its_step_is_not_returned(plan_for: PlanFor) -> None:
     (only,) = plan.steps
     assert [p.name for p in only.outputs] == ["kept", "again"]
     assert only.results == ("kept", "again")
+
+
+# --- state across steps (issue 11) ----------------------------------------------------------------
+
+
+def test_an_augmented_assignment_reads_its_target(plan_for: PlanFor) -> None:
+    plan = plan_for(
+        ["y = 1", "md:## Add", "y += 1", "md:## Loop", "for i in range(3):\n    y += i", "md:## Use", "z = y"]
+    )
+    readers = [s for s in plan.steps if "y" in [p.name for p in s.inputs]]
+    assert len(readers) == 3, [io(s) for s in plan.steps]
+
+
+def test_a_global_a_function_rebinds_is_module_state(plan_for: PlanFor) -> None:
+    plan = plan_for(
+        [
+            "TOKENS = []\ndef peek():\n    return TOKENS[0]",
+            "def tokenize(s):\n    global TOKENS\n    TOKENS = s.split()",
+            "tokenize('a b')\nfirst = peek()\nn = len(TOKENS)",
+        ]
+    )
+    assert plan.module_state == ("TOKENS",)
+    last = plan.steps[-1]
+    assert "TOKENS" in last.state and "TOKENS" in [p.name for p in last.inputs]
+    assert all("TOKENS" not in [p.name for p in s.outputs] for s in plan.steps)
+    assert "peek" in plan.hoisted  # it reads only module state: a module-level function
+
+
+def test_a_name_rebound_after_a_closure_reads_it_is_module_state(plan_for: PlanFor) -> None:
+    plan = plan_for(["x = 1\ndef f():\n    return x", "x = 2", "y = f()"])
+    assert plan.module_state == ("x",)
+    # bound once, after the function: the function moves after it instead (NBH105), no state
+    plan = plan_for(["def f():\n    return x", "x = 2", "y = f()"])
+    assert plan.module_state == ()
+
+
+def test_a_walrus_in_a_comprehension_binds_in_the_cell(plan_for: PlanFor) -> None:
+    plan = plan_for(["ys = [(last := v) for v in range(3)]", "md:## Use", "z = last"])
+    assert ("last", plan.steps[0].name) in io(plan.steps[-1])[0]
+
+
+def test_a_comprehension_reads_where_it_stands(plan_for: PlanFor) -> None:
+    plan = plan_for(
+        ["def f(a):\n    return a", "md:## Use", "d = [f(i) for i in range(2)]\ndef f(a):\n    return -a"]
+    )
+    assert "f" in [p.name for p in plan.steps[-1].inputs]
+
+
+def test_a_result_deleted_or_rebound_later_is_final_where_it_ends(plan_for: PlanFor) -> None:
+    plan = plan_for(["a = 0\nb = 1", "md:## Later", "del a\nif b:\n    b = 2"])
+    assert [s.results for s in plan.steps] == [(), ("b",)]

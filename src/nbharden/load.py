@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from nbharden.errors import InputError
-from nbharden.local_modules import discover
+from nbharden.local_modules import discover, written_files
 from nbharden.masking import mask_ipython
 from nbharden.models import Cell, Notebook
 from nbharden.settings import Settings
@@ -129,7 +129,9 @@ def _load(path: Path, settings: Settings) -> Notebook:
         nbformat_version=(major, minor),
         # modules beside the notebook that it imports: the package carries a copy of each
         local_modules=discover(
-            path.parent, (c.code for c in cells if c.cell_type == "code" and "import" in c.code)
+            path.parent,
+            (c.code for c in cells if c.cell_type == "code" and "import" in c.code),
+            written_files(c.source for c in cells if c.cell_type == "code"),
         ),
     )
 

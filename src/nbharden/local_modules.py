@@ -13,6 +13,7 @@ dependencies to install from PyPI.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -89,13 +90,26 @@ def exports(source: str) -> tuple[str, ...]:
     return tuple(n for n in dict.fromkeys(names) if not n.startswith("_"))
 
 
-def discover(folder: Path, sources: Iterable[str]) -> tuple[LocalModule, ...]:
+_WRITEFILE = re.compile(r"^%%writefile\s+(?:-a\s+|--append\s+)?(\S+)", re.M)
+
+
+def written_files(sources: Iterable[str]) -> set[str]:
+    """The files cells write with ``%%writefile`` (as written: relative to the notebook's folder)."""
+    return {m.group(1).strip("'\"") for s in sources for m in _WRITEFILE.finditer(s)}
+
+
+def discover(
+    folder: Path, sources: Iterable[str], written: Iterable[str] = ()
+) -> tuple[LocalModule, ...]:
     """The modules and packages in ``folder`` that ``sources`` import, and those they import in turn.
 
     A name that is both a local file and an installed module is the local file, as in Jupyter (the
-    working folder comes first on ``sys.path``). Unreadable files are left out.
+    working folder comes first on ``sys.path``). Unreadable files are left out, and so is a module
+    the notebook writes itself (``%%writefile helper.py``): a copy would be a snapshot of a file the
+    run makes anew.
     """
-    queue = [n for s in sources for n in imported_names(s)]
+    skip = {PurePosixPath(w).with_suffix("").as_posix() for w in written if w.endswith(".py")}
+    queue = [n for s in sources for n in imported_names(s) if n not in skip]
     found: dict[str, LocalModule] = {}
     seen: set[str] = set()
     budget = MAX_BYTES

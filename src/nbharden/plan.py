@@ -899,6 +899,16 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             if mname in definer and mname not in writes:
                 definer[mname] = name
 
+    # A result a later step binds again (in a loop, a branch, with +=) is that step's result: the final
+    # value is the last one; one a later step deletes has none.
+    seen_results: set[str] = set()
+    for raw in steps_raw:
+        raw.results += [w for w in raw.writes if w in seen_results and w not in raw.results]
+        seen_results |= set(raw.results)
+        seen_results -= {
+            n for c in raw.cells for stmt in facts.cells[c].module.body for n in _deleted_names(stmt)
+        }
+
     # outputs: what later steps read from this step (by the definer recorded for each read)
     wanted: dict[str, list[str]] = {raw.name: [] for raw in steps_raw}
     for raw in steps_raw:
