@@ -128,6 +128,7 @@ class _RawStep:
     sources: dict[str, str]
     in_types: dict[str, str | None]
     out_types: dict[str, str | None]
+    unconsumed: frozenset[str] = frozenset()  # bound here and not used up by the step's own code
 
 
 def snake(text: str, fallback: str = "step") -> str:
@@ -891,6 +892,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 sources={r: definer[r] for r in reads},
                 in_types=in_types,
                 out_types={w: types.get(w) for w in [*writes, *mutated]},
+                unconsumed=frozenset(unconsumed),
             )
         )
         for w in writes:
@@ -903,7 +905,11 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     # value is the last one; one a later step deletes has none.
     seen_results: set[str] = set()
     for raw in steps_raw:
-        raw.results += [w for w in raw.writes if w in seen_results and w not in raw.results]
+        raw.results += [
+            w
+            for w in raw.writes
+            if w in seen_results and w not in raw.results and w in raw.unconsumed
+        ]
         seen_results |= set(raw.results)
         seen_results -= {
             n for c in raw.cells for stmt in facts.cells[c].module.body for n in _deleted_names(stmt)
