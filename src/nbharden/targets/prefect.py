@@ -293,9 +293,21 @@ def _submissions(
         {}
     )  # name -> (the future of the step that made it, its expression)
     lines: list[cst.BaseStatement] = []
+    stateful: str | None = None  # the last step that touched module state (Plan.module_state)
     for step in plan.steps:
         args, takes = [], set()
+        # module state is a global of the steps module, not an argument: the steps that touch it keep
+        # their notebook order, after the step that bound it
+        state_waits = {
+            names.runs[p.source]
+            for p in step.inputs
+            if p.name in step.state and p.source in names.runs
+        }
+        if step.state and stateful is not None:
+            state_waits.add(stateful)
         for p in step.inputs:
+            if p.name in step.state:
+                continue
             if p.source == "config":
                 value = f"{run.config}.{p.name}" + (
                     ".get_secret_value()" if p.name in secrets else ""
@@ -309,6 +321,9 @@ def _submissions(
                 )
             args.append(f"{p.name}={value}")
         waiting = [names.runs[s] for s in after.get(step.name, ()) if names.runs[s] not in takes]
+        waiting += sorted(state_waits - takes - set(waiting))
+        if step.state:
+            stateful = names.runs[step.name]
         if waiting:
             args.append(f"wait_for=[{', '.join(waiting)}]")
         future = names.runs[step.name]
