@@ -131,7 +131,9 @@ def small(draw: st.DrawFn) -> int:
 # --- expressions ------------------------------------------------------------------------------------
 
 
-def int_expr(draw: st.DrawFn, env: Env, reads: dict[str, str], depth: int = 0) -> str:
+def int_expr(
+    draw: st.DrawFn, env: Env, reads: dict[str, str], depth: int = 0, lazy: bool = False
+) -> str:
     """An expression of type int, over the names ``env`` holds; the names it reads go into ``reads``."""
     options = ["literal"]
     names = {
@@ -151,6 +153,8 @@ def int_expr(draw: st.DrawFn, env: Env, reads: dict[str, str], depth: int = 0) -
             "cls",
         )
     }
+    if lazy:  # a body that runs later: a call that binds a global would bind it then, not now
+        names["func"] = [n for n in names["func"] if env.objs[env.names[n]].sets_global is None]
     options += [k for k, v in names.items() if v]
     if depth > 1:
         options = [o for o in options if o in ("literal", "int")]
@@ -178,7 +182,7 @@ def int_expr(draw: st.DrawFn, env: Env, reads: dict[str, str], depth: int = 0) -
     if choice == "counter":
         return f"{name}()"
     if choice == "fn1":
-        return f"{name}({int_expr(draw, env, reads, depth + 1)})"
+        return f"{name}({int_expr(draw, env, reads, depth + 1, lazy)})"
     if choice == "cls":
         return f"{name}.count"
     return f"{name}.v"  # obj
@@ -451,7 +455,7 @@ def c_closure(draw: st.DrawFn, env: Env) -> list[str] | None:
     """A function that reads globals when it runs, or captures one in a default argument."""
     name = pick(draw, ["f", "h", "f"])
     reads: dict[str, str] = {}
-    body = int_expr(draw, env, reads)
+    body = int_expr(draw, env, reads, lazy=True)
     form = pick(draw, ["plain", "default", "lambda"])
     if form == "default" and env.of("int"):
         captured = pick(draw, env.of("int"))
@@ -465,7 +469,7 @@ def c_closure(draw: st.DrawFn, env: Env) -> list[str] | None:
 
 def c_redefine_function(draw: st.DrawFn, env: Env) -> list[str] | None:
     """A function defined again, and one that calls it (it sees the latest definition)."""
-    funcs = env.of("func")
+    funcs = [n for n in env.of("func") if env.objs[env.names[n]].sets_global is None]
     if not funcs:
         return None
     name = pick(draw, funcs)
@@ -688,7 +692,7 @@ def c_generator(draw: st.DrawFn, env: Env) -> list[str] | None:
         return [pick(draw, [f"r = next({name})", f"r = next({name}) + next({name})"])]
     name = pick(draw, GEN_NAMES)
     reads: dict[str, str] = {}
-    value = int_expr(draw, env, reads, 1)
+    value = int_expr(draw, env, reads, 1, lazy=True)
     if pick(draw, ["expression", "function"]) == "expression":
         env.bind(name, Obj("gen", lazy=reads))
         return [f"{name} = (i * {value} for i in range(1000))"]
