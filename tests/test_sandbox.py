@@ -405,7 +405,7 @@ def test_convert_with_sandbox_reports_the_tier_and_records_it_in_the_manifest(
         str(notebook),
         "--sandbox",
         "--out",
-        "out",
+        "elsewhere/deep/out",  # folders the sandbox's user can pass only if nbharden opens them
         "--format",
         "json",
         cwd=tmp_path,
@@ -416,10 +416,11 @@ def test_convert_with_sandbox_reports_the_tier_and_records_it_in_the_manifest(
     # verification ran the generated tests in the same sandbox (tests/test_containment.py)
     assert result["tests"]["verify_sandbox"] == "bwrap" and result["tests"]["passed"] >= 1
     assert result["tests"]["sandbox"]["requested"] == "auto"
-    manifest = json.loads((tmp_path / "out" / ".nbharden.json").read_text(encoding="utf-8"))
+    out = tmp_path / "elsewhere" / "deep" / "out"
+    manifest = json.loads((out / ".nbharden.json").read_text(encoding="utf-8"))
     assert manifest["recording"] == {"sandbox": "bwrap"}
     # the generated tests hold the values recorded in the sandbox: mean = 2470 / 20
-    data = all_text(tmp_path / "out" / "tests" / "data")
+    data = all_text(out / "tests" / "data")
     assert "123.5" in data
 
 

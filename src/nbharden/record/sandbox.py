@@ -438,7 +438,7 @@ def bwrap_args(layout: Layout, *, argv0: str, env: dict[str, str]) -> tuple[list
     args += _socket_masks([*binds, *(d for d, _ in layout.readonly)], own)
     if layout.user is not None:  # folders bwrap made to mount on (0700) must let the user through
         roots = [Path(tmpfs[i + 1]) for i, a in enumerate(tmpfs) if a == "--tmpfs"]
-        args += _open_ancestors(binds, roots)
+        args += _open_ancestors([*binds, *(d for d, _ in layout.readonly)], roots)
     env_args, removed = _env_args(env, layout, home=hidden[0] if hidden else Path("/tmp"))
     args += env_args
     args += ["--chdir", str(layout.chdir or notebook_dir)]
@@ -498,19 +498,17 @@ def _socket_masks(binds: Sequence[Path], own: Sequence[Path]) -> list[str]:
 
 def _open_ancestors(binds: Sequence[Path], roots: Sequence[Path]) -> list[str]:
     """``--chmod 0755`` for the folders bwrap created inside the temporary folders ``roots`` to
-    mount ``binds`` on (it makes them 0700, which only root could pass)."""
+    mount ``binds`` on (it makes them 0700, which only root could pass). Folders at or inside a
+    bind are the host's own and keep their modes."""
     args: list[str] = []
     done: set[Path] = set()
     for bind in binds:
         for folder in bind.parents:
-            if (
-                folder in done
-                or folder in roots
-                or not any(root in folder.parents for root in roots)
-            ):
+            if folder in done or not any(root in folder.parents for root in roots):
                 continue
             done.add(folder)
-            args += ["--chmod", "0755", str(folder)]
+            if not any(_inside(folder, other) for other in binds):
+                args += ["--chmod", "0755", str(folder)]
     return args
 
 
