@@ -92,10 +92,11 @@ def test_notebook_cannot_plant_a_conftest_in_its_output_folder(
         f'[tool.nbharden]\nsandbox = "{tier}"\n', encoding="utf-8"
     )
     loot = tmp_path / "loot.txt"
-
-    result = convert_json(notebook, "--sandbox", "-p", "loot", str(loot))
-
     out = notebook.parent / "plant_conftest_prod"
+
+    # an absolute path: the generated tests run each step in a folder of their own
+    result = convert_json(notebook, "--sandbox", "-p", "loot", str(loot), "-p", "target", str(out))
+
     assert (out / ".nbharden.json").is_file()
     assert not (out / "conftest.py").exists(), "the notebook wrote into the output folder"
     assert not loot.exists(), "a planted conftest.py ran"
