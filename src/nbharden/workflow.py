@@ -241,6 +241,7 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
 
     changes = api.convert(notebook, settings, progress, watch=watch)
     watch.check(notebook)
+    _still_pinned(pin, request.mode)
     if request.mode is not Mode.WRITE:
         return Reviewed(changes, _behaviour(changes, settings), recorded_suite_loss(changes))
     return write_reviewed(request, changes, hooks, pin=pin)
@@ -324,21 +325,31 @@ def _behaviour(changes: ChangeSet, settings: Settings) -> BehaviourDiff | None:
     return diff_against_disk(files, root, settings)
 
 
-def _prepare_out(out: Path, mode: Mode) -> OutPin | None:
+def _prepare_out(out: Path, mode: Mode) -> OutPin:
     """Before the notebook runs: refuse an output folder nbharden must not use (a link loop; to write: ``/``,
     the home folder, a folder of files without a manifest), finish a write that was killed half-way (so the
     review sees the folder's old or new files, never a mix), and pin where the folder leads: the notebook's code
-    may replace it with a link, and the write then refuses. Returns the pin when writing."""
+    may replace it with a link (see ``_still_pinned``; the write checks it again under its lock)."""
     from nbharden.write import check_out, pin_out, recover
 
     try:
         check_out(out, writing=mode is Mode.WRITE)
-        if mode is not Mode.WRITE:
-            return None
-        recover(out)
+        if mode is Mode.WRITE:
+            recover(out)
         return pin_out(out)
     except NbhardenError as exc:
         raise as_seen_by_caller(exc, out) from None
+
+
+def _still_pinned(pin: OutPin, mode: Mode) -> None:
+    """Right after the conversion ran the notebook: refuse when the output folder leads elsewhere now, before
+    anything read there (the old recording, the diffs) is compared or shown."""
+    from nbharden.write import check_pin
+
+    try:
+        check_pin(pin, writing=mode is Mode.WRITE)
+    except NbhardenError as exc:
+        raise as_seen_by_caller(exc, pin.out) from None
 
 
 E = TypeVar("E", bound=NbhardenError)

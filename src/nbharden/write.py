@@ -127,6 +127,14 @@ def pin_out(out: Path) -> OutPin:
     return OutPin(Path(out), _resolved(Path(out)))
 
 
+def check_pin(pin: OutPin, *, writing: bool = True) -> None:
+    """Raise ``WriteError`` when ``pin.out`` no longer leads where it led when it was pinned (code
+    run in between replaced it with a link); ``writing`` only words the refusal."""
+    root = _resolved(pin.out)
+    if root != pin.root:
+        raise _redirected(pin.out.absolute(), root, writing=writing)
+
+
 def check_out(out: Path, *, writing: bool = True) -> None:
     """Refuse an output folder nbharden must not use, before any work is done.
 
@@ -333,10 +341,11 @@ def _ours(root: Path, entry: os.DirEntry[str]) -> bool:
     return entry.is_dir(follow_symlinks=False) and os.path.lexists(root / entry.name / MANIFEST)
 
 
-def _redirected(shown: Path, now: Path) -> WriteError:
+def _redirected(shown: Path, now: Path, *, writing: bool = True) -> WriteError:
+    refused = "refused to write" if writing else "refused to compare with it"
     return WriteError(
         f"the output folder now leads to {now}: it was replaced (by a link) while the notebook "
-        "ran; refused to write",
+        f"ran; {refused}",
         path=shown,
     )
 
