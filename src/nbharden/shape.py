@@ -229,10 +229,10 @@ def short_name(text: str, fallback: str = "step", limit: int = NAME_LIMIT) -> st
 
     ``'Create an evaluate function to give the score'`` -> ``create_evaluate_function_give``.
     """
-    text = _LEADING_NUMBER.sub("", _plain(text, " "))
+    text = _LEADING_NUMBER.sub("", _plain(text, " ")).replace("'", "")  # "let's" is one word
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
     text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
-    words = [w.lower() for w in re.findall(r"[A-Za-z0-9]+", text.replace("'", ""))]
+    words = [w.lower() for w in re.findall(r"[A-Za-z0-9]+", text)]
     kept = [w for w in words if w not in STOP_WORDS] or words
     if kept and kept[0][0].isdigit() and fallback:
         kept.insert(0, fallback)  # an identifier cannot start with a digit: "2021 results" -> step_2021_results
