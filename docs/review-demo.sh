@@ -34,6 +34,6 @@ set +e
 echo "nbharden review exit code: $?"
 set -e
 "$py" "$here/docs/img/render_report.py" "$work/review.md" "$work/review.html"
-/usr/bin/chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,880 \
+/usr/bin/chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,900 \
     --screenshot="$here/docs/img/review-report.png" "file://$work/review.html"
 echo "report: $work/review.md"

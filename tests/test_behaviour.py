@@ -181,21 +181,33 @@ def test_value_that_became_volatile_is_a_change() -> None:
 
 
 def test_model_fingerprints_compare_leaf_by_leaf() -> None:
-    def model(trees: int, importances: str) -> dict[str, Any]:
+    def model(trees: int, importance: float, classes: str) -> dict[str, Any]:
+        stats = {"n": 19, "nonfinite": 0, "mean": importance, "max": 0.3}
         return {
             "type": "sklearn.ensemble.RandomForestClassifier",
             "params": {"n_estimators": trees, "max_depth": 6},
-            "learned": {"feature_importances_": {"hash": importances, "shape": [19]}},
+            "learned": {
+                "feature_importances_": {
+                    "shape": [19],
+                    "dtype": "<f8",
+                    "hash": f"h{importance}",
+                    "stats": stats,
+                },
+                "classes_": {"shape": [2], "dtype": "<i8", "hash": classes, "stats": None},
+                "n_features_in_": 19,
+            },
         }
 
-    diff = compare(
-        _snapshot({}, {"model": model(50, "a" * 64)}),
-        _snapshot({}, {"model": model(100, "b" * 64)}),
-    )
+    base, head = model(50, 0.05, "c1"), model(100, 0.0526, "c2")
+    diff = compare(_snapshot({}, {"model": base}), _snapshot({}, {"model": head}))
     assert diff.values[0].details == (
-        "learned.feature_importances_.hash changed",
+        "values of learned.classes_ changed",
+        "mean of learned.feature_importances_ 0.0500 -> 0.0526 (+5.2%)",
         "params.n_estimators 50 -> 100 (+100.0%)",
     )
+    same = model(50, 0.05, "c1")
+    same["learned"]["feature_importances_"]["hash"] = "float noise"
+    assert not compare(_snapshot({}, {"model": base}), _snapshot({}, {"model": same})).changed
 
 
 def test_renamed_step_is_matched_by_its_outputs() -> None:

@@ -235,11 +235,7 @@ class BehaviourDiff:
         shown = {v.name for v in self.results}
         # a step output that changed but not what the notebook ended with (a later step overwrote it)
         others = list(self.values) or [
-            v
-            for s in self.steps
-            if s.status == "changed"
-            for v in s.outputs
-            if v.name not in shown
+            v for s in self.steps if s.status == "changed" for v in s.outputs if v.name not in shown
         ]
         if others:
             noun = "value" if len(others) == 1 else "values"
@@ -525,9 +521,10 @@ def _value_details(
             a.get("stats"), b.get("stats"), tolerance, "", str(b.get("dtype", ""))
         )
     details += _other_fingerprint_details(a, b, tolerance)
-    if details:
-        return details
-    return _stored_details(old, new, base, head)
+    stored = _stored_details(old, new, base, head)
+    if not details or stored not in ([], ["value changed"], ["stored object changed"]):
+        details += stored  # a list's items added and removed say more than its new length
+    return details
 
 
 def _structure_details(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
@@ -621,6 +618,15 @@ def _other_fingerprint_details(
 
 
 def _leaf_diff(path: str, x: object, y: object, tolerance: float) -> list[str]:
+    if isinstance(x, dict) and isinstance(y, dict) and ("hash" in x or "stats" in x):
+        # an array's fingerprint (a model's learned coefficients): its shape, then its statistics
+        if x.get("hash") is not None and x.get("hash") == y.get("hash"):
+            return []
+        moved = [f"{path}: {d}" for d in _structure_details(x, y)]
+        if moved:  # another shape: its statistics differ too, saying so adds nothing
+            return moved
+        dtype = str(y.get("dtype", ""))
+        return _stats_details(x.get("stats"), y.get("stats"), tolerance, path, dtype)[:2]
     if isinstance(x, dict) and isinstance(y, dict):
         out: list[str] = []
         for key in sorted(set(x) | set(y), key=str):

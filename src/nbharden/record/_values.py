@@ -1008,6 +1008,76 @@ def fingerprint(obj: Any) -> dict[str, Any]:
             return fp
     if isinstance(obj, (list, tuple, dict, set, frozenset, str, bytes)):
         fp["shape"] = [len(obj)]
+        return fp
+    fp.update(model_state(obj))
+    return fp
+
+
+#: Fitted attributes some estimators compute on access (properties), not in ``vars()``.
+_LEARNED_PROPERTIES = ("coef_", "intercept_", "feature_importances_", "cluster_centers_")
+
+
+def model_state(obj: Any) -> dict[str, Any]:
+    """A fitted model's parameters and a fingerprint of what it learned, for a review to compare:
+    ``{"params": {name: value or repr}, "learned": {attr: number, or array fingerprint}}``. Empty for
+    anything that is not a scikit-learn-style estimator (``get_params`` and ``fit``).
+    """
+    get_params = getattr(type(obj), "get_params", None)
+    if not callable(get_params) or not callable(getattr(type(obj), "fit", None)):
+        return {}
+    try:
+        params = obj.get_params(deep=False)
+        names = {n for n in vars(obj) if n.endswith("_") and not n.startswith("_")}
+    except Exception:  # noqa: BLE001 - a model that cannot say keeps its plain fingerprint
+        return {}
+    names = {n for n in names if not n.endswith("__")}
+    for name in _LEARNED_PROPERTIES:
+        try:
+            if name not in names and hasattr(obj, name):
+                names.add(name)
+        except Exception:  # noqa: BLE001 - a property that fails on this model is left out
+            continue
+    learned = {}
+    for name in sorted(names):
+        try:
+            learned[name] = _learned(getattr(obj, name))
+        except Exception:  # noqa: BLE001 - one attribute that cannot be read is left out
+            continue
+    return {"params": {k: _param(v) for k, v in sorted(params.items())}, "learned": learned}
+
+
+def _param(value: Any) -> Any:
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else repr(value)
+    # an estimator, a callable, a generator: its repr, without memory addresses (they differ per run)
+    text = repr(value)
+    while " at 0x" in text:
+        start = text.index(" at 0x")
+        end = start + 6
+        while end < len(text) and text[end] in "0123456789abcdefABCDEF":
+            end += 1
+        text = text[:start] + text[end:]
+    return text[:200]
+
+
+def _learned(value: Any) -> Any:
+    """A fitted attribute: a number as it is, an array by fingerprint, anything else by type and size."""
+    if type(value) in (bool, int, str) or value is None:
+        return value
+    if type(value) is float:
+        return value if math.isfinite(value) else repr(value)
+    if _module_of(value) == "numpy":
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item() if value.dtype.kind in "biuf" else repr(value)
+        if isinstance(value, np.ndarray):
+            return fingerprint(value)
+    fp: dict[str, Any] = {"type": type_name(value)}
+    if isinstance(value, (list, tuple, dict)):
+        fp["shape"] = [len(value)]
     return fp
 
 
