@@ -377,18 +377,23 @@ def module_state(facts: NotebookFacts) -> frozenset[str]:
     steps are shaped later, from a data flow that depends on what this decides.)
     """
     state = {n for cf in facts.cells.values() for n in cf.global_decls}
-    bound_in: dict[str, list[int]] = {}  # name -> the cells that bind it at the top level
+    bound_at: dict[str, list[tuple[int, int]]] = {}  # name -> (cell, statement) binding it at the top
     for c, cf in facts.cells.items():
         for i, st in enumerate(cf.statements):
             for name in [*st.binds, *_deleted_names(cf.module.body[i])]:
-                bound_in.setdefault(name, []).append(c)
+                bound_at.setdefault(name, []).append((c, i))
     for c, cf in facts.cells.items():
-        for st in cf.statements:
+        for i, st in enumerate(cf.statements):
             for name in st.lazy:
-                cells = bound_in.get(name, [])
-                after = len({b for b in cells if b > c})
-                # bound once, only after the definition: the definition moves there (relocations)
-                if after >= 2 or (after and any(b <= c for b in cells)):
+                where = bound_at.get(name, [])
+                before = [p for p in where if p <= (c, i)]  # its own binding (a class naming itself) too
+                after = [p for p in where if p > (c, i)]
+                later_cells = {b for b, _ in after if b > c}
+                # bound once, only after the definition: the definition moves there (relocations); bound
+                # before and after it within its own cell: the step's closure sees both
+                if len(later_cells) >= 2 or (
+                    before and after and any(b != c for b, _ in [*before, *after])
+                ):
                     state.add(name)
     return frozenset(state)
 
