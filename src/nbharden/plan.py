@@ -407,7 +407,9 @@ def _hoistable(
     """(import names to hoist, def/class names to hoist), a fixpoint over what definitions read.
 
     ``pinned`` definitions never hoist (they use a secret, which only a step's parameters provide).
-    ``state`` names are module globals: a definition may read them from module level.
+    A definition that reads ``state`` stays in its step too: a default argument or a decorator reads
+    it when the definition runs, which at module level would be at import, before any step bound it
+    (found by the differential tester: ``def h(k=v)`` raised NameError at import).
     """
     imports: set[str] = set()
     for cf in facts.cells.values():
@@ -440,7 +442,7 @@ def _hoistable(
     while changed:
         changed = False
         for name in sorted(hoisted):
-            allowed = imports | hoisted | state | (BUILTINS - (notebook_bound - hoisted - imports))
+            allowed = imports | hoisted | (BUILTINS - (notebook_bound - hoisted - imports))
             if any(r not in allowed for r in defs[name]):
                 hoisted.discard(name)
                 changed = True
