@@ -192,8 +192,11 @@ def test_a_text_only_edit_is_no_behaviour_change(tmp_path: Path) -> None:
     assert converted.returncode == 0, converted.stderr
     _git(repo, "commit", "-q", "-am", "wording")
 
-    done, texts = _review(repo, tmp_path, "--fail-on-change")  # default base: merge base with main
+    # default base: the merge base with main; in the sandbox, whose run folder is where pytest's JUnit goes
+    done, texts = _review(repo, tmp_path, "--fail-on-change", "--sandbox")
     assert done.returncode == 0, done.stderr + texts["markdown"]
+    suites = {s.get("name"): s for s in ET.fromstring(texts["junit"]).iter("testsuite")}
+    assert int(suites["nb.ipynb: generated tests"].get("tests") or 0) > 0
     assert _headline(texts["markdown"]) == "no behaviour change"
     report = json.loads(texts["json"])
     assert report["base"] == "merge-base of HEAD and main"

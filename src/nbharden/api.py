@@ -346,8 +346,6 @@ def run_tests(
     verbosity = ["-v", "-rfEs"] if cases else ["-q"]
     cmd = [python or sys.executable, "-m", "pytest", *verbosity, "-p", "no:cacheprovider", "--no-header"]
     cmd += ["--rootdir", root, "--confcutdir", root]
-    if junit is not None:
-        cmd += [f"--junitxml={Path(junit).absolute()}", "-o", "junit_family=xunit2"]
     env = dict(
         os.environ,
         PYTHONPATH=str(Path(out).resolve() / "src"),
@@ -359,7 +357,15 @@ def run_tests(
     if cases:
         env["COLUMNS"] = "1000"  # pytest cuts a skip's reason to the terminal's width
     text, returncode = _pytest_in_sandbox(
-        report, cmd, env=env, out=Path(out), notebook=notebook, files=files, timeout=timeout, cancel=cancel
+        report,
+        cmd,
+        env=env,
+        out=Path(out),
+        notebook=notebook,
+        files=files,
+        timeout=timeout,
+        cancel=cancel,
+        junit=junit,
     )
     last = text.strip().splitlines()[-1].strip("= ") if text.strip() else ""
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", last)}
@@ -436,8 +442,10 @@ def _pytest_in_sandbox(
     files: Mapping[str, str] | None,
     timeout: float,
     cancel: Cancel | None = None,
+    junit: Path | None = None,
 ) -> tuple[str, int]:
-    """Run ``cmd`` in ``out`` inside ``report``'s sandbox; (output, exit status).
+    """Run ``cmd`` in ``out`` inside ``report``'s sandbox; (output, exit status). ``junit``: copy pytest's
+    JUnit XML there (written inside the sandbox's run folder, the one place the tests may write).
 
     Raises ``VerificationError`` when it times out or the sandbox's wall time stops it.
     """
@@ -452,6 +460,9 @@ def _pytest_in_sandbox(
             _copy_tree(out, copy, files)
             overlays.append((out.resolve(), copy))
         (Path(tmp) / "run").mkdir()
+        report_xml = Path(tmp) / "run" / "junit.xml"
+        if junit is not None:
+            cmd = [*cmd, f"--junitxml={report_xml}", "-o", "junit_family=xunit2"]
         session = Session(
             report,
             notebook=(notebook or out).resolve(),
@@ -475,6 +486,8 @@ def _pytest_in_sandbox(
                 "(setting sandbox-wall-time)",
                 path=out,
             )
+        if junit is not None and report_xml.is_file():
+            Path(junit).write_bytes(report_xml.read_bytes())
     return proc.stdout + proc.stderr, proc.returncode
 
 

@@ -30,7 +30,7 @@ from nbharden import api
 from nbharden.behaviour import DATA, INDEX, compare, snapshot_in, snapshot_of_files, tolerances_from
 from nbharden.errors import EXIT_CHANGES, NbhardenError, UsageError, VerificationError
 from nbharden.manifest import MANIFEST, parse_manifest, read_manifest
-from nbharden.models import ChangeSet, FileStatus, Finding
+from nbharden.models import ChangeSet, FileChange, FileStatus, Finding
 from nbharden.prreview import git
 from nbharden.prreview.report import CodeDiff, FileDiff, NotebookReview, ReviewReport, TestReport
 from nbharden.settings import Settings, load_settings
@@ -198,7 +198,12 @@ def _compare(
         old, new = snapshot_in(base_out), snapshot_of_files(files)
         if old is not None and new is not None:
             behaviour = compare(old, new, tolerances_from(settings))
-    stale = tuple(c.path for c in changes.changes if c.status is not FileStatus.UNCHANGED)
+    committed = _text(head / package.package / MANIFEST)
+    stale = tuple(
+        c.path
+        for c in changes.changes
+        if c.status is not FileStatus.UNCHANGED and not _same_manifest(c, committed)
+    )
     new_findings, resolved = _findings_delta(
         package, base, head, settings, changes, in_base, recorded
     )
@@ -215,6 +220,27 @@ def _compare(
         in_sync=not stale,
         out_of_sync=stale,
     )
+
+
+def _same_manifest(change: FileChange, committed: str | None) -> bool:
+    """A manifest that differs from the committed one only in how the notebook was run (``recording``: the
+    sandbox tier): the package is the same whether the review ran the notebook in a sandbox or not.
+    """
+    if change.path != MANIFEST or change.new_text is None or committed is None:
+        return False
+    new, old = parse_manifest(change.new_text), parse_manifest(committed)
+    if new is None or old is None:
+        return False
+    new.pop("recording", None)
+    old.pop("recording", None)
+    return new == old
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _package_files(out: Path) -> dict[str, str]:
