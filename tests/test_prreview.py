@@ -16,6 +16,8 @@ from typing import Any
 import jsonschema
 import nbformat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbharden.behaviour import BehaviourDiff, StepChange, ValueChange
@@ -25,6 +27,15 @@ from nbharden.prreview.formats import render_github, render_junit, render_sarif
 from nbharden.prreview.markdown import MARKER, render_markdown
 from nbharden.prreview.report import CodeDiff, FileDiff, NotebookReview, ReviewReport, TestReport
 
+PATHS = [
+    ".nbharden.json",
+    "src/p/steps.py",
+    "src/p/config.py",
+    "tests/test_steps.py",
+    "tests/data/recording.json",
+    "tests/data/values/a.json",
+    "tests/data/values/b.json",
+]
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0.json").read_text())
 
 CELLS = [
@@ -610,3 +621,33 @@ def test_a_package_whose_notebook_was_deleted(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     (nb,) = json.loads(done.stdout)["notebooks"]
     assert nb["error"] == "nb.ipynb was deleted but its package nb_prod was not"
+
+
+def test_findings_are_matched_by_rule_and_message_not_by_cell() -> None:
+    from nbharden.prreview.collect import _minus
+
+    def f(code: str, cell: int, message: str = "m") -> Finding:
+        return Finding(code, message, Span(cell))
+
+    base = (f("NBH201", 3), f("NBH201", 5), f("NBH603", 7))
+    head = (f("NBH201", 4), f("NBH603", 8), f("NBH401", 9))  # a cell was inserted above
+    assert [x.code for x in _minus(head, base)] == ["NBH401"]
+    assert [(x.code, x.span and x.span.cell) for x in _minus(base, head)] == [("NBH201", 5)]
+
+
+@given(
+    st.dictionaries(st.sampled_from(PATHS), st.text(max_size=5), max_size=len(PATHS)),
+    st.dictionaries(st.sampled_from(PATHS), st.text(max_size=5), max_size=len(PATHS)),
+)
+@settings(max_examples=200, deadline=None)
+def test_code_diff_accounts_for_every_differing_file(
+    base: dict[str, str], head: dict[str, str]
+) -> None:
+    diff = code_diff(base, head)
+    differing = {p for p in set(base) | set(head) if base.get(p) != head.get(p)}
+    shown = {f.path for f in diff.files}
+    data = {p for p in differing if p.startswith("tests/data/")}
+    assert shown == differing - data - {".nbharden.json"}
+    assert sum(diff.data.values()) == len(data)
+    assert diff.manifest_changed == (".nbharden.json" in differing)
+    assert diff.empty == (not differing)
