@@ -536,8 +536,10 @@ def c_method(draw: st.DrawFn, env: Env) -> list[str] | None:
         lines.append(f"o = {cls}({small(draw)})")
         objs = ["o"]
     obj = pick(draw, objs)
-    env.bind("r", Obj("int"))
-    return lines + [pick(draw, [f"r = {obj}.total()", f"{obj}.v = {obj}.total()", f"r = {obj}.v"])]
+    line = pick(draw, [f"r = {obj}.total()", f"{obj}.v = {obj}.total()", f"r = {obj}.v"])
+    if line.startswith("r = "):
+        env.bind("r", Obj("int"))
+    return [*lines, line]
 
 
 def c_comprehension(draw: st.DrawFn, env: Env) -> list[str] | None:
