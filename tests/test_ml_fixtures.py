@@ -63,10 +63,19 @@ I13 = "issue 13: "
 I14 = "issue 14: "
 #: Known gaps: (test, notebook) -> reason; "*" stands for every notebook.
 GAPS: dict[tuple[str, str], str] = {
-    ("ruff_mypy", "*"): I13 + "generated steps are not mypy --strict clean (untyped arrays and tuples)",
+    **{
+        ("ruff_mypy", name): I13
+        + "generated steps are not mypy --strict clean (untyped arrays and tuples)"
+        for name in NOTEBOOKS
+        if name != "air_quality_api"
+    },
+    ("data_loading_tested", "bike_demand"): I13
+    + "a GridSearchCV holding a scorer function is not stored (restricted pickles, issue 10): "
+    "the step after it skips",
     ("metrics", "*"): I14 + "displayed results are dropped, no metrics.json",
     ("typed_result", "*"): I14 + "run() returns dict[str, Any]",
-    ("no_cell_names", "titanic_logreg"): I14 + "a cell without a heading of its own is named cell_N",
+    ("no_cell_names", "titanic_logreg"): I14
+    + "a cell without a heading of its own is named cell_N",
     ("process_wide", "house_prices"): I14 + "warnings.filterwarnings stays inside a step",
     ("process_wide", "credit_risk"): I14 + "warnings/pd.set_option stay inside a step",
 }
@@ -416,7 +425,8 @@ def test_the_data_loading_step_is_tested_not_skipped(converted: Converted) -> No
 
 
 @pytest.mark.xfail(
-    strict=True, reason=I13 + "about 9% of the generated tests skip (unrecorded inputs)"
+    strict=True,
+    reason=I13 + "more than 5% of the generated tests skip (network steps, values not stored)",
 )
 def test_at_most_5_percent_of_generated_tests_skip(ml_root: Path) -> None:
     """Across the whole set (issue 13): skips / tests <= 5%, each skip with a reason."""
