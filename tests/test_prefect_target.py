@@ -330,13 +330,21 @@ def test_flow_returns_what_the_pipeline_returns(
             assert type(values[name]) is type(value), name
 
 
-def _task_runs(client: Any, flow_run_id: Any) -> dict[str, Any]:
+def _task_runs(client: Any, flow_run_id: Any, count: int) -> dict[str, Any]:
+    """The flow run's ``count`` task runs by task name, once the API has all of them in a final state
+    (task runs report their states in the background: the API may lag the flow's return by a moment).
+    """
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    runs = client.read_task_runs(
-        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-    )
-    return {run.name.rsplit("-", 1)[0]: run for run in runs}
+    deadline = time.monotonic() + 120
+    while True:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+        final = [r for r in runs if r.state is not None and r.state.is_final()]
+        if len(final) == count or time.monotonic() > deadline:
+            return {run.name.rsplit("-", 1)[0]: run for run in runs}
+        time.sleep(0.5)
 
 
 @pytest.mark.slow
@@ -358,7 +366,7 @@ def test_a_step_that_fails_twice_is_retried_by_prefect(prefect_api: Any, tmp_pat
     )
     assert state.is_completed()
     assert state.result() == {"summary": {"total": 6, "attempts": 3}}
-    runs = _task_runs(prefect_api, state.state_details.flow_run_id)
+    runs = _task_runs(prefect_api, state.state_details.flow_run_id, 3)
     assert runs["flaky"].run_count == 3 and runs["flaky"].state.is_completed()
     assert runs["load"].run_count == 1 and runs["report"].run_count == 1
 
@@ -374,7 +382,7 @@ def test_a_step_that_fails_twice_is_retried_by_prefect(prefect_api: Any, tmp_pat
     assert state.is_failed()
     with pytest.raises(RuntimeError, match="attempt 2 fails on purpose"):
         state.result()
-    runs = _task_runs(prefect_api, state.state_details.flow_run_id)
+    runs = _task_runs(prefect_api, state.state_details.flow_run_id, 2)
     assert runs["flaky"].run_count == 2 and runs["flaky"].state.is_failed()
     assert not runs["report"].state.is_completed()  # it never ran: its input failed
 
@@ -387,7 +395,7 @@ def test_independent_steps_run_at_the_same_time(prefect_api: Any, tmp_path: Path
     _, _, flow_module = _load(out, "parallel")
     state = _flow_of(flow_module)(seconds=2.0, return_state=True)
     assert state.result() == {"both": 3}
-    runs = _task_runs(prefect_api, state.state_details.flow_run_id)
+    runs = _task_runs(prefect_api, state.state_details.flow_run_id, 3)
     left, right, join = runs["left"], runs["right"], runs["join"]
     assert left.start_time < right.end_time and right.start_time < left.end_time
     assert join.start_time >= max(left.end_time, right.end_time)
@@ -449,3 +457,41 @@ def test_python_m_package_engine_prefect_runs_the_demo_as_a_flow(tmp_path: Path)
     assert (
         tmp_path / "prefect-home"
     ).is_dir()  # Prefect's files went to PREFECT_HOME, not ~/.prefect
+
+
+@pytest.mark.slow
+def test_a_recorded_conversion_gains_a_flow_test_that_skips_without_prefect(tmp_path: Path) -> None:
+    """The characterization tests of a recorded conversion gain tests/test_flow.py: the flow, run by
+    Prefect with the recorded parameters, ends with the notebook's values (it passes); where prefect
+    cannot be imported it skips, saying how to install it."""
+    pytest.importorskip(
+        "prefect", reason="prefect is not installed: pip install -e '.[orchestrators]'"
+    )
+    shutil.copy2(FIXTURES / "parallel.ipynb", tmp_path / "parallel.ipynb")
+    settings = Settings(out=tmp_path / "out", target="prefect")
+    api.write(api.convert(tmp_path / "parallel.ipynb", settings), settings)
+    out = tmp_path / "out"
+    assert (
+        "check_results(parallel_flow(**parameters), config)"
+        in (out / "tests" / "test_flow.py").read_text()
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PYTHONPATH=str(out / "src"),
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+        MPLBACKEND="Agg",
+    )
+    command = [PYTHON, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/test_flow.py"]
+    proc = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:]
+    # an interpreter without prefect: a package of that name that cannot be imported shadows it
+    (tmp_path / "without" / "prefect").mkdir(parents=True)
+    (tmp_path / "without" / "prefect" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'prefect'\", name='prefect')\n"
+    )
+    env["PYTHONPATH"] = f"{tmp_path / 'without'}{os.pathsep}{out / 'src'}"
+    proc = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True, timeout=900)
+    # 5: pytest collected nothing, the module itself being skipped
+    assert proc.returncode == 5 and "1 skipped" in proc.stdout, proc.stdout[-3000:]
+    assert "prefect is not installed: pip install '.[prefect]'" in proc.stdout

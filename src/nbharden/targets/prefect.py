@@ -266,7 +266,7 @@ def _choose_names(plan: Plan, run: PipelineRun) -> _Names:
 
 
 def _task_definitions(plan: Plan, run: PipelineRun, names: _Names) -> list[cst.BaseStatement]:
-    """``<step>_task = task(steps.<step>, name=...)``: the step function itself, so the task's parameters
+    """``<step>_task = task(name=...)(steps.<step>)``: the step function itself, so the task's parameters
     and return values are the step's. No cache (inputs are frames and models) and no persisted results.
     """
     out: list[cst.BaseStatement] = []
@@ -276,8 +276,8 @@ def _task_definitions(plan: Plan, run: PipelineRun, names: _Names) -> list[cst.B
             function = f"saving_figures({function}, show_figures, {step.name!r})"
         out.append(
             _stmt(
-                f"{names.tasks[step.name]} = task({function}, name={step.name!r}, "
-                "cache_policy=NO_CACHE, persist_result=False)"
+                f"{names.tasks[step.name]} = task(name={step.name!r}, cache_policy=NO_CACHE, "
+                f"persist_result=False)({function})"
             )
         )
     return out
@@ -346,8 +346,8 @@ def _annotation_imports(
     lines = []
     if "Path" in used:
         lines.append(_stmt("from pathlib import Path"))
-    if used & _TYPING:
-        lines.append(_stmt(f"from typing import {', '.join(sorted(used & _TYPING))}"))
+    typing = (used & _TYPING) | {"Any"}  # Any: the flow's mapping of parameters
+    lines.append(_stmt(f"from typing import {', '.join(sorted(typing))}"))
     rest = sorted(used - _TYPING - {"Path"} - config_names)
     if rest:
         lines.append(_stmt(f"from .config import {', '.join(rest)}"))
@@ -418,7 +418,7 @@ def _flow_body(
         block = plan.package.replace("_", "-")
         chosen = f"**secrets_from_blocks({prefix!r}, {block!r}, {secrets!r}), {chosen}"
     body = [
-        _stmt(f"{names.given} = {{{given}}}"),
+        _stmt(f"{names.given}: dict[str, Any] = {{{given}}}"),
         _stmt(f"{cfg} = {names.flow_config}({chosen})"),
         _stmt(
             f"{names.options} = task_options({cfg}.{names.retries}, {cfg}.{names.delay}, {cfg}.{names.timeout})"
