@@ -67,7 +67,8 @@ def test_flow_module_has_a_task_per_step_and_submits_independent_steps_at_once(
     out = _convert(copy_fixture("plotting", tmp_path / "nb"), tmp_path / "out")
     flow = (out / "src" / "plotting" / "flow.py").read_text()
     module = cst.parse_module(flow)
-    assert 'task(\n    saving_figures(steps.plot_squares, show_figures, "plot_squares")' in flow
+    task = 'plot_squares_task = task(\n    name="plot_squares", cache_policy=NO_CACHE, persist_result=False\n)'
+    assert task + '(saving_figures(steps.plot_squares, show_figures, "plot_squares"))' in flow
     # plot_squares and prepare_peak both take values of prepare_xs (one of its two: an Output) and
     # nothing of each other: neither waits for the other
     assert (

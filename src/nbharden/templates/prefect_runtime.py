@@ -10,12 +10,15 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import State
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 # without prefect installed (nbharden's own checks) PrefectFuture is Any
@@ -61,13 +64,11 @@ def task_options(retries: int, retry_delay: float, timeout: float | None) -> dic
     return {"retries": retries, "retry_delay_seconds": delays or 0, "timeout_seconds": timeout}
 
 
-def saving_figures(
-    step: Callable[..., Any], show: Callable[[str], Any], name: str
-) -> Callable[..., Any]:
+def saving_figures(step: Callable[P, R], show: Callable[[str], Any], name: str) -> Callable[P, R]:
     """``step``, then save the figures it left open (``show(name)``), as the pipeline does after each step."""
 
     @functools.wraps(step)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         result = step(*args, **kwargs)
         show(name)
         return result
