@@ -358,7 +358,7 @@ def test_a_step_that_fails_twice_is_retried_by_prefect(prefect_api: Any, tmp_pat
     flow = _flow_of(flow_module)
     (tmp_path / "ok").mkdir()
     state = flow(
-        workdir=tmp_path / "ok",
+        data_dir=tmp_path / "ok",
         attempts_file=str(tmp_path / "ok" / "attempts.txt"),
         fail_times=2,
         task_retries=2,
@@ -373,7 +373,7 @@ def test_a_step_that_fails_twice_is_retried_by_prefect(prefect_api: Any, tmp_pat
 
     (tmp_path / "fails").mkdir()
     state = flow(
-        workdir=tmp_path / "fails",
+        data_dir=tmp_path / "fails",
         attempts_file=str(tmp_path / "fails" / "attempts.txt"),
         fail_times=2,
         task_retries=1,

@@ -752,6 +752,7 @@ def add_prefect_flow(
     files["tests/test_flow.py"] = re.sub(r"\bpipeline_flow\b", flow_name, test)
     if not recorded:  # the comparison ladder of the characterization tests, for assert_same
         nbharden = resources.files("nbharden")
-        files["tests/_compare.py"] = nbharden.joinpath("testgen", "_compare.py").read_text("utf-8")
         files["tests/_values.py"] = nbharden.joinpath("record", "_values.py").read_text("utf-8")
+        for helper in ("_compare.py", "_learned.py", "_replay.py"):  # what testgen writes with them
+            files[f"tests/{helper}"] = nbharden.joinpath("testgen", helper).read_text("utf-8")
     return FileTree.of(files)
