@@ -651,3 +651,16 @@ def test_code_diff_accounts_for_every_differing_file(
     assert sum(diff.data.values()) == len(data)
     assert diff.manifest_changed == (".nbharden.json" in differing)
     assert diff.empty == (not differing)
+
+
+@pytest.mark.slow
+def test_a_package_recorded_with_parameters_regenerates_with_them(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    done = _nbharden(repo, "convert", "nb.ipynb", "-p", "scale", "3", "--accept-changes")
+    assert done.returncode == 0, done.stderr
+    _git(repo, "commit", "-q", "-am", "recorded with scale 3")
+    done, texts = _review(repo, tmp_path, "--base", "main", "--no-tests")
+    assert done.returncode == 0, (
+        done.stderr + texts["markdown"]
+    )  # in sync: -p scale 3 is used again
+    assert _headline(texts["markdown"]) == "1 result changed: score 5 -> 7.50 (+50.0%)"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import json
 import re
 import tempfile
 from collections import Counter
@@ -164,6 +165,7 @@ def _review_one(
     try:
         settings = load_settings(notebook.parent, **request.overrides)
         settings = settings.replace(out=head_out, record=recorded, verify=False, force=True)
+        settings = settings.replace(parameters=_parameters(settings, head_out, base_out))
         changes = api.convert(notebook, settings, progress)
         review = _compare(
             package, changes, base, head, settings, in_base=in_base, recorded=recorded
@@ -220,6 +222,28 @@ def _compare(
         in_sync=not stale,
         out_of_sync=stale,
     )
+
+
+def _parameters(settings: Settings, *outs: Path) -> tuple[tuple[str, str], ...]:
+    """The parameters to record with: ``[tool.nbharden]``'s, then those the committed package was recorded
+    with (``convert -p``, kept in its ``tests/data/recording.json``; the head's, else the base's), so that the
+    package regenerates as it was made."""
+    merged = dict(settings.parameters)
+    for out in outs:
+        text = _text(out / DATA / "recording.json")
+        try:
+            recorded = json.loads(text)["parameters"] if text is not None else None
+        except (ValueError, KeyError, TypeError):
+            recorded = None
+        if isinstance(recorded, dict):
+            for name, value in recorded.items():
+                # as ``-p`` gives them: papermill's typing reads repr's True, None, 3, 0.25 back
+                plain = value is None or isinstance(value, (bool, int, float))
+                merged[str(name)] = (
+                    value if isinstance(value, str) else repr(value) if plain else json.dumps(value)
+                )
+            break
+    return tuple(merged.items())
 
 
 def _same_manifest(change: FileChange, committed: str | None) -> bool:
