@@ -664,3 +664,52 @@ def test_a_package_recorded_with_parameters_regenerates_with_them(tmp_path: Path
         done.stderr + texts["markdown"]
     )  # in sync: -p scale 3 is used again
     assert _headline(texts["markdown"]) == "1 result changed: score 5 -> 7.50 (+50.0%)"
+
+
+@pytest.mark.slow
+def test_the_gitlab_template_notes_the_merge_request(tmp_path: Path) -> None:
+    import yaml
+
+    repo = _repo(tmp_path)
+    _edit(repo / "nb.ipynb", 3, CELLS[3].replace("len(values)", "(len(values) + 1)"))  # type: ignore[union-attr]
+    assert _nbharden(repo, "convert", "nb.ipynb", "--accept-changes").returncode == 0
+    _git(repo, "commit", "-q", "-am", "score over n + 1")
+    _git(repo, "remote", "add", "origin", str(repo))
+    template = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "ci/gitlab/nbharden-review.yml").read_text()
+    )
+    job = template[".nbharden-review"]
+    forge = _Forge()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # the venv's python
+        **job["variables"],
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+        "CI_MERGE_REQUEST_IID": "5",
+        "CI_PROJECT_ID": "42",
+        "CI_API_V4_URL": forge.url + "/api/v4",
+        "NBHARDEN_GITLAB_TOKEN": "t",
+    }
+    try:
+        done = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", "\n".join(job["script"])],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+    finally:
+        forge.close()
+    assert done.returncode == 0, done.stderr
+    report = (repo / "nbharden-review.md").read_text()
+    assert _headline(report) == "1 result changed: score 5 -> 4 (-20.0%)"
+    ET.fromstring((repo / "nbharden-junit.xml").read_text())
+    assert [(m, p) for m, p, _ in forge.requests] == [
+        ("GET", "/api/v4/projects/42/merge_requests/5/notes?per_page=100&page=1"),
+        ("POST", "/api/v4/projects/42/merge_requests/5/notes"),
+    ]
+    assert forge.requests[1][2] == {"body": report}
+    assert set(job["artifacts"]["paths"]) <= {p.name for p in repo.iterdir()}
