@@ -496,3 +496,31 @@ def test_a_recorded_conversion_gains_a_flow_test_that_skips_without_prefect(tmp_
     # 5: pytest collected nothing, the module itself being skipped
     assert proc.returncode == 5 and "1 skipped" in proc.stdout, proc.stdout[-3000:]
     assert "prefect is not installed: pip install '.[prefect]'" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_dask_task_runner_is_a_setting(tmp_path: Path) -> None:
+    """``<PKG>_TASK_RUNNER=dask``: the same package runs its flow with prefect-dask's DaskTaskRunner on
+    a new local Dask cluster (worker processes), no code changed."""
+    pytest.importorskip(
+        "prefect_dask", reason="prefect-dask is not installed: pip install -e '.[orchestrators]'"
+    )
+    out = _convert(FIXTURES / "parallel.ipynb", tmp_path / "out")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PYTHONPATH=str(out / "src"),
+        PARALLEL_TASK_RUNNER="dask",
+    )
+    proc = subprocess.run(
+        [PYTHON, "-m", "parallel", "--engine", "prefect", "--seconds", "1"],
+        cwd=out,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[1:] == ["  both = 3"], proc.stdout
+    assert "Creating a new Dask cluster with `distributed.deploy.local.LocalCluster`" in proc.stderr
