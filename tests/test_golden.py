@@ -369,7 +369,7 @@ def test_pipeline_returns_the_final_values(tmp_path: Path) -> None:
         timeout=RUN_TIMEOUT,
         check=True,
     )
-    assert proc.stdout.strip() == "{'y': 2}"
+    assert proc.stdout.strip() == "Results(y=2)"
 
 
 def test_notebook_without_code_converts(tmp_path: Path) -> None:

@@ -280,7 +280,7 @@ def test_pipeline_takes_attempts_and_backoff_from_config(
         http_timeout=5,
     )
     results = package["pipeline"].run(config)
-    assert results["total"] == pytest.approx((2.5 + 4.0 + 3.0 + 1.5) * 0.5)
+    assert results.total == pytest.approx((2.5 + 4.0 + 3.0 + 1.5) * 0.5)
     assert server.hits == {"/prices.json": 2, "/table.csv": 2, "/rates.json": 2}
     lines = retry_log()
     assert sum("attempt 1 of 2 failed" in line for line in lines) == 3

@@ -45,7 +45,10 @@ EXPECTED = {
     "NBH604": "print-to-logging",
     "NBH605": "plot-saved",
     "NBH606": "function-not-hoisted",
+    "NBH607": "result-kept",
     "NBH608": "unnamed-step",
+    "NBH609": "process-setting-moved",
+    "NBH610": "closure-lifted",
 }
 
 

@@ -949,6 +949,32 @@ def _reads_before_binding(stmt: cst.BaseStatement) -> bool:
 
 _DISPLAY_METHODS = frozenset(
     {
+        # read-only methods of frames, series and arrays (with inplace=True they change their receiver:
+        # is_display_expression refuses those calls)
+        "any",
+        "all",
+        "toarray",
+        "todense",
+        "sort_values",
+        "sort_index",
+        "nlargest",
+        "nsmallest",
+        "idxmax",
+        "idxmin",
+        "argmax",
+        "argmin",
+        "quantile",
+        "select_dtypes",
+        "isin",
+        "duplicated",
+        "tolist",
+        "to_list",
+        "to_numpy",
+        "groupby",
+        "agg",
+        "aggregate",
+        "transpose",
+        "cumsum",
         "head",
         "tail",
         "describe",
@@ -1024,6 +1050,8 @@ def is_display_expression(expr: cst.BaseExpression, shadowed: frozenset[str] = f
         return pure(expr.left) and all(pure(c.comparator) for c in expr.comparisons)
     if isinstance(expr, cst.Call):
         func = expr.func
+        if any(a.keyword is not None and a.keyword.value == "inplace" for a in expr.args):
+            return False
         if (
             isinstance(func, cst.Attribute)
             and func.attr.value in _DISPLAY_METHODS

@@ -8,8 +8,10 @@ valid Python before anything else sees them.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
+import re
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,13 +20,27 @@ from typing import cast
 import libcst as cst
 
 from nbharden import __version__
-from nbharden.analyse import FullAnalysis, NotebookFacts
+from nbharden.analyse import (
+    BUILTINS,
+    MUTATING_METHODS,
+    FullAnalysis,
+    NotebookFacts,
+    TopStatement,
+)
 from nbharden.constraints import breaking_value
 from nbharden.dependencies import with_lower_bounds
 from nbharden.errors import InternalError
+from nbharden.lift import PassState, with_state_parameters
 from nbharden.local_modules import VENDORED
-from nbharden.models import FileTree, Finding, Fix, LocalModule, Plan, Severity, Span, Step
-from nbharden.plan import consumed_statements, secret_fields, statement_order, statement_role
+from nbharden.models import FileTree, Finding, Fix, LocalModule, Plan, Severity, Shown, Span, Step
+from nbharden.plan import (
+    changed_by,
+    consumed_statements,
+    literal_annotation,
+    secret_fields,
+    statement_order,
+    statement_role,
+)
 from nbharden.readme import render_readme
 from nbharden.secrets import (
     SECRETS_SUPPORT,
@@ -34,6 +50,7 @@ from nbharden.secrets import (
 )
 from nbharden.selection import RuleGate, RuleSelection, gate
 from nbharden.settings import Settings
+from nbharden.shape import first_sentence
 from nbharden.templates import template_text
 from nbharden.transform.codemods import (
     Chain,
@@ -41,6 +58,7 @@ from nbharden.transform.codemods import (
     LiftLiterals,
     PrintToLogging,
     ShowToSave,
+    find_all,
     names_in,
 )
 from nbharden.transform.network import NetworkCalls, pipeline_setup, support_module, uses_network
@@ -78,6 +96,8 @@ class _Names:
         self.config = _free("config", taken | {f.name for f in plan.config_fields})
         self.steps = _free("steps", taken)
         self.run_log = _free("run_log", taken)
+        self.lifted = dict(plan.lifted)  # functions taking the notebook state they read (nbharden.lift)
+        self.settings = _free("apply_settings", taken | {s.name for s in plan.steps})
         self.step_log = _free("step_log", taken)
         # one per notebook: it records what it rewrote; its helpers must not be shadowed by a step
         self.network = NetworkCalls(facts, taken | {s.name for s in plan.steps})
@@ -131,6 +151,8 @@ def _rewrite(
         node = hidden
     # print/display the notebook binds itself (from rich import print, def display) do its own work: kept
     codemods: list[cst.CSTTransformer] = [shower, names.network, lifter]
+    if names.lifted:
+        codemods.append(PassState(names.lifted))
     if "print" not in facts.shadowed:
         codemods.insert(0, printer)
     if "display" not in facts.shadowed:
@@ -160,9 +182,9 @@ def _step_doc(step: Step, notebook: str, outputs: list[str]) -> str:
     prose = step.doc.strip()
     if step.title:
         summary = step.title.strip().rstrip(".:") + "."
-    elif prose:
-        first, _, rest = prose.partition(". ")
-        summary, prose = first.rstrip(".") + ".", rest.strip()
+    elif prose and len(first_sentence(prose)) <= 72 and first_sentence(prose)[-1] in ".?!":
+        first = first_sentence(prose)
+        summary, prose = first.rstrip(".:;, ") + ".", prose[len(first) :].strip()
     elif step.name.startswith("cell_"):
         summary = f"{source[0].upper()}{source[1:]}."
     else:
@@ -179,6 +201,114 @@ def _step_doc(step: Step, notebook: str, outputs: list[str]) -> str:
     return summary + "\n\n" + textwrap.indent(body, "    ") + "\n    "
 
 
+def _shown_statements(stmt: cst.BaseStatement, shown: Shown) -> list[cst.BaseStatement]:
+    """A shown value as the pipeline keeps it: bound to its name (unless it is a name), then logged."""
+    log = cst.parse_statement(f"log_result({shown.name!r}, {shown.name})\n")
+    if shown.how == "name" or not isinstance(stmt, cst.SimpleStatementLine):
+        return [log.with_changes(leading_lines=getattr(stmt, "leading_lines", ()))]
+    small = stmt.body[0]
+    assert isinstance(small, cst.Expr)
+    value = small.value
+    if shown.how == "display":
+        assert isinstance(value, cst.Call)
+        value = value.args[0].value
+    target = cst.AssignTarget(cst.Name(shown.name))
+    return [stmt.with_changes(body=[cst.Assign([target], value)]), log]
+
+
+def _changes(stmt: cst.BaseStatement, st: TopStatement, functions: set[str]) -> set[str]:
+    """Names a statement may bind or change: for placing a data contract after the last of them.
+
+    Besides bindings, the in-place changes of every line in it (``df["c"] = ...``, ``df.pop("a")``,
+    ``df.dropna(inplace=True)``) and the arguments of the notebook's own functions, which may change them.
+    """
+    changed = set(st.binds)
+    for line in find_all(stmt, cst.SimpleStatementLine):
+        assert isinstance(line, cst.SimpleStatementLine)
+        changed |= changed_by(line)
+    for call in find_all(stmt, cst.Call):
+        assert isinstance(call, cst.Call)
+        func = call.func
+        inplace = any(a.keyword is not None and a.keyword.value == "inplace" for a in call.args)
+        if isinstance(func, cst.Attribute) and (inplace or func.attr.value in MUTATING_METHODS):
+            changed |= {n for n in [_root_name(func.value)] if n}
+        if isinstance(func, cst.Name) and func.value in functions:
+            changed |= {a.value.value for a in call.args if isinstance(a.value, cst.Name)}
+    return changed
+
+
+def _root_name(node: cst.BaseExpression) -> str | None:
+    while isinstance(node, cst.Attribute | cst.Subscript):
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+def _step_body(
+    step: Step,
+    plan: Plan,
+    analysis: FullAnalysis,
+    names: _Names,
+    consumed: set[tuple[int, int]],
+    counters: dict[str, int],
+    lift: dict[str, str],
+) -> tuple[list[cst.BaseStatement], list[set[str]]]:
+    """The step's statements, and per statement the names it may change (see ``_changes``)."""
+    facts = analysis.facts
+    assert facts is not None
+    body: list[cst.BaseStatement] = []
+    changes: list[set[str]] = []
+    hoisted_imports = frozenset(plan.hoisted_imports)
+    hoisted_defs = frozenset(plan.hoisted)
+    shown = {(s.cell, s.statement): s for s in step.shown}
+    functions = {
+        st.binds[0] for cf in facts.cells.values() for st in cf.statements if st.kind == "def"
+    }
+    order = statement_order(facts, plan.moved)
+    for index in step.cells:
+        first = True
+        for src_cell, i in order[index]:
+            cf = facts.cells[src_cell]
+            role = statement_role(
+                cf, i, consumed, hoisted_imports, hoisted_defs, shown, plan.settings
+            )
+            if role != "code":
+                continue
+            stmt = cf.module.body[i]
+            kept = (
+                _shown_statements(stmt, shown[(src_cell, i)]) if (src_cell, i) in shown else [stmt]
+            )
+            for n, part in enumerate(kept):
+                new, _used = (
+                    _rewrite(part, names, facts, lift, counters, src_cell) if n == 0 else (part, set())
+                )
+                assert isinstance(new, cst.BaseStatement)
+                if first:
+                    new = _with_comment(new, _cell_comment(index))
+                    first = False
+                body.append(new)
+                changes.append(_changes(part, cf.statements[i], functions))
+    return body, changes
+
+
+def _with_contracts(step: Step, body: list[cst.BaseStatement], changes: list[set[str]]) -> None:
+    """Insert the data contract checks: a frame the step takes in before its first statement, a frame it reads
+    right after the last statement that binds or changes it (not at the end, after the model fits).
+    """
+    for contract in reversed(step.contracts):
+        columns = "{" + ", ".join(f"{label}: {dtype!r}" for label, dtype in contract.columns) + "}"
+        check = cst.parse_statement(
+            f"require_columns({contract.name}, {contract.name!r}, {step.name!r}, {columns})\n"
+        )
+        if contract.at == "entry":
+            body.insert(0, check)
+            changes.insert(0, set())
+            continue
+        last = max((n for n, names in enumerate(changes) if contract.name in names), default=None)
+        where = len(body) if last is None else last + 1
+        body.insert(where, check)
+        changes.insert(where, set())
+
+
 def _step_function(
     step: Step,
     plan: Plan,
@@ -188,25 +318,8 @@ def _step_function(
     counters: dict[str, int],
     lift: dict[str, str],
 ) -> cst.FunctionDef:
-    facts = analysis.facts
-    assert facts is not None
-    body: list[cst.BaseStatement] = []
-    hoisted_imports = frozenset(plan.hoisted_imports)
-    hoisted_defs = frozenset(plan.hoisted)
-    order = statement_order(facts, plan.moved)
-    for index in step.cells:
-        first = True
-        for src_cell, i in order[index]:
-            cf = facts.cells[src_cell]
-            stmt = cf.module.body[i]
-            if statement_role(cf, i, consumed, hoisted_imports, hoisted_defs) != "code":
-                continue
-            new, _used = _rewrite(stmt, names, facts, lift, counters, src_cell)
-            assert isinstance(new, cst.BaseStatement)
-            if first:
-                new = _with_comment(new, _cell_comment(index))
-                first = False
-            body.append(new)
+    body, changes = _step_body(step, plan, analysis, names, consumed, counters, lift)
+    _with_contracts(step, body, changes)
     outputs = [o.name for o in step.outputs]
     if outputs:
         value: cst.BaseExpression = (
@@ -216,15 +329,6 @@ def _step_function(
         )
         body.append(cst.SimpleStatementLine([cst.Return(value)]))
     doc = _step_doc(step, analysis.notebook.path.name, outputs)
-    for contract in step.contracts:
-        columns = "{" + ", ".join(f"{label}: {dtype!r}" for label, dtype in contract.columns) + "}"
-        check = cst.parse_statement(
-            f"require_columns({contract.name}, {contract.name!r}, {step.name!r}, {columns})\n"
-        )
-        if contract.at == "entry":
-            body.insert(0, check)
-        else:
-            body.insert(len(body) - (1 if outputs else 0), check)
     # module state the step touches: the steps module's globals, as they were the notebook's
     touched = set().union(*(names_in(n) for n in body)) if body else set()
     shared = sorted(set(plan.module_state) & touched)
@@ -255,16 +359,91 @@ def _step_function(
     )
 
 
-def _steps_module(
-    analysis: FullAnalysis, plan: Plan, names: _Names, counters: dict[str, int]
-) -> str:
+def _lifted_types(
+    plan: Plan, facts: NotebookFacts, name: str, state: tuple[str, ...]
+) -> dict[str, str | None]:
+    """Annotations for a lifted function: its state parameters as the recorded run had them, its own
+    parameters from the literals every call passes, its return from the results it shows."""
+    outputs = [o for step in plan.steps for o in step.outputs]
+    types: dict[str, str | None] = {
+        s: next((o.annotation for o in outputs if o.name == s and o.annotation), None) for s in state
+    }
+    fn = next(
+        cf.module.body[i]
+        for cf in facts.cells.values()
+        for i, st in enumerate(cf.statements)
+        if st.kind == "def" and st.binds[0] == name
+    )
+    assert isinstance(fn, cst.FunctionDef)
+    positional = [p.name.value for p in fn.params.params]
+    seen: dict[str, set[str | None]] = {}
+    for cf in facts.cells.values():
+        for call in find_all(cf.module, cst.Call):
+            assert isinstance(call, cst.Call)
+            if not (isinstance(call.func, cst.Name) and call.func.value == name):
+                continue
+            for n, arg in enumerate(call.args):
+                key = arg.keyword.value if arg.keyword else (positional[n] if n < len(positional) else "")
+                seen.setdefault(key, set()).add(_literal_type(arg.value))
+    for key, kinds in seen.items():
+        if key and len(kinds) == 1 and None not in kinds:
+            types[key] = kinds.pop()
+    shown = {s.name for step in plan.steps for s in step.shown if _calls(facts, s, name)}
+    returned = {o.annotation for o in outputs if o.name in shown}
+    if len(returned) == 1 and None not in returned:
+        types["return"] = returned.pop()
+    return types
+
+
+def _literal_type(node: cst.BaseExpression) -> str | None:
+    try:
+        annotation = literal_annotation(ast.parse(cst.Module([]).code_for_node(node), mode="eval").body)
+    except SyntaxError:
+        return None
+    return annotation if annotation in {"int", "float", "str", "bool"} else None
+
+
+def _calls(facts: NotebookFacts, shown: Shown, name: str) -> bool:
+    """Whether a shown value is a direct call of ``name``."""
+    stmt = facts.cells[shown.cell].module.body[shown.statement]
+    small = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) else None
+    value = small.value if isinstance(small, cst.Expr) else None
+    if shown.how == "display" and isinstance(value, cst.Call) and value.args:
+        value = value.args[0].value
+    return isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == name
+
+
+def _settings_function(name: str, body: list[cst.BaseStatement]) -> cst.FunctionDef:
+    """``apply_settings()``: the notebook's process-wide settings, run once at the pipeline's start."""
+    doc = _doc(
+        "Process-wide settings the notebook made (warnings filters, display options, plot style).\n\n"
+        "    They change the whole process, so the pipeline's entry point applies them once, before the "
+        "steps;\n    a step function never does.\n    "
+    )
+    return cst.FunctionDef(
+        name=cst.Name(name),
+        params=cst.Parameters(),
+        body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Expr(cst.SimpleString(doc))]), *body]),
+        returns=cst.Annotation(cst.Name("None")),
+        leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
+    )
+
+
+def _module_level(
+    analysis: FullAnalysis,
+    plan: Plan,
+    names: _Names,
+    counters: dict[str, int],
+    consumed: set[tuple[int, int]],
+) -> tuple[list[cst.BaseStatement], set[str], list[cst.BaseStatement], list[cst.BaseStatement], set[str]]:
+    """What goes to the top of steps.py: (imports, their code, functions and classes, process-wide settings,
+    stdlib helpers the magics need)."""
     facts = analysis.facts
     assert facts is not None
-    consumed = consumed_statements(facts, plan.config_fields)
-    lift = {f.literal: f.name for f in plan.config_fields if f.kind == "lifted" and f.literal}
     imports: list[cst.BaseStatement] = []
     seen_imports: set[str] = set()
     defs: list[cst.BaseStatement] = []
+    settings: list[cst.BaseStatement] = []
     hoisted_imports = frozenset(plan.hoisted_imports)
     hoisted_defs = frozenset(plan.hoisted)
     needs: set[str] = set()
@@ -272,8 +451,12 @@ def _steps_module(
         cf = facts.cells[index]
         needs |= cf.needs
         for i, stmt in enumerate(cf.module.body):
-            role = statement_role(cf, i, consumed, hoisted_imports, hoisted_defs)
-            if role == "import":
+            role = statement_role(
+                cf, i, consumed, hoisted_imports, hoisted_defs, settings=plan.settings
+            )
+            if role == "setting":
+                settings.append(_with_comment(stmt, _cell_comment(index)))
+            elif role == "import":
                 if names.local is not None:
                     stmt = cast(cst.SimpleStatementLine, stmt.visit(names.local))
                 code = cst.Module([]).code_for_node(stmt.with_changes(leading_lines=[])).strip()
@@ -283,14 +466,34 @@ def _steps_module(
             elif role == "def":
                 new, _ = _rewrite(stmt, names, facts, None, counters, index)
                 assert isinstance(new, cst.BaseStatement)
+                if isinstance(new, cst.FunctionDef) and new.name.value in names.lifted:
+                    state = names.lifted[new.name.value]
+                    types = _lifted_types(plan, facts, new.name.value, state)
+                    new = with_state_parameters(new, state, types)
                 defs.append(
                     _with_comment(new, _cell_comment(index)).with_changes(
                         leading_lines=[cst.EmptyLine(), cst.EmptyLine(), _cell_comment(index)]
                     )
                 )
+    return imports, seen_imports, defs, settings, needs
+
+
+def _steps_module(
+    analysis: FullAnalysis, plan: Plan, names: _Names, counters: dict[str, int]
+) -> str:
+    facts = analysis.facts
+    assert facts is not None
+    consumed = consumed_statements(facts, plan.config_fields)
+    lift = {f.literal: f.name for f in plan.config_fields if f.kind == "lifted" and f.literal}
+    imports, seen_imports, defs, settings, needs = _module_level(
+        analysis, plan, names, counters, consumed
+    )
+    hoisted_imports = frozenset(plan.hoisted_imports)
     functions = [
         _step_function(s, plan, analysis, names, consumed, counters, lift) for s in plan.steps
     ]
+    if settings:
+        defs.append(_settings_function(names.settings, settings))
     extra: list[str] = []
     body_names = set()
     for node in [*defs, *functions]:
@@ -306,6 +509,8 @@ def _steps_module(
     support = sorted({"require_columns", "show_figures"} & body_names)
     if support:
         extra.append(f"from .support import {', '.join(support)}")
+    if any(step.shown for step in plan.steps):
+        extra.append("from .results import log_result")
     if names.network.import_line():
         extra.append(str(names.network.import_line()))
     header = _doc(
@@ -474,6 +679,8 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
         helpers.append("seed_everything")
     network_helper, network_lines = pipeline_setup(plan.config_fields, cfg)
     helpers += [network_helper] if network_helper else []
+    shown = any(step.shown for step in plan.steps)
+    results_cls = _free("Results", names.taken)
     lines = [
         _doc(
             f"The {plan.package} pipeline: the notebook's steps in order, each logged with its duration "
@@ -481,20 +688,28 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
         ),
         "from __future__ import annotations",
         "",
-        "from typing import Any",
+        "from dataclasses import dataclass",
+        "from typing import TYPING_NAMES",
         "",
         f"from . import steps as {steps_mod}" if steps_mod != "steps" else "from . import steps",
         "from .config import Config",
+        *(["from .results import collected_results, start_results, write_metrics"] if shown else []),
         f"from .support import {', '.join(sorted(helpers))}",
+        *_results_class(plan, analysis, results_cls),
         "",
         "",
-        f"def run({cfg}: Config | None = None) -> dict[str, Any]:",
+        f"def run({cfg}: Config | None = None) -> {results_cls}:",
         "    "
         + _doc(
-            f"Run every step with ``{cfg}`` (default: ``Config()``); return the final values by name."
+            f"Run every step with ``{cfg}`` (default: ``Config()``); return the fitted models, the "
+            "results the notebook showed and its final values."
         ),
         f"    {cfg} = {cfg} if {cfg} is not None else Config()",
     ]
+    if shown:
+        lines.append("    start_results()")
+    if plan.settings:
+        lines.append(f"    {steps_mod}.{names.settings}()  # process-wide settings, once")
     if plan.uses_plots:
         lines.append(f"    use_output_dir({cfg}.output_dir)")
     if seed:
@@ -513,14 +728,28 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     for name, kinds in seen_types.items():
         if len(kinds - {""}) > 1:
             lines.append(f"    {name}: Any")
-    run_log, step_log = names.run_log, names.step_log
+    run_log = names.run_log
     lines.append(
         f"    with working_directory({cfg}.data_dir), run_pipeline({plan.package!r}) as {run_log}:"
     )
-    results: list[str] = []
+    lines += _step_calls(plan, names)
+    results = list(results_fields(plan))
+    if shown:
+        lines.append(f"    write_metrics({cfg}.output_dir, collected_results())")
+    lines.append(f"    return {results_cls}(" + ", ".join(f"{r}={r}" for r in results) + ")")
+    text = "\n".join(lines) + "\n"
+    typing = [n for n in ("TYPE_CHECKING", "Any") if re.search(rf"\b{n}\b", text)]
+    typing_line = f"from typing import {', '.join(typing)}\n" if typing else ""
+    return cst.parse_module(text.replace("from typing import TYPING_NAMES\n", typing_line)).code
+
+
+def _step_calls(plan: Plan, names: _Names) -> list[str]:
+    """The lines of ``run()`` that call the steps, each timed and logged."""
+    run_log, step_log = names.run_log, names.step_log
+    lines: list[str] = []
     for step in plan.steps:
         outputs = [o.name for o in step.outputs]
-        call = f"{steps_mod}.{step.name}({_call_args(step, plan, names)})"
+        call = f"{names.steps}.{step.name}({_call_args(step, plan, names)})"
         lines.append(f"        with {run_log}.step({step.name!r}) as {step_log}:")
         if not outputs:
             lines.append(f"            {call}")
@@ -530,13 +759,75 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
             lines.append(f"            {step_log}.produced({produced})")
         if plan.uses_plots:
             lines.append(f"        show_figures({step.name!r})")
-        for r in step.results:
-            if r not in results:
-                results.append(r)
-    if not plan.steps:
-        lines.append("        pass")
-    lines.append("    return {" + ", ".join(f"{r!r}: {r}" for r in results) + "}")
-    return cst.parse_module("\n".join(lines) + "\n").code
+    return lines or ["        pass"]
+
+
+def results_fields(plan: Plan) -> dict[str, str | None]:
+    """The fields of the pipeline's ``Results``: every step's results (fitted models, shown values, final
+    values), with the annotation of the last step that returns each."""
+    fields: dict[str, str | None] = {}
+    for step in plan.steps:
+        types = {o.name: o.annotation for o in step.outputs}
+        for name in step.results:
+            fields[name] = types.get(name) or fields.get(name)
+    return fields
+
+
+def _results_class(plan: Plan, analysis: FullAnalysis, cls: str) -> list[str]:
+    """Source lines of the ``Results`` dataclass, with the imports its annotations need (for type checkers
+    only: ``from __future__ import annotations`` keeps them unevaluated)."""
+    fields = results_fields(plan)
+    imports, known = _annotation_imports(analysis, [t for t in fields.values() if t])
+    hoisted = sorted({n for t in fields.values() if t for n in _words(t)} & set(plan.hoisted))
+    imports += [f"from .steps import {', '.join(hoisted)}"] if hoisted else []
+    known |= set(hoisted) | BUILTINS
+    for name, annotation in fields.items():
+        if annotation and not _words(annotation) <= known:
+            fields[name] = None  # a type only the notebook had (or a local class): Any
+    lines = ["", "if TYPE_CHECKING:", *(f"    {line}" for line in imports)] if imports else []
+    lines += [
+        "",
+        "",
+        "@dataclass(frozen=True)",
+        f"class {cls}:",
+        "    "
+        + _doc(
+            "What a run produced: the fitted models, the results the notebook showed and its final "
+            "values (not the intermediate values that only feed later steps)."
+        ),
+    ]
+    if fields:
+        lines.append("")
+    lines += [f"    {name}: {annotation or 'Any'}" for name, annotation in fields.items()]
+    return lines
+
+
+def _words(annotation: str) -> set[str]:
+    return set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", annotation))
+
+
+def _annotation_imports(analysis: FullAnalysis, annotations: list[str]) -> tuple[list[str], set[str]]:
+    """``import`` lines for the imported names the annotations use (``pd`` -> ``import pandas as pd``),
+    and those names."""
+    facts = analysis.facts
+    assert facts is not None
+    used = {n for text in annotations for n in _words(text)}
+    lines: dict[str, str] = {}
+    for cf in facts.cells.values():
+        for st in cf.statements:
+            if st.kind != "import" or st.star_import is not None:
+                continue
+            for bound, qualified in st.import_names:
+                if bound not in used or bound in facts.conflicting_imports:
+                    continue
+                module, _, name = qualified.lstrip(".").rpartition(".")
+                if module and name == bound and not qualified.startswith("."):
+                    lines[bound] = f"from {module} import {name}"
+                elif module and not qualified.startswith("."):
+                    lines[bound] = f"from {module} import {name} as {bound}"
+                else:
+                    lines[bound] = f"import {qualified}" + ("" if qualified == bound else f" as {bound}")
+    return sorted(set(lines.values())), set(lines)
 
 
 _CLI_RESERVED = {
@@ -556,13 +847,13 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
     fields = [f for f in plan.config_fields if not f.secret and f.name not in _CLI_RESERVED]
     secrets = [f.name for f in plan.config_fields if f.secret]
     prefix = plan.package.upper() + "_"
-    epilog = (
-        f"Every option can also be set in the environment as {prefix}<NAME> or in a .env file."
-    )
+    epilog = f"Every option can also be set in the environment as {prefix}<NAME> or in a .env file."
     if secrets:
-        epilog += " Secrets are read from the environment only: " + ", ".join(
-            prefix + s.upper() for s in secrets
-        ) + "."
+        epilog += (
+            " Secrets are read from the environment only: "
+            + ", ".join(prefix + s.upper() for s in secrets)
+            + "."
+        )
     lines = [
         _doc(
             f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``.\n"
@@ -994,6 +1285,7 @@ def _smoke_tests(plan: Plan, folder: Path) -> dict[str, str]:
     code = (
         _doc(f"Smoke tests of the {plan.package} package (a recorded run adds value-level tests).")
         + "\n\n"
+        "from dataclasses import fields\n\n"
         "import pytest\n\n"
         f"from {plan.package}.config import Config\n"
         f"from {plan.package}.pipeline import run\n\n\n"
@@ -1003,11 +1295,11 @@ def _smoke_tests(plan: Plan, folder: Path) -> dict[str, str]:
         "def test_pipeline_runs_with_default_config(tmp_path, monkeypatch) -> None:\n"
         + (
             "    config = Config(output_dir=tmp_path)\n"
-            if plan.uses_plots
+            if any(f.name == "output_dir" for f in plan.config_fields)
             else "    config = Config()\n"
         )
         + "    results = run(config)\n"
-        f"    assert sorted(results) == {sorted({r for s in plan.steps for r in s.results})!r}\n"
+        f"    assert [f.name for f in fields(results)] == {list(results_fields(plan))!r}\n"
     )
     for f in plan.config_fields:
         value = breaking_value(f)
@@ -1066,6 +1358,11 @@ def emit(
         f"src/{pkg}/environment.py": environment_module(),
         "README.md": render_readme(plan, analysis.notebook.path.name, out.name),
         f"src/{pkg}/py.typed": "",
+        **(
+            {f"src/{pkg}/results.py": template_text("results.py")}
+            if any(step.shown for step in plan.steps)
+            else {}
+        ),
         "pyproject.toml": with_lower_bounds(_pyproject(plan, analysis), {}),
         **_smoke_tests(plan, analysis.notebook.path.resolve().parent),
         **vendored_files(analysis.notebook.local_modules, pkg),

@@ -187,6 +187,23 @@ class Contract:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """A value a cell shows that the pipeline keeps as a result (``nbharden.shown``).
+
+    ``how``: "bind" (the cell's last expression, bound to ``name``), "display" (``display(expr)``, bound to
+    ``name``) or "name" (a shown name: ``name`` itself). ``display``: which top-level ``display()`` of the cell
+    (counted from 0) when ``how`` is "display", of ``displays`` in all.
+    """
+
+    name: str
+    cell: int
+    statement: int
+    how: str
+    display: int = -1
+    displays: int = 0
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     title: str
@@ -201,6 +218,8 @@ class Step:
     doc: str = ""  # first paragraph of the markdown above the step: its docstring
     # inputs that are module state (Plan.module_state): globals of the steps module, not parameters
     state: tuple[str, ...] = ()
+    shown: tuple[Shown, ...] = ()  # values the step's cells show, kept as results (logged, returned)
+    models: tuple[str, ...] = ()  # objects the step fits (``model.fit(...)``): kept as results
 
 
 @dataclass(frozen=True)
@@ -219,6 +238,12 @@ class Plan:
     # names that live as globals of the steps module, as they did in the notebook: a function rebinds
     # them with ``global``, so every step and function must see the one binding
     module_state: tuple[str, ...] = ()
+    # (cell, statement) of process-wide settings (warnings filters, display options, plot style): they run once
+    # at the pipeline's start (``apply_settings``), not inside a step
+    settings: tuple[tuple[int, int], ...] = ()
+    # functions that move to module level with the notebook state they read as keyword-only parameters
+    # (nbharden.lift): (name, the state names)
+    lifted: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

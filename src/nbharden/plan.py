@@ -18,6 +18,7 @@ import dataclasses
 import keyword
 import re
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import libcst as cst
@@ -32,8 +33,9 @@ from nbharden.analyse import (
     looks_like_url,
 )
 from nbharden.constraints import infer_constraints
+from nbharden.lift import liftable
 from nbharden.load import refuse_top_level_await
-from nbharden.models import ConfigField, Finding, Fix, Param, Plan, Severity, Span, Step
+from nbharden.models import ConfigField, Finding, Fix, Param, Plan, Severity, Shown, Span, Step
 from nbharden.secrets import (
     assign_fields,
     redact,
@@ -41,9 +43,12 @@ from nbharden.secrets import (
     used_fields,
     uses_secret,
 )
+from nbharden.selection import gate
 from nbharden.settings import Settings
 from nbharden.shape import Flow, sections
+from nbharden.shown import find_shown
 from nbharden.transform import network
+from nbharden.transform.codemods import find_all
 
 RESERVED_MODULES = {"config", "pipeline", "steps", "support", "tests", "__main__"}
 # Import name -> distribution name, for the generated pyproject's dependencies.
@@ -128,6 +133,8 @@ class _RawStep:
     sources: dict[str, str]
     in_types: dict[str, str | None]
     out_types: dict[str, str | None]
+    shown: list[Shown]
+    models: list[str]
     unconsumed: frozenset[str] = frozenset()  # bound here and not used up by the step's own code
 
 
@@ -254,6 +261,9 @@ def _cell_flows(
     hoisted_imports: set[str],
     hoisted_defs: set[str],
     config_names: set[str],
+    shown: dict[tuple[int, int], Shown],
+    settings: Collection[tuple[int, int]],
+    lifted: dict[str, tuple[str, ...]],
 ) -> dict[int, Flow]:
     """The data flow of the code each cell keeps in a step (cells that keep none are left out)."""
     facts = analysis.facts
@@ -261,8 +271,12 @@ def _cell_flows(
     kept: dict[int, list[TopStatement]] = {}
     for index in facts.cells:
         for c, i in order[index]:
-            if statement_role(facts.cells[c], i, consumed, hoisted_imports, hoisted_defs) == "code":
-                kept.setdefault(index, []).append(facts.cells[c].statements[i])
+            role = statement_role(
+                facts.cells[c], i, consumed, hoisted_imports, hoisted_defs, shown, settings
+            )
+            if role == "code":
+                st = _with_shown(facts.cells[c].statements[i], c, shown)
+                kept.setdefault(index, []).append(_with_state(st, lifted))
     data = {b for stmts in kept.values() for st in stmts for b in st.binds} - config_names
     mutates = {c.index: frozenset(c.mutates) & data for c in analysis.cells}
     flows: dict[int, Flow] = {}
@@ -273,7 +287,7 @@ def _cell_flows(
     return flows
 
 
-def _changed_by(stmt: cst.BaseStatement) -> set[str]:
+def changed_by(stmt: cst.BaseStatement) -> set[str]:
     """Names a simple statement changes in place without reading them otherwise: ``x.append(...)``,
     ``x[k] = ...``, ``x.attr = ...``, ``x.fit(...)``."""
     from nbharden.analyse import MUTATING_METHODS
@@ -297,6 +311,195 @@ def _changed_by(stmt: cst.BaseStatement) -> set[str]:
             ):
                 changed.add(target.value.value)
     return changed
+
+
+#: Calls that change process-wide settings: the pipeline's entry point makes them, not a step function.
+_SETTING_CALLS = re.compile(
+    r"^(warnings\.(filterwarnings|simplefilter|resetwarnings)|numpy\.set_printoptions|"
+    r"seaborn\.(set|set_theme|set_style|set_context|set_palette|set_color_codes)|"
+    r"matplotlib\.(pyplot\.)?(style\.use|rc|rcParams\.update)|pandas\.set_option)$"
+)
+#: pandas options that only change how values are shown (others, like mode.copy_on_write, change results).
+_DISPLAY_OPTION = re.compile(r"^(display\.|mode\.chained_assignment$|max_(columns|rows|colwidth)$|precision$|"
+                             r"width$|float_format$|expand_frame_repr$|chained_assignment$)")
+_SETTING_TARGETS = re.compile(
+    r"^(pandas\.options\.(display\.\w+|mode\.chained_assignment)|matplotlib\.(pyplot\.)?rcParams)$"
+)
+
+
+def process_settings(
+    facts: NotebookFacts, hoisted_imports: set[str] | frozenset[str]
+) -> tuple[tuple[int, int], ...]:
+    """(cell, statement) of the top-level statements that only change process-wide settings:
+    ``warnings.filterwarnings(...)``, ``pd.set_option("display...", ...)``, ``np.set_printoptions(...)``,
+    ``sns.set_theme()``, ``plt.style.use(...)``, ``plt.rcParams[...] = ...``, ``pd.options.display.x = ...``.
+    Only with literal arguments and names moved to module level, so they can run before any step."""
+    from nbharden.analyse import qualify
+
+    out: list[tuple[int, int]] = []
+    for c in sorted(facts.cells):
+        cf = facts.cells[c]
+        for i, stmt in enumerate(cf.module.body):
+            st = cf.statements[i]
+            if st.kind != "code" or st.binds or not set(st.uses) <= {*hoisted_imports, *BUILTINS}:
+                continue
+            if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1):
+                continue
+            small = stmt.body[0]
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                target = qualify(small.value.func, facts.qualified) or ""
+                if not _SETTING_CALLS.match(target):
+                    continue
+                if target == "pandas.set_option":
+                    first = small.value.args[0].value if small.value.args else None
+                    if not (
+                        isinstance(first, cst.SimpleString)
+                        and _DISPLAY_OPTION.match(str(first.evaluated_value))
+                    ):
+                        continue
+                out.append((c, i))
+            elif isinstance(small, cst.Assign) and len(small.targets) == 1:
+                bound: cst.BaseExpression = small.targets[0].target
+                if isinstance(bound, cst.Subscript):
+                    bound = bound.value
+                target = qualify(bound, facts.qualified) or ""
+                if _SETTING_TARGETS.match(target):
+                    out.append((c, i))
+    return tuple(out)
+
+
+def _defined_at(facts: NotebookFacts, name: str) -> tuple[int, int]:
+    """(cell, line) of the def or class statement binding ``name``."""
+    return next(
+        (cf.index, st.line)
+        for cf in facts.cells.values()
+        for st in cf.statements
+        if st.kind in {"def", "class"} and st.binds[0] == name
+    )
+
+
+def _def_findings(
+    facts: NotebookFacts,
+    hoisted_defs: set[str],
+    pinned: frozenset[str],
+    lifted: dict[str, tuple[str, ...]],
+) -> list[Finding]:
+    """NBH610 for a function that moves to module level with the notebook state it reads as parameters,
+    NBH606 for one that stays inside its step."""
+    out = []
+    for cf in facts.cells.values():
+        for st in cf.statements:
+            name = st.binds[0] if st.kind in {"def", "class"} else ""
+            if name in lifted:
+                state = ", ".join(lifted[name])
+                out.append(
+                    Finding(
+                        "NBH610",
+                        f"'{name}' reads notebook state ({state}): it moves to module level and takes "
+                        "it as keyword-only parameters, which every call passes",
+                        Span(cf.index, st.line, 1),
+                        Severity.INFO,
+                        Fix.SAFE,
+                        applied=True,
+                    )
+                )
+            elif name and name not in hoisted_defs:
+                why = "uses a secret from the Config" if name in pinned else "reads notebook state"
+                out.append(
+                    Finding(
+                        "NBH606",
+                        f"'{name}' {why}, so it stays inside its step and is passed on as a value",
+                        Span(cf.index, st.line, 1),
+                        Severity.INFO,
+                    )
+                )
+    return out
+
+
+def _with_state(st: TopStatement, lifted: dict[str, tuple[str, ...]]) -> TopStatement:
+    """A statement calling lifted functions also reads the notebook state they take as parameters."""
+    extra = [s for f, state in lifted.items() if f in st.uses for s in state if s not in st.reads]
+    if not extra:
+        return st
+    return dataclasses.replace(st, reads=(*st.reads, *extra), uses=(*st.uses, *extra))
+
+
+def _settings_findings(
+    facts: NotebookFacts, moved: tuple[tuple[int, int], ...]
+) -> list[Finding]:
+    return [
+        Finding(
+            "NBH609",
+            "process-wide setting moved to the pipeline's start (apply_settings), out of the step",
+            Span(c, facts.cells[c].statements[i].line, 1),
+            Severity.INFO,
+            Fix.SAFE,
+            applied=True,
+        )
+        for c, i in moved
+    ]
+
+
+def _kept_results(facts: NotebookFacts, steps: list[Step]) -> list[Finding]:
+    """NBH607 for every shown value the pipeline keeps as a result."""
+    out = []
+    for step in steps:
+        for shown in step.shown:
+            line = facts.cells[shown.cell].statements[shown.statement].line
+            what = "the shown name" if shown.how == "name" else "the shown value"
+            out.append(
+                Finding(
+                    "NBH607",
+                    f"{what} is kept as the result '{shown.name}' of step {step.name}: logged, "
+                    "returned by run() and written to metrics.json",
+                    Span(shown.cell, line, 1),
+                    Severity.INFO,
+                    Fix.SAFE,
+                    applied=True,
+                )
+            )
+    return out
+
+
+def _with_shown(st: TopStatement, cell: int, shown: dict[tuple[int, int], Shown]) -> TopStatement:
+    """The statement with the name its shown value is bound to (``accuracy = model.score(...)``)."""
+    found = shown.get((cell, st.index))
+    if found is None or found.how == "name":
+        return st
+    return dataclasses.replace(st, binds=(*st.binds, found.name))
+
+
+def fitted_names(stmt: cst.BaseStatement) -> list[str]:
+    """Names a top-level statement fits: ``model.fit(X, y)``, ``scaler.fit_transform(X)``, and the target of
+    ``model = LinearRegression().fit(X, y)`` or ``results = sm.OLS(y, X).fit()``."""
+    found: list[str] = []
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return found
+    for small in stmt.body:
+        value = getattr(small, "value", None)
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)):
+            continue
+        method, receiver = value.func.attr.value, value.func.value
+        if method not in {"fit", "fit_transform", "fit_predict", "fit_resample"}:
+            continue
+        if isinstance(receiver, cst.Name):
+            found.append(receiver.value)
+        if method == "fit" and isinstance(small, cst.Assign) and len(small.targets) == 1:
+            target = small.targets[0].target
+            if isinstance(target, cst.Name):
+                found.append(target.value)
+    return [n for n in dict.fromkeys(found) if not n.startswith("_")]
+
+
+def learned_names(stmt: cst.BaseStatement) -> list[str]:
+    """Names whose learned attributes a statement reads (``forest.feature_importances_``): fitted models."""
+    found: list[str] = []
+    for node in find_all(stmt, cst.Attribute):
+        assert isinstance(node, cst.Attribute)
+        attr = node.attr.value
+        if attr.endswith("_") and not attr.startswith("_") and isinstance(node.value, cst.Name):
+            found.append(node.value.value)
+    return [n for n in dict.fromkeys(found) if not n.startswith("_")]
 
 
 def _only_prints(stmt: cst.BaseStatement) -> bool:
@@ -343,8 +546,9 @@ def _result_names(stmt: cst.BaseStatement, qualified: dict[str, str]) -> list[st
                 and len(small.targets) == 1
             ):
                 target = qualify(value.func, qualified) or ""
-                if target.startswith(("matplotlib.", "seaborn.", "pylab.")) and isinstance(
-                    small.targets[0].target, cst.Name
+                plotting = target.startswith(("matplotlib.", "seaborn.", "pylab.", "plotly."))
+                if plotting or (
+                    isinstance(value.func, cst.Attribute) and value.func.attr.value == "subplots"
                 ):
                     continue  # fig = plt.figure(): kept as a statement, the figure is saved, not returned
             targets: list[cst.BaseExpression] = []
@@ -569,23 +773,16 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     )
     state = module_state(facts)
     hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts), pinned, state)
-    for cf in facts.cells.values():
-        for st in cf.statements:
-            if st.kind in {"def", "class"} and st.binds[0] not in hoisted_defs:
-                findings.append(
-                    Finding(
-                        "NBH606",
-                        f"'{st.binds[0]}' "
-                        + (
-                            "uses a secret from the Config"
-                            if st.binds[0] in pinned
-                            else "reads notebook state"
-                        )
-                        + ", so it stays inside its step and is passed on as a value",
-                        Span(cf.index, st.line, 1),
-                        Severity.INFO,
-                    )
-                )
+    rules = gate(nb, settings.rules)  # a rule that is off (--ignore, noqa) leaves the code as it was
+    lifted = {
+        name: params
+        for name, params in liftable(
+            facts, hoisted_imports | hoisted_defs | state, write_counts, pinned
+        ).items()
+        if rules.allows("NBH610", *_defined_at(facts, name))
+    }
+    hoisted_defs |= set(lifted)
+    findings += _def_findings(facts, hoisted_defs, pinned, lifted)
     imported_top = {q.split(".")[0] for q in facts.qualified.values() if not q.startswith(".")}
     package = (
         snake(settings.name, "nb")
@@ -780,7 +977,28 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 Severity.WARNING,
             )
         )
-    flow = _cell_flows(analysis, order, consumed, hoisted_imports, hoisted_defs, config_names)
+    shown_map = {
+        (s.cell, s.statement): s
+        for s in find_shown(analysis, taken | {"log_result", "Results", "steps", "results"})
+        if rules.allows("NBH607", s.cell, facts.cells[s.cell].statements[s.statement].line)
+    }
+    settings_moved = tuple(
+        (c, i)
+        for c, i in process_settings(facts, hoisted_imports)
+        if rules.allows("NBH609", c, facts.cells[c].statements[i].line)
+    )
+    findings += _settings_findings(facts, settings_moved)
+    flow = _cell_flows(
+        analysis,
+        order,
+        consumed,
+        hoisted_imports,
+        hoisted_defs,
+        config_names,
+        shown_map,
+        settings_moved,
+        lifted,
+    )
     state -= config_names  # a Config field is passed to the steps that read it
     for section in sections(analysis, flow):
         # the module state that exists when the step starts: a test sets it before calling the step
@@ -792,6 +1010,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         cells_used: list[int] = []
         local: set[str] = set()
         unconsumed: set[str] = set()  # bound in the step and not read after: its final values
+        shown: list[Shown] = []
+        models: list[str] = []
         has_code = False
         for index in section.cells:
             summary = next(c for c in analysis.cells if c.index == index)
@@ -799,9 +1019,20 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             for src_cell, i in order[index]:
                 cf = facts.cells[src_cell]
                 st = cf.statements[i]
-                if statement_role(cf, i, consumed, hoisted_imports, hoisted_defs) != "code":
+                role = statement_role(
+                    cf, i, consumed, hoisted_imports, hoisted_defs, shown_map, settings_moved
+                )
+                if role != "code":
                     continue
                 cell_has_code = True
+                st = _with_state(_with_shown(st, src_cell, shown_map), lifted)
+                if (src_cell, i) in shown_map:
+                    shown.append(shown_map[(src_cell, i)])
+                models += [m for m in fitted_names(cf.module.body[i]) if m not in models]
+                # a model the step got from elsewhere (forest = models["rf"]) and reads what it learned
+                models += [
+                    m for m in learned_names(cf.module.body[i]) if m in local and m not in models
+                ]
                 if (
                     src_cell,
                     i,
@@ -835,7 +1066,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                         in_types[name] = "str"
                 if not _only_prints(cf.module.body[i]):  # printing a value does not use it up
                     # nor does changing it in place: items.append(3), df["c"] = 1
-                    unconsumed.difference_update(set(st.uses) - _changed_by(cf.module.body[i]))
+                    unconsumed.difference_update(set(st.uses) - changed_by(cf.module.body[i]))
                 unconsumed.update(st.binds)
                 for name in st.binds:
                     local.add(name)
@@ -900,6 +1131,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 in_types=in_types,
                 out_types={w: types.get(w) for w in [*writes, *mutated]},
                 unconsumed=frozenset(unconsumed),
+                shown=shown,
+                models=[m for m in models if m in local or m in reads],
             )
         )
         for w in writes:
@@ -949,8 +1182,10 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             and r not in later_writes
             and r not in config_names
         ]
+        # fitted models and shown values are results even when a later step reads them
+        finals += [k for k in (*raw.models, *(s.name for s in raw.shown)) if k not in finals]
         ordered = [w for w in raw.writes if w in outputs or w in finals]
-        ordered += [o for o in outputs if o not in ordered]
+        ordered += [o for o in [*outputs, *finals] if o not in ordered]
         steps.append(
             Step(
                 raw.name,
@@ -962,9 +1197,12 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 tuple(r for r in ordered if r in finals),
                 doc=raw.doc,
                 state=tuple(r for r in raw.reads if r in state),
+                shown=tuple(raw.shown),
+                models=tuple(raw.models),
             )
         )
 
+    findings += _kept_results(facts, steps)
     deps = _dependencies(facts, package, {m.name for m in nb.local_modules})
     uses_plots = any(
         q.split(".")[0] in {"matplotlib", "seaborn", "pylab"} for q in facts.qualified.values()
@@ -1004,13 +1242,13 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     if network.scan(facts).found:  # NBH301/NBH302: timeout and retries of network calls
         fields.extend(network.network_fields({*taken, *(f.name for f in fields)}))
         deps = tuple(sorted({*deps, network.DEPENDENCY}, key=str.lower))
-    if uses_plots:
+    if uses_plots or any(step.shown for step in steps):
         fields.append(
             ConfigField(
                 "output_dir",
                 "Path",
                 "default_output_dir()",
-                "folder where figures are saved",
+                "folder where figures and metrics.json are saved",
                 0,
                 0,
                 kind="output",
@@ -1027,6 +1265,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         tuple(dataclasses.replace(f, message=redact(f.message, secrets_found)) for f in findings),
         moved,
         tuple(sorted(state)),
+        settings_moved,
+        tuple(lifted.items()),
     )
 
 
@@ -1131,8 +1371,13 @@ def statement_role(
     consumed: set[tuple[int, int]],
     hoisted_imports: set[str] | frozenset[str],
     hoisted_defs: set[str] | frozenset[str],
+    shown: Collection[tuple[int, int]] = (),
+    settings: Collection[tuple[int, int]] = (),
 ) -> str:
-    """What happens to top-level statement ``i`` of a cell: config | import | def | display | code."""
+    """What happens to top-level statement ``i`` of a cell: config | import | def | setting | display | code.
+
+    ``shown``: (cell, statement) of the values kept as results (``nbharden.shown``): code, never display.
+    ``settings``: (cell, statement) of the process-wide settings that run at the pipeline's start."""
     from nbharden.analyse import CellFacts, is_display_expression
 
     assert isinstance(cf, CellFacts)
@@ -1145,6 +1390,10 @@ def statement_role(
         return "import"
     if st.kind in {"def", "class", "alias"} and st.binds[0] in hoisted_defs:
         return "def"
+    if (cf.index, i) in settings:
+        return "setting"
+    if (cf.index, i) in shown:
+        return "code"
     stmt = cf.module.body[i]
     if isinstance(stmt, cst.SimpleStatementLine) and all(
         isinstance(s, cst.Expr) and is_display_expression(s.value, cf.shadowed) for s in stmt.body

@@ -813,6 +813,41 @@ _ALL: tuple[Rule, ...] = (
         """,
     ),
     _rule(
+        "NBH607",
+        "result-kept",
+        "A value the notebook shows is kept as a result: bound to a name, logged, returned, saved.",
+        why="""
+            The metric a notebook shows as a cell's last expression (`model.score(X_test, y_test)`,
+            `cross_val_score(...)`, a leaderboard a helper builds, `grid.best_params_`) is what the
+            notebook exists for. Left as a bare expression in a function, it is computed and thrown
+            away: nobody sees it, and no test notices when it changes. nbharden binds it to a name
+            (`accuracy` for a classifier's score, `r2` for a regressor's, `f1` for `f1_score`...),
+            logs it as a structured event (`result name=accuracy value=0.778`; in the JSON log format
+            the fields `event`, `result` and `value`), returns it from the step and from `run()` (a
+            field of its `Results`), and writes the small ones (numbers, short texts, small lists,
+            arrays and tables) to `output_dir/metrics.json`, so two runs can be compared. The
+            recorded run pins its value in the generated tests. Previews of data (`df.head()`,
+            `df.describe()`, a bare frame) are not results: they are dropped (NBH603).
+        """,
+        example="""
+            model.fit(X_train, y_train)
+            model.score(X_test, y_test)      # NBH607: the cell's last expression
+        """,
+        after="""
+            model.fit(X_train, y_train)
+            accuracy = model.score(X_test, y_test)
+            log_result("accuracy", accuracy)
+            return model, accuracy
+        """,
+        fix=Fix.SAFE,
+        severity=Severity.INFO,
+        fix_note="""
+            Safe: the expression is evaluated once, as in the notebook; it is only bound to a name
+            that no other code uses, logged and returned. A value ended with `;` (not shown in the
+            notebook) is left as it is.
+        """,
+    ),
+    _rule(
         "NBH608",
         "unnamed-step",
         "Nothing names a step: no heading, no comment line, no recognisable action; it is called "
@@ -840,6 +875,79 @@ _ALL: tuple[Rule, ...] = (
         fix_note="""
             No automatic fix. Add a heading or a markdown line above the cell, a comment as its first
             line, or a `step:<name>` tag, and convert again.
+        """,
+    ),
+    _rule(
+        "NBH609",
+        "process-setting-moved",
+        "A process-wide setting moves to the pipeline's start, out of the step functions.",
+        why="""
+            `warnings.filterwarnings("ignore")`, `pd.set_option("display.max_columns", None)`,
+            `np.set_printoptions(...)`, `sns.set_theme()`, `plt.style.use(...)` and
+            `plt.rcParams[...] = ...` change the whole process, not one computation. Inside a step
+            function they change it for whoever calls the step (a test, another program importing
+            the package), every time it runs. nbharden moves them into one function,
+            `apply_settings()` in `steps.py`, which `run()` calls once before the steps. Only
+            statements with literal arguments move; a pandas option that changes results
+            (`mode.copy_on_write`, `future.*`) stays where it is.
+        """,
+        example="""
+            import warnings
+            warnings.filterwarnings("ignore")      # NBH609
+            df = pd.read_csv("data.csv")
+        """,
+        after="""
+            def apply_settings() -> None:
+                warnings.filterwarnings("ignore")
+
+
+            def load_data(data_path: Path) -> pd.DataFrame:
+                df = pd.read_csv(data_path)
+                return df
+        """,
+        fix=Fix.SAFE,
+        severity=Severity.INFO,
+        fix_note="""
+            Safe: these settings change warnings, display and plot style, not computed values. They
+            now apply from the start of the run, also to the steps before the cell that made them.
+        """,
+    ),
+    _rule(
+        "NBH610",
+        "closure-lifted",
+        "A function that reads notebook state moves to module level and takes that state as parameters.",
+        why="""
+            A notebook function looks its globals up when it is called: `predict_price(location,
+            sqft)` reads the fitted `lr_clf` and the frame `X` as they are at the call. Kept inside
+            its step and passed on as a value (NBH606), it cannot be imported, reused or tested on
+            its own. nbharden moves it to module level with each notebook name it reads as a
+            keyword-only parameter, typed from the recorded run, and makes every call pass the
+            current values. The function is then usable with any fitted model:
+            `predict_price("Whitefield", 1000, 3, 3, X=X, lr_clf=results.lr_clf)`.
+        """,
+        example="""
+            def predict_price(location, sqft, bath, bhk):   # NBH610: reads X and lr_clf
+                x = np.zeros(len(X.columns))
+                ...
+                return lr_clf.predict([x])[0]
+
+            predict_price("Whitefield", 1000, 3, 3)
+        """,
+        after="""
+            def predict_price(
+                location: str, sqft: int, bath: int, bhk: int, *, X: pd.DataFrame, lr_clf: LinearRegression
+            ) -> np.float64:
+                ...
+
+            price = predict_price("Whitefield", 1000, 3, 3, X=X, lr_clf=lr_clf)
+        """,
+        fix=Fix.SAFE,
+        severity=Severity.INFO,
+        fix_note="""
+            Safe: each call passes the values the function would have looked up at that moment. Only
+            functions whose every use is a direct call in step code are moved (not one passed as a
+            value, called from another function, decorated, recursive, or reading the state in a
+            default value); the others stay in their step (NBH606).
         """,
     ),
 )

@@ -188,6 +188,12 @@ def prose_of(cell: Cell) -> str:
     return ""
 
 
+def first_sentence(text: str) -> str:
+    """``text`` up to the end of its first sentence (``.``, ``?``, ``!`` or ``:`` before a space)."""
+    found = re.search(r"[.?!:](\s|$)", text)
+    return text[: found.start() + 1] if found else text
+
+
 def _clip(text: str, limit: int) -> str:
     """``text`` cut at the last sentence (else word) end before ``limit`` characters."""
     if len(text) <= limit:
@@ -245,6 +251,8 @@ def short_name(text: str, fallback: str = "step", limit: int = NAME_LIMIT) -> st
     name = name or fallback
     if name[:1].isdigit():
         name = f"{fallback}_{name}"
+    if name == "test" or name.startswith("test_"):  # pytest would take a step function for a test
+        name = "check" + name[4:]
     if keyword.iskeyword(name) or name in BUILTINS:
         name += "_"
     return name
@@ -449,7 +457,7 @@ def _names_of(node: cst.BaseExpression) -> list[str]:
     return []
 
 
-def _remember_classes(module: cst.Module, classes: dict[str, str], inner: dict[str, str]) -> None:
+def remember_classes(module: cst.Module, classes: dict[str, str], inner: dict[str, str]) -> None:
     """Record which class each top-level ``name = Class(...)`` binds (for ``train_<estimator>``)."""
     for stmt in module.body:
         if not isinstance(stmt, cst.SimpleStatementLine):
@@ -483,7 +491,7 @@ def cell_actions(analysis: FullAnalysis, flow: dict[int, Flow]) -> dict[int, Cel
     out: dict[int, CellActions] = {}
     for index in sorted(facts.cells):
         module = facts.cells[index].module
-        _remember_classes(module, classes, inner)
+        remember_classes(module, classes, inner)
         visitor = _ActionVisitor(facts.qualified, classes, inner)
         module.visit(visitor)
         acts = visitor.acts
@@ -674,7 +682,7 @@ def _section(
     if named is not None and named[1] == "action":
         return Section("", named[0], doc, cells, "action")
     if doc:
-        return Section("", short_name(doc.split(". ")[0]), doc, cells, "prose")
+        return Section("", short_name(first_sentence(doc)), doc, cells, "prose")
     if named is not None:
         return Section("", named[0], doc, cells, named[1])
     return Section("", f"cell_{first.index}", doc, cells, "cell")

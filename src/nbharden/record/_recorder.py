@@ -16,6 +16,7 @@ notebook's run.
 
 def _nbharden_install_recorder() -> None:
     import base64
+    import collections
     import hashlib
     import importlib.util
     import json
@@ -190,8 +191,41 @@ def _nbharden_install_recorder() -> None:
         except TypeError:
             return lambda: obj
 
+    # values the notebook showed that the pipeline keeps as results under a name of their own
+    # (``accuracy = model.score(...)``): the cell's last value, or the objects a display() showed
+    shown: dict[str, Any] = {}
+    displayed: list[Any] = []
+
+    def keep_shown(current: dict[str, Any], result: object) -> None:
+        for name, how, ordinal, expected in current.get("shown", []):
+            if how == "bind":
+                shown[name] = getattr(result, "result", None)
+            elif how == "display" and len(displayed) == expected:
+                shown[name] = displayed[ordinal]  # else not recorded: display() ran in a loop...
+
+    def install_display_hook() -> None:
+        import builtins
+
+        from IPython.core import display_functions
+
+        original = display_functions.display
+
+        def display(*objs: Any, **kwargs: Any) -> Any:
+            current = state["current"]
+            if current is not None and current.get("shown"):
+                displayed.extend(objs)
+            return original(*objs, **kwargs)  # type: ignore[no-untyped-call]
+
+        display_functions.display = display
+        for module in ("IPython.display", "IPython.core.display"):
+            loaded = __import__(module, fromlist=["display"])
+            if getattr(loaded, "display", None) is original:
+                setattr(loaded, "display", display)  # noqa: B010
+        if getattr(builtins, "display", None) is original:
+            setattr(builtins, "display", display)  # noqa: B010 - IPython put it there
+
     def record(requests: list[Any], phase: str) -> None:
-        ns = shell.user_ns
+        ns = collections.ChainMap(shown, shell.user_ns)
         for step, names in requests:
             seen: dict[int, str] = {}
             for name in names:
@@ -277,6 +311,7 @@ def _nbharden_install_recorder() -> None:
             current = state["current"]
             if current is None:
                 return
+            displayed.clear()
             emit({"event": "cell", "index": current["index"]})
             record(current["before"], "in")
             random_before(current["before"])
@@ -300,6 +335,7 @@ def _nbharden_install_recorder() -> None:
                     }
                 )
                 return
+            keep_shown(current, result)
             random_after(current["after"])
             record(current["after"], "out")
             emit({"event": "cell-done", "index": current["index"], "stored": state["stored"]})
@@ -328,6 +364,8 @@ def _nbharden_install_recorder() -> None:
         return result if "-o" in options.split() else None
 
     shell.register_magic_function(timeit_once, "line_cell", "timeit")
+    if any(cell.get("shown") for cell in cells):
+        install_display_hook()
     shell.events.register("pre_run_cell", pre_run_cell)
     shell.events.register("post_run_cell", post_run_cell)
     emit(

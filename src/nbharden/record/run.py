@@ -149,6 +149,13 @@ def _schedule(
     finals = list(
         dict.fromkeys(p.name for s in plan.steps if step_cells[s.name] for p in s.outputs)
     )
+    shown: dict[int, list[list[Any]]] = {}
+    for step in plan.steps:
+        for value in step.shown:
+            if value.how != "name":
+                shown.setdefault(value.cell, []).append(
+                    [value.name, value.how, value.display, value.displays]
+                )
     if runs and finals:
         after.setdefault(runs[-1], []).append([FINAL, finals])
     schedule = [
@@ -157,6 +164,7 @@ def _schedule(
             "source": sources[i - 1],
             "before": before.get(i, []),
             "after": after.get(i, []),
+            "shown": shown.get(i, []),
         }
         for i in runs
     ]

@@ -10,6 +10,7 @@ skip with the reason; it never passes silently.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import types
@@ -173,15 +174,17 @@ def check_outputs(step: str, result: Any) -> None:
     check_all(list(zip(outputs, values, strict=True)), f"step {step}", reproduced, derived)
 
 
-def check_results(results: Mapping[str, Any], config: Any = None) -> None:
-    """Compare the pipeline's final values (by name) with the notebook's last recorded
-    values.
+def check_results(results: Any, config: Any = None) -> None:
+    """Compare the pipeline's final values (the fields of its ``Results``, or a mapping by
+    name) with the notebook's last recorded values.
 
     Values that follow the random seed are compared exactly only when ``config`` seeds the
     pipeline with the seed the notebook was recorded with; otherwise by type and shape.
     """
+    if dataclasses.is_dataclass(results) and not isinstance(results, type):
+        results = {f.name: getattr(results, f.name) for f in dataclasses.fields(results)}
     assert isinstance(results, Mapping), (
-        f"pipeline returned {type(results).__name__}, not a mapping of results"
+        f"pipeline returned {type(results).__name__}, not a dataclass or mapping of results"
     )
     finals = index()["finals"]
     pairs = [(finals[name], value) for name, value in results.items() if name in finals]

@@ -258,6 +258,8 @@ def generate_tests(
         "environment": dict(recording.environment),
         # the files the notebook read, relative to data_dir: the tests copy them into their folder
         "input_files": _input_files(plan, recording.notebook.parent),
+        # the values the notebook showed, kept as results (nbharden.shown): what a review reports first
+        "results": list(dict.fromkeys(s.name for step in plan.steps for s in step.shown)),
     }
     files[RECORDING_INDEX] = (
         json.dumps(index, indent=1, allow_nan=True, sort_keys=True) + "\n"

@@ -1,0 +1,437 @@
+"""What a notebook shows: the values its cells display, kept as the pipeline's results.
+
+A cell's last expression (unless ended with ``;``) and a top-level ``display(x)`` show a value. ``find_shown``
+decides which of them are results, kept by the generated pipeline (bound to a name, logged as a structured
+``result`` event, returned, written to ``metrics.json``), and which are previews of data, dropped as before
+(``df.head()``, ``df.describe()``, a bare frame: NBH603):
+
+- a call is a result unless it returns nothing worth keeping (plotting, printing, writing files, fitting or
+  changing an object in place, a notebook function without a ``return`` value) or previews data
+  (``head``, ``describe``, ``value_counts``...): ``model.score(X, y)``, ``cross_val_score(...)``,
+  ``leaderboard(models)``, ``pd.DataFrame(grid.cv_results_)``;
+- a name, attribute or subscript is a result when it holds a computed value: a fitted attribute
+  (``grid.best_params_``), or a name bound from a metric, a model's ``score``/``predict``, a notebook function or
+  arithmetic over those (``acc``, ``scores.mean()``); a frame, an array or a constant is a preview.
+
+Each result gets a name no notebook name, Config field or step uses: ``accuracy`` for a classifier's ``score``,
+``r2`` for a regressor's, ``f1`` for ``f1_score(...)``, ``cv_scores``, ``best_params``, the function's name...
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Collection, Sequence
+
+import libcst as cst
+
+from nbharden.analyse import (
+    BUILTINS,
+    MUTATING_METHODS,
+    FullAnalysis,
+    is_display_expression,
+    qualify,
+)
+from nbharden.models import Shown
+from nbharden.shape import remember_classes
+
+PREVIEW_METHODS = frozenset(
+    """head tail sample describe info value_counts nunique unique isnull isna notnull notna memory_usage
+    dtypes columns shape index keys corr cov count to_frame style _repr_html_ plot hist boxplot ndim size
+    get_params""".split()
+)
+_NO_VALUE_METHODS = frozenset(
+    MUTATING_METHODS
+    | set(
+        """show savefig legend grid tight_layout axhline axvline annotate text colorbar close clf cla figure
+        subplots plot hist bar barh scatter boxplot imshow pie heatmap xlabel ylabel title xticks yticks xlim
+        ylim suptitle sleep write writelines flush mkdir touch unlink to_csv to_parquet to_excel to_json
+        to_pickle to_feather to_hdf to_sql to_html save save_model dump fit_transform""".split()
+    )
+)
+_NO_VALUE_PREFIXES = (
+    "matplotlib.",
+    "seaborn.",
+    "pylab.",
+    "plotly.",
+    "warnings.",
+    "logging.",
+    "os.",
+    "sys.",
+    "shutil.",
+    "subprocess.",
+    "IPython.",
+    "time.sleep",
+    "random.seed",
+    "numpy.random.seed",
+    "pandas.set_option",
+    "pandas.reset_option",
+    "numpy.set_printoptions",
+    "joblib.dump",
+    "pickle.dump",
+    "json.dump",
+    "numpy.save",
+)
+_NO_VALUE_FUNCTIONS = frozenset(
+    {"print", "display", "exec", "setattr", "delattr", "help", "breakpoint"}
+)
+_METRIC = re.compile(
+    r"^sklearn\.(metrics\.\w+|model_selection\.(cross_val_score|cross_validate|cross_val_predict))$"
+)
+_MODEL_METHODS = frozenset(
+    {
+        "score",
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "decision_function",
+        "evaluate",
+        "summary",
+    }
+)
+_NUMERIC_BUILTINS = frozenset(
+    {"float", "int", "round", "abs", "max", "min", "sum", "len", "dict", "list"}
+)
+_CLASSIFIERS = re.compile(
+    r"(Classifier|NB|SVC|LogisticRegression|LogisticRegressionCV|Perceptron|KNeighborsClassifier)$"
+)
+_REGRESSORS = re.compile(r"(Regress\w*|Regression|Ridge|Lasso|ElasticNet|SVR|LassoCV|RidgeCV)$")
+#: Methods that reorder or reshape a value without making it something else: the result keeps its name.
+_SAME_VALUE_METHODS = frozenset(
+    {"sort_values", "sort_index", "round", "reset_index", "to_frame", "transpose", "copy", "astype",
+     "rename", "set_index", "head", "tail", "nlargest", "nsmallest", "tolist", "to_list", "to_dict"}
+)  # fmt: skip
+_VERBS = (
+    "get_",
+    "compute_",
+    "calc_",
+    "calculate_",
+    "make_",
+    "build_",
+    "find_",
+    "create_",
+    "run_",
+    "predict_",
+)
+
+
+def _dotted_root(node: cst.BaseExpression) -> str | None:
+    """``np`` for ``np.random``; None unless the expression is a dotted name."""
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+def _root(node: cst.BaseExpression) -> str | None:
+    while isinstance(node, cst.Attribute | cst.Subscript | cst.Call):
+        node = node.func if isinstance(node, cst.Call) else node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+class _Context:
+    """What the scan knows at one point of the notebook: imports, notebook functions, how names were bound."""
+
+    def __init__(self, analysis: FullAnalysis) -> None:
+        facts = analysis.facts
+        assert facts is not None
+        self.qualified = facts.qualified
+        self.classes: dict[str, str] = {}
+        self.inner: dict[str, str] = {}
+        self.computed: dict[str, bool] = {}  # name -> bound from a computed (result-like) value
+        self.fitted: set[str] = set()  # names bound to what a fit returned (a statsmodels result...)
+        self.returns: dict[str, bool] = {}  # notebook function -> returns a value
+        for cf in facts.cells.values():
+            for stmt in cf.module.body:
+                if isinstance(stmt, cst.FunctionDef):
+                    self.returns[stmt.name.value] = _returns_value(stmt)
+
+    def no_value(self, call: cst.Call) -> bool:
+        """The call returns nothing worth keeping (or changes something instead)."""
+        q = qualify(call.func, self.qualified) or ""
+        if q in _NO_VALUE_FUNCTIONS or q.startswith(_NO_VALUE_PREFIXES) or "get_ipython" in q:
+            return True
+        if any(a.keyword is not None and a.keyword.value == "inplace" for a in call.args):
+            return True
+        if isinstance(call.func, cst.Attribute):
+            method = call.func.attr.value
+            return method in _NO_VALUE_METHODS or method.startswith("set_")
+        return isinstance(call.func, cst.Name) and self.returns.get(call.func.value) is False
+
+    def computed_call(self, call: cst.Call) -> bool:
+        """A metric, a model's score or prediction, a notebook function's value, or a number made of those."""
+        q = qualify(call.func, self.qualified) or ""
+        if _METRIC.match(q):
+            return True
+        func = call.func
+        if isinstance(func, cst.Attribute):
+            receiver = _root(func.value)
+            if func.attr.value in _MODEL_METHODS and receiver not in self.qualified:
+                return True
+            return is_display_expression(call) and self.computed_value(func.value)
+        if isinstance(func, cst.Name):
+            if self.returns.get(func.value):
+                return True
+            if func.value in _NUMERIC_BUILTINS:
+                return any(self.computed_value(a.value) for a in call.args)
+        return False
+
+    def computed_value(self, node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.Name):
+            return self.computed.get(node.value, False)
+        if isinstance(node, cst.Call):
+            return self.computed_call(node)
+        if isinstance(node, cst.Attribute):
+            attr = node.attr.value
+            learned = attr.endswith("_") and not attr.startswith("_")
+            of_fit = isinstance(node.value, cst.Name) and node.value.value in self.fitted
+            if attr.startswith("_") or attr in PREVIEW_METHODS:
+                return False
+            return learned or of_fit or self.computed_value(node.value)
+        if isinstance(node, cst.Subscript):
+            return self.computed_value(node.value)
+        if isinstance(node, cst.BinaryOperation):
+            return self.computed_value(node.left) or self.computed_value(node.right)
+        if isinstance(node, cst.UnaryOperation):
+            return self.computed_value(node.expression)
+        if isinstance(node, cst.Comparison):
+            return self.computed_value(node.left) or any(
+                self.computed_value(c.comparator) for c in node.comparisons
+            )
+        if isinstance(node, cst.Tuple | cst.List):
+            return any(self.computed_value(e.value) for e in node.elements)
+        return False
+
+    def is_result(self, expr: cst.BaseExpression) -> bool:
+        """Whether a shown expression is a result (kept) rather than a preview of data or an action."""
+        if isinstance(expr, cst.Call):
+            if self.no_value(expr):
+                return False
+            func = expr.func
+            if isinstance(func, cst.Attribute) and func.attr.value in PREVIEW_METHODS:
+                return self.computed_value(func.value)
+            if is_display_expression(expr):
+                return self.computed_call(expr)
+            return True
+        return self.computed_value(expr)
+
+    def bind(self, stmt: cst.BaseStatement) -> None:
+        """Remember how a top-level statement binds names (computed or not), and which classes."""
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign):
+                    computed = self.computed_value(small.value)
+                    value = small.value
+                    fit = (
+                        isinstance(value, cst.Call)
+                        and isinstance(value.func, cst.Attribute)
+                        and value.func.attr.value == "fit"
+                    )
+                    for t in small.targets:
+                        for name in _names(t.target):
+                            self.computed[name] = computed
+                            (self.fitted.add if fit else self.fitted.discard)(name)
+                elif isinstance(small, cst.AnnAssign | cst.AugAssign):
+                    for name in _names(small.target):
+                        self.computed[name] = False
+        elif isinstance(stmt, cst.For):
+            for name in _names(stmt.target):
+                self.computed[name] = False
+        if isinstance(stmt, cst.SimpleStatementLine):
+            remember_classes(cst.Module([stmt]), self.classes, self.inner)
+
+
+def _names(node: cst.BaseExpression) -> list[str]:
+    if isinstance(node, cst.Name):
+        return [node.value]
+    if isinstance(node, cst.Tuple | cst.List):
+        return [n for e in node.elements for n in _names(e.value)]
+    return []
+
+
+def _returns_value(fn: cst.FunctionDef) -> bool:
+    found = False
+
+    class _V(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is fn  # a nested function's return is not this one's
+
+        def visit_Lambda(self, node: cst.Lambda) -> bool:
+            return False
+
+        def visit_Return(self, node: cst.Return) -> None:
+            nonlocal found
+            found = found or node.value is not None
+
+        def visit_Yield(self, node: cst.Yield) -> None:
+            nonlocal found
+            found = True
+
+    fn.visit(_V())
+    return found
+
+
+def shown_expression(
+    stmt: cst.BaseStatement, last: bool, shadowed: Collection[str] = ()
+) -> tuple[cst.BaseExpression, str] | None:
+    """(the shown expression, how) of a top-level statement: the cell's last expression ("bind"), or
+    ``display(x)`` ("display"; not when the notebook binds a ``display`` of its own, in ``shadowed``); None
+    when the statement shows nothing."""
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return None
+    small = stmt.body[0]
+    if not isinstance(small, cst.Expr):
+        return None
+    value = small.value
+    if (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Name)
+        and value.func.value == "display"
+        and "display" not in shadowed
+        and len(value.args) == 1
+        and value.args[0].keyword is None
+        and not value.args[0].star
+    ):
+        return value.args[0].value, "display"
+    if last and isinstance(small.semicolon, cst.MaybeSentinel):
+        return value, "bind"
+    return None
+
+
+def result_name(
+    expr: cst.BaseExpression,
+    classes: dict[str, str],
+    inner: dict[str, str],
+    modules: Collection[str] = (),
+) -> str:
+    """A readable name for a shown value: ``accuracy``, ``r2``, ``f1``, ``cv_scores``, ``best_params``...
+
+    ``modules``: the names imports bind (``pd.DataFrame(...)`` is a function of a module, not a method)."""
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Call):
+        func = expr.func
+        if isinstance(func, cst.Attribute) and _dotted_root(func.value) in modules:
+            return _function_result(func.attr.value, expr)
+        if isinstance(func, cst.Attribute) and not isinstance(func.value, cst.Name):
+            # a method of a computed value: pd.Series(forest.feature_importances_).sort_values()
+            base = result_name(func.value, classes, inner, modules)
+            method = func.attr.value
+            return base if method in _SAME_VALUE_METHODS else f"{base}_{method.strip('_')}"
+        if isinstance(func, cst.Attribute):
+            return _method_result(func, classes, inner)
+        if isinstance(func, cst.Name):
+            return _function_result(func.value, expr)
+    if isinstance(expr, cst.Attribute):
+        attr = expr.attr.value
+        if attr.endswith("_") and not attr.startswith("_"):
+            return attr.strip("_")
+        return f"{_root(expr) or 'value'}_{attr}"
+    if isinstance(expr, cst.Tuple) and expr.elements:
+        parts = [result_name(e.value, classes, inner, modules) for e in expr.elements]
+        roots = {_root(e.value) for e in expr.elements}
+        if len(roots) == 1 and all(isinstance(e.value, cst.Attribute) for e in expr.elements):
+            root = next(iter(roots)) or "value"  # (model.rsquared, model.rsquared_adj)
+            parts = [root, *(p[len(root) + 1 :] if p.startswith(root + "_") else p for p in parts)]
+        return _cut("_".join(parts))
+    if isinstance(expr, cst.Subscript) and len(expr.slice) == 1:
+        index = expr.slice[0].slice
+        key = ""
+        if isinstance(index, cst.Index) and isinstance(index.value, cst.SimpleString):
+            key = str(index.value.evaluated_value)
+        return f"{_root(expr) or 'value'}_{key or 'item'}"
+    return "result"
+
+
+def _method_result(func: cst.Attribute, classes: dict[str, str], inner: dict[str, str]) -> str:
+    method = func.attr.value
+    receiver = _root(func.value) or "model"
+    if method == "score":
+        cls = inner.get(receiver) or classes.get(receiver, "")
+        if _CLASSIFIERS.search(cls):
+            return "accuracy"
+        if _REGRESSORS.search(cls):
+            return "r2"
+        return f"{receiver}_score"
+    named = {"predict": "predictions", "predict_proba": "probabilities", "evaluate": "evaluation"}
+    if method in named:
+        return named[method]
+    return f"{receiver}_{method.strip('_')}"
+
+
+def _function_result(function: str, call: cst.Call) -> str:
+    if function == "cross_val_score":
+        return "cv_scores"
+    if function == "cross_validate":
+        return "cv_results"
+    if function.endswith("_score") and len(function) > 6:
+        return function[: -len("_score")]
+    if function in {"DataFrame", "Series"} and call.args:
+        first = call.args[0].value
+        while isinstance(first, cst.Subscript):  # pd.Series(model.coef_[0]): the coefficients
+            first = first.value
+        if isinstance(first, cst.Attribute):
+            return first.attr.value.strip("_") or "table"
+        if isinstance(first, cst.Name):
+            return f"{first.value}_table"
+        return "table"
+    for verb in _VERBS:
+        if function.startswith(verb) and len(function) > len(verb):
+            return function[len(verb) :]
+    return f"{function}_result"  # the function's own name is taken by the function
+
+
+def _cut(name: str, limit: int = 30) -> str:
+    """``name`` cut at an underscore before ``limit`` characters, never inside a word."""
+    parts = [p for p in name.split("_") if p]
+    out = parts[0] if parts else "result"
+    for part in parts[1:]:
+        if len(out) + 1 + len(part) > limit:
+            break
+        out = f"{out}_{part}"
+    return out
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    name = re.sub(r"\W+", "_", base).strip("_").lower() or "result"
+    if name[0].isdigit():
+        name = f"result_{name}"
+    candidate, n = name, 2
+    while candidate in taken or keyword.iskeyword(candidate) or candidate in BUILTINS:
+        candidate, n = f"{name}_{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _top_level_displays(body: Sequence[cst.BaseStatement], shadowed: Collection[str]) -> int:
+    return sum(
+        1
+        for stmt in body
+        if (found := shown_expression(stmt, False, shadowed)) and found[1] == "display"
+    )
+
+
+def find_shown(analysis: FullAnalysis, taken: Collection[str]) -> tuple[Shown, ...]:
+    """The results a notebook shows, in order, each with a fresh name (not in ``taken``)."""
+    facts = analysis.facts
+    assert facts is not None
+    context = _Context(analysis)
+    used = set(taken)
+    out: list[Shown] = []
+    for index in sorted(facts.cells):
+        body = facts.cells[index].module.body
+        displays = 0
+        for i, stmt in enumerate(body):
+            shown = shown_expression(stmt, i == len(body) - 1, facts.shadowed)
+            if shown is not None:
+                expr, how = shown
+                ordinal = displays if how == "display" else -1
+                displays += how == "display"
+                expected = _top_level_displays(body, facts.shadowed)
+                if context.is_result(expr):
+                    base = result_name(expr, context.classes, context.inner, context.qualified)
+                    if isinstance(expr, cst.Name):
+                        out.append(Shown(expr.value, index, i, "name", ordinal, expected))
+                    else:
+                        out.append(Shown(_fresh(base, used), index, i, how, ordinal, expected))
+            context.bind(stmt)
+    return tuple(out)

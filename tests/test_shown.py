@@ -1,0 +1,236 @@
+"""Results the notebook shows: which displayed values are kept (bound, logged, returned, in metrics.json), under
+which names, and what the generated code and recording do with them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from nbharden import api
+from nbharden.analyse import FullAnalysis
+from nbharden.models import Plan, Shown
+from nbharden.plan import make_plan
+from nbharden.settings import Settings
+
+PlanFor = Callable[..., Plan]
+
+IMPORTS = (
+    "import pandas as pd\nimport matplotlib.pyplot as plt\n"
+    "from sklearn.linear_model import LinearRegression, LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score, f1_score\n"
+    "from sklearn.model_selection import GridSearchCV, cross_val_score"
+)
+SETUP = (
+    "X = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]})\ny = pd.Series([0, 0, 0, 1, 1, 1])\n"
+    "clf = LogisticRegression()\nclf.fit(X, y)\nreg = LinearRegression()\nreg.fit(X, y)\n"
+    "pred = clf.predict(X)"
+)
+
+
+@pytest.fixture
+def plan_for(make_notebook: Callable[..., Path]) -> PlanFor:
+    def run(cells: Sequence[str | tuple[str, Sequence[str]]]) -> Plan:
+        settings = Settings(record=False)
+        analysis = api.analyze(make_notebook(cells), settings)
+        assert isinstance(analysis, FullAnalysis)
+        return make_plan(analysis, settings=settings)
+
+    return run
+
+
+def shown(plan: Plan) -> list[tuple[str, str]]:
+    return [(s.name, s.how) for step in plan.steps for s in step.shown]
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("clf.score(X, y)", [("accuracy", "bind")]),
+        ("reg.score(X, y)", [("r2", "bind")]),
+        ("f1_score(y, pred)", [("f1", "bind")]),
+        ("cross_val_score(reg, X, y, cv=2)", [("cv_scores", "bind")]),
+        ("cross_val_score(reg, X, y, cv=2).mean()", [("cv_scores_mean", "bind")]),
+        ("acc = accuracy_score(y, pred)\nacc", [("acc", "name")]),
+        ("scores = cross_val_score(reg, X, y, cv=2)\nscores.mean()", [("scores_mean", "bind")]),
+        ("clf.coef_", [("coef", "bind")]),
+        ("clf.predict(X)", [("predictions", "bind")]),
+        ("display(clf.score(X, y))", [("accuracy", "display")]),
+        ("acc = accuracy_score(y, pred)\ndisplay(acc)\nprint(acc)", [("acc", "name")]),
+        # previews of data, actions and hidden values are not results
+        ("X.head()", []),
+        ("X.describe()", []),
+        ("X", []),
+        ("y.value_counts()", []),
+        ("X.shape", []),
+        ("clf.fit(X, y)", []),
+        ("plt.plot(X['a'])", []),
+        ("clf.score(X, y);", []),
+        ("clf.score(X, y)\nn = 1", []),
+        ("X.sort_values('a')", []),
+        ("X.dropna(inplace=True)", []),
+    ],
+)
+def test_which_shown_values_are_results(plan_for: PlanFor, cell: str, expected: list[tuple[str, str]]) -> None:
+    assert shown(plan_for([IMPORTS, SETUP, cell])) == expected
+
+
+def test_notebook_functions_count_when_they_return_a_value(plan_for: PlanFor) -> None:
+    plan = plan_for(
+        [
+            IMPORTS,
+            SETUP,
+            "def leaderboard(models):\n    return pd.DataFrame({'name': list(models)})",
+            "def report(models):\n    print(models)",
+            "leaderboard({'clf': clf})",
+            "report({'clf': clf})",
+            "def get_total(values):\n    return sum(values)",
+            "get_total([1, 2])",
+        ]
+    )
+    assert shown(plan) == [("leaderboard_result", "bind"), ("total", "bind")]
+
+
+def test_result_names_never_shadow_notebook_names(plan_for: PlanFor) -> None:
+    plan = plan_for([IMPORTS, SETUP, "accuracy = 1", "clf.score(X, y)", "clf.score(X[:3], y[:3])"])
+    assert shown(plan) == [("accuracy_2", "bind"), ("accuracy_3", "bind")]
+
+
+def test_shown_values_and_fitted_models_are_step_results(plan_for: PlanFor) -> None:
+    plan = plan_for(
+        [
+            IMPORTS,
+            "md:## Train",
+            SETUP,
+            "md:## Evaluate",
+            "clf.score(X, y)",
+            "reg.score(X, y)",
+        ]
+    )
+    train, evaluate = plan.steps
+    assert train.models == ("clf", "reg")
+    assert set(train.results) >= {"clf", "reg"}  # read by the next step, still results
+    assert evaluate.results == ("accuracy", "r2")
+    assert [f.code for f in plan.findings if f.code == "NBH607"] == ["NBH607", "NBH607"]
+    assert any(f.name == "output_dir" for f in plan.config_fields)
+
+
+def test_generated_code_binds_logs_and_returns_results(tmp_path: Path, make_notebook: Callable[..., Path]) -> None:
+    nb = make_notebook([IMPORTS, SETUP, "clf.score(X, y)", "X.head()", "display(pd.DataFrame({'k': [1]}))"])
+    files = api.generate(nb, Settings(record=False, out=tmp_path / "out")).tree.as_dict()
+    steps = files["src/nb/steps.py"]
+    assert 'accuracy = clf.score(X, y)\n    log_result("accuracy", accuracy)' in steps
+    assert "X.head()" not in steps
+    assert 'table = pd.DataFrame({"k": [1]})\n    log_result("table", table)' in steps
+    pipeline = files["src/nb/pipeline.py"]
+    assert "class Results:" in pipeline and "accuracy: Any" in pipeline
+    assert "clf: LogisticRegression" in pipeline  # typed; the imports for type checkers only
+    assert "write_metrics(config.output_dir, collected_results())" in pipeline
+    assert "src/nb/results.py" in files
+
+
+def test_without_results_no_results_module(tmp_path: Path, make_notebook: Callable[..., Path]) -> None:
+    nb = make_notebook(["x = [1, 2]", "x"])
+    files = api.generate(nb, Settings(record=False, out=tmp_path / "out")).tree.as_dict()
+    assert "src/nb/results.py" not in files and "log_result" not in files["src/nb/steps.py"]
+    assert "class Results:\n" in files["src/nb/pipeline.py"]
+
+
+# --- the runtime helpers (templates/results.py), in process ------------------------------------------
+
+
+def test_log_result_logs_a_structured_event_and_metrics_keep_small_values(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from nbharden.templates import results
+
+    results.start_results()
+    with caplog.at_level("INFO"):
+        results.log_result("accuracy", np.float64(0.75))
+        results.log_result("table", pd.DataFrame({"model": ["a", "b"], "score": [0.5, 0.25]}))
+        results.log_result("big", np.zeros(1000))
+        results.log_result("nan", float("nan"))
+    record = caplog.records[0]
+    assert record.getMessage() == "result name=accuracy value=0.75"
+    assert (record.event, record.result, record.value) == ("result", "accuracy", 0.75)  # type: ignore[attr-defined]
+    assert "big value=ndarray(1000,)" in caplog.records[2].getMessage()
+    path = results.write_metrics(tmp_path / "out", results.collected_results())
+    assert json.loads(path.read_text()) == {
+        "accuracy": 0.75,
+        "table": [{"model": "a", "score": 0.5}, {"model": "b", "score": 0.25}],
+    }
+
+
+# --- recorded and run for real --------------------------------------------------------------------
+
+ML_NOTEBOOK = [
+    IMPORTS,
+    "md:## Train",
+    SETUP,
+    "md:## Evaluate",
+    "clf.score(X, y)",
+    "display(pd.DataFrame({'model': ['clf'], 'score': [clf.score(X, y)]}))",
+    "reg.score(X, y)",
+]
+
+
+@pytest.mark.slow
+def test_recorded_results_are_pinned_logged_and_saved(tmp_path: Path, make_notebook: Callable[..., Path]) -> None:
+    nb = make_notebook(ML_NOTEBOOK)
+    out = tmp_path / "out"
+    changes = api.convert(nb, Settings(out=out))
+    api.write(changes)
+    recording = json.loads((out / "tests/data/recording.json").read_text())
+    outputs = {e["name"]: e for e in recording["steps"]["evaluate"]["outputs"]}
+    assert set(outputs) == {"accuracy", "table", "r2"}
+    assert all(e["kind"] in {"value", "pickle"} for e in outputs.values()), outputs
+    env = dict(os.environ, PYTHONPATH=str(out / "src"))
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=out, env=env,
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "nb", "--log-format", "json", "--output-dir", str(tmp_path / "o")],
+        cwd=out, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    logged = {e["result"]: e["value"] for e in events if e.get("event") == "result"}
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert logged["accuracy"] == metrics["accuracy"] == 1.0
+    assert metrics["table"] == [{"model": "clf", "score": 1.0}]
+    assert metrics["r2"] == logged["r2"] and 0 < metrics["r2"] < 1
+    # evaluating on fewer rows changes the result: a generated test fails
+    steps = out / "src/nb/steps.py"
+    code = steps.read_text()
+    assert "r2 = reg.score(X, y)\n" in code
+    steps.write_text(code.replace("r2 = reg.score(X, y)\n", "r2 = reg.score(X[:5], y[:5])\n"))
+    broken = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=out, env=env,
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert broken.returncode == 1 and "r2" in broken.stdout, broken.stdout
+
+
+def test_shown_model_is_frozen() -> None:
+    value = Shown("accuracy", 3, 0, "bind")
+    with pytest.raises(AttributeError):
+        value.name = "other"  # type: ignore[misc]
+
+
+def test_ignoring_nbh607_keeps_the_shown_expression(plan_for: PlanFor, make_notebook: Callable[..., Path]) -> None:
+    cells = [IMPORTS, SETUP, "clf.score(X, y)", "reg.score(X, y)  # nbharden: noqa[NBH607]"]
+    assert shown(plan_for(cells)) == [("accuracy", "bind")]
+    settings = Settings(record=False, ignore=("NBH607",))
+    analysis = api.analyze(make_notebook(cells, name="other.ipynb"), settings)
+    assert isinstance(analysis, FullAnalysis)
+    assert shown(make_plan(analysis, settings=settings)) == []
