@@ -50,7 +50,7 @@ from nbharden.secrets import (
 )
 from nbharden.selection import RuleGate, RuleSelection, gate
 from nbharden.settings import Settings
-from nbharden.shape import first_sentence
+from nbharden.shape import summary_of
 from nbharden.templates import template_text
 from nbharden.transform.codemods import (
     Chain,
@@ -180,16 +180,11 @@ def _step_doc(step: Step, notebook: str, outputs: list[str]) -> str:
     cells = ", ".join(str(c) for c in step.cells)
     source = f"cell{'s' if len(step.cells) > 1 else ''} {cells} of {notebook}"
     prose = step.doc.strip()
-    if step.title:
-        summary = step.title.strip().rstrip(".:") + "."
-    elif prose and len(first_sentence(prose)) <= 72 and first_sentence(prose)[-1] in ".?!":
-        first = first_sentence(prose)
-        summary, prose = first.rstrip(".:;, ") + ".", prose[len(first) :].strip()
-    elif step.name.startswith("cell_"):
-        summary = f"{source[0].upper()}{source[1:]}."
-    else:
-        summary = step.name.replace("_", " ").capitalize() + "."
-    detail = "" if summary.startswith("Cell") and not step.title else f"From {source}."
+    summary = summary_of(step.title, prose, step.name)
+    detail = f"From {source}." if summary else ""
+    summary = summary or f"{source[0].upper()}{source[1:]}."  # cell_N: where it comes from
+    if not step.title and prose.startswith(summary):
+        prose = prose[len(summary) :].strip()  # the summary was its first sentence
     if outputs:
         detail += f" Returns {', '.join(outputs)}."
     if step.mutated:

@@ -5,6 +5,7 @@ regenerate it. Rendered from the plan (a Markdown document, not code).
 from __future__ import annotations
 
 from nbharden.models import ConfigField, Plan
+from nbharden.shape import summary_of
 
 
 def _cell(text: str) -> str:
@@ -36,7 +37,10 @@ def render_readme(plan: Plan, notebook: str, out_name: str) -> str:
     pkg = plan.package
     dist = pkg.replace("_", "-")
     prefix = pkg.upper() + "_"
-    steps = "\n".join(f"{i}. `{s.name}`: {_cell(s.title)}" for i, s in enumerate(plan.steps, 1))
+    steps = "\n".join(
+        f"{i}. `{s.name}`: {_cell(summary_of(s.title, s.doc, s.name))}"
+        for i, s in enumerate(plan.steps, 1)
+    )
     rows = "\n".join(_row(f, prefix) for f in plan.config_fields)
     table = (
         "| field | type | option | environment | default | constraints | from |\n"

@@ -194,6 +194,19 @@ def first_sentence(text: str) -> str:
     return text[: found.start() + 1] if found else text
 
 
+def summary_of(title: str, doc: str, name: str) -> str:
+    """The one-line summary of a step: its heading, else the first sentence of the markdown above it when
+    short, else what its name says (``train_random_forest`` -> "Train random forest."); "" for ``cell_N``."""
+    if title:
+        return title.strip().rstrip(".:") + "."
+    first = first_sentence(doc.strip())
+    if first and len(first) <= 72 and first[-1] in ".?!":
+        return first
+    if re.fullmatch(r"cell_\d+", name):
+        return ""
+    return name.replace("_", " ").capitalize() + "."
+
+
 def _clip(text: str, limit: int) -> str:
     """``text`` cut at the last sentence (else word) end before ``limit`` characters."""
     if len(text) <= limit:

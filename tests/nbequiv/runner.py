@@ -14,6 +14,7 @@ returns, and ``pipeline.run()`` called with the default Config. Compared:
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib
 import itertools
@@ -35,7 +36,7 @@ import numpy as np
 from nbharden import api
 from nbharden.analyse import analyse
 from nbharden.emit import emit
-from nbharden.models import Plan
+from nbharden.models import Plan, Shown
 from nbharden.plan import make_plan
 from nbharden.settings import Settings
 
@@ -155,12 +156,25 @@ def _inside(folder: Path, on_path: bool) -> Iterator[None]:
             sys.path.remove(str(folder))
 
 
+def _run_cell(cell: str, index: int, namespace: dict[str, Any]) -> Any:
+    """Execute one cell; return the value of its last expression (what Jupyter shows), else None."""
+    tree = ast.parse(cell)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, f"<cell {index}>", "exec"), namespace)  # noqa: S102 - drawn code
+    if last is None:
+        return None
+    shown = ast.Expression(last.value)
+    return eval(compile(shown, f"<cell {index}>", "eval"), namespace)  # noqa: S307 - drawn code
+
+
 def run_reference(
-    case: Case, folder: Path, after: dict[int, list[str]]
+    case: Case, folder: Path, after: dict[int, list[str]], shown: dict[int, list[Shown]] | None = None
 ) -> tuple[dict[str, Any], dict[int, dict[str, Any]], tuple[Any, Any]]:
     """Execute the code cells in one namespace, in the notebook's folder with the folder on sys.path
     (as Jupyter has it). Returns the namespace, snapshots of the names ``after[cell]`` lists taken
-    after that cell, and the random state at the end."""
+    after that cell, and the random state at the end. ``shown``: per cell, the values it shows that
+    the pipeline keeps as results under a name of their own (its last expression: put in the namespace
+    under that name, as the recorder does)."""
     namespace: dict[str, Any] = {"__name__": "__main__"}
     snaps: dict[int, dict[str, Any]] = {}
     _forget(_local_names(case))
@@ -170,7 +184,10 @@ def run_reference(
             if cell.startswith(MARKDOWN):
                 continue
             try:
-                exec(compile(cell, f"<cell {index}>", "exec"), namespace)  # noqa: S102 - drawn code
+                value = _run_cell(cell, index, namespace)
+                for kept in (shown or {}).get(index, []):
+                    if kept.how == "bind":
+                        namespace[kept.name] = value
             except Exception as exc:
                 raise InvalidCase(
                     f"the notebook itself fails in cell {index}: {type(exc).__name__}: {exc}"
@@ -269,7 +286,11 @@ def check_case(case: Case, *, formatted: bool = False) -> Outcome:
         for step in plan.steps:
             after.setdefault(last_cell[step.name], []).extend(o.name for o in step.outputs)
         try:
-            namespace, snaps, ref_state = run_reference(case, folder, after)
+            shown: dict[int, list[Shown]] = {}
+            for step in plan.steps:
+                for kept in step.shown:
+                    shown.setdefault(kept.cell, []).append(kept)
+            namespace, snaps, ref_state = run_reference(case, folder, after, shown)
         except InvalidCase as exc:
             raise InvalidCase(_report(case, str(exc))) from None
         try:
