@@ -18,7 +18,9 @@ from nbharden.manifest import MANIFEST, sha256_text
 from nbharden.testgen.generate import RECORDING_INDEX
 
 
-async def call(jp_fetch: Fetch, *parts: str, method: str = "GET", body: Any = None, **params: str) -> tuple[int, Any]:
+async def call(
+    jp_fetch: Fetch, *parts: str, method: str = "GET", body: Any = None, **params: str
+) -> tuple[int, Any]:
     resp = await jp_fetch(
         "nbharden",
         *parts,
@@ -178,6 +180,8 @@ async def test_bad_job_requests(jp_fetch: Fetch, notebook: str) -> None:
     assert failed["state"] == "failed" and "write the files first" in failed["error"]["message"]
     code, err = await call(jp_fetch, "jobs", failed["id"], "write", method="POST", body={})
     assert code == 409 and "nothing to write" in err["message"]
+    code, err = await call(jp_fetch, "jobs", failed["id"], since="-1")
+    assert code == 400 and "version" in err["message"]
 
 
 async def test_the_rules_carry_their_documentation(jp_fetch: Fetch) -> None:
@@ -205,12 +209,22 @@ async def test_a_recorded_review_shows_progress_per_cell_then_writes_and_runs_it
     jp_fetch: Fetch, jp_root_dir: Path
 ) -> None:
     nb = _notebook(jp_root_dir, "slow.ipynb", ["import time\nx = 1", "time.sleep(0.5)\ny = x + 1", "z = y * 2"])
-    seen: list[dict[str, Any]] = []
-    job = await wait(jp_fetch, (await start(jp_fetch, path=nb, record=True))["id"], seen=seen)
+    job = await start(jp_fetch, path=nb, record=True)
+    # long polls (since + wait) hand over every cell start, in order, as it happens
+    events: list[dict[str, Any]] = []
+    version, polls = job["version"], 0
+    while job["state"] == "running":
+        code, job = await call(jp_fetch, "jobs", job["id"], since=str(version), wait="1")
+        assert code == 200 and job["version"] >= version
+        events += job["events"]
+        version, polls = job["version"], polls + 1
     assert job["state"] == "done", job
-    cells = [(s["progress"]["run"], s["progress"]["position"]) for s in seen if s["progress"]]
-    assert (1, 2) in cells and (2, 2) in cells, "the long cell of each run was seen while it ran"
-    assert all(s["progress"]["total"] == 3 for s in seen if s["progress"])
+    runs = job["result"]["tests"]["runs"]
+    assert [(e["run"], e["position"], e["cell"]) for e in events] == [
+        (run, pos, pos) for run in range(1, runs + 1) for pos in (1, 2, 3)
+    ]
+    assert all(e["total"] == 3 for e in events)
+    assert polls < 40, f"{polls} polls: a long poll waits for a change instead of spinning"
     assert job["result"]["record"] is True and "python" not in job["result"]["tests"]
     assert any(f["path"] == RECORDING_INDEX for f in job["result"]["files"])
     code, written = await call(jp_fetch, "jobs", job["id"], "write", method="POST", body={})

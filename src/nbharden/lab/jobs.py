@@ -63,6 +63,8 @@ KEEP_FINISHED = 16
 KEEP_SECONDS = 3600.0
 #: How long DELETE waits for a cancelled job to stop before it answers.
 CANCEL_WAIT = 1.5
+#: How long a poll with ``wait=1`` waits for a change.
+POLL_WAIT = 10.0
 #: Largest file the diff view is sent (either side), in bytes.
 MAX_VIEW_BYTES = 2 * 1024 * 1024
 
@@ -115,14 +117,43 @@ class Job:
     pin: Any = None  # nbharden.write.OutPin: where the output folder led before the notebook ran
     done: asyncio.Event = field(default_factory=asyncio.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Bumped on every change (stage, cell, end); ``events``: every cell start, with the version it made.
+    version: int = 0
+    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    loop: asyncio.AbstractEventLoop | None = None
 
     def on_stage(self, stage: str, path: Path) -> None:
         with self.lock:
             self.stage = stage
+            self.version += 1
+        self._wake()
 
     def on_cell(self, progress: CellProgress) -> None:
         with self.lock:
             self.stage, self.progress = "record", progress
+            self.version += 1
+            self.events.append((self.version, progress.to_json()))
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the polls waiting for a change (from the worker thread: through the event loop)."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._bump)
+
+    def _bump(self) -> None:
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    async def changed_since(self, version: int, timeout: float) -> None:
+        """Return once the job changed after ``version``, it ended, or ``timeout`` seconds passed."""
+        deadline = time.monotonic() + timeout
+        while self.version <= version and self.state == "running":
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), left)
 
     def finish(
         self, state: State, *, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None
@@ -132,11 +163,16 @@ class Job:
                 return
             self.state, self.result, self.error = state, result, error
             self.ended = time.monotonic()
+            self.version += 1
         self.done.set()
+        self._bump()
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, since: int | None = None) -> dict[str, Any]:
+        """The job as JSON; ``events``: the cell starts after version ``since`` (none without it)."""
         with self.lock:
             return {
+                "version": self.version,
+                "events": [e for v, e in self.events if since is not None and v > since],
                 "id": self.id,
                 "kind": self.kind,
                 "state": self.state,
@@ -293,6 +329,7 @@ class JobsHandler(_JobHandler):
         record = req.record and req.kind == "review"
         settings = settings_in_root(nb_path, self.root, out=out_path, record=record)
         job = Job(req.kind, nb_rel, nb_path, out_rel, out_path, record, settings)
+        job.loop = asyncio.get_running_loop()
         root = self.root
         start(job, functools.partial(review if req.kind == "review" else run_tests, root=root), root)
         self.reply(202, job.snapshot())
@@ -306,7 +343,18 @@ class JobHandler(_JobHandler):
         await self.guarded(lambda: self._get(job_id))
 
     async def _get(self, job_id: str) -> None:
-        self.reply(200, self.job(job_id).snapshot())
+        """``?since=V``: the cell starts after version V; with ``&wait=1`` the answer waits (up to
+        ``POLL_WAIT`` seconds) until the job changed after V, so the panel sees every change as it happens."""
+        job = self.job(job_id)
+        since = query(self, "since")
+        if since is None:
+            self.reply(200, job.snapshot())
+            return
+        if not since.isdigit():
+            raise RequestError(400, "since must be a version number (the job's 'version')")
+        if query(self, "wait") == "1":
+            await job.changed_since(int(since), POLL_WAIT)
+        self.reply(200, job.snapshot(int(since)))
 
     @tornado.web.authenticated
     async def delete(self, job_id: str) -> None:

@@ -6,6 +6,7 @@ Never ``playwright install``: it downloads a browser. The browser is the system'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -129,9 +130,17 @@ def _tail(path: Path, n: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[object]:
-    """A Playwright page in a fresh chromium profile."""
+def page(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A Playwright page in a fresh chromium profile. When the test fails, a screenshot and the browser's
+    console go to build/test-artifacts/<test>.png and .log."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
@@ -144,7 +153,18 @@ def page(tmp_path: Path) -> Iterator[object]:
             args=CHROMIUM_FLAGS,
             viewport={"width": 1500, "height": 950},
         )
+        page = context.pages[0] if context.pages else context.new_page()
+        console: list[str] = []
+        page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+        page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
         try:
-            yield context.pages[0] if context.pages else context.new_page()
+            yield page
         finally:
+            report = getattr(request.node, "rep_call", None)
+            if report is not None and report.failed:
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                name = request.node.name[:80]
+                with contextlib.suppress(Exception):
+                    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+                (ARTIFACTS / f"{name}.log").write_text("\n".join(console), encoding="utf-8")
             context.close()
