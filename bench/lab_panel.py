@@ -11,7 +11,7 @@ notebooks/churn_analysis.ipynb:
 then a second recorded review, cancelled in the middle of its first run: from the click on Cancel to the panel
 being usable again (target: under 2 s).
 
-    .venv/bin/python bench/lab_panel.py [--json bench/results/lab_panel.json]
+    .venv/bin/python bench/lab_panel.py [--json bench/results/lab_panel.json] [--screenshots docs/img]
 
 The output folder is first written statically and marked as holding a recorded suite, so that the click starts a
 recording at once ("Run notebook and record" defaults to on for such a folder), as it does for a user who converted
@@ -105,7 +105,7 @@ def prepare(root: Path) -> None:
     manifest_as_if_recorded(out)
 
 
-def measure(page: Any, url: str, token: str) -> dict[str, Any]:
+def measure(page: Any, url: str, token: str, shots: Path | None = None) -> dict[str, Any]:
     page.goto(f"{url}/lab/tree/demo/churn_analysis.ipynb?token={token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
     page.locator(".jp-StatusBar-TextItem", has_text="Idle").first.wait_for(timeout=120_000)
@@ -140,6 +140,8 @@ def measure(page: Any, url: str, token: str) -> dict[str, Any]:
     page.wait_for_function(
         "() => window.__nbh.some(e => e[1] === 'cell' && e[2] === 1 && e[3] >= 6)", timeout=300_000
     )
+    if shots is not None:
+        page.screenshot(path=str(shots / "lab-progress.png"))
     page.evaluate("() => { window.__nbhCancel = performance.now(); }")
     review.locator(".jp-nbharden-cancel").click()
     review.locator(".jp-nbharden-idle", has_text="Cancelled").wait_for(timeout=30_000)
@@ -148,9 +150,43 @@ def measure(page: Any, url: str, token: str) -> dict[str, Any]:
     return first
 
 
+def screenshots(page: Any, shots: Path) -> None:
+    """The docs' pictures (docs/lab.md), after ``measure``: a recorded review with the recorded types' diff, the
+    written package with its tests, the question before a static review removes the recorded suite, the notebook
+    with its findings in the gutter."""
+    review = page.locator(".jp-nbharden-Review").first
+    review.locator(".jp-nbharden-refresh").first.click()
+    review.locator(".jp-nbharden-summary", has_text="Recorded review").wait_for(timeout=900_000)
+    steps = review.locator('.jp-nbharden-file[data-path="src/churn_analysis/steps.py"]')
+    steps.locator("summary").click()
+    steps.locator(".cm-changedLine").first.wait_for(timeout=30_000)
+    steps.locator(".cm-changedLine").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "lab-review.png"))
+    review.locator(".jp-nbharden-write").click()
+    # the folder's fake recording (see prepare) differs from the real one: the panel asks to accept that
+    page.locator(".jp-Dialog button", has_text="Accept the new behaviour").click(timeout=300_000)
+    review.locator(".jp-nbharden-tests").wait_for(timeout=900_000)
+    review.evaluate("node => node.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "lab-written.png"))
+    # what a static review of that folder asks before writing
+    review.locator(".jp-nbharden-record").uncheck()
+    review.locator(".jp-nbharden-summary", has_text="not run").wait_for(timeout=300_000)
+    review.locator(".jp-nbharden-write").click()
+    page.locator(".jp-Dialog").wait_for()
+    page.screenshot(path=str(shots / "lab-recorded-suite.png"))
+    page.locator(".jp-Dialog button", has_text="Cancel").click()
+    finding = review.locator(".jp-nbharden-finding:has(.jp-nbharden-where[data-cell])").first
+    finding.locator(".jp-nbharden-explain").click()
+    finding.locator(".jp-nbharden-explanation .cm-editor").first.wait_for(timeout=30_000)
+    finding.locator(".jp-nbharden-finding-row").click()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "lab-findings.png"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "lab_panel.json")
+    parser.add_argument("--screenshots", type=Path, help="also take docs/lab.md's screenshots into this folder")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -163,11 +199,19 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
                 page = browser.new_page(viewport={"width": 1500, "height": 950})
-                result = measure(page, url, token)
+                if args.screenshots:
+                    args.screenshots.mkdir(parents=True, exist_ok=True)
+                result = measure(page, url, token, args.screenshots)
+                report(result, args.json)
+                if args.screenshots:
+                    screenshots(page, args.screenshots)
                 browser.close()
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def report(result: dict[str, Any], path: Path) -> None:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
     result.update(
         commit=head.stdout.strip(),
@@ -175,9 +219,9 @@ def main() -> None:
         cpus=os.cpu_count(),
         load_average=[round(x, 2) for x in os.getloadavg()],
     )
-    print(json.dumps(result, indent=2))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2), flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

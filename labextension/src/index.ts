@@ -59,12 +59,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return main;
     };
 
-    const harden = async (path: string | null): Promise<void> => {
+    const harden = async (path: string | null, restored = false): Promise<void> => {
       if (!path) {
         window.alert('Open or select a notebook to harden.');
         return;
       }
       const main = panelFor(path);
+      if (restored) {
+        main.content.restored();
+        return;
+      }
       app.shell.activateById(main.id);
       await main.content.refresh();
     };
@@ -75,7 +79,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       icon: buildIcon,
       execute: args => {
         const given = typeof args.path === 'string' && args.path ? args.path : null;
-        return harden(given ?? notebooks?.currentWidget?.context.path ?? null);
+        return harden(given ?? notebooks?.currentWidget?.context.path ?? null, args.restored === true);
       }
     });
 
@@ -96,7 +100,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (restorer) {
       void restorer.restore(tracker, {
         command: COMMAND,
-        args: w => ({ path: w.content.notebookPath }),
+        args: w => ({ path: w.content.notebookPath, restored: true }),
         name: w => w.content.notebookPath
       });
     }

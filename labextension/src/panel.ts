@@ -107,6 +107,9 @@ export class ReviewPanel extends Widget {
     window.clearInterval(this.timer);
     if (current.state === 'cancelled') {
       this.renderIdle('Cancelled. Nothing was written.');
+    } else if (current.state === 'failed' && current.kind === 'tests' && this.review) {
+      this.renderReview();
+      this.say(current.error?.message ?? 'the tests could not run', true);
     } else if (current.state === 'failed') {
       this.renderError(new HardenError(0, current.error ?? { message: 'the job failed' }));
     } else if (current.kind === 'tests') {
@@ -285,6 +288,11 @@ export class ReviewPanel extends Widget {
   private setBusy(message: string): void {
     this.node.querySelectorAll<HTMLButtonElement>('.jp-nbharden-actions button').forEach(b => (b.disabled = true));
     this.say(message);
+  }
+
+  /** The panel as a reloaded page restores it: nothing runs until asked (a review may run the notebook). */
+  restored(): void {
+    this.renderIdle('Review this notebook to see what nbharden would write.');
   }
 
   private renderIdle(message: string): void {

@@ -101,20 +101,22 @@ def shot(page: Any, name: str) -> Path:
 
 def manifest_as_if_recorded(out: Path) -> list[str]:
     """Add a recorded suite's files to a written folder and its manifest; returns their paths."""
-    from nbharden.manifest import MANIFEST, sha256_text
-    from nbharden.testgen.generate import RECORDING_INDEX
+    import hashlib
+
+    def sha256_text(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     files = {
-        RECORDING_INDEX: '{"steps": {}}\n',
+        "tests/data/recording.json": '{"steps": {}}\n',
         "tests/test_steps.py": "def test_step() -> None:\n    assert True\n",
         "tests/data/values/0f00e6f90b485d7358b3a7bf.json": "[1, 2, 3]\n",
     }
-    manifest = json.loads((out / MANIFEST).read_text())
+    manifest = json.loads((out / ".nbharden.json").read_text())
     for rel, text in files.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text)
         manifest["files"][rel] = sha256_text(text)
-    (out / MANIFEST).write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n")
+    (out / ".nbharden.json").write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n")
     return sorted(files)
 
 

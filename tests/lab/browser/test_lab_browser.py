@@ -133,16 +133,23 @@ def test_a_static_review_never_removes_a_recorded_suite_without_asking(lab: Lab,
     recorded = manifest_as_if_recorded(out)
     before = {p: (out / p).read_text() for p in recorded}
 
-    review.locator(".jp-nbharden-refresh").first.click()
+    # the same steps as in the issue (and in the panel before the fix): review again, click Write
+    toolbar_button(page).click()
     review = wait_review(page)
+    review.locator(".jp-nbharden-write").click()
+    page.locator(".jp-Dialog, .jp-nbharden-written, .jp-nbharden-error").first.wait_for(timeout=TIMEOUT)
+    assert {p: (out / p).read_text() for p in recorded if (out / p).exists()} == before, (
+        "Write removed the recorded suite without asking"
+    )
+    dialog = page.locator(".jp-Dialog")
+    assert "Replace the recorded test suite?" in dialog.inner_text()
+    dialog.locator("button", has_text="Cancel").click()
     warning = review.locator(".jp-nbharden-drops")
     assert warning.get_attribute("data-count") == str(len(recorded))
     statuses = _statuses(review)
     assert sorted(p for p, s in statuses.items() if s == "removed") == recorded, "removals listed as such"
     review.locator(".jp-nbharden-write").click()
-    dialog = page.locator(".jp-Dialog")
     dialog.wait_for()
-    assert "Replace the recorded test suite?" in dialog.inner_text()
     assert f"removes {len(recorded)} recorded file(s)" in dialog.inner_text()
     shot(page, "lab-recorded-suite.png")
     dialog.locator("button", has_text="Cancel").click()
