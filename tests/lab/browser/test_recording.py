@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 from conftest import Lab
-from helpers import TIMEOUT, open_notebook, panel, shot, toolbar_button, wait_review, wait_until, write_notebook
+from helpers import (
+    TIMEOUT,
+    open_notebook,
+    panel,
+    shot,
+    toolbar_button,
+    wait_review,
+    wait_until,
+    write_notebook,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -126,7 +135,12 @@ def test_a_failing_cell_is_located_and_go_to_cell_jumps_there(lab: Lab, page: An
 def test_a_recorded_review_is_written_and_its_tests_run_one_by_one(lab: Lab, page: Any) -> None:
     write_notebook(
         lab.root / "work" / "small.ipynb",
-        ["#md # Small", "rate = 0.5\nn = 4", "#md ## Compute", "values = [i * rate for i in range(n)]\ntotal = sum(values)"],
+        [
+            "#md # Small",
+            "rate = 0.5\nn = 4",
+            "#md ## Compute",
+            "values = [i * rate for i in range(n)]\ntotal = sum(values)",
+        ],
     )
     open_notebook(page, lab, "work/small.ipynb")
     toolbar_button(page).click()

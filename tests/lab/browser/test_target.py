@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 from conftest import Lab
-from helpers import PANEL, TIMEOUT, open_notebook, run_from_palette, shot, tab, toolbar_button, wait_review
+from helpers import (
+    PANEL,
+    TIMEOUT,
+    open_notebook,
+    run_from_palette,
+    shot,
+    tab,
+    toolbar_button,
+    wait_review,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +76,8 @@ def test_the_context_menu_hardens_the_item_it_was_opened_on_and_panels_share_one
     bars = page.evaluate(
         """() => [...document.querySelectorAll('.lm-DockPanel-tabBar')]
               .filter(bar => bar.textContent.includes('Harden:'))
-              .map(bar => [...bar.querySelectorAll('.lm-TabBar-tab')].filter(t => t.textContent.includes('Harden:')).length)"""
+              .map(bar => [...bar.querySelectorAll('.lm-TabBar-tab')]
+                             .filter(t => t.textContent.includes('Harden:')).length)"""
     )
     assert bars == [2], f"review panels share one tab bar: {bars}"
     # hardening a notebook again reuses its panel
