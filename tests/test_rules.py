@@ -1,5 +1,5 @@
-"""The rule registry: its contents, lookup, the committed docs pages, and agreement with what
-analysis emits."""
+"""The rule registry: its contents, lookup, the docstrings it renders, the committed docs pages, and agreement
+with what analysis emits."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from nbharden import api
+from nbharden import api, rules
 from nbharden.errors import EXIT_BAD_INPUT, UsageError
-from nbharden.models import Fix, Severity
+from nbharden.models import Finding, Fix, Severity, Span
 from nbharden.rules import RULES, Rule, get, render_markdown, rendered_docs
+from nbharden.rules.base import parse_docstring
+from nbharden.rules.reproducibility import NBH401
 from nbharden.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +74,70 @@ def test_every_rule_is_documented(rule: Rule) -> None:
     assert rule.category != "other"
 
 
+@pytest.mark.parametrize("rule", list(RULES.values()), ids=list(RULES))
+def test_every_docstring_has_ruffs_sections_in_order(rule: Rule) -> None:
+    """The class docstring is the documentation: the four sections, in order, and the line before the second
+    example block says what it shows (what nbharden generates for a fix, what to write instead without one)."""
+    assert rule.docs.sections == ("What it does", "Why it matters", "Example", "Fix safety"), rule.code
+    if rule.after:
+        expected = "Use instead:" if rule.fix is Fix.NONE else "What nbharden generates:"
+        assert rule.docs.after_lead == expected, rule.code
+    else:
+        assert rule.docs.after_lead == ""
+    assert type(rule).__doc__ and rule.summary in " ".join(type(rule).__doc__.split())
+
+
+def test_a_docstring_reads_back_into_its_sections() -> None:
+    doc = parse_docstring(
+        """## What it does
+
+        Something is
+        wrong.
+
+        ## Why it matters
+
+        Because   it is.
+
+        ## Example
+
+        ```python
+        if x:
+            y = 1   # NBH999
+
+        z = 2
+        ```
+
+        Use instead:
+
+        ```python
+        y = 1
+        ```
+
+        ## Fix safety
+
+        No automatic fix.
+        """
+    )
+    assert (doc.summary, doc.why, doc.fix_note) == ("Something is wrong.", "Because it is.", "No automatic fix.")
+    assert doc.example == "if x:\n    y = 1   # NBH999\n\nz = 2"
+    assert (doc.after_lead, doc.after) == ("Use instead:", "y = 1")
+    assert parse_docstring("## What it does\n\nOnly this.").example == ""
+
+
+def test_findings_take_severity_and_grade_from_their_rule() -> None:
+    span = Span(2, 3, 4)
+    made = rules.finding("NBH401", "unseeded", span)
+    assert made == Finding("NBH401", "unseeded", span, Severity.WARNING, Fix.UNSAFE, False)
+    assert NBH401.finding("unseeded", span) == made and RULES["NBH401"].finding("unseeded", span) == made
+    assert rules.finding("NBH401", "generator", span, fixable=False).fix is Fix.NONE
+    # an applied timeout is information; an unapplied one (a call with **kwargs) stays a warning
+    assert rules.finding("NBH301", "fixed", span, applied=True).severity is Severity.INFO
+    assert rules.finding("NBH301", "open", span).severity is Severity.WARNING
+    assert rules.finding("NBH604", "logged", None, applied=True).applied
+    with pytest.raises(KeyError):
+        rules.finding("NBH999", "unknown", None)
+
+
 def test_fix_notes_agree_with_the_grade() -> None:
     for rule in RULES.values():
         first = rule.fix_note.split(":")[0].split(".")[0].lower()
@@ -114,8 +180,8 @@ def test_markdown_page_has_the_ruff_sections() -> None:
 
 
 def test_committed_docs_equal_the_registry() -> None:
-    """docs/rules/ is generated from the registry: `python -m nbharden.rules docs/rules` after
-    editing a text."""
+    """docs/rules/ is generated from the rules' docstrings: `python -m nbharden.rules docs/rules` after
+    editing one."""
     expected = rendered_docs()
     on_disk = {p.name: p.read_text(encoding="utf-8") for p in DOCS.glob("*.md")}
     assert sorted(on_disk) == sorted(expected), "a page is missing or left over"
