@@ -71,14 +71,10 @@ DETECTORS = {
     "NBH609": "nbharden.plan._settings_findings",
     "NBH610": "nbharden.plan._def_findings",
 }
-DISABLEABLE = {
-    "NBH603",
-    "NBH604",
-    "NBH605",
-}  # selection.py: ignoring them keeps the notebook's code
-APPLIED_SEVERITY = {
-    "NBH301": "INFO"
-}  # transform/network.py: an applied timeout is reported as info
+# selection.py and plan.py: ignoring these keeps the notebook's code as it is
+DISABLEABLE = {"NBH603", "NBH604", "NBH605", "NBH607", "NBH609", "NBH610"}
+# transform/network.py: an applied timeout is reported as info
+APPLIED_SEVERITY = {"NBH301": "INFO"}
 
 WIDTH = 100
 INDENT = "    "

@@ -285,6 +285,7 @@ class NBH607(Rule):
     severity = Severity.INFO
     fix = Fix.SAFE
     detector = "nbharden.plan._kept_results"
+    fix_can_be_disabled = True
 
 
 class NBH608(Rule):
@@ -376,6 +377,7 @@ class NBH609(Rule):
     severity = Severity.INFO
     fix = Fix.SAFE
     detector = "nbharden.plan._settings_findings"
+    fix_can_be_disabled = True
 
 
 class NBH610(Rule):
@@ -427,3 +429,4 @@ class NBH610(Rule):
     severity = Severity.INFO
     fix = Fix.SAFE
     detector = "nbharden.plan._def_findings"
+    fix_can_be_disabled = True
