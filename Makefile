@@ -102,9 +102,19 @@ lint: deps ## ruff and mypy --strict on the sources
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 
-bench: deps ## start-up time and static conversion time (see bench/README.md); not part of make test
-	$(PY) bench/startup.py
-	$(PY) bench/static_convert.py
+# The reference tools of the benchmarks (jupytext, nbconvert, papermill) in a venv of their own: nbharden's venv
+# has JupyterLab's jsonschema extras, which make every nbformat import 1.5 s slower (bench/goals.py).
+BENCH_REF := build/bench-ref
+$(BENCH_REF)/.installed:
+	rm -rf $(BENCH_REF)
+	$(PY) -m venv $(BENCH_REF)
+	$(BENCH_REF)/bin/pip install --quiet --disable-pip-version-check \
+	  jupytext==1.19.6 nbconvert==7.17.2 papermill==2.7.0 nbformat==5.11.1
+	@touch $@
+
+BENCH_ARGS ?=
+bench: deps $(BENCH_REF)/.installed ## issue 17's goals against their references, then the table (bench/README.md)
+	$(PY) bench/goals.py $(BENCH_ARGS)
 
 clean: ## remove build output and caches (keeps .venv)
 	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache

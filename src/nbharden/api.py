@@ -141,6 +141,7 @@ def convert(
     Returns the ``ChangeSet`` (per file: new/changed/unchanged/edited, unified diff) with the findings.
     ``watch``: see ``generate``.
     """
+    from nbharden.fresh import generation_entry
     from nbharden.review import review
 
     settings = settings or Settings()
@@ -157,6 +158,8 @@ def convert(
             test_results=gen.test_results,
             # the bytes the files came from, not the file as it is now (it may have been saved since)
             notebook_sha256=gen.notebook.sha256,
+            # what the conversion read: the next one with nothing changed need not run (nbharden.fresh)
+            generation=generation_entry(gen.notebook, gen.plan, gen.findings, out=gen.out, settings=settings),
         ),
     )
 

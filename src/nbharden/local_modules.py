@@ -42,7 +42,7 @@ def imported_names(source: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _module_files(folder: Path, name: str) -> list[Path]:
+def module_files(folder: Path, name: str) -> list[Path]:
     """The files of module ``name`` in ``folder``: ``name.py``, or every .py file of package ``name/``."""
     single = folder / f"{name}.py"
     if single.is_file():
@@ -119,7 +119,7 @@ def discover(
             continue
         seen.add(name)
         files: list[tuple[str, str]] = []
-        for path in _module_files(folder, name):
+        for path in module_files(folder, name):
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):

@@ -54,8 +54,11 @@ def build_manifest(
     notebook_name: str,
     tool_version: str,
     recording: dict[str, Any] | None = None,
+    generation: dict[str, Any] | None = None,
 ) -> str:
     """The manifest's JSON text for the generated ``files`` (relative POSIX path -> text).
+
+    ``generation``: what the conversion read, for the no-change re-run (``nbharden.fresh``).
 
     Returns sorted-key JSON with a trailing newline. A ``MANIFEST`` entry in ``files`` is ignored
     (the manifest does not list itself); an absolute ``notebook_name`` is reduced to its file name
@@ -76,7 +79,16 @@ def build_manifest(
     }
     if recording:  # how the notebook was run, e.g. {"sandbox": "bwrap"}; absent when unsandboxed
         data["recording"] = recording
+    if generation:
+        # with a digest of the files it lists: a manifest whose list was changed afterwards is not taken as
+        # the record of a conversion (nbharden.fresh)
+        data["generation"] = {**generation, "outputs": files_digest(data["files"])}
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def files_digest(files: dict[str, Any]) -> str:
+    """A digest of a manifest's ``files`` entry (path -> sha256)."""
+    return sha256_text(json.dumps(files, sort_keys=True))
 
 
 def _looks_absolute(name: str) -> bool:

@@ -210,6 +210,7 @@ def final_manifest(
     notebook: Path,
     recording: dict[str, Any] | None = None,
     notebook_sha256: str | None = None,
+    generation: dict[str, Any] | None = None,
 ) -> str:
     """The manifest text for ``files`` as they will be written.
 
@@ -243,12 +244,15 @@ def final_manifest(
         version = tool_meta["version"]
     if recording is None and data and isinstance(data.get("recording"), dict):
         recording = data["recording"]  # kept from the tree's manifest (the sandbox tier)
+    if generation is None and data and isinstance(data.get("generation"), dict):
+        generation = data["generation"]  # kept too (nbharden.fresh)
     return build_manifest(
         {p: t for p, t in files.items() if p != MANIFEST},
         notebook_sha256=nb_sha,
         notebook_name=nb_name,
         tool_version=version,
         recording=recording,
+        generation=generation,
     )
 
 
@@ -257,6 +261,7 @@ def prepare_files(
     notebook: Path,
     recording: dict[str, Any] | None = None,
     notebook_sha256: str | None = None,
+    generation: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """The generated files with the manifest (re)built. Raises ``InternalError`` on a bad path."""
     for path in files:
@@ -265,7 +270,7 @@ def prepare_files(
                 f"internal error (please report): generated an unsafe path {path!r}", path=notebook
             )
     prepared = dict(files)
-    prepared[MANIFEST] = final_manifest(files, notebook, recording, notebook_sha256)
+    prepared[MANIFEST] = final_manifest(files, notebook, recording, notebook_sha256, generation)
     return prepared
 
 
@@ -337,18 +342,20 @@ def review(
     plan: Plan | None,
     test_results: dict[str, Any] | None,
     notebook_sha256: str | None = None,
+    generation: dict[str, Any] | None = None,
 ) -> ChangeSet:
     """Compare the generated ``tree`` with the folder ``out``; one ``FileChange`` per file, sorted
     by path.
 
     The manifest is (re)built from the final tree and reviewed like any other file. Writes nothing.
+    ``generation``: the manifest's entry for the no-change re-run (``nbharden.fresh``).
     Returns the ``ChangeSet``; ``extra`` may hold ``blocked`` (path -> reason) and
     ``interrupted_write``. Raises ``InternalError`` if the tree holds an unsafe path.
     """
     notebook = Path(notebook)
     sandbox = (test_results or {}).get("sandbox")
     recording = {"sandbox": sandbox["tier"]} if isinstance(sandbox, dict) else None
-    files = prepare_files(tree.as_dict(), notebook, recording, notebook_sha256)
+    files = prepare_files(tree.as_dict(), notebook, recording, notebook_sha256, generation)
     root = resolve_out(out)
     old = read_manifest(root) if root.is_dir() else None
     changes, blocked = classify(files, root, notebook=notebook, old=old)

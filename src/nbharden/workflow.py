@@ -232,8 +232,14 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
     """
     settings = request.settings
     notebook = Path(request.notebook)
-    pin = _prepare_out(Path(settings.out) if settings.out else api.default_out(notebook), request.mode)
+    out = Path(settings.out) if settings.out else api.default_out(notebook)
+    pin = _prepare_out(out, request.mode)
     watch = hooks.run
+    fresh = fresh_for(request, out)
+    if fresh is not None:  # nothing it reads has changed: its output is on disk already
+        if request.mode is not Mode.WRITE:
+            return Reviewed(fresh, _behaviour(fresh, settings), recorded_suite_loss(fresh))
+        return write_reviewed(request, fresh, hooks, pin=pin)
 
     def progress(stage: str, path: Path) -> None:
         watch.check(path)  # a cancelled conversion stops at the next stage
@@ -245,6 +251,18 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
     if request.mode is not Mode.WRITE:
         return Reviewed(changes, _behaviour(changes, settings), recorded_suite_loss(changes))
     return write_reviewed(request, changes, hooks, pin=pin)
+
+
+def fresh_for(request: ConversionRequest, out: Path) -> ChangeSet | None:
+    """The no-change re-run (``nbharden.fresh``): what converting would return, when the manifest shows that
+    nothing it reads has changed. Static requests in every mode; a recorded one only to check (``--check``, the
+    pre-commit hook): writing a recorded conversion is how a suite is recorded again, and a recorded review
+    (``--diff``, the Lab) reports the kernel's interpreter, which only a run finds."""
+    from nbharden.fresh import fresh_changes
+
+    if request.settings.record and request.mode is not Mode.CHECK:
+        return None
+    return fresh_changes(request.notebook, out, request.settings)
 
 
 def write_reviewed(
@@ -304,19 +322,21 @@ def review_again(changes: ChangeSet) -> ChangeSet:
 def recorded_suite_loss(changes: ChangeSet) -> tuple[str, ...]:
     """The files writing ``changes`` would remove, when they include a recorded suite's index (the output folder
     holds a recorded suite, and these changes do not); else ``()``."""
+    removed = tuple(c.path for c in changes.changes if c.new_text is None)
+    if not removed:
+        return ()  # (without importing the test generator: a no-change re-run loads nothing it need not)
     from nbharden.testgen.generate import RECORDING_INDEX
 
-    removed = tuple(c.path for c in changes.changes if c.new_text is None)
     return removed if RECORDING_INDEX in removed else ()
 
 
 def _behaviour(changes: ChangeSet, settings: Settings) -> BehaviourDiff | None:
     """How the generated recording differs from the one in the output folder (None: nothing to compare)."""
+    if not settings.record:
+        return None
     from nbharden.behaviour import diff_against_disk
     from nbharden.review import resolve_out
 
-    if not settings.record:
-        return None
     files = {c.path: c.new_text for c in changes.changes if c.new_text is not None}
     try:
         root = resolve_out(changes.out)

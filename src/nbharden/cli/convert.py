@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from nbharden.cli.jobs import Crashed, Died, Report
     from nbharden.errors import NbhardenError
     from nbharden.models import ChangeSet, Finding
+    from nbharden.settings import Settings
     from nbharden.workflow import VerificationFailed
 
 
@@ -340,7 +341,8 @@ def _run(tasks: list[Task], view: _View, *, jobs: int, record: bool) -> None:
     workers and finish the writes they were in."""
     from nbharden.cli import jobs as _jobs
 
-    preload = _jobs.PRELOAD + (_jobs.PRELOAD_RECORD if record else [])
+    fresh = _all_fresh(tasks)  # nothing to convert: nothing to load before the workers start
+    preload = [] if fresh else _jobs.PRELOAD + (_jobs.PRELOAD_RECORD if record else [])
     runner = _jobs.Runner(tasks, _work, jobs=jobs, on_event=view.on_event, preload=preload)
     with view.batch.interruptible():
         try:
@@ -585,15 +587,9 @@ def _convert_one(
     ``report("writing", out)`` and ``report("written", out)`` bracket the write.
     """
     from nbharden.cli.guard import check_notebook
-    from nbharden.settings import load_settings
 
     check_notebook(notebook)
-    settings = load_settings(start=notebook.parent, out=target, **overrides)
-    if parameters:
-        # CLI parameters override same-named ones from [tool.nbharden]; the others are kept.
-        merged = dict(settings.parameters)
-        merged.update(dict(parameters))
-        settings = settings.replace(parameters=tuple(merged.items()))
+    settings = _settings(notebook, target, overrides, parameters)
 
     from nbharden import workflow as wf
 
@@ -616,6 +612,39 @@ def _convert_one(
         case wf.VerificationFailed():
             raise _verification_failure(outcome, str(notebook)) from None
     raise AssertionError(f"unknown outcome {outcome!r}")
+
+
+def _settings(
+    notebook: Path, target: Path | None, overrides: dict[str, Any], parameters: list[tuple[str, str]]
+) -> Settings:
+    """The settings of one notebook's conversion: ``[tool.nbharden]``, then the command line."""
+    from nbharden.settings import load_settings
+
+    settings = load_settings(start=notebook.parent, out=target, **overrides)
+    if parameters:
+        # CLI parameters override same-named ones from [tool.nbharden]; the others are kept.
+        merged = dict(settings.parameters)
+        merged.update(dict(parameters))
+        settings = settings.replace(parameters=tuple(merged.items()))
+    return settings
+
+
+def _all_fresh(tasks: list[Task]) -> bool:
+    """Whether every task is a no-change re-run (``nbharden.fresh``): then the workers need not load the
+    conversion's modules (LibCST, papermill: a second or more) before they start."""
+    from nbharden import workflow as wf
+    from nbharden.api import default_out
+
+    for task in tasks:
+        mode = wf.Mode.DIFF if task.diff else wf.Mode.CHECK if task.check else wf.Mode.WRITE
+        try:
+            settings = _settings(task.notebook, task.target, task.overrides, list(task.parameters))
+            out = Path(settings.out) if settings.out else default_out(task.notebook)
+            if wf.fresh_for(wf.ConversionRequest(task.notebook, settings, mode), out) is None:
+                return False
+        except Exception:  # noqa: BLE001 - only a hint: the worker converts and reports
+            return False
+    return True
 
 
 def _with_behaviour(changes: ChangeSet, behaviour: BehaviourDiff | None) -> ChangeSet:
