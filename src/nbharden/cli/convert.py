@@ -341,6 +341,7 @@ def _run(tasks: list[Task], view: _View, *, jobs: int, record: bool) -> None:
     workers and finish the writes they were in."""
     from nbharden.cli import jobs as _jobs
 
+    _without_iri_grammar()
     fresh = _all_fresh(tasks)  # nothing to convert: nothing to load before the workers start
     preload = [] if fresh else _jobs.PRELOAD + (_jobs.PRELOAD_RECORD if record else [])
     runner = _jobs.Runner(tasks, _work, jobs=jobs, on_event=view.on_event, preload=preload)
@@ -612,6 +613,17 @@ def _convert_one(
         case wf.VerificationFailed():
             raise _verification_failure(outcome, str(notebook)) from None
     raise AssertionError(f"unknown outcome {outcome!r}")
+
+
+def _without_iri_grammar() -> None:
+    """Keep jsonschema from building its RFC 3987 grammar in this process: with JupyterLab installed, jsonschema
+    finds the optional ``rfc3987_syntax`` and compiles a Lark grammar on import (1.4 s of CPU), and papermill
+    imports jsonschema through nbformat. Only the ``iri`` formats need it, which no notebook schema uses; the
+    command line's own process only (a library caller's process is left as it is)."""
+    import sys
+
+    if "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import fails: jsonschema skips it
 
 
 def _settings(
