@@ -39,6 +39,7 @@ from nbharden.secret_shapes import is_secret_literal as is_secret_literal
 from nbharden.secret_shapes import is_secret_name as is_secret_name
 from nbharden.secret_shapes import plausible_secret as plausible_secret
 from nbharden.secret_shapes import secret_hits as secret_hits
+from nbharden.templates import template_text
 
 #: What ``redact`` writes in place of a secret.
 REDACTED = "<redacted>"
@@ -94,49 +95,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "named": ("secret", "secret"),
 }
 
+#: Where the part of templates/secrets_support.py that is appended starts (above it: its docstring and imports).
+_SECRETS_MARK = "# --- appended to support.py from here:\n"
 #: Appended to the generated ``support.py`` when the Config has secrets; ``run`` calls it first.
-SECRETS_SUPPORT = '''
-# logging's record factory before hide_secrets replaced it
-_plain_records: list[Any] = []
-
-
-def hide_secrets(config: Any) -> None:
-    """From now on, every log message shows ``**********`` instead of a secret of ``config``.
-
-    A step may log a secret by accident (a print of a connection URL, an error message
-    quoting it): the record is rewritten before any handler sees it.
-    """
-    from pydantic import SecretStr
-
-    values = sorted(
-        {
-            value.get_secret_value()
-            for value in (getattr(config, name) for name in type(config).model_fields)
-            if isinstance(value, SecretStr) and value.get_secret_value()
-        },
-        key=len,
-        reverse=True,
-    )
-    if not values:
-        return
-    if not _plain_records:
-        _plain_records.append(logging.getLogRecordFactory())
-    previous = _plain_records[0]
-
-    def hide(text: str) -> str:
-        for value in values:
-            text = text.replace(value, "**********")
-        return text
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        record.msg, record.args = hide(record.getMessage()), ()
-        if record.exc_info:
-            record.exc_text = hide(logging.Formatter().formatException(record.exc_info))
-        return record
-
-    logging.setLogRecordFactory(factory)
-'''
+SECRETS_SUPPORT = template_text("secrets_support.py").split(_SECRETS_MARK, 1)[1]
 
 # --- scanning a cell --------------------------------------------------------------------------------------------
 
