@@ -31,7 +31,7 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from nbharden import _libcst_speed
+from nbharden import libcst_speed
 from nbharden.local_modules import module_exports
 from nbharden.models import Analysis, CellAnalysis, Effect, Finding, Fix, Notebook, Severity, Span
 from nbharden.secrets import Site, redact, secret_values
@@ -41,7 +41,7 @@ from nbharden.settings import Settings
 from nbharden.transform.codemods import find_all
 from nbharden.transform.magics import MagicResult, UserMagic, translate_magics, user_magics
 
-_libcst_speed.install()
+libcst_speed.install()
 
 BUILTINS = frozenset(dir(builtins)) | {"display", "get_ipython", "__file__"}
 OUTPUT_HISTORY = re.compile(r"^(_{1,3}|_\d+|_i\d*|_ii+|_oh|_ih|_dh|In|Out)$")

@@ -196,7 +196,9 @@ def is_secret_name(name: str | None) -> bool:
     return all(w in _TRAILING_OK or w.isdigit() for w in words[last + 1 :])
 
 
-def _snake(name: str) -> str:
+def snake_name(name: str) -> str:
+    """``name`` in snake case (``OpenAIKey`` -> ``open_ai_key``), ``secret`` when it has no words, never starting with
+    a digit: the name of a Config field that holds a secret."""
     words = _words(name) or ["secret"]
     text = "_".join(words)
     return text if not text[0].isdigit() else f"secret_{text}"
@@ -296,10 +298,10 @@ def secret_hits(name: str | None, value: str) -> list[Hit]:
         if (not generic and plausible_secret(secret)) or (
             generic and len(secret) >= 16 and _classes(secret) >= 2 and plausible_secret(secret)
         ):
-            hits.append(Hit(m.start(2), m.end(2), "key-value", _snake(key)))
+            hits.append(Hit(m.start(2), m.end(2), "key-value", snake_name(key)))
     if not hits and is_secret_name(name) and plausible_secret(value):
         hits.append(Hit(0, len(value), "named"))
-    return _disjoint(hits)
+    return disjoint(hits)
 
 
 def _url_password_ok(password: str) -> bool:
@@ -310,8 +312,9 @@ def _url_password_ok(password: str) -> bool:
     return len(password) >= 4
 
 
-def _disjoint(hits: list[Hit]) -> list[Hit]:
-    """Longest first, then by position; drop a hit inside (or overlapping) one already taken."""
+def disjoint(hits: list[Hit]) -> list[Hit]:
+    """The hits that do not overlap, by position: longest first, then by position, a hit inside (or overlapping) one
+    already taken is dropped."""
     taken: list[Hit] = []
     for hit in sorted(hits, key=lambda h: (-(h.end - h.start), h.start)):
         if all(hit.end <= t.start or hit.start >= t.end for t in taken):

@@ -34,7 +34,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from nbharden.secret_shapes import Hit as Hit
-from nbharden.secret_shapes import _disjoint, _snake
+from nbharden.secret_shapes import disjoint, snake_name
 from nbharden.secret_shapes import is_secret_literal as is_secret_literal
 from nbharden.secret_shapes import is_secret_name as is_secret_name
 from nbharden.secret_shapes import plausible_secret as plausible_secret
@@ -68,9 +68,9 @@ class Site:
     def hint(self) -> str:
         """A field name for the secret, before collisions are resolved."""
         if self.context and is_secret_name(self.context):
-            return _snake(self.context)
+            return snake_name(self.context)
         if self.kind == "url-password" and self.context:
-            return _snake(self.context) + "_password"
+            return snake_name(self.context) + "_password"
         return self.label or KINDS.get(self.kind, ("secret", "secret"))[1]
 
 
@@ -326,7 +326,7 @@ class _Scanner(cst.CSTVisitor):
             for hit in secret_hits(m.group(1), m.group(2)):
                 hits.append(Hit(hit.start + m.start(2), hit.end + m.start(2), hit.kind, hit.label))
         hits.extend(secret_hits(None, text))
-        hits = _disjoint(hits)
+        hits = disjoint(hits)
         if hits:
             self._add(node, text, text, hits, None, None, comment=True)
 
@@ -454,8 +454,8 @@ def field_name(site: Site, taken: set[str]) -> str:
     """A free field name for ``site``'s secret; never equal to a taken name, ignoring case (environment
     variables are matched without case)."""
     lowered = {t.lower() for t in taken}
-    hint = _snake(site.hint)
-    owner = _snake(site.owner) if site.owner else None
+    hint = snake_name(site.hint)
+    owner = snake_name(site.owner) if site.owner else None
     label = site.label or KINDS.get(site.kind, ("", ""))[1]
     candidates = [hint]
     if hint in _GENERIC:

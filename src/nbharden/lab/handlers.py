@@ -232,8 +232,8 @@ def settings_in_root(nb_path: Path, root: Path, **overrides: Any) -> Settings:
     return Settings().replace(**overrides)
 
 
-class _NbhardenHandler(APIHandler):
-    """Common helpers: JSON answers, the server root, path checks."""
+class NbhardenHandler(APIHandler):
+    """The base of every nbharden Lab handler (here and in lab/jobs.py): JSON answers, the server root, path checks."""
 
     def reply(self, status: int, body: dict[str, Any] | list[Any]) -> None:
         self.set_status(status)
@@ -374,7 +374,7 @@ def convert_in_worker(request: wf.ConversionRequest, hooks: wf.Hooks | None = No
         return outcome
 
 
-class ConvertHandler(_NbhardenHandler):
+class ConvertHandler(NbhardenHandler):
     """``POST /nbharden/convert``: the change set of a notebook's conversion, optionally written."""
 
     @tornado.web.authenticated
@@ -478,7 +478,7 @@ class _Job:
         )
 
 
-class RulesHandler(_NbhardenHandler):
+class RulesHandler(NbhardenHandler):
     """``GET /nbharden/rules``: every rule code with its name, summary, severity and fix grade."""
 
     @tornado.web.authenticated
@@ -508,7 +508,7 @@ class RulesHandler(_NbhardenHandler):
 # The jobs' handlers (the review panel's) build on the classes above.
 from nbharden.lab import jobs  # noqa: E402
 
-ROUTES: tuple[tuple[str, type[_NbhardenHandler]], ...] = (
+ROUTES: tuple[tuple[str, type[NbhardenHandler]], ...] = (
     ("nbharden/convert", ConvertHandler),
     ("nbharden/rules", RulesHandler),
     *jobs.ROUTES,

@@ -43,8 +43,8 @@ from nbharden import api
 from nbharden import workflow as wf
 from nbharden.errors import CancelledError, NbhardenError
 from nbharden.lab.handlers import (
+    NbhardenHandler,
     RequestError,
-    _NbhardenHandler,
     convert_in_worker,
     error_for,
     in_thread,
@@ -296,7 +296,7 @@ def _recorded_python(job: Job) -> str | None:
     return None
 
 
-def query(handler: _NbhardenHandler, name: str, default: str | None = None) -> str | None:
+def query(handler: NbhardenHandler, name: str, default: str | None = None) -> str | None:
     """A query argument exactly as sent: tornado's ``get_query_argument`` strips whitespace and drops control
     characters, so ``nb.ipynb%00`` would pass as ``nb.ipynb``; a path here is refused for them instead."""
     values = handler.request.query_arguments.get(name)
@@ -308,7 +308,7 @@ def query(handler: _NbhardenHandler, name: str, default: str | None = None) -> s
         raise RequestError(400, f"query argument {name!r} is not UTF-8") from exc
 
 
-class _JobHandler(_NbhardenHandler):
+class _JobHandler(NbhardenHandler):
     def job(self, job_id: str) -> Job:
         job = _JOBS.get(job_id)
         if job is None:
@@ -505,7 +505,7 @@ def _read_inside(out: Path, rel: str, root: Path) -> tuple[str | None, bool]:
         return fh.read(MAX_VIEW_BYTES).decode("utf-8", errors="replace"), False
 
 
-class StatusHandler(_NbhardenHandler):
+class StatusHandler(NbhardenHandler):
     """``GET /nbharden/status?path=``: the notebook's output folder, and whether it holds a recorded suite."""
 
     @tornado.web.authenticated
@@ -535,7 +535,7 @@ class StatusHandler(_NbhardenHandler):
 _ID = r"([0-9a-f]{32})"
 
 #: The jobs' routes, added to ``handlers.ROUTES``.
-ROUTES: tuple[tuple[str, type[_NbhardenHandler]], ...] = (
+ROUTES: tuple[tuple[str, type[NbhardenHandler]], ...] = (
     ("nbharden/status", StatusHandler),
     ("nbharden/jobs", JobsHandler),
     (f"nbharden/jobs/{_ID}", JobHandler),
