@@ -3,14 +3,18 @@ under ``vendored/`` with their imports made relative, never listed as PyPI depen
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 import pytest
 
 from nbharden import api
-from nbharden.local_modules import discover, exports, written_files
+from nbharden.local_modules import discover, exports, written_files, written_modules
 from nbharden.settings import Settings
 from nbharden.transform.vendor import RelativeLocalImports, vendored_files
 
@@ -33,11 +37,57 @@ def test_discover_finds_what_the_notebook_imports_and_what_that_imports(tmp_path
     assert [rel for rel, _ in tools.files] == ["tools/__init__.py", "tools/deep.py", "tools/sub.py"]
 
 
-def test_a_module_the_notebook_writes_itself_is_not_copied(tmp_path: Path) -> None:
+def test_a_module_the_notebook_writes_once_is_copied_from_its_cell(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)  # helper.py on disk: an older run's file, not what the notebook writes now
+    cells = ["%%writefile helper.py\nimport utils\ndef norm(v):\n    return v\n", "import helper"]
+    assert written_files(cells) == {"helper.py"}
+    writes = written_modules(cells)
+    assert writes == {"helper.py": "import utils\ndef norm(v):\n    return v\n"}
+    found = discover(folder, ["import helper"], written_files(cells), writes)
+    assert [m.name for m in found] == ["helper", "utils"]  # and what the written module imports
+    assert found[0].files == (("helper.py", writes["helper.py"]),)
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["%%writefile -a helper.py\ndef extra(): pass\n"],  # appended: the file is more than one cell
+        ["%%writefile helper.py\nA = 1\n", "%%writefile helper.py\nA = 2\n"],  # rewritten
+        ["%%writefile --append helper.py\nA = 1\n", "%%writefile helper.py\nA = 2\n"],
+    ],
+)
+def test_a_module_the_notebook_writes_in_parts_is_not_copied(tmp_path: Path, cells: list[str]) -> None:
     folder = _folder(tmp_path)
-    written = written_files(["%%writefile helper.py\ndef norm(v):\n    return v\n"])
-    assert written == {"helper.py"}
-    assert discover(folder, ["import helper"], written) == ()
+    writes = written_modules(cells)
+    assert writes == {}
+    assert discover(folder, ["import helper"], written_files(cells), writes) == ()
+
+
+def test_a_written_module_imported_later_runs_in_the_package(make_notebook: Any, tmp_path: Path) -> None:
+    nb = make_notebook(
+        [
+            "%%writefile shapes.py\ndef area(w, h):\n    return w * h\n",
+            "import shapes\nresult = shapes.area(3, 4)",
+            "print(result)",
+        ]
+    )
+    out = tmp_path / "out"
+    changes = api.convert(nb, Settings(out=out, record=False))
+    api.write(changes)
+    assert (out / "src" / "nb" / "vendored" / "shapes.py").read_text() == "def area(w, h):\n    return w * h\n"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", "from nb.pipeline import run; print(run().result)"],
+        cwd=elsewhere,
+        env={**os.environ, "PYTHONPATH": str(out / "src"), "NB_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "12"
 
 
 def test_exports_follow_all_else_public_names() -> None:

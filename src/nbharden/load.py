@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from nbharden.errors import InputError
-from nbharden.local_modules import discover, written_files
+from nbharden.local_modules import discover, written_files, written_modules
 from nbharden.masking import mask_ipython
 from nbharden.models import Cell, Notebook
 from nbharden.settings import Settings
@@ -132,6 +132,7 @@ def _load(path: Path, settings: Settings) -> Notebook:
             path.parent,
             (c.code for c in cells if c.cell_type == "code" and "import" in c.code),
             written_files(c.source for c in cells if c.cell_type == "code"),
+            written_modules(c.source for c in cells if c.cell_type == "code"),
         ),
     )
 

@@ -98,17 +98,47 @@ def written_files(sources: Iterable[str]) -> set[str]:
     return {m.group(1).strip("'\"") for s in sources for m in _WRITEFILE.finditer(s)}
 
 
+def written_modules(sources: Iterable[str]) -> dict[str, str]:
+    """Modules a cell writes whole, once, beside the notebook (``%%writefile helper.py`` then its code):
+    file name -> the code. The cell's body is what the file holds whenever the notebook imports it, so the
+    package carries it as a copy like any local module. Appended, rewritten or nested files are left out."""
+    seen: dict[str, list[str]] = {}
+    for source in sources:
+        first, _, body = source.partition("\n")
+        match = _WRITEFILE.match(first)
+        if match is None:
+            continue
+        name = match.group(1).strip("'\"")
+        appends = re.search(r"\s(-a|--append)\s", first + " ") is not None
+        seen.setdefault(name, []).append("" if appends else body)
+    return {
+        name: bodies[0]
+        for name, bodies in seen.items()
+        if len(bodies) == 1
+        and bodies[0]
+        and name.endswith(".py")
+        and "/" not in name
+        and name[:-3].isidentifier()
+    }
+
+
 def discover(
-    folder: Path, sources: Iterable[str], written: Iterable[str] = ()
+    folder: Path,
+    sources: Iterable[str],
+    written: Iterable[str] = (),
+    writes: dict[str, str] | None = None,
 ) -> tuple[LocalModule, ...]:
     """The modules and packages in ``folder`` that ``sources`` import, and those they import in turn.
 
     A name that is both a local file and an installed module is the local file, as in Jupyter (the
-    working folder comes first on ``sys.path``). Unreadable files are left out, and so is a module
-    the notebook writes itself (``%%writefile helper.py``): a copy would be a snapshot of a file the
-    run makes anew.
+    working folder comes first on ``sys.path``). Unreadable files are left out. A module the notebook
+    writes itself is copied from the cell that writes it (``writes``, from ``written_modules``), not from
+    the disk; one it writes in another way (``written``: appended, several times) is left out, since a
+    copy would be a snapshot of a file the run makes anew.
     """
+    writes = writes or {}
     skip = {PurePosixPath(w).with_suffix("").as_posix() for w in written if w.endswith(".py")}
+    skip -= {name[:-3] for name in writes}
     queue = [n for s in sources for n in imported_names(s) if n not in skip]
     found: dict[str, LocalModule] = {}
     seen: set[str] = set()
@@ -119,7 +149,9 @@ def discover(
             continue
         seen.add(name)
         files: list[tuple[str, str]] = []
-        for path in module_files(folder, name):
+        if f"{name}.py" in writes:
+            files.append((f"{name}.py", writes[f"{name}.py"]))
+        for path in [] if files else module_files(folder, name):
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
