@@ -174,7 +174,7 @@ def test_environment_sets_fields_with_the_package_prefix(validation: Path) -> No
 
 
 def _summary(out: Path, package: str) -> str:
-    code = f"from {package}.pipeline import run; print(run()['summary'])"
+    code = f"from {package}.pipeline import run; print(run().summary)"
     proc = subprocess.run(
         [PYTHON, "-c", code],
         cwd=out,

@@ -161,7 +161,11 @@ def test_a_single_h1_over_everything_is_split_at_read_fit_and_evaluation(plan_fo
         "evaluate",
         "save_lr",
     ]
-    assert plan.steps[0].doc == "We predict the price of a house from its rooms."
+    # the explanation above a later cell of the step is kept too, as a paragraph of its own
+    assert plan.steps[0].doc == (
+        "We predict the price of a house from its rooms.\n\n"
+        "Rows without a price cannot be used for training, so they go."
+    )
 
 
 def test_a_small_headed_section_keeps_its_heading(plan_for: PlanFor) -> None:

@@ -189,7 +189,7 @@ def _step_doc(step: Step, notebook: str, outputs: list[str]) -> str:
         detail += f" Returns {', '.join(outputs)}."
     if step.mutated:
         detail += f" Changes {', '.join(step.mutated)} in place."
-    paragraphs = [p for p in (prose, detail.strip()) if p]
+    paragraphs = [p for p in (*prose.split("\n\n"), detail.strip()) if p.strip()]
     if not paragraphs:
         return summary
     body = "\n\n".join(textwrap.fill(p, width=80, break_on_hyphens=False) for p in paragraphs)

@@ -200,11 +200,20 @@ def summary_of(title: str, doc: str, name: str) -> str:
     if title:
         return title.strip().rstrip(".:") + "."
     first = first_sentence(doc.strip())
-    if first and len(first) <= 72 and first[-1] in ".?!":
+    if first and len(first) <= 72 and first[-1] in ".?!" and _says(first, name):
         return first
     if re.fullmatch(r"cell_\d+", name):
         return ""
     return name.replace("_", " ").capitalize() + "."
+
+
+def _says(sentence: str, name: str) -> bool:
+    """Whether every word of the step's name is a word of ``sentence`` (a step named by what it does,
+    ``train_ols``, keeps the author's explanation as its docstring's body, not its summary)."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", sentence.replace("'", ""))
+    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", text)
+    words = set(re.findall(r"[a-z0-9]+", text.lower())) | {"check", "step"}
+    return all(part in words for part in name.split("_") if part and not part.isdigit())
 
 
 def _clip(text: str, limit: int) -> str:
@@ -676,7 +685,9 @@ def sections(analysis: FullAnalysis, flow: dict[int, Flow]) -> list[Section]:
             chunks = [_Chunk(list(part.cells), PREP, set(), part.title, part.named_by)]
         for n, chunk in enumerate(chunks):
             first = next((i for i in chunk.cells if i in flow), chunk.cells[0])
-            doc = prose_above.get(first, "") or (part.body if n == 0 else "")
+            docs = [prose_above.get(first, "") or (part.body if n == 0 else "")]
+            docs += [prose_above[i] for i in chunk.cells if i != first and i in prose_above]
+            doc = "\n\n".join(d for d in docs if d)  # the explanation above each of its cells
             out.append(_section(chunk, doc, acts, flow, cells[first]))
     return out
 

@@ -85,7 +85,7 @@ def task_runner(prefix: str) -> TaskRunner[Any]:
     if kind == "threads":
         return ThreadPoolTaskRunner()
     if kind == "dask":
-        from prefect_dask import DaskTaskRunner  # the prefect-dask package
+        from prefect_dask.task_runners import DaskTaskRunner  # the prefect-dask package
 
         address = os.environ.get(f"{prefix}DASK_ADDRESS") or None
         runner: TaskRunner[Any] = DaskTaskRunner(address=address)
