@@ -814,6 +814,7 @@ def analyse_cell(
         visitor.global_decls,
         shadowed=shadowed,
     )
+    facts.secrets = scan_secrets(module, index, positions)  # the positions resolved above, not again
     return summary, facts, findings, seeded or visitor.seeds
 
 
@@ -1148,7 +1149,6 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
                 )
             )
         defined.update(summary.writes)
-        cell_facts.secrets = scan_secrets(cell_facts.module, cell.index)
         findings.extend(_secret_finding(site) for site in cell_facts.secrets)
         for value, line, col, context in cell_facts.literals:
             if is_secret_literal(context, value):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from nbharden.secret_shapes import Hit as Hit
 from nbharden.secret_shapes import disjoint, snake_name
@@ -331,10 +331,13 @@ class _Scanner(cst.CSTVisitor):
             self._add(node, text, text, hits, None, None, comment=True)
 
 
-def scan(module: cst.Module, cell: int) -> list[Site]:
-    """Every secret in one cell's (masked, translated) code, in source order."""
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
+def scan(
+    module: cst.Module, cell: int, positions: Mapping[cst.CSTNode, CodeRange] | None = None
+) -> list[Site]:
+    """Every secret in one cell's (masked, translated) code, in source order. ``positions``: the module's
+    ``PositionProvider`` metadata when the caller has resolved it already (resolving it is most of the cost)."""
+    if positions is None:
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     scanner = _Scanner(cell)
     scanner.metadata = {PositionProvider: positions}
     for line in module.header:
@@ -519,21 +522,28 @@ def assign_fields(
     """
     import builtins
 
+    seen = set(known)
+    todo = [
+        site
+        for index in sorted(cells)
+        for site in cells[index].secrets
+        if not site.in_comment and (site.cell, site.stmt) not in consumed and site.secret not in seen
+    ]
+    if not todo:  # the usual notebook: no walk over every cell's code for names no field needs
+        return []
     taken = set(dir(builtins)) | RESERVED_NAMES | set(known.values())
     for cf in cells.values():
         collector = _Identifiers()
         cf.module.visit(collector)
         taken |= collector.names
-    seen = set(known)
     out: list[tuple[str, str, Site]] = []
-    for index in sorted(cells):
-        for site in cells[index].secrets:
-            if site.in_comment or (site.cell, site.stmt) in consumed or site.secret in seen:
-                continue
-            name = field_name(site, taken)
-            taken.add(name)
-            seen.add(site.secret)
-            out.append((site.secret, name, site))
+    for site in todo:
+        if site.secret in seen:
+            continue
+        name = field_name(site, taken)
+        taken.add(name)
+        seen.add(site.secret)
+        out.append((site.secret, name, site))
     return out
 
 
