@@ -51,6 +51,7 @@ from nbharden.secrets import (
 from nbharden.selection import RuleGate, RuleSelection, gate
 from nbharden.settings import Settings
 from nbharden.shape import summary_of
+from nbharden.strict_types import complete_annotations
 from nbharden.templates import template_text
 from nbharden.transform.codemods import (
     Chain,
@@ -341,10 +342,10 @@ def _step_function(
     types = [o.annotation for o in step.outputs]
     if not outputs:
         returns = cst.Annotation(cst.Name("None"))
-    elif all(types):
-        returns = _annotation(
-            types[0] if len(types) == 1 else f"tuple[{', '.join(t or '' for t in types)}]"
-        )
+    elif len(types) > 1:  # what the run did not tell is Any (strict_types fills a single one)
+        returns = _annotation(f"tuple[{', '.join(t or 'Any' for t in types)}]")
+    else:
+        returns = _annotation(types[0])
     return cst.FunctionDef(
         name=cst.Name(step.name),
         params=cst.Parameters(params=params),
@@ -1109,9 +1110,9 @@ def emit(
             f"{pkg}: pipeline extracted by nbharden from {analysis.notebook.path.name}."
         )
         + '\n\n__all__ = ["Config", "run"]\n\nfrom .config import Config\nfrom .pipeline import run\n',
-        f"src/{pkg}/steps.py": _steps_module(analysis, plan, names, counters),
+        f"src/{pkg}/steps.py": complete_annotations(_steps_module(analysis, plan, names, counters)),
         f"src/{pkg}/config.py": _config_module(plan, analysis, out),
-        f"src/{pkg}/pipeline.py": _pipeline_module(plan, analysis, names),
+        f"src/{pkg}/pipeline.py": complete_annotations(_pipeline_module(plan, analysis, names)),
         f"src/{pkg}/__main__.py": _main_module(plan, analysis),
         f"src/{pkg}/support.py": (
             support_module(SUPPORT) if uses_network(plan.config_fields) else SUPPORT
