@@ -63,15 +63,9 @@ I13 = "issue 13: "
 I14 = "issue 14: "
 #: Known gaps: (test, notebook) -> reason; "*" stands for every notebook.
 GAPS: dict[tuple[str, str], str] = {
-    **{
-        ("ruff_mypy", name): I13
-        + "generated steps are not mypy --strict clean (untyped arrays and tuples)"
-        for name in NOTEBOOKS
-        if name != "air_quality_api"
-    },
     ("data_loading_tested", "bike_demand"): I13
-    + "a GridSearchCV holding a scorer function is not stored (restricted pickles, issue 10): "
-    "the step after it skips",
+    + "the GridSearchCV differs between two runs (its cv_results_ holds fit and score times): it is "
+    "kept by type and shape only, and the step that reads it skips",
 }
 
 
@@ -420,18 +414,20 @@ def test_the_data_loading_step_is_tested_not_skipped(converted: Converted) -> No
 
 @pytest.mark.xfail(
     strict=True,
-    reason=I13 + "more than 5% of the generated tests skip (network steps, values not stored)",
+    reason=I13 + "more than 5% of the generated tests skip (9 of 138: network steps, volatile values)",
 )
 def test_at_most_5_percent_of_generated_tests_skip(ml_root: Path) -> None:
     """Across the whole set (issue 13): skips / tests <= 5%, each skip with a reason."""
     tests = skipped = 0
+    reasons: list[str] = []
     for name in NOTEBOOKS:
         suite = baseline(convert(name, ml_root)).suite
         tests += suite.counts["tests"]
         skipped += suite.counts["skipped"]
+        reasons += [f"{name}: {s}" for s in suite.skips]
         assert all(suite.skips), f"{name}: a skip without a reason"
     assert tests, "no generated tests ran"
-    assert skipped <= 0.05 * tests, f"{skipped} of {tests} generated tests skip"
+    assert skipped <= 0.05 * tests, f"{skipped} of {tests} generated tests skip:\n" + "\n".join(reasons)
 
 
 # --- issue 14 ---------------------------------------------------------------------------------------
