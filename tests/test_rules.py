@@ -3,6 +3,7 @@ with what analysis emits."""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -230,3 +231,21 @@ def test_findings_from_conversion_use_the_registry_grades(tmp_path: Path) -> Non
         seen.add(finding.code)
     assert {"NBH501", "NBH502", "NBH503", "NBH504", "NBH603", "NBH604", "NBH605"} <= seen
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("code", sorted(RULES))
+def test_a_rules_detector_names_code_that_exists(code: str) -> None:
+    """``detector`` is a dotted path into nbharden: a module, then attributes (a split function moves it)."""
+    parts = RULES[code].detector.split(".")
+    assert parts[0] == "nbharden", RULES[code].detector
+    for cut in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            assert hasattr(target, attr), f"{code}: {RULES[code].detector} has no {attr}"
+            target = getattr(target, attr)
+        assert callable(target), RULES[code].detector
+        return
+    pytest.fail(f"{code}: no module in {RULES[code].detector}")

@@ -19,7 +19,7 @@ import keyword
 import re
 import sys
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libcst as cst
 
@@ -35,7 +35,18 @@ from nbharden.analyse import (
 from nbharden.constraints import infer_constraints
 from nbharden.lift import liftable
 from nbharden.load import refuse_top_level_await
-from nbharden.models import ConfigField, Finding, Fix, Param, Plan, Severity, Shown, Span, Step
+from nbharden.models import (
+    ConfigField,
+    Finding,
+    Fix,
+    Notebook,
+    Param,
+    Plan,
+    Severity,
+    Shown,
+    Span,
+    Step,
+)
 from nbharden.secrets import (
     assign_fields,
     redact,
@@ -43,9 +54,9 @@ from nbharden.secrets import (
     used_fields,
     uses_secret,
 )
-from nbharden.selection import gate
+from nbharden.selection import RuleGate, gate
 from nbharden.settings import Settings
-from nbharden.shape import Flow, sections
+from nbharden.shape import Flow, Section, sections
 from nbharden.shown import find_shown
 from nbharden.transform import network
 from nbharden.transform.codemods import find_all
@@ -750,9 +761,186 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     assert facts is not None, "make_plan needs the analysis from nbharden.analyse.analyse"
     nb = analysis.notebook
     refuse_top_level_await(nb)  # a step is a plain function: await there would not compile
-    findings: list[Finding] = []
+    rules = gate(nb, settings.rules)  # a rule that is off (--ignore, noqa) leaves the code as it was
+    place = _placement(facts, rules)
+    findings: list[Finding] = list(
+        _def_findings(facts, place.hoisted_defs, place.pinned, place.lifted)
+    )
+    package = _package(analysis, settings)
+    config = _configuration(
+        facts, nb, place.write_counts, place.secrets_found, package.upper() + "_"
+    )
+    findings += config.findings
+    inputs, flow, found = _step_inputs(analysis, place, config, rules)
+    findings += found
+    steps_raw, found = _raw_steps(inputs, sections(analysis, flow))
+    findings += found
+    _add_rebound_results(steps_raw, facts)
+    steps = _steps(steps_raw, facts, inputs.state, {f.name for f in config.fields})
+    findings += _kept_results(facts, steps)
+    deps = _dependencies(facts, package, {m.name for m in nb.local_modules})
+    uses_plots = any(
+        q.split(".")[0] in {"matplotlib", "seaborn", "pylab"} for q in facts.qualified.values()
+    ) or any(e.value == "plot" for c in analysis.cells for e in c.effects)
+    fields, found = _with_scaffold_fields(analysis, settings, config.fields, config.taken)
+    findings += found
+    if network.scan(facts).found:  # NBH301/NBH302: timeout and retries of network calls
+        fields.extend(network.network_fields({*config.taken, *(f.name for f in fields)}))
+        deps = tuple(sorted({*deps, network.DEPENDENCY}, key=str.lower))
+    if uses_plots or any(step.shown for step in steps):
+        fields.append(_OUTPUT_DIR)
+    return Plan(
+        package,
+        tuple(steps),
+        tuple(fields),
+        tuple(sorted(place.hoisted_defs)),
+        tuple(sorted(place.hoisted_imports)),
+        deps,
+        uses_plots,
+        tuple(
+            dataclasses.replace(f, message=redact(f.message, place.secrets_found))
+            for f in findings
+        ),
+        inputs.moved,
+        tuple(sorted(inputs.state)),
+        inputs.settings_moved,
+        tuple(place.lifted.items()),
+    )
 
-    # How often each name is bound by something other than an import or a def (data writes).
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where the notebook's names live in the package: moved to module level, module state, or data."""
+
+    write_counts: dict[str, int]  # how often each name is bound by data writes
+    secrets_found: list[str]  # the hard-coded secret values
+    pinned: frozenset[str]  # functions and classes that hold a secret: they stay in their step
+    state: frozenset[str]  # module state (globals of the steps module)
+    hoisted_imports: set[str]
+    hoisted_defs: set[str]  # moved to module level, closures lifted with their parameters included
+    lifted: dict[str, tuple[str, ...]]  # closure -> the parameters it takes once lifted (NBH610)
+
+
+def _placement(facts: NotebookFacts, rules: RuleGate) -> _Placement:
+    """Which imports and definitions move to module level, which names are module state, which closures are
+    lifted (unless NBH610 is off where they are defined)."""
+    write_counts = _write_counts(facts)
+    # A function or class that uses a hard-coded secret reads it from its step's parameters: it stays there.
+    secrets_found = secret_values(s for cf in facts.cells.values() for s in cf.secrets)
+    pinned = _pinned_defs(facts, secrets_found)
+    state = module_state(facts)
+    hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts), pinned, state)
+    lifted = {
+        name: params
+        for name, params in liftable(
+            facts, hoisted_imports | hoisted_defs | state, write_counts, pinned
+        ).items()
+        if rules.allows("NBH610", *_defined_at(facts, name))
+    }
+    return _Placement(
+        write_counts, secrets_found, pinned, state, hoisted_imports, hoisted_defs | set(lifted), lifted
+    )
+
+
+def _step_inputs(
+    analysis: FullAnalysis, place: _Placement, config: _Configuration, rules: RuleGate
+) -> tuple[_StepInputs, dict[int, Flow], list[Finding]]:
+    """The order and role of every statement, and the data flow of each cell's kept code; the findings of the
+    definitions moved after later cells (NBH105) and the process settings moved to the start (NBH609)."""
+    facts = analysis.facts
+    assert facts is not None
+    config_names = {f.name for f in config.fields}
+    # a function reads module state when it runs, wherever it is defined: no need to move it for that
+    moved = relocations(facts, place.hoisted_imports, place.hoisted_defs | place.state)
+    order = statement_order(facts, moved)
+    shown_map = {
+        (s.cell, s.statement): s
+        for s in find_shown(analysis, config.taken | {"log_result", "Results", "steps", "results"})
+        if rules.allows("NBH607", s.cell, facts.cells[s.cell].statements[s.statement].line)
+    }
+    settings_moved = tuple(
+        (c, i)
+        for c, i in process_settings(facts, place.hoisted_imports)
+        if rules.allows("NBH609", c, facts.cells[c].statements[i].line)
+    )
+    findings = [*_late_reader_findings(facts, moved), *_settings_findings(facts, settings_moved)]
+    flow = _cell_flows(
+        analysis,
+        order,
+        config.consumed,
+        place.hoisted_imports,
+        place.hoisted_defs,
+        config_names,
+        shown_map,
+        settings_moved,
+        place.lifted,
+    )
+    inputs = _StepInputs(
+        analysis=analysis,
+        facts=facts,
+        order=order,
+        consumed=config.consumed,
+        consumed_names={
+            (c, name) for c, i in config.consumed for name in facts.cells[c].statements[i].binds
+        },
+        hoisted_imports=place.hoisted_imports,
+        hoisted_defs=place.hoisted_defs,
+        shown_map=shown_map,
+        settings_moved=settings_moved,
+        lifted=place.lifted,
+        moved=moved,
+        moved_keys=frozenset((c, i) for c, i, _, _ in moved),
+        module_alias={
+            facts.qualified[a]: a for a in sorted(place.hoisted_imports) if a in facts.qualified
+        },
+        fields=tuple(config.fields),
+        secret_map=config.secret_map,
+        state=place.state - config_names,  # a Config field is passed to the steps that read it
+        reserved=_reserved_names(place.hoisted_imports, place.hoisted_defs, place.state),
+    )
+    return inputs, flow, findings
+
+
+#: Where the data of a run is read, and a run's working folder (always a Config field).
+_DATA_DIR = ConfigField(
+    "data_dir",
+    "Path",
+    "default_data_dir()",
+    "folder of the notebook's data and working folder of a run: relative paths resolve "
+    "from here as they did in Jupyter",
+    0,
+    0,
+    kind="output",
+)
+#: Where figures and shown results are saved (a Config field when the notebook plots or shows results).
+_OUTPUT_DIR = ConfigField(
+    "output_dir",
+    "Path",
+    "default_output_dir()",
+    "folder where figures and metrics.json are saved",
+    0,
+    0,
+    kind="output",
+)
+
+
+def _reserved_names(
+    hoisted_imports: set[str], hoisted_defs: set[str], state: frozenset[str]
+) -> frozenset[str]:
+    """Names a step function cannot take. Step functions live in steps.py beside the moved imports and
+    definitions: only those can collide."""
+    return frozenset(
+        set(RESERVED_MODULES)
+        | hoisted_imports
+        | hoisted_defs
+        | BUILTINS
+        | {"run", "main", "logger", "show_figures", "logging", "subprocess", "os", "Path"}
+        | state  # globals of the steps module, like the step functions
+    )
+
+
+def _write_counts(facts: NotebookFacts) -> dict[str, int]:
+    """How often each name is bound by something other than an import or a def (data writes)."""
     write_counts: dict[str, int] = {}
     for cf in facts.cells.values():
         for i, st in enumerate(cf.statements):
@@ -763,49 +951,169 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             if st.conditional_import:
                 for bound, _ in st.import_names:
                     write_counts[bound] = write_counts.get(bound, 0) + 1
-    # A function or class that uses a hard-coded secret reads it from its step's parameters: it stays there.
-    secrets_found = secret_values(s for cf in facts.cells.values() for s in cf.secrets)
-    pinned = frozenset(
+    return write_counts
+
+
+def _pinned_defs(facts: NotebookFacts, secrets_found: list[str]) -> frozenset[str]:
+    """The functions and classes whose code holds one of the hard-coded secrets: they stay in their step."""
+    return frozenset(
         st.binds[0]
         for cf in facts.cells.values()
         for i, st in enumerate(cf.statements)
         if st.kind in {"def", "class"} and uses_secret(cf.module.body[i], secrets_found)
     )
-    state = module_state(facts)
-    hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts), pinned, state)
-    rules = gate(nb, settings.rules)  # a rule that is off (--ignore, noqa) leaves the code as it was
-    lifted = {
-        name: params
-        for name, params in liftable(
-            facts, hoisted_imports | hoisted_defs | state, write_counts, pinned
-        ).items()
-        if rules.allows("NBH610", *_defined_at(facts, name))
-    }
-    hoisted_defs |= set(lifted)
-    findings += _def_findings(facts, hoisted_defs, pinned, lifted)
+
+
+def _package(analysis: FullAnalysis, settings: Settings) -> str:
+    """The generated package's name: ``settings.name``, else one made from the notebook's name."""
+    facts = analysis.facts
+    assert facts is not None
+    nb = analysis.notebook
+    if settings.name:
+        return snake(settings.name, "nb")
     imported_top = {q.split(".")[0] for q in facts.qualified.values() if not q.startswith(".")}
-    package = (
-        snake(settings.name, "nb")
-        if settings.name
-        else package_name(nb.stem, imported_top, nb.path.resolve().parent.name)
+    return package_name(nb.stem, imported_top, nb.path.resolve().parent.name)
+
+
+def _late_reader_findings(
+    facts: NotebookFacts, moved: tuple[tuple[int, int, int, int], ...]
+) -> list[Finding]:
+    """NBH105 for each definition that reads names of later cells (``relocations`` moved it after them)."""
+    findings: list[Finding] = []
+    for c, i, ac, _after in moved:
+        st = facts.cells[c].statements[i]
+        findings.append(
+            Finding(
+                "NBH105",
+                f"'{st.binds[0]}' reads names defined in later cells; it is defined in "
+                f"the step of cell {ac}, once they exist",
+                Span(c, st.line, 1),
+                Severity.WARNING,
+            )
+        )
+    return findings
+
+
+def _with_scaffold_fields(
+    analysis: FullAnalysis, settings: Settings, fields: list[ConfigField], taken: set[str]
+) -> tuple[list[ConfigField], list[Finding]]:
+    """``fields`` with ``data_dir``, the constraints inferred for them, and the seed of ``--unsafe-fixes``."""
+    facts = analysis.facts
+    assert facts is not None
+    constrained, findings = infer_constraints(
+        [*fields, _DATA_DIR], facts, analysis.notebook.path.resolve().parent
     )
-    env_prefix = package.upper() + "_"
+    out = list(constrained)
+    if settings.unsafe_fixes and any(f.code == "NBH401" for f in analysis.findings):
+        seed_name = "seed"
+        while seed_name in taken or seed_name in {f.name for f in out}:
+            seed_name += "_"
+        out.append(
+            ConfigField(
+                seed_name,
+                "int",
+                "0",
+                "seed of random and numpy's global generator, applied at pipeline start "
+                "(NBH401, added with --unsafe-fixes)",
+                0,
+                0,
+                kind="seed",
+                constraints="ge=0",
+            )
+        )
+    return out, list(findings)
 
-    all_names: set[str] = set()
-    for cf in facts.cells.values():
-        for st in cf.statements:
-            all_names.update(st.binds)
-            all_names.update(st.reads)
 
-    # --- configuration -------------------------------------------------------------------------------------------
+# --- configuration -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Configuration:
+    """The Config fields found in the code, before the steps are planned."""
+
+    fields: list[ConfigField]
+    consumed: set[tuple[int, int]]  # (cell, statement index) turned into config
+    findings: list[Finding]
+    taken: set[str]  # every name of the notebook and the Config, and the generated code's own
+    secret_map: dict[str, str]  # secret value -> the Config field holding it
+
+
+def _configuration(
+    facts: NotebookFacts,
+    nb: Notebook,
+    write_counts: dict[str, int],
+    secrets_found: list[str],
+    env_prefix: str,
+) -> _Configuration:
+    """The fields of the parameters cell, of paths, URLs and secrets bound once, of every other hard-coded
+    secret, and of the paths and URLs passed straight to I/O calls, in that order."""
+    fields, consumed, findings = _assigned_fields(facts, nb, write_counts, env_prefix)
+    # Every other hard-coded secret: a SecretStr field; the code reads it from the step's parameter.
+    known = _consumed_secrets(facts, consumed, {f.name for f in fields if f.secret})
+    fields += [
+        _secret_field(
+            name, f"{site.description} from cell {site.cell}, line {site.line}", site.cell, site.line, env_prefix
+        )
+        for _value, name, site in assign_fields(facts.cells, consumed, known)
+    ]
+    secret_map = secret_fields(facts, fields, consumed)
+    all_names = {n for cf in facts.cells.values() for st in cf.statements for n in (*st.binds, *st.reads)}
+    taken = (
+        all_names
+        | {f.name for f in fields}
+        | BUILTINS
+        | {"config", "logger", "output_dir", "data_dir", "workdir"}
+    )
+    fields, lifted_findings = _io_literal_fields(facts, fields, taken, secrets_found)
+    return _Configuration(fields, consumed, [*findings, *lifted_findings], taken, secret_map)
+
+
+def _secret_field(name: str, origin: str, cell: int, line: int, env_prefix: str) -> ConfigField:
+    """A ``SecretStr`` field set in the environment; ``origin`` says where the notebook wrote the secret."""
+    return ConfigField(
+        name,
+        "SecretStr",
+        '""',
+        f"{origin}; set {env_prefix}{name.upper()} in the environment",
+        cell,
+        line,
+        secret=True,
+        kind="secret",
+    )
+
+
+def _parameter_field(
+    name: str, value_src: str, value: object, cell: int, line: int, env_prefix: str
+) -> ConfigField:
+    """The field of ``name = value`` in the notebook's parameters cell."""
+    annotation = literal_annotation(ast.parse(value_src, mode="eval").body) or "object"
+    where = f"parameters cell (cell {cell}, line {line})"
+    if isinstance(value, str) and is_secret_literal(name, value):
+        return _secret_field(name, f"secret from the {where}", cell, line, env_prefix)
+    if isinstance(value, str) and looks_like_path(value) and not value.startswith(("/", "~")):
+        return ConfigField(
+            name, "str", repr(value), f"{where}; relative to data_dir", cell, line, literal=value, kind="parameter"
+        )
+    return ConfigField(
+        name,
+        annotation if annotation != "None" else "object | None",
+        value_src,
+        where,
+        cell,
+        line,
+        kind="parameter",
+    )
+
+
+def _assigned_fields(
+    facts: NotebookFacts, nb: Notebook, write_counts: dict[str, int], env_prefix: str
+) -> tuple[list[ConfigField], set[tuple[int, int]], list[Finding]]:
+    """Fields from literal assignments: each of the parameters cell's, and a path, URL or secret bound once.
+
+    Returns the fields, the (cell, statement index) of the assignments they replace, and the findings."""
     fields: list[ConfigField] = []
-    field_names: set[str] = set()
-    consumed: set[tuple[int, int]] = set()  # (cell, statement index) turned into config
-
-    def add_field(f: ConfigField) -> None:
-        fields.append(f)
-        field_names.add(f.name)
-
+    consumed: set[tuple[int, int]] = set()
+    findings: list[Finding] = []
     params_cell = next(
         (c.index for c in nb.code_cells if "parameters" in c.tags and c.index in facts.cells), None
     )
@@ -821,112 +1129,39 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 site.stmt == i and not site.in_comment for site in cf.secrets
             )
             if cf.index == params_cell and write_counts.get(name, 0) >= 1 and not holds_secret:
-                annotation = literal_annotation(ast.parse(value_src, mode="eval").body) or "object"
-                secret = isinstance(value, str) and is_secret_literal(name, value)
-                if secret:
-                    add_field(
-                        ConfigField(
-                            name,
-                            "SecretStr",
-                            '""',
-                            f"secret from the parameters cell (cell {cf.index}, line {line}); "
-                            f"set {env_prefix}{name.upper()} in the environment",
-                            cf.index,
-                            line,
-                            secret=True,
-                            kind="secret",
-                        )
-                    )
-                elif (
-                    isinstance(value, str)
-                    and looks_like_path(value)
-                    and not value.startswith(("/", "~"))
-                ):
-                    add_field(
-                        ConfigField(
-                            name,
-                            "str",
-                            repr(value),
-                            f"parameters cell (cell {cf.index}, line {line}); relative to data_dir",
-                            cf.index,
-                            line,
-                            literal=value,
-                            kind="parameter",
-                        )
-                    )
-                else:
-                    add_field(
-                        ConfigField(
-                            name,
-                            annotation if annotation != "None" else "object | None",
-                            value_src,
-                            f"parameters cell (cell {cf.index}, line {line})",
-                            cf.index,
-                            line,
-                            kind="parameter",
-                        )
-                    )
-                consumed.add((cf.index, i))
+                fields.append(_parameter_field(name, value_src, value, cf.index, line, env_prefix))
             elif (
                 isinstance(value, str)
                 and write_counts.get(name, 0) == 1
-                and name not in field_names
-                and (
-                    looks_like_path(value)
-                    or looks_like_url(value)
-                    or is_secret_literal(name, value)
-                )
+                and all(f.name != name for f in fields)
+                and (looks_like_path(value) or looks_like_url(value) or is_secret_literal(name, value))
             ):
                 if is_secret_literal(name, value):
-                    add_field(
-                        ConfigField(
-                            name,
-                            "SecretStr",
-                            '""',
-                            f"secret from cell {cf.index}, line {line}; "
-                            f"set {env_prefix}{name.upper()} in the environment",
-                            cf.index,
-                            line,
-                            secret=True,
-                            kind="secret",
-                        )
-                    )
+                    origin = f"secret from cell {cf.index}, line {line}"
+                    fields.append(_secret_field(name, origin, cf.index, line, env_prefix))
                 else:
-                    field, finding = _lift(name, value, cf.index, line, 1, kind="constant")
-                    add_field(field)
+                    constant, finding = _lift(name, value, cf.index, line, 1, kind="constant")
+                    fields.append(constant)
                     findings.append(finding)
-                consumed.add((cf.index, i))
+            else:
+                continue
+            consumed.add((cf.index, i))
+    return fields, consumed, findings
 
-    # Every other hard-coded secret: a SecretStr field; the code reads it from the step's parameter.
-    known = _consumed_secrets(facts, consumed, {f.name for f in fields if f.secret})
-    for _value, name, site in assign_fields(facts.cells, consumed, known):
-        add_field(
-            ConfigField(
-                name,
-                "SecretStr",
-                '""',
-                f"{site.description} from cell {site.cell}, line {site.line}; "
-                f"set {env_prefix}{name.upper()} in the environment",
-                site.cell,
-                site.line,
-                secret=True,
-                kind="secret",
-            )
-        )
-    secret_map = secret_fields(facts, fields, consumed)
 
-    # Literals passed straight to I/O calls: lifted into fields named after the file.
-    taken = (
-        set(all_names)
-        | field_names
-        | BUILTINS
-        | {"config", "logger", "output_dir", "data_dir", "workdir"}
-    )
+def _io_literal_fields(
+    facts: NotebookFacts, fields: list[ConfigField], taken: set[str], secrets_found: list[str]
+) -> tuple[list[ConfigField], list[Finding]]:
+    """``fields`` and a field for each literal path or URL passed straight to an I/O call, named after the file.
+
+    The new fields' names are added to ``taken``."""
+    out = list(fields)
+    findings: list[Finding] = []
     for cf in sorted(facts.cells.values(), key=lambda c: c.index):
         for value, line, col, context in cf.literals:
-            if context is not None and any(f.name == context for f in fields):
+            if context is not None and any(f.name == context for f in out):
                 continue
-            if any(f.literal == value for f in fields):
+            if any(f.literal == value for f in out):
                 continue
             if uses_secret(cst.SimpleString(repr(value)), secrets_found):
                 continue  # a URL with a password: the password is a secret field, the URL stays
@@ -941,165 +1176,74 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             while name in taken:
                 name, n = f"{base}{suffix}_{n}", n + 1
             taken.add(name)
-            field, finding = _lift(name, value, cf.index, line, col, kind="lifted")
-            add_field(field)
+            lifted_field, finding = _lift(name, value, cf.index, line, col, kind="lifted")
+            out.append(lifted_field)
             findings.append(finding)
+    return out, findings
 
-    config_names = {f.name for f in fields}
-    consumed_names = {(c, name) for c, i in consumed for name in facts.cells[c].statements[i].binds}
 
-    # --- steps ---------------------------------------------------------------------------------------------------
-    module_alias = {facts.qualified[a]: a for a in sorted(hoisted_imports) if a in facts.qualified}
-    definer: dict[str, str] = {name: "config" for name in config_names}
-    types: dict[str, str | None] = {f.name: ("str" if f.secret else f.annotation) for f in fields}
+# --- steps -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _StepInputs:
+    """What every step is planned from: the statements' order and roles, the Config, the module's names."""
+
+    analysis: FullAnalysis
+    facts: NotebookFacts
+    order: dict[int, list[tuple[int, int]]]  # cell -> the (cell, statement) its step function runs
+    consumed: set[tuple[int, int]]  # statements that became Config fields
+    consumed_names: set[tuple[int, str]]  # (cell, name) of those
+    hoisted_imports: set[str]
+    hoisted_defs: set[str]
+    shown_map: dict[tuple[int, int], Shown]
+    settings_moved: tuple[tuple[int, int], ...]
+    lifted: dict[str, tuple[str, ...]]
+    moved: tuple[tuple[int, int, int, int], ...]  # definitions evaluated away from their cell (relocations)
+    moved_keys: frozenset[tuple[int, int]]  # (cell, statement) of those
+    module_alias: dict[str, str]  # qualified module name -> the name the steps module imports it as
+    fields: tuple[ConfigField, ...]
+    secret_map: dict[str, str]
+    state: frozenset[str]  # module state, Config fields excepted
+    reserved: frozenset[str]  # names a step function cannot take
+
+
+@dataclass
+class _StepScan:
+    """What one step reads, binds and keeps, gathered statement by statement."""
+
+    reads: list[str]
+    in_types: dict[str, str | None]
+    writes: list[str] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)
+    mutated: list[str] = field(default_factory=list)
+    cells_used: list[int] = field(default_factory=list)
+    local: set[str] = field(default_factory=set)
+    unconsumed: set[str] = field(default_factory=set)  # bound in the step and not read after: its final values
+    shown: list[Shown] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+    def add_read(self, name: str, annotation: str | None) -> None:
+        self.reads.append(name)
+        self.in_types[name] = annotation
+
+
+def _raw_steps(inputs: _StepInputs, parts: list[Section]) -> tuple[list[_RawStep], list[Finding]]:
+    """One step per section that keeps code, named uniquely, with what it reads and binds; and NBH608 for each
+    step that only its cell's number names."""
+    used_names = set(inputs.reserved)
+    definer: dict[str, str] = {f.name: "config" for f in inputs.fields}
+    types: dict[str, str | None] = {f.name: ("str" if f.secret else f.annotation) for f in inputs.fields}
     steps_raw: list[_RawStep] = []
-    # Step functions live in steps.py beside the moved imports and definitions: only those can collide.
-    used_names: set[str] = (
-        set(RESERVED_MODULES)
-        | hoisted_imports
-        | hoisted_defs
-        | BUILTINS
-        | {"run", "main", "logger", "show_figures", "logging", "subprocess", "os", "Path"}
-        | state  # globals of the steps module, like the step functions
-    )
-    # a function reads module state when it runs, wherever it is defined: no need to move it for that
-    moved = relocations(facts, hoisted_imports, hoisted_defs | state)
-    moved_keys = {(c, i) for c, i, _, _ in moved}
-    order = statement_order(facts, moved)
-    for c, i, ac, _after in moved:
-        st = facts.cells[c].statements[i]
-        findings.append(
-            Finding(
-                "NBH105",
-                f"'{st.binds[0]}' reads names defined in later cells; it is defined in "
-                f"the step of cell {ac}, once they exist",
-                Span(c, st.line, 1),
-                Severity.WARNING,
-            )
-        )
-    shown_map = {
-        (s.cell, s.statement): s
-        for s in find_shown(analysis, taken | {"log_result", "Results", "steps", "results"})
-        if rules.allows("NBH607", s.cell, facts.cells[s.cell].statements[s.statement].line)
-    }
-    settings_moved = tuple(
-        (c, i)
-        for c, i in process_settings(facts, hoisted_imports)
-        if rules.allows("NBH609", c, facts.cells[c].statements[i].line)
-    )
-    findings += _settings_findings(facts, settings_moved)
-    flow = _cell_flows(
-        analysis,
-        order,
-        consumed,
-        hoisted_imports,
-        hoisted_defs,
-        config_names,
-        shown_map,
-        settings_moved,
-        lifted,
-    )
-    state -= config_names  # a Config field is passed to the steps that read it
-    for section in sections(analysis, flow):
+    findings: list[Finding] = []
+    for section in parts:
         # the module state that exists when the step starts: a test sets it before calling the step
-        reads: list[str] = [n for n in sorted(state) if n in definer]
-        in_types: dict[str, str | None] = {n: types.get(n) for n in reads}
-        writes: list[str] = []
-        results: list[str] = []
-        mutated: list[str] = []
-        cells_used: list[int] = []
-        local: set[str] = set()
-        unconsumed: set[str] = set()  # bound in the step and not read after: its final values
-        shown: list[Shown] = []
-        models: list[str] = []
-        has_code = False
+        reads = [n for n in sorted(inputs.state) if n in definer]
+        scan = _StepScan(reads, {n: types.get(n) for n in reads})
         for index in section.cells:
-            summary = next(c for c in analysis.cells if c.index == index)
-            cell_has_code = False
-            for src_cell, i in order[index]:
-                cf = facts.cells[src_cell]
-                st = cf.statements[i]
-                role = statement_role(
-                    cf, i, consumed, hoisted_imports, hoisted_defs, shown_map, settings_moved
-                )
-                if role != "code":
-                    continue
-                cell_has_code = True
-                st = _with_state(_with_shown(st, src_cell, shown_map), lifted)
-                if (src_cell, i) in shown_map:
-                    shown.append(shown_map[(src_cell, i)])
-                models += [m for m in fitted_names(cf.module.body[i]) if m not in models]
-                # a model the step got from elsewhere (forest = models["rf"]) and reads what it learned
-                models += [
-                    m for m in learned_names(cf.module.body[i]) if m in local and m not in models
-                ]
-                if (
-                    src_cell,
-                    i,
-                ) in moved_keys:  # evaluated away from its cell: every free name is a read
-                    st = dataclasses.replace(st, reads=tuple(cf.def_reads.get(st.binds[0], ())))
-                inferred = _infer_assignment(
-                    cf.module.body[i], facts.qualified, module_alias, hoisted_imports
-                )
-                for name in st.binds:
-                    types[name] = inferred.get(name)
-                for name in st.reads:
-                    if name in local or name in hoisted_imports or name in hoisted_defs:
-                        continue
-                    if name in BUILTINS and name not in definer:
-                        continue
-                    if name in definer and name not in reads:
-                        reads.append(name)
-                        in_types[name] = types.get(name)
-                for name in st.uses:
-                    # a name whose assignment earlier in this cell became a Config field
-                    if (
-                        (src_cell, name) in consumed_names
-                        and name not in local
-                        and name not in reads
-                    ):
-                        reads.append(name)
-                        in_types[name] = types.get(name)
-                for name in used_fields(cf.module.body[i], secret_map):
-                    if name not in reads:  # a secret written in the statement: from the Config
-                        reads.append(name)
-                        in_types[name] = "str"
-                if not _only_prints(cf.module.body[i]):  # printing a value does not use it up
-                    # nor does changing it in place: items.append(3), df["c"] = 1
-                    unconsumed.difference_update(set(st.uses) - changed_by(cf.module.body[i]))
-                unconsumed.update(st.binds)
-                for name in st.binds:
-                    local.add(name)
-                    if name not in writes:
-                        writes.append(name)
-                for name in _result_names(cf.module.body[i], facts.qualified):
-                    if name not in results:
-                        results.append(name)
-                # ``del x``: x no longer exists after this, so the step cannot return it
-                for name in _deleted_names(cf.module.body[i]):
-                    local.discard(name)
-                    if name in writes:
-                        writes.remove(name)
-                    if name in results:
-                        results.remove(name)
-            # a lifted literal used in this cell is read from the config
-            for value, _line, _col, _ctx in facts.cells[index].literals:
-                for f in fields:
-                    if (
-                        f.kind == "lifted"
-                        and f.literal == value
-                        and f.name not in reads
-                        and cell_has_code
-                    ):
-                        reads.append(f.name)
-                        in_types[f.name] = f.annotation
-            for name in summary.mutates:
-                if name not in mutated and name in reads:
-                    mutated.append(name)
-            if cell_has_code:
-                cells_used.append(index)
-                has_code = True
-        if not has_code:
+            if _scan_cell(inputs, scan, index, definer, types):
+                scan.cells_used.append(index)
+        if not scan.cells_used:
             continue
         base = section.name
         if section.named_by == "cell":
@@ -1107,8 +1251,8 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 Finding(
                     "NBH608",
                     f"no heading, comment or recognisable action names the step of cell "
-                    f"{cells_used[0]}: it is called {base}",
-                    Span(cells_used[0], 1, 1),
+                    f"{scan.cells_used[0]}: it is called {base}",
+                    Span(scan.cells_used[0], 1, 1),
                     Severity.INFO,
                 )
             )
@@ -1117,32 +1261,147 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         while name in used_names:
             name, n = f"{base}_{n}", n + 1
         used_names.add(name)
-        steps_raw.append(
-            _RawStep(
-                name=name,
-                title=section.title,
-                doc=section.doc,
-                cells=tuple(cells_used),
-                reads=reads,
-                writes=writes,
-                results=[r for r in results if r in unconsumed],
-                mutated=mutated,
-                sources={r: definer[r] for r in reads},
-                in_types=in_types,
-                out_types={w: types.get(w) for w in [*writes, *mutated]},
-                unconsumed=frozenset(unconsumed),
-                shown=shown,
-                models=[m for m in models if m in local or m in reads],
-            )
-        )
-        for w in writes:
+        steps_raw.append(_raw_step(name, section, scan, definer, types))
+        for w in scan.writes:
             definer[w] = name
-        for mname in mutated:
-            if mname in definer and mname not in writes:
+        for mname in scan.mutated:
+            if mname in definer and mname not in scan.writes:
                 definer[mname] = name
+    return steps_raw, findings
 
-    # A result a later step binds again (in a loop, a branch, with +=) is that step's result: the final
-    # value is the last one; one a later step deletes has none.
+
+def _raw_step(
+    name: str, section: Section, scan: _StepScan, definer: dict[str, str], types: dict[str, str | None]
+) -> _RawStep:
+    return _RawStep(
+        name=name,
+        title=section.title,
+        doc=section.doc,
+        cells=tuple(scan.cells_used),
+        reads=scan.reads,
+        writes=scan.writes,
+        results=[r for r in scan.results if r in scan.unconsumed],
+        mutated=scan.mutated,
+        sources={r: definer[r] for r in scan.reads},
+        in_types=scan.in_types,
+        out_types={w: types.get(w) for w in [*scan.writes, *scan.mutated]},
+        unconsumed=frozenset(scan.unconsumed),
+        shown=scan.shown,
+        models=[m for m in scan.models if m in scan.local or m in scan.reads],
+    )
+
+
+def _scan_cell(
+    inputs: _StepInputs, scan: _StepScan, index: int, definer: dict[str, str], types: dict[str, str | None]
+) -> bool:
+    """Add the code cell ``index`` keeps in its step to ``scan``; whether it keeps any."""
+    facts = inputs.facts
+    summary = next(c for c in inputs.analysis.cells if c.index == index)
+    cell_has_code = False
+    for src_cell, i in inputs.order[index]:
+        role = statement_role(
+            facts.cells[src_cell],
+            i,
+            inputs.consumed,
+            inputs.hoisted_imports,
+            inputs.hoisted_defs,
+            inputs.shown_map,
+            inputs.settings_moved,
+        )
+        if role != "code":
+            continue
+        cell_has_code = True
+        _scan_statement(inputs, scan, src_cell, i, definer, types)
+    # a lifted literal used in this cell is read from the config
+    for value, _line, _col, _ctx in facts.cells[index].literals:
+        for f in inputs.fields:
+            if f.kind == "lifted" and f.literal == value and f.name not in scan.reads and cell_has_code:
+                scan.add_read(f.name, f.annotation)
+    for name in summary.mutates:
+        if name not in scan.mutated and name in scan.reads:
+            scan.mutated.append(name)
+    return cell_has_code
+
+
+def _scan_statement(
+    inputs: _StepInputs,
+    scan: _StepScan,
+    src_cell: int,
+    i: int,
+    definer: dict[str, str],
+    types: dict[str, str | None],
+) -> None:
+    """Add statement ``i`` of cell ``src_cell`` to ``scan``: the types of what it binds go into ``types``."""
+    cf = inputs.facts.cells[src_cell]
+    stmt = cf.module.body[i]
+    st = _with_state(_with_shown(cf.statements[i], src_cell, inputs.shown_map), inputs.lifted)
+    if (src_cell, i) in inputs.shown_map:
+        scan.shown.append(inputs.shown_map[(src_cell, i)])
+    scan.models += [m for m in fitted_names(stmt) if m not in scan.models]
+    # a model the step got from elsewhere (forest = models["rf"]) and reads what it learned
+    scan.models += [m for m in learned_names(stmt) if m in scan.local and m not in scan.models]
+    if (src_cell, i) in inputs.moved_keys:  # evaluated away from its cell: every free name is a read
+        st = dataclasses.replace(st, reads=tuple(cf.def_reads.get(st.binds[0], ())))
+    inferred = _infer_assignment(stmt, inputs.facts.qualified, inputs.module_alias, inputs.hoisted_imports)
+    for name in st.binds:
+        types[name] = inferred.get(name)
+    _scan_reads(inputs, scan, src_cell, st, stmt, definer, types)
+    _scan_binds(scan, st, stmt, inputs.facts.qualified)
+
+
+def _scan_reads(
+    inputs: _StepInputs,
+    scan: _StepScan,
+    src_cell: int,
+    st: TopStatement,
+    stmt: cst.BaseStatement,
+    definer: dict[str, str],
+    types: dict[str, str | None],
+) -> None:
+    """The names the statement reads from an earlier step or the Config become the step's parameters."""
+    for name in st.reads:
+        if name in scan.local or name in inputs.hoisted_imports or name in inputs.hoisted_defs:
+            continue
+        if name in BUILTINS and name not in definer:
+            continue
+        if name in definer and name not in scan.reads:
+            scan.add_read(name, types.get(name))
+    for name in st.uses:
+        # a name whose assignment earlier in this cell became a Config field
+        if (src_cell, name) in inputs.consumed_names and name not in scan.local and name not in scan.reads:
+            scan.add_read(name, types.get(name))
+    for name in used_fields(stmt, inputs.secret_map):
+        if name not in scan.reads:  # a secret written in the statement: from the Config
+            scan.add_read(name, "str")
+
+
+def _scan_binds(
+    scan: _StepScan, st: TopStatement, stmt: cst.BaseStatement, qualified: dict[str, str]
+) -> None:
+    """What the statement binds, uses up, keeps as a result or deletes."""
+    if not _only_prints(stmt):  # printing a value does not use it up
+        # nor does changing it in place: items.append(3), df["c"] = 1
+        scan.unconsumed.difference_update(set(st.uses) - changed_by(stmt))
+    scan.unconsumed.update(st.binds)
+    for name in st.binds:
+        scan.local.add(name)
+        if name not in scan.writes:
+            scan.writes.append(name)
+    for name in _result_names(stmt, qualified):
+        if name not in scan.results:
+            scan.results.append(name)
+    # ``del x``: x no longer exists after this, so the step cannot return it
+    for name in _deleted_names(stmt):
+        scan.local.discard(name)
+        if name in scan.writes:
+            scan.writes.remove(name)
+        if name in scan.results:
+            scan.results.remove(name)
+
+
+def _add_rebound_results(steps_raw: list[_RawStep], facts: NotebookFacts) -> None:
+    """A result a later step binds again (in a loop, a branch, with +=) is that step's result: the final
+    value is the last one; one a later step deletes has none."""
     seen_results: set[str] = set()
     for raw in steps_raw:
         raw.results += [
@@ -1155,7 +1414,12 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
             n for c in raw.cells for stmt in facts.cells[c].module.body for n in _deleted_names(stmt)
         }
 
-    # outputs: what later steps read from this step (by the definer recorded for each read)
+
+def _steps(
+    steps_raw: list[_RawStep], facts: NotebookFacts, state: frozenset[str], config_names: set[str]
+) -> list[Step]:
+    """The steps with their outputs: what later steps read from each (by the definer recorded for each read),
+    and its final results."""
     wanted: dict[str, list[str]] = {raw.name: [] for raw in steps_raw}
     for raw in steps_raw:
         for read, source in raw.sources.items():
@@ -1165,11 +1429,12 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     steps: list[Step] = []
     for pos, raw in enumerate(steps_raw):
         outputs = list(wanted[raw.name])
-        later_reads = {r for t in steps_raw[pos + 1 :] for r in t.reads}
+        later = steps_raw[pos + 1 :]
+        later_reads = {r for t in later for r in t.reads}
         # a name a later step binds again has its final value there, not here (or none: del)
-        later_writes = {w for t in steps_raw[pos + 1 :] for w in t.writes} | {
+        later_writes = {w for t in later for w in t.writes} | {
             name
-            for t in steps_raw[pos + 1 :]
+            for t in later
             for c in t.cells
             for stmt in facts.cells[c].module.body
             for name in _deleted_names(stmt)
@@ -1201,73 +1466,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
                 models=tuple(raw.models),
             )
         )
-
-    findings += _kept_results(facts, steps)
-    deps = _dependencies(facts, package, {m.name for m in nb.local_modules})
-    uses_plots = any(
-        q.split(".")[0] in {"matplotlib", "seaborn", "pylab"} for q in facts.qualified.values()
-    ) or any(e.value == "plot" for c in analysis.cells for e in c.effects)
-    fields.append(
-        ConfigField(
-            "data_dir",
-            "Path",
-            "default_data_dir()",
-            "folder of the notebook's data and working folder of a run: relative paths resolve "
-            "from here as they did in Jupyter",
-            0,
-            0,
-            kind="output",
-        )
-    )
-    constrained, constraint_findings = infer_constraints(fields, facts, nb.path.resolve().parent)
-    fields[:] = constrained
-    findings.extend(constraint_findings)
-    if settings.unsafe_fixes and any(f.code == "NBH401" for f in analysis.findings):
-        seed_name = "seed"
-        while seed_name in taken or seed_name in {f.name for f in fields}:
-            seed_name += "_"
-        fields.append(
-            ConfigField(
-                seed_name,
-                "int",
-                "0",
-                "seed of random and numpy's global generator, applied at pipeline start "
-                "(NBH401, added with --unsafe-fixes)",
-                0,
-                0,
-                kind="seed",
-                constraints="ge=0",
-            )
-        )
-    if network.scan(facts).found:  # NBH301/NBH302: timeout and retries of network calls
-        fields.extend(network.network_fields({*taken, *(f.name for f in fields)}))
-        deps = tuple(sorted({*deps, network.DEPENDENCY}, key=str.lower))
-    if uses_plots or any(step.shown for step in steps):
-        fields.append(
-            ConfigField(
-                "output_dir",
-                "Path",
-                "default_output_dir()",
-                "folder where figures and metrics.json are saved",
-                0,
-                0,
-                kind="output",
-            )
-        )
-    return Plan(
-        package,
-        tuple(steps),
-        tuple(fields),
-        tuple(sorted(hoisted_defs)),
-        tuple(sorted(hoisted_imports)),
-        deps,
-        uses_plots,
-        tuple(dataclasses.replace(f, message=redact(f.message, secrets_found)) for f in findings),
-        moved,
-        tuple(sorted(state)),
-        settings_moved,
-        tuple(lifted.items()),
-    )
+    return steps
 
 
 def _lift(

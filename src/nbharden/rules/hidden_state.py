@@ -218,7 +218,7 @@ class NBH105(Rule):
     name = "stale-global"
     severity = Severity.WARNING
     fix = Fix.NONE
-    detector = "nbharden.plan.make_plan"
+    detector = "nbharden.plan._late_reader_findings"
 
 
 class NBH106(Rule):

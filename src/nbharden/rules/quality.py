@@ -328,7 +328,7 @@ class NBH608(Rule):
     name = "unnamed-step"
     severity = Severity.INFO
     fix = Fix.NONE
-    detector = "nbharden.plan.make_plan"
+    detector = "nbharden.plan._raw_steps"
 
 
 class NBH609(Rule):
