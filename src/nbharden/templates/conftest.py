@@ -6,13 +6,15 @@
   the input files the notebook read (from ``data_dir``, relative paths kept); whatever a step
   writes lands there, so the notebook's folder is never touched. Figures go to ``tmp_path``.
 - No network: a test that opens a network connection is skipped with the reason.
-- The input files come from ``data_dir`` (env ``<PKG>_DATA_DIR``). A test that needs one that is
+- The input files come from ``data_dir`` (env ``<PKG>_DATA_DIR``, or ``.env`` in the folder pytest
+  starts in, which every test's folder gets a copy of). A test that needs one that is
   absent is skipped, naming the file and the setting; tests that only replay recorded values run.
 - Secrets get placeholders: the tests never see a real one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -65,14 +67,53 @@ def _config_class() -> Any:
     return importlib.import_module(f"{PACKAGE}.config").Config
 
 
+#: The folder pytest started in: Config reads ``.env`` from there when the package runs.
+START = Path.cwd()
+
+
+def _dotenv() -> Path | None:
+    """The ``.env`` the package would read: in the folder pytest started in, else next to tests/."""
+    for folder in (START, HERE.parent):
+        if (folder / ".env").is_file():
+            return folder / ".env"
+    return None
+
+
+def _dotenv_value(name: str) -> str | None:
+    """``name`` as ``.env`` sets it (python-dotenv, which pydantic-settings reads it with)."""
+    found = _dotenv()
+    if found is None:
+        return None
+    try:
+        dotenv = importlib.import_module("dotenv")
+    except ImportError:
+        return None
+    values: dict[str, str | None] = dotenv.dotenv_values(found)
+    return next((v for k, v in values.items() if k.upper() == name.upper()), None)
+
+
 def _data_dir(config: Any, prefix: str) -> Path:
-    """Where the input files are: ``<PKG>_DATA_DIR``, else the Config's default (not validated)."""
+    """Where the input files are: ``<PKG>_DATA_DIR`` (the environment, else ``.env``; relative to the
+    folder of the ``.env``), else the Config's default (not validated).
+    """
     given = os.environ.get(f"{prefix}DATA_DIR")
     if given:
         return Path(given)
+    written = _dotenv_value(f"{prefix}DATA_DIR")
+    dotenv = _dotenv()
+    if written and dotenv is not None:
+        return dotenv.parent / written
     field = config.model_fields.get("data_dir")
     default = field.get_default(call_default_factory=True) if field is not None else None
     return Path(default) if default is not None else Path.cwd()
+
+
+def _step_of(test: str) -> dict[str, Any] | None:
+    """The recorded step a test calls (``test_<step>``), or None (the pipeline, the config)."""
+    step: dict[str, Any] | None = RECORDING.get("steps", {}).get(
+        test.removeprefix("test_").split("[")[0]
+    )
+    return step
 
 
 def _needed_inputs(test: str) -> list[str]:
@@ -82,15 +123,19 @@ def _needed_inputs(test: str) -> list[str]:
     inputs = RECORDING.get("input_files", {})
     if test.startswith("test_config_rejects"):  # a bad value is rejected whether the files exist or not
         return []
-    step = RECORDING.get("steps", {}).get(test.removeprefix("test_").split("[")[0])
+    step = _step_of(test)
     if step is None:
         return sorted(inputs)
     read = {entry["name"] for entry in step.get("inputs", [])}
     return sorted(name for name in inputs if name in read)
 
 
-def _mirror(data_dir: Path, work: Path, needed: list[str], prefix: str) -> None:
-    """Copy the input files into ``work`` at their relative paths; skip the test when one is absent."""
+def _mirror(data_dir: Path, work: Path, needed: list[str], prefix: str) -> list[str]:
+    """Copy the input files into ``work`` at their relative paths; skip the test when one is absent.
+    Returns why the test must fail: the input files that differ from those the notebook read when it
+    was recorded.
+    """
+    changed: list[str] = []
     for name, entry in sorted(RECORDING.get("input_files", {}).items()):
         relative = Path(entry["path"])
         source = relative if relative.is_absolute() else data_dir / relative
@@ -101,6 +146,8 @@ def _mirror(data_dir: Path, work: Path, needed: list[str], prefix: str) -> None:
                     f"set {prefix}DATA_DIR to the folder that holds the notebook's data"
                 )
             continue
+        if name in needed and entry.get("required", True):
+            changed += _changed_since_recording(source, name, entry, prefix)
         if relative.is_absolute():
             continue
         target = work / relative
@@ -109,6 +156,49 @@ def _mirror(data_dir: Path, work: Path, needed: list[str], prefix: str) -> None:
             target.symlink_to(source.resolve())
         else:
             shutil.copyfile(source, target)
+    return changed
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _changed_since_recording(
+    source: Path, name: str, entry: dict[str, Any], prefix: str
+) -> list[str]:
+    """Why the input file is not the one the values were recorded from (by sha256; nothing when it
+    is): the recorded values would not follow from it. Suites without a recording compare nothing.
+    """
+    recorded = entry.get("sha256")
+    if not recorded or not _INDEX.is_file():
+        return []
+    stat = source.stat()
+    key = (str(source.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with source.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    if _DIGESTS[key] == recorded:
+        return []
+    return [
+        f"input file {source} ({name}) changed since the notebook was recorded "
+        f"(sha256 {_DIGESTS[key][:12]}..., recorded {recorded[:12]}...): set {prefix}DATA_DIR "
+        f"(or {name}) to the data the notebook was recorded with, or record it again "
+        "with nbharden convert"
+    ]
+
+
+#: Why a test fails before it starts (an input file changed); its call phase reports it.
+_CHANGED = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """A test whose input files changed since the recording fails (not an error of its set-up)."""
+    changed = item.stash.get(_CHANGED, [])
+    if changed:
+        pytest.fail("\n".join(changed), pytrace=False)
 
 
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,7 +226,11 @@ def _hermetic(
         monkeypatch.setenv(f"{prefix}{name}".upper(), f"test-placeholder-{name}")
     work = tmp_path / "work"
     work.mkdir()
-    _mirror(_data_dir(config, prefix), work, _needed_inputs(request.node.name), prefix)
+    dotenv = _dotenv()
+    if dotenv is not None:  # the other settings it holds; DATA_DIR and OUTPUT_DIR are set below
+        shutil.copyfile(dotenv, work / ".env")
+    changed = _mirror(_data_dir(config, prefix), work, _needed_inputs(request.node.name), prefix)
+    request.node.stash[_CHANGED] = changed
     monkeypatch.setenv(f"{prefix}DATA_DIR", str(work))
     monkeypatch.setenv(f"{prefix}OUTPUT_DIR", str(tmp_path / "outputs"))
     monkeypatch.chdir(work)

@@ -1,0 +1,108 @@
+"""Issue 13: the generated suite is hermetic and pinned to its inputs: it reads data_dir from
+``.env`` like the package, and a test whose input file changed since the recording fails.
+
+Each test converts a notebook with recording (``nbharden convert`` in a subprocess), then runs the
+generated suite with pytest in a subprocess.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CSV = "x,y\n" + "".join(f"{i},{(i * 7) % 11}\n" for i in range(40))
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+        pass
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    def handler(*args: object, **kwargs: object) -> _Quiet:
+        return _Quiet(*args, directory=str(folder), **kwargs)  # type: ignore[arg-type]
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OMP_NUM_THREADS")}
+    env.update(MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def _convert(notebook: Path, *args: str) -> Path:
+    done = subprocess.run(
+        [sys.executable, "-m", "nbharden", "convert", notebook.name, *args],
+        cwd=notebook.parent,
+        env={**_env(), "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return notebook.parent / f"{notebook.stem}_prod"
+
+
+def _pytest(out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", str(out)],
+        cwd=out,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_moved_package_reads_data_dir_from_dotenv_and_a_changed_input_file_fails(
+    make_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "points.csv").write_text(CSV, encoding="utf-8")
+    notebook = make_notebook(
+        [
+            "import pandas as pd",
+            "md:## Load",
+            'points = pd.read_csv("points.csv")',
+            "md:## Total",
+            'total = int(points["y"].sum())',
+        ],
+        name="local.ipynb",
+    )
+    out = shutil.copytree(_convert(notebook), tmp_path / "elsewhere" / "moved")
+    prefix = next(out.glob("src/*/__init__.py")).parent.name.upper() + "_"
+    alone = _pytest(out)
+    assert alone.returncode == 0, alone.stdout[-4000:]
+    assert "SKIPPED" in alone.stdout and f"{prefix}DATA_DIR" in alone.stdout, alone.stdout[-4000:]
+    # .env in the folder pytest starts in, as the package reads it (relative to that folder)
+    (out / ".env").write_text(f"{prefix}DATA_DIR=../..\n", encoding="utf-8")
+    suite = _pytest(out)
+    assert suite.returncode == 0 and "SKIPPED" not in suite.stdout, suite.stdout[-4000:]
+    assert "PASSED tests/test_steps.py::test_load" in suite.stdout, suite.stdout[-4000:]
+    # the same number of rows and columns, one value changed: the recorded values no longer follow
+    (tmp_path / "points.csv").write_text(CSV.replace("\n3,10\n", "\n3,9\n"), encoding="utf-8")
+    suite = _pytest(out)
+    assert suite.returncode == 1, suite.stdout[-4000:]
+    assert "changed since the notebook was recorded" in suite.stdout, suite.stdout[-4000:]
+    assert "FAILED tests/test_steps.py::test_load" in suite.stdout, suite.stdout[-4000:]
+    assert "PASSED tests/test_steps.py::test_total" in suite.stdout, suite.stdout[-4000:]
