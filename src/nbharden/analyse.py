@@ -13,7 +13,7 @@ import bisect
 import builtins
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -602,15 +602,66 @@ def analyse_cell(
         magic = MagicResult(module)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     resolved = wrapper.resolve_many([ScopeProvider, PositionProvider])
-    scopes = resolved[ScopeProvider]
-    positions = resolved[PositionProvider]
-    findings = list(magic.findings)
+    positions = cast(Mapping[cst.CSTNode, CodeRange], resolved[PositionProvider])
+    names = _cell_names(module, resolved[ScopeProvider], positions)
+    # classes and type aliases of this cell and the cells above (``known_types`` is shared, and grows)
+    classes = known_types if known_types is not None else set()
+    classes.update(s.name.value for s in module.body if isinstance(s, cst.ClassDef))
+    statements, def_reads = _top_statements(
+        module, positions, names, qualified, classes, local_exports
+    )
+    for st in statements:
+        for bound, qname in st.import_names:
+            qualified[bound] = qname.lstrip(".") if not qname.startswith(".") else qname
 
-    global_scope = next((s for s in scopes.values() if isinstance(s, GlobalScope)), None)
-    statements: list[TopStatement] = []
-    def_reads: dict[str, tuple[str, ...]] = {}
-    # The top-level statement a node belongs to, by position: statements are disjoint line/column ranges.
-    # (A decorated def starts at its first decorator; LibCST's position of the def starts at 'def'.)
+    visitor = _CellVisitor(index, qualified, seeded)
+    visitor.metadata = {PositionProvider: positions}  # reuse the positions resolved above
+    module.visit(visitor)
+    introduced = {
+        n
+        for n, flag in (
+            ("subprocess", magic.needs_subprocess),
+            ("os", magic.needs_os),
+            ("Path", magic.needs_path),
+        )
+        if flag
+    }
+    for st in statements:
+        st.reads = tuple(n for n in st.reads if n not in introduced)
+    summary = _cell_summary(
+        index, statements, visitor.mutates, _cell_effects(module, visitor, magic, shadowed)
+    )
+    facts = CellFacts(
+        index,
+        module,
+        statements,
+        def_reads,
+        list(magic.dependencies),
+        {"path" if n == "Path" else n for n in introduced},  # what the translated magics need
+        visitor.literals,
+        visitor.global_decls,
+        shadowed=shadowed,
+    )
+    facts.secrets = scan_secrets(module, index, positions)  # the positions resolved above, not again
+    return summary, facts, [*magic.findings, *visitor.findings], seeded or visitor.seeds
+
+
+@dataclass
+class _CellNames:
+    """The global names each top-level statement of a cell binds, uses and reads, by statement index."""
+
+    global_scope: GlobalScope | None
+    reads: dict[int, list[str]]  # read before this cell binds them: what the statement takes from earlier cells
+    free: dict[int, set[str]] = field(default_factory=dict)  # every global it uses, even if bound in the cell
+    lazy: dict[int, set[str]] = field(default_factory=dict)  # read by code that runs later (a function's body)
+    bound_before: dict[str, int] = field(default_factory=dict)  # name -> the first statement binding it
+    bound_by: dict[int, set[str]] = field(default_factory=dict)  # statement -> the global names it binds
+
+
+def _statement_owner(module: cst.Module, positions: Any) -> Callable[[cst.CSTNode | None], int]:
+    """The index of the top-level statement a node belongs to (-1 for none), by position: statements are disjoint
+    line/column ranges. (A decorated def starts at its first decorator; LibCST's position of the def starts at
+    'def'.)"""
     starts = []
     for stmt in module.body:
         head: cst.CSTNode = (
@@ -627,17 +678,20 @@ def analyse_cell(
             return -1
         return bisect.bisect_right(starts, (where.start.line, where.start.column)) - 1
 
-    reads_by_stmt: dict[int, list[str]] = {i: [] for i in range(len(module.body))}
-    free_by_stmt: dict[int, set[str]] = {}
-    lazy_by_stmt: dict[int, set[str]] = {}  # read by code that runs later (a function's body)
-    bound_before: dict[str, int] = {}  # name -> index of the first top-level statement binding it
-    bound_by: dict[int, set[str]] = {}  # top-level statement index -> the global names it binds
+    return owner_of
+
+
+def _cell_names(module: cst.Module, scopes: Mapping[cst.CSTNode, object], positions: Any) -> _CellNames:
+    """Which global names each top-level statement binds, uses, and reads from earlier cells."""
+    global_scope = next((s for s in scopes.values() if isinstance(s, GlobalScope)), None)
+    owner_of = _statement_owner(module, positions)
+    names = _CellNames(global_scope, {i: [] for i in range(len(module.body))})
     if global_scope is not None:
         for assignment in [*global_scope.assignments, *_walrus_in_comprehensions(module, scopes)]:
             i = owner_of(_assigned_node(assignment))
             if i >= 0:
-                bound_before[assignment.name] = min(bound_before.get(assignment.name, i), i)
-                bound_by.setdefault(i, set()).add(assignment.name)
+                names.bound_before[assignment.name] = min(names.bound_before.get(assignment.name, i), i)
+                names.bound_by.setdefault(i, set()).add(assignment.name)
 
     # Scopes and accesses are sets in LibCST (ordered by object id): walk them in source order, so that the
     # order of a step's parameters never depends on the process (a second conversion gives the same bytes).
@@ -652,170 +706,153 @@ def analyse_cell(
         if scope is None:
             continue
         for access in sorted([*scope.accesses, *augmented.get(scope, ())], key=_where):
-            node = access.node
-            if not isinstance(node, cst.Name):
-                continue
-            name = node.value
-            i = owner_of(node)
-            referents = access.referents
-            if referents and any(
-                not isinstance(r.scope, GlobalScope | BuiltinScope) for r in referents
-            ):
-                continue  # bound in a function, class or comprehension scope
-            if i >= 0:
-                free_by_stmt.setdefault(i, set()).add(
-                    name
-                )  # every global a def uses, even if bound in the cell
-                if scope is not global_scope and not _runs_at_once(scope):
-                    lazy_by_stmt.setdefault(i, set()).add(name)
-            if scope is global_scope or _runs_at_once(scope):
-                first = bound_before.get(name)
-                if first is not None and first < i:
-                    continue
-                if first is not None and first == i and referents:
-                    # bound earlier inside the same compound statement (loop body, if-branch...)
-                    if not _reads_before_binding(module.body[i]):
-                        continue
-            elif name in bound_before and bound_before[name] < i:
-                continue  # a nested scope reading a global bound by an earlier statement of this cell
-            elif name in bound_before and scope is not global_scope:
-                # a function reading a global bound later in this cell: resolved at call time, inside the cell
-                continue
-            if i >= 0 and name not in reads_by_stmt[i]:
-                reads_by_stmt[i].append(name)
+            if isinstance(access.node, cst.Name):
+                _note_access(names, module, scope, access, owner_of(access.node))
+    return names
 
+
+def _note_access(names: _CellNames, module: cst.Module, scope: Scope, access: Any, i: int) -> None:
+    """Record a read of a global name by top-level statement ``i`` (``access`` is a LibCST ``Access`` of a
+    ``Name``, or an augmented assignment's read)."""
+    name = access.node.value
+    referents = access.referents
+    if referents and any(not isinstance(r.scope, GlobalScope | BuiltinScope) for r in referents):
+        return  # bound in a function, class or comprehension scope
+    global_scope = names.global_scope
+    if i >= 0:
+        names.free.setdefault(i, set()).add(name)  # every global a def uses, even if bound in the cell
+        if scope is not global_scope and not _runs_at_once(scope):
+            names.lazy.setdefault(i, set()).add(name)
+    first = names.bound_before.get(name)
+    if scope is global_scope or _runs_at_once(scope):
+        if first is not None and first < i:
+            return
+        if first is not None and first == i and referents:
+            # bound earlier inside the same compound statement (loop body, if-branch...)
+            if not _reads_before_binding(module.body[i]):
+                return
+    elif first is not None and first < i:
+        return  # a nested scope reading a global bound by an earlier statement of this cell
+    elif first is not None and scope is not global_scope:
+        # a function reading a global bound later in this cell: resolved at call time, inside the cell
+        return
+    if i >= 0 and name not in names.reads[i]:
+        names.reads[i].append(name)
+
+
+def _top_statements(
+    module: cst.Module,
+    positions: Any,
+    names: _CellNames,
+    qualified: dict[str, str],
+    classes: set[str],
+    local_exports: Mapping[str, tuple[str, ...]] | None,
+) -> tuple[list[TopStatement], dict[str, tuple[str, ...]]]:
+    """The cell's top-level statements, and the globals each of its definitions reads (``def_reads``)."""
+    statements: list[TopStatement] = []
+    def_reads: dict[str, tuple[str, ...]] = {}
     local_imports: dict[str, str] = {}
-    # classes and type aliases of this cell and the cells above (``known_types`` is shared, and grows)
-    classes = known_types if known_types is not None else set()
-    classes.update(s.name.value for s in module.body if isinstance(s, cst.ClassDef))
     for i, stmt in enumerate(module.body):
-        line = _statement_line(positions, stmt)
-        binds: list[str] = []
-        import_names: list[tuple[str, str]] = []
-        star = None
-        kind = "code"
-        inner = (
-            stmt.body[0]
-            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
-            else None
+        kind, binds, import_names, star = _statement_kind(
+            stmt, i, names, positions, qualified, local_imports, classes, local_exports
         )
-        if isinstance(inner, cst.Import | cst.ImportFrom):
-            kind = "import"
-            pairs, star = _import_bindings(inner)
-            if star is not None and local_exports is not None and star in local_exports:
-                # a local module's star import binds names we can read from its source
-                pairs, star = [(n, f"{star}.{n}") for n in local_exports[star]], None
-            import_names = pairs
-            local_imports.update((b, q.lstrip(".")) for b, q in pairs)
-            binds = [p[0] for p in pairs]
-        elif isinstance(stmt, cst.FunctionDef):
-            kind = "def"
-            binds = [stmt.name.value]
-        elif isinstance(stmt, cst.ClassDef):
-            kind = "class"
-            binds = [stmt.name.value]
-        elif (alias := _type_alias(inner, {**qualified, **local_imports}, classes)) is not None:
-            kind = "alias"  # ``Word = str``, ``Chain = List[Word]``: may move to module level like a def
-            binds = [alias]
-        else:
-            if global_scope is not None:
-                binds = sorted(  # bound_by, not a scan of every assignment: quadratic in a big cell
-                    bound_by.get(i, set()),
-                    key=lambda n: _first_position(global_scope, n, positions),
-                )
-            nested_imports = find_all(stmt, cst.Import, cst.ImportFrom)
-            if nested_imports:
-                conditional = []
-                for imp in nested_imports:
-                    if isinstance(imp, cst.Import | cst.ImportFrom):
-                        conditional.extend(_import_bindings(imp)[0])
-                import_names = conditional
+        if kind == "import":
+            local_imports.update((b, q.lstrip(".")) for b, q in import_names)
+        free = names.free.get(i, set())
         statements.append(
             TopStatement(
                 i,
                 kind,
                 tuple(binds),
-                tuple(reads_by_stmt[i]),
-                line,
+                tuple(names.reads[i]),
+                _statement_line(positions, stmt),
                 tuple(import_names),
                 star,
                 conditional_import=kind != "import" and bool(import_names),
-                uses=tuple(sorted(free_by_stmt.get(i, set()))),
-                lazy=tuple(sorted(lazy_by_stmt.get(i, set()))),
+                uses=tuple(sorted(free)),
+                lazy=tuple(sorted(names.lazy.get(i, set()))),
             )
         )
         if kind in {"def", "class", "alias"}:
-            def_reads[binds[0]] = tuple(sorted(free_by_stmt.get(i, set()) - {binds[0]}))
+            def_reads[binds[0]] = tuple(sorted(free - {binds[0]}))
+    return statements, def_reads
 
-    for st in statements:
-        for bound, qname in st.import_names:
-            qualified[bound] = qname.lstrip(".") if not qname.startswith(".") else qname
 
-    visitor = _CellVisitor(index, qualified, seeded)
-    visitor.metadata = {PositionProvider: positions}  # reuse the positions resolved above
-    module.visit(visitor)
-    findings.extend(visitor.findings)
+def _statement_kind(
+    stmt: cst.BaseStatement,
+    i: int,
+    names: _CellNames,
+    positions: Any,
+    qualified: dict[str, str],
+    local_imports: dict[str, str],
+    classes: set[str],
+    local_exports: Mapping[str, tuple[str, ...]] | None,
+) -> tuple[str, list[str], list[tuple[str, str]], str | None]:
+    """What top-level statement ``i`` is (import | def | class | alias | code), the global names it binds, the
+    imports it makes, conditional ones included (bound name, qualified name), and the module of a star import
+    whose names are unknown."""
+    inner = (
+        stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 else None
+    )
+    if isinstance(inner, cst.Import | cst.ImportFrom):
+        pairs, star = _import_bindings(inner)
+        if star is not None and local_exports is not None and star in local_exports:
+            # a local module's star import binds names we can read from its source
+            pairs, star = [(n, f"{star}.{n}") for n in local_exports[star]], None
+        return "import", [p[0] for p in pairs], pairs, star
+    if isinstance(stmt, cst.FunctionDef):
+        return "def", [stmt.name.value], [], None
+    if isinstance(stmt, cst.ClassDef):
+        return "class", [stmt.name.value], [], None
+    if (alias := _type_alias(inner, {**qualified, **local_imports}, classes)) is not None:
+        # ``Word = str``, ``Chain = List[Word]``: may move to module level like a def
+        return "alias", [alias], [], None
+    binds: list[str] = []
+    global_scope = names.global_scope
+    if global_scope is not None:
+        binds = sorted(  # bound_by, not a scan of every assignment: quadratic in a big cell
+            names.bound_by.get(i, set()),
+            key=lambda n: _first_position(global_scope, n, positions),
+        )
+    conditional = [
+        pair
+        for imp in find_all(stmt, cst.Import, cst.ImportFrom)
+        if isinstance(imp, cst.Import | cst.ImportFrom)
+        for pair in _import_bindings(imp)[0]
+    ]
+    return "code", binds, conditional, None
+
+
+def _cell_effects(
+    module: cst.Module, visitor: _CellVisitor, magic: MagicResult, shadowed: frozenset[str]
+) -> set[Effect]:
+    """What the cell does: its calls' effects, a shell line, or only showing values."""
     effects = set(visitor.effects)
     if magic.needs_subprocess:
         effects.add(Effect.SHELL)
     # A cell that only shows values (every statement an expression, none a call that does something).
     if module.body and all(_display_only_statement(s, shadowed) for s in module.body):
         effects.add(Effect.DISPLAY)
+    return effects
 
-    introduced = {
-        n
-        for n, flag in (
-            ("subprocess", magic.needs_subprocess),
-            ("os", magic.needs_os),
-            ("Path", magic.needs_path),
-        )
-        if flag
-    }
-    for st in statements:
-        st.reads = tuple(n for n in st.reads if n not in introduced)
-    reads: list[str] = []
-    for st in statements:
-        for name in st.reads:
-            if name not in reads:
-                reads.append(name)
-    writes: list[str] = []
-    for st in statements:
-        for name in st.binds:
-            if name not in writes:
-                writes.append(name)
+
+def _cell_summary(
+    index: int, statements: list[TopStatement], mutates: Iterable[str], effects: set[Effect]
+) -> CellAnalysis:
+    """The cell's summary: what it reads from earlier cells, binds, changes in place, imports and defines."""
+    reads = list(dict.fromkeys(n for st in statements for n in st.reads))
+    writes = list(dict.fromkeys(n for st in statements for n in st.binds))
     imports = [b for st in statements if st.kind == "import" for b in st.binds]
     defines = [b for st in statements if st.kind in {"def", "class"} for b in st.binds]
-    summary = CellAnalysis(
+    return CellAnalysis(
         index=index,
         reads=tuple(reads),
         writes=tuple(writes),
-        mutates=tuple(n for n in visitor.mutates if n not in imports),
+        mutates=tuple(n for n in mutates if n not in imports),
         imports=tuple(imports),
         defines=tuple(defines),
         effects=tuple(sorted(effects, key=lambda e: e.value)),
     )
-    needs = {
-        name
-        for name, flag in (
-            ("subprocess", magic.needs_subprocess),
-            ("os", magic.needs_os),
-            ("path", magic.needs_path),
-        )
-        if flag
-    }
-    facts = CellFacts(
-        index,
-        module,
-        statements,
-        def_reads,
-        list(magic.dependencies),
-        needs,
-        visitor.literals,
-        visitor.global_decls,
-        shadowed=shadowed,
-    )
-    facts.secrets = scan_secrets(module, index, positions)  # the positions resolved above, not again
-    return summary, facts, findings, seeded or visitor.seeds
 
 
 def _seed_given(node: cst.Call) -> bool:
