@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbharden.errors import ExecutionError, InternalError, NbhardenError, UsageError
 from nbharden.models import Notebook, Plan
@@ -241,6 +241,36 @@ def _last_cell(events: list[dict[str, Any]]) -> int | None:
     return int(cells[-1]) if cells else None
 
 
+def _recorder_config(
+    plan: Plan,
+    *,
+    run_dir: Path,
+    log: Path,
+    schedule: list[dict[str, Any]],
+    cap_bytes: int,
+    seed: int | None,
+    hidden: Sequence[str],
+) -> dict[str, Any]:
+    """What the in-kernel recorder reads (``NBHARDEN_RECORDER`` names the file it is written to)."""
+    return {
+        "values_module": str(_HERE / "_values.py"),
+        "shapes_module": str(_HERE.parent / "secret_shapes.py"),
+        "secrets_module": str(_HERE / "_runtime_secrets.py"),
+        "out": str(run_dir),
+        "log": str(log),
+        "cap_bytes": cap_bytes,
+        "cells": schedule,
+        "secrets": sorted(f.name for f in plan.config_fields if f.secret),
+        "secret_values": list(hidden),
+        "seed": seed,
+        "lifted": {
+            f.name: [f.literal, "Path" if f.annotation == "Path" else "str"]
+            for f in plan.config_fields
+            if f.kind == "lifted" and f.literal is not None and not f.secret
+        },
+    }
+
+
 def _run_once(
     nb: Notebook,
     plan: Plan,
@@ -269,30 +299,12 @@ def _run_once(
 
     Raises ``ExecutionError`` when the notebook fails, times out or kills its kernel.
     """
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
     run_dir.mkdir(parents=True, exist_ok=True)
     log = run_dir / "recorder.log"
     log.unlink(missing_ok=True)
-    config = {
-        "values_module": str(_HERE / "_values.py"),
-        "shapes_module": str(_HERE.parent / "secret_shapes.py"),
-        "secrets_module": str(_HERE / "_runtime_secrets.py"),
-        "out": str(run_dir),
-        "log": str(log),
-        "cap_bytes": cap_bytes,
-        "cells": schedule,
-        "secrets": sorted(f.name for f in plan.config_fields if f.secret),
-        "secret_values": list(hidden),
-        "seed": seed,
-        "lifted": {
-            f.name: [f.literal, "Path" if f.annotation == "Path" else "str"]
-            for f in plan.config_fields
-            if f.kind == "lifted" and f.literal is not None and not f.secret
-        },
-    }
+    config = _recorder_config(
+        plan, run_dir=run_dir, log=log, schedule=schedule, cap_bytes=cap_bytes, seed=seed, hidden=hidden
+    )
     config_path = run_dir / "recorder.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
     env = {**KERNEL_ENV, "NBHARDEN_RECORDER": str(config_path)}
@@ -311,6 +323,50 @@ def _run_once(
     )
     watch = watch or RunWatch()
     started = time.perf_counter()
+    _execute(
+        nb,
+        source,
+        output,
+        log,
+        box=box,
+        settings=settings,
+        parameters=parameters,
+        kernel=kernel,
+        manager=box.manager_class(_kernel_manager_class(env, run_dir / "kernel.log", watch.cancel)),
+        on_cell=_cell_hook(watch, schedule, *run),
+        hidden=hidden,
+    )
+    seconds = time.perf_counter() - started
+    events = _read_log(log)
+    if not any(e.get("event") == "ready" for e in events):
+        raise InternalError(f"the recorder did not load in kernel {kernel!r}", path=nb.path)
+    problems = [e["message"] for e in events if e.get("event") == "recorder-error"]
+    if problems:
+        raise InternalError(f"the recorder failed in the kernel: {problems[0]}", path=nb.path)
+    return events, seconds
+
+
+def _execute(
+    nb: Notebook,
+    source: Path,
+    output: Path,
+    log: Path,
+    *,
+    box: Session,
+    settings: Settings,
+    parameters: dict[str, JSON],
+    kernel: str,
+    manager: type,
+    on_cell: Callable[..., None],
+    hidden: Sequence[str],
+) -> None:
+    """``papermill.execute_notebook`` of ``source`` into ``output`` in the sandbox session ``box`` (kernel
+    manager class ``manager``); its failures as ``ExecutionError`` naming the cell (from the recorder's ``log``),
+    after ``box`` has added its hint to them."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
     try:
         with box:
             papermill.execute_notebook(
@@ -325,10 +381,8 @@ def _run_once(
                 cwd=str(source.parent),
                 execution_timeout=max(1, math.ceil(settings.cell_timeout)),
                 extra_arguments=[f"--IPKernelApp.exec_files={_HERE / '_recorder.py'}"],
-                kernel_manager_class=box.manager_class(
-                    _kernel_manager_class(env, run_dir / "kernel.log", watch.cancel)
-                ),
-                on_cell_execute=_cell_hook(watch, schedule, *run),
+                kernel_manager_class=manager,
+                on_cell_execute=on_cell,
             )
     except PapermillExecutionError as exc:
         events = _read_log(log)
@@ -353,14 +407,6 @@ def _run_once(
         ) from None
     except (RuntimeError, TimeoutError, OSError) as exc:
         raise ExecutionError(f"the kernel could not run the notebook: {exc}", path=nb.path) from exc
-    seconds = time.perf_counter() - started
-    events = _read_log(log)
-    if not any(e.get("event") == "ready" for e in events):
-        raise InternalError(f"the recorder did not load in kernel {kernel!r}", path=nb.path)
-    problems = [e["message"] for e in events if e.get("event") == "recorder-error"]
-    if problems:
-        raise InternalError(f"the recorder failed in the kernel: {problems[0]}", path=nb.path)
-    return events, seconds
 
 
 def _secret_values(
@@ -516,6 +562,271 @@ def _differs(first: dict[Any, dict[str, Any]], other: dict[Any, dict[str, Any]],
     )
 
 
+def _may_run_together(nb: Notebook, analysis: FullAnalysis | None, sandbox: SandboxReport) -> bool:
+    """Whether two runs of ``nb`` may share the machine at once: two cores, and nothing one run could do to the
+    other. A notebook that writes files (``to_csv``, ``savefig``, ``%%writefile``, ``open(..., "w")``) or runs
+    shell commands could read what the other run is writing, so it runs one run after the other, as does one
+    whose analysis the caller did not give. Sandbox tier ``bwrap`` creates and removes the mount points of the
+    protected folders per run: its runs never overlap either.
+    """
+    from nbharden.local_modules import written_files
+    from nbharden.models import Effect
+
+    if analysis is None or (os.cpu_count() or 1) < 2 or sandbox.tier == "bwrap":
+        return False
+    if written_files(c.source for c in nb.code_cells):
+        return False
+    return not any(
+        effect in (Effect.FILE_WRITE, Effect.SHELL) for cell in analysis.cells for effect in cell.effects
+    )
+
+
+T = TypeVar("T")
+
+
+def _at_once(first: Callable[[], T], second: Callable[[], T]) -> tuple[T, T]:
+    """``first()`` here and ``second()`` in a thread, at the same time; both results. When either raises, the
+    other is waited for all the same (its kernel stopped at its end), then the first's error is raised (the
+    order of an error as if they had run one after the other)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nbharden-run") as pool:
+        later = pool.submit(second)
+        try:
+            a = first()
+        except BaseException:
+            concurrent.futures.wait([later])
+            raise
+        return a, later.result()
+
+
+class _InOrder:
+    """What a watch hears of runs made at once: run 1's cells as they start; the other run's held until run 1
+    has ended (``release``), then told in order, so a front end shows one run after the other as when the runs
+    do not overlap. Never two calls of ``on_cell`` at once (the runs call it from two threads)."""
+
+    def __init__(self, watch: RunWatch) -> None:
+        import threading
+
+        self.watch = watch
+        self._lock = threading.Lock()
+        self._held: list[CellProgress] = []
+        self._released = False
+
+    def on_cell(self, progress: CellProgress) -> None:
+        with self._lock:
+            if progress.run != 1 and not self._released:
+                self._held.append(progress)
+                return
+            self.watch.on_cell(progress)
+
+    def release(self) -> None:
+        with self._lock:
+            self._released = True
+            held, self._held = self._held, []
+            for progress in held:
+                self.watch.on_cell(progress)
+
+    def as_watch(self) -> RunWatch:
+        return RunWatch(on_cell=self.on_cell, cancel=self.watch.cancel)
+
+
+@dataclasses.dataclass
+class _Runs:
+    """The runs of one recording: what every run shares, and each run's seed and wall time by its number."""
+
+    nb: Notebook
+    plan: Plan
+    settings: Settings
+    workdir: Path
+    kernel: str
+    schedule: list[dict[str, Any]]
+    parameters: dict[str, JSON]
+    cap_bytes: int
+    executed: Path | None
+    sandbox: SandboxReport
+    hidden: list[str]
+    protect: Sequence[Path]
+    watch: RunWatch
+    planned: int
+    order: _InOrder | None = None  # runs 1 and 2 at once: what the watch hears of them
+    done: dict[int, tuple[int, float]] = dataclasses.field(default_factory=dict)
+
+    def once(self, seed: int, number: int) -> list[dict[str, Any]]:
+        """Run ``number`` (the first keeps its folder and executed copy; a later one only its events)."""
+        run_dir = self.workdir if number == 1 else self.workdir / f".run{number}"
+        self.watch.check(self.nb.path)
+        try:
+            events, took = _run_once(
+                self.nb,
+                self.plan,
+                settings=self.settings,
+                run_dir=run_dir,
+                kernel=self.kernel,
+                schedule=self.schedule,
+                parameters=self.parameters,
+                cap_bytes=self.cap_bytes,
+                seed=seed,
+                executed=self.executed if number == 1 else None,
+                sandbox=self.sandbox,
+                hidden=self.hidden,
+                protect=self.protect,
+                watch=self.watch,
+                run=(number, max(self.planned, number)),
+            )
+        except NbhardenError:
+            self.watch.check(self.nb.path)  # a kernel killed by Cancel is no failure of the notebook
+            raise
+        self.done[number] = (seed, took)
+        if number > 1:
+            shutil.rmtree(run_dir, ignore_errors=True)  # only its digests matter
+        return events
+
+    def all(self) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+        """Runs 1 to ``planned``, run ``i`` with seed ``RECORDING_SEED + i - 1``: the first run's events and
+        the others'. With ``order``, the first two at once, each kernel on a core of its own."""
+        if self.planned > 1 and self.order is not None:
+            order = self.order
+
+            def run_1() -> list[dict[str, Any]]:
+                events = self.once(RECORDING_SEED, 1)
+                order.release()
+                return events
+
+            first, second = _at_once(run_1, lambda: self.once(RECORDING_SEED + 1, 2))
+            others = [second]
+        else:
+            first, others = self.once(RECORDING_SEED, 1), []
+        for number in range(len(others) + 2, self.planned + 1):
+            others.append(self.once(RECORDING_SEED + number - 1, number))
+        return first, others
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compared:
+    """The runs' values and generator states side by side: run 1, the runs with other seeds, and the
+    confirming run with the first seed (empty when not made)."""
+
+    first: dict[tuple[str, str, str], dict[str, Any]]
+    others: list[dict[tuple[str, str, str], dict[str, Any]]]
+    confirm: dict[tuple[str, str, str], dict[str, Any]] | None
+    first_random: dict[str, dict[str, Any]]
+    others_random: list[dict[str, dict[str, Any]]]
+    confirm_random: dict[str, dict[str, Any]]
+
+    def value(self, step: str, phase: str, name: str) -> RecordedValue:
+        key = (step, phase, name)
+        return _recorded(
+            self.first.get(key),
+            name,
+            [o.get(key) for o in self.others],
+            None if self.confirm is None else self.confirm.get(key),
+        )
+
+    def random_state(self, step: str) -> tuple[str | None, str | None]:
+        """The stored state of the generators as ``step`` started, when reproducible."""
+        entry = self.first_random.get(step)
+        if entry is None:
+            return None, None
+        sha = entry.get("sha256")
+        same = all(o.get(step, {}).get("sha256") == sha for o in self.others_random)
+        if same or self.confirm_random.get(step, {}).get("sha256") == sha:
+            return str(entry["file"]), str(sha)
+        return None, None
+
+
+def _compare(runs: _Runs) -> _Compared:
+    """Make the runs; when any value or generator state differs between them, one more run with the first
+    seed (the confirming run)."""
+    events, other_events = runs.all()
+    first, first_random = _values_by_key(events), _random_by_step(events)
+    others = [_values_by_key(e) for e in other_events]
+    others_random = [_random_by_step(e) for e in other_events]
+    confirm: dict[tuple[str, str, str], dict[str, Any]] | None = None
+    confirm_random: dict[str, dict[str, Any]] = {}
+    if any(_differs(first, o, "digest") for o in others) or any(
+        _differs(first_random, o, "sha256") for o in others_random
+    ):
+        number = runs.planned + 1
+        runs.planned = number
+        events = runs.once(RECORDING_SEED, number)
+        confirm, confirm_random = _values_by_key(events), _random_by_step(events)
+    return _Compared(first, others, confirm, first_random, others_random, confirm_random)
+
+
+def _step_recordings(
+    plan: Plan, step_cells: dict[str, tuple[int, ...]], compared: _Compared
+) -> tuple[list[StepRecording], tuple[RecordedValue, ...]]:
+    """Each step's recording, and the values the notebook ended with (``FINAL``)."""
+    finals = tuple(
+        compared.value(FINAL, "out", name)
+        for name in dict.fromkeys(
+            p.name for s in plan.steps if step_cells[s.name] for p in s.outputs
+        )
+        # a name deleted by a later cell keeps the value its step returned
+        if compared.first.get((FINAL, "out", name), {}).get("kind") not in (None, "missing")
+    )
+    steps = []
+    for step in plan.steps:
+        cells = step_cells[step.name]
+        state, state_sha = compared.random_state(step.name) if cells else (None, None)
+        steps.append(
+            StepRecording(
+                step=step.name,
+                cells=cells,
+                inputs=(
+                    tuple(compared.value(step.name, "in", p.name) for p in step.inputs) if cells else ()
+                ),
+                outputs=(
+                    tuple(compared.value(step.name, "out", p.name) for p in step.outputs)
+                    if cells
+                    else ()
+                ),
+                executed=bool(cells),
+                draws_random=bool(cells) and step.name in compared.first_random,
+                random_state=state,
+                random_state_sha256=state_sha,
+            )
+        )
+    return steps, finals
+
+
+def _keep_only(
+    workdir: Path, steps: list[StepRecording], finals: tuple[RecordedValue, ...]
+) -> tuple[int, bool]:
+    """Remove the files of values no longer kept (they changed between runs); the bytes stored and whether a
+    value was cut to its fingerprint by the size cap."""
+    kept = {v.file for s in steps for v in (*s.inputs, *s.outputs) if v.file is not None}
+    kept |= {v.file for v in finals if v.file is not None}
+    kept |= {s.random_state for s in steps if s.random_state is not None}
+    for path in (workdir / "values").glob("*"):
+        if path.is_file() and f"values/{path.name}" not in kept:
+            path.unlink()
+    stored = sum(p.stat().st_size for p in (workdir / "values").glob("*") if p.is_file())
+    capped = any(
+        v.kind == "fingerprint" and "cap" in v.note
+        for v in (*finals, *(v for s in steps for v in (*s.inputs, *s.outputs)))
+    )
+    return stored, capped
+
+
+def _schedule_of(
+    nb: Notebook, plan: Plan
+) -> tuple[list[dict[str, Any]], dict[str, tuple[int, ...]]]:
+    """The recorder's schedule and each step's cells that run, from the notebook's file as it is on disk."""
+    import nbformat
+
+    try:
+        raw = nbformat.read(str(nb.path), as_version=4)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError) as exc:
+        raise ExecutionError(f"cannot read the notebook to run it: {exc}", path=nb.path) from exc
+    if len(raw.cells) != len(nb.cells):
+        raise InternalError("the notebook changed on disk since it was loaded", path=nb.path)
+    sources = [str(c.source) for c in raw.cells]
+    tags = [list(c.get("metadata", {}).get("tags", [])) for c in raw.cells]
+    return _schedule(nb, plan, sources, tags)
+
+
 def record(
     nb: Notebook,
     plan: Plan,
@@ -537,7 +848,8 @@ def record(
     pipeline seeded with 0 reproduces them. Values that differ between runs are volatile;
     then one more run with the first seed tells those that follow the seed (kept) from
     those that change anyway (only their type and shape kept), so two recordings of the
-    same notebook store the same values.
+    same notebook store the same values. The first two runs are made at once when nothing
+    one could do affects the other (``_may_run_together``).
 
     ``analysis``: the notebook's analysis, when the caller has it (else it is analysed again,
     for the hard-coded secrets the recorder must not store). ``protect``: folders the notebook
@@ -551,19 +863,9 @@ def record(
     Raises ``ExecutionError`` (exit 3) when the notebook fails, ``UsageError`` when no
     kernel is available.
     """
-    import nbformat
-
     if runs < 1:
         raise UsageError("runs must be at least 1")
-    try:
-        raw = nbformat.read(str(nb.path), as_version=4)  # type: ignore[no-untyped-call]
-    except (OSError, ValueError) as exc:
-        raise ExecutionError(f"cannot read the notebook to run it: {exc}", path=nb.path) from exc
-    if len(raw.cells) != len(nb.cells):
-        raise InternalError("the notebook changed on disk since it was loaded", path=nb.path)
-    sources = [str(c.source) for c in raw.cells]
-    tags = [list(c.get("metadata", {}).get("tags", [])) for c in raw.cells]
-    schedule, step_cells = _schedule(nb, plan, sources, tags)
+    schedule, step_cells = _schedule_of(nb, plan)
     kernel = resolve_kernel(nb.kernel_name)
     parameters = {name: parse_parameter(value) for name, value in settings.parameters}
     workdir = Path(workdir)
@@ -571,135 +873,51 @@ def record(
     if executed is not None:
         executed = Path(executed).resolve()
         executed.parent.mkdir(parents=True, exist_ok=True)
-
-    seeds: list[int] = []
-    seconds: list[float] = []
     sandbox = resolve(settings)  # raises UsageError when an explicit tier cannot run
-    hidden = _secret_values(nb, plan, settings, parameters, analysis)
-
+    together = runs > 1 and _may_run_together(nb, analysis, sandbox)
     watch = watch or RunWatch()
-
-    def run_once(seed: int, planned: int = runs) -> list[dict[str, Any]]:
-        number = len(seeds) + 1
-        run_dir = workdir if number == 1 else workdir / f".run{number}"
-        watch.check(nb.path)
-        try:
-            events, took = _run_once(
-                nb,
-                plan,
-                settings=settings,
-                run_dir=run_dir,
-                kernel=kernel,
-                schedule=schedule,
-                parameters=parameters,
-                cap_bytes=cap_bytes,
-                seed=seed,
-                executed=executed if number == 1 else None,
-                sandbox=sandbox,
-                hidden=hidden,
-                protect=protect,
-                watch=watch,
-                run=(number, max(planned, number)),
-            )
-        except NbhardenError:
-            watch.check(nb.path)  # a kernel killed by Cancel is no failure of the notebook
-            raise
-        seeds.append(seed)
-        seconds.append(took)
-        if number > 1:
-            shutil.rmtree(run_dir, ignore_errors=True)  # only its digests matter
-        return events
-
-    events = run_once(RECORDING_SEED)
-    first, first_random = _values_by_key(events), _random_by_step(events)
-    others: list[dict[tuple[str, str, str], dict[str, Any]]] = []
-    others_random: list[dict[str, dict[str, Any]]] = []
-    for number in range(1, runs):
-        events = run_once(RECORDING_SEED + number)
-        others.append(_values_by_key(events))
-        others_random.append(_random_by_step(events))
-    confirm: dict[tuple[str, str, str], dict[str, Any]] | None = None
-    confirm_random: dict[str, dict[str, Any]] = {}
-    if any(_differs(first, o, "digest") for o in others) or any(
-        _differs(first_random, o, "sha256") for o in others_random
-    ):
-        events = run_once(RECORDING_SEED, runs + 1)
-        confirm, confirm_random = _values_by_key(events), _random_by_step(events)
-
-    def value(step: str, phase: str, name: str) -> RecordedValue:
-        key = (step, phase, name)
-        return _recorded(
-            first.get(key),
-            name,
-            [o.get(key) for o in others],
-            None if confirm is None else confirm.get(key),
-        )
-
-    def random_state(step: str) -> tuple[str | None, str | None]:
-        """The stored state of the generators as ``step`` started, when reproducible."""
-        entry = first_random.get(step)
-        if entry is None:
-            return None, None
-        sha = entry.get("sha256")
-        same = all(o.get(step, {}).get("sha256") == sha for o in others_random)
-        if same or confirm_random.get(step, {}).get("sha256") == sha:
-            return str(entry["file"]), str(sha)
-        return None, None
-
-    finals = tuple(
-        value(FINAL, "out", name)
-        for name in dict.fromkeys(
-            p.name for s in plan.steps if step_cells[s.name] for p in s.outputs
-        )
-        # a name deleted by a later cell keeps the value its step returned
-        if first.get((FINAL, "out", name), {}).get("kind") not in (None, "missing")
+    order = _InOrder(watch) if together else None
+    made = _Runs(
+        nb,
+        plan,
+        settings,
+        workdir,
+        kernel,
+        schedule,
+        parameters,
+        cap_bytes,
+        executed,
+        sandbox,
+        hidden=_secret_values(nb, plan, settings, parameters, analysis),
+        protect=protect,
+        watch=order.as_watch() if order is not None else watch,
+        planned=runs,
+        order=order,
     )
-    steps = []
-    for step in plan.steps:
-        cells = step_cells[step.name]
-        state, state_sha = random_state(step.name) if cells else (None, None)
-        steps.append(
-            StepRecording(
-                step=step.name,
-                cells=cells,
-                inputs=tuple(value(step.name, "in", p.name) for p in step.inputs) if cells else (),
-                outputs=(
-                    tuple(value(step.name, "out", p.name) for p in step.outputs) if cells else ()
-                ),
-                executed=bool(cells),
-                draws_random=bool(cells) and step.name in first_random,
-                random_state=state,
-                random_state_sha256=state_sha,
-            )
-        )
-    # files of values that are no longer kept (they changed between runs) go
-    kept = {v.file for s in steps for v in (*s.inputs, *s.outputs) if v.file is not None}
-    kept |= {v.file for v in finals if v.file is not None}
-    kept |= {s.random_state for s in steps if s.random_state is not None}
-    for path in (workdir / "values").glob("*"):
-        if path.is_file() and f"values/{path.name}" not in kept:
-            path.unlink()
-    stored = sum(p.stat().st_size for p in (workdir / "values").glob("*") if p.is_file())
-    capped = any(
-        v.kind == "fingerprint" and "cap" in v.note
-        for v in (*finals, *(v for s in steps for v in (*s.inputs, *s.outputs)))
-    )
+    steps, finals = _step_recordings(plan, step_cells, _compare(made))
+    return _save(made, steps, finals)
+
+
+def _save(runs: _Runs, steps: list[StepRecording], finals: tuple[RecordedValue, ...]) -> Recording:
+    """The ``Recording`` of ``runs`` (the values no longer kept removed), saved in its folder."""
+    stored, capped = _keep_only(runs.workdir, steps, finals)
+    numbers = sorted(runs.done)
     recording = Recording(
-        notebook=nb.path,
-        notebook_sha256=nb.sha256,
-        root=workdir,
-        kernel=kernel,
-        parameters=tuple(parameters.items()),
-        runs=len(seeds),
+        notebook=runs.nb.path,
+        notebook_sha256=runs.nb.sha256,
+        root=runs.workdir,
+        kernel=runs.kernel,
+        parameters=tuple(runs.parameters.items()),
+        runs=len(numbers),
         steps=tuple(steps),
-        cap_bytes=cap_bytes,
+        cap_bytes=runs.cap_bytes,
         stored_bytes=stored,
         capped=capped,
-        seconds=tuple(round(s, 3) for s in seconds),
-        executed_notebook=executed if executed is not None else workdir / "executed.ipynb",
-        seeds=tuple(seeds),
+        seconds=tuple(round(runs.done[n][1], 3) for n in numbers),
+        executed_notebook=runs.executed if runs.executed is not None else runs.workdir / "executed.ipynb",
+        seeds=tuple(runs.done[n][0] for n in numbers),
         finals=finals,
-        sandbox=sandbox.to_json() if sandbox.active else None,
+        sandbox=runs.sandbox.to_json() if runs.sandbox.active else None,
         environment=tuple(sorted(KERNEL_ENV.items())),
     )
     recording.save()

@@ -1,0 +1,108 @@
+"""The first two recording runs at once (issue 17): only for notebooks where neither run can affect the other,
+and the recording is the one the runs one after the other make."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nbharden.analyse import FullAnalysis, analyse
+from nbharden.load import load
+from nbharden.models import Notebook, Plan
+from nbharden.plan import make_plan
+from nbharden.record import record
+from nbharden.record.run import _may_run_together
+from nbharden.record.sandbox import SandboxReport
+from nbharden.record.watch import CellProgress, RunWatch
+from nbharden.settings import Settings
+
+COMPUTE = [
+    "import random\nimport time\nimport numpy as np",
+    "# ## Seeded\nrng = np.random.default_rng(42)\nnoise = rng.normal(size=4)",
+    "# ## Unseeded\nunseeded = np.random.rand(3)",
+    "# ## Clock\nstamp = time.time()",
+    "# ## Total\ntotal = float(noise.sum()) + len(unseeded)",
+]
+
+
+def _notebook(folder: Path, cells: list[str]) -> tuple[Notebook, FullAnalysis, Plan]:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "nb.ipynb"
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    settings = Settings(record=False)
+    loaded = load(path, settings=settings)
+    analysis = analyse(loaded, settings=settings)
+    return loaded, analysis, make_plan(analysis, settings=settings)
+
+
+OFF = SandboxReport("off", "off")
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "df.to_csv('out.csv')",
+        "open('out.txt', 'w').write('x')",
+        "%%writefile helper.py\nX = 1",
+        "!touch made.txt",
+    ],
+)
+def test_a_notebook_that_writes_files_or_runs_commands_runs_one_run_after_the_other(
+    tmp_path: Path, cell: str
+) -> None:
+    nb, analysis, _ = _notebook(tmp_path, ["import pandas as pd\ndf = pd.DataFrame({'a': [1]})", cell])
+    assert not _may_run_together(nb, analysis, OFF)
+
+
+def test_runs_overlap_only_with_the_analysis_two_cores_and_no_bwrap(tmp_path: Path) -> None:
+    nb, analysis, _ = _notebook(tmp_path, COMPUTE)
+    assert not _may_run_together(nb, None, OFF), "no analysis: nothing known of what it does"
+    assert not _may_run_together(nb, analysis, SandboxReport("bwrap", "bwrap"))
+    assert _may_run_together(nb, analysis, OFF) == ((os.cpu_count() or 1) >= 2)
+
+
+@pytest.mark.slow
+def test_runs_at_once_record_what_runs_one_after_the_other_record(tmp_path: Path) -> None:
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: the runs never overlap")
+    nb, analysis, plan = _notebook(tmp_path / "nb", COMPUTE)
+    overlapping: list[bool] = []
+    runs: list[int] = []
+
+    def on_cell(progress: CellProgress) -> None:
+        runs.append(progress.run)
+        if progress.run == 1:  # the thread that makes run 2 lives while run 1 runs
+            overlapping.append(any(t.name.startswith("nbharden-run") for t in threading.enumerate()))
+
+    settings = Settings()
+    together = record(
+        nb, plan, settings=settings, workdir=tmp_path / "a", analysis=analysis, watch=RunWatch(on_cell=on_cell)
+    )
+    assert overlapping and all(overlapping), "run 2 was made while run 1 ran"
+    # the watch hears one run after the other, as when they do not overlap
+    assert runs == [1] * len(COMPUTE) + [2] * len(COMPUTE) + [3] * len(COMPUTE)
+    apart = record(nb, plan, settings=settings, workdir=tmp_path / "b")  # no analysis: one after the other
+    # unseeded and clock values differ between the runs: a third, confirming run with the first seed
+    assert together.seeds == apart.seeds == (0, 1, 0)
+    assert len(together.seconds) == 3
+    assert not (tmp_path / "a" / ".run2").exists() and not (tmp_path / "a" / ".run3").exists()
+
+    def values(rec: object) -> list[tuple[object, ...]]:
+        return [
+            (s.step, v.name, v.kind, v.type, v.sha256, v.volatile, v.seed_dependent, v.fingerprint)
+            for s in rec.steps  # type: ignore[attr-defined]
+            for v in (*s.inputs, *s.outputs)
+        ]
+
+    assert values(together) == values(apart)
+    kinds = {v[1]: (v[2], v[5], v[6]) for v in values(together)}
+    assert kinds["noise"] == ("value", False, False)
+    assert kinds["unseeded"] == ("value", True, True)  # follows the seed: kept
+    assert kinds["stamp"][1:] == (True, False)  # a clock: only its type kept
