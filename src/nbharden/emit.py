@@ -840,16 +840,8 @@ _CLI_RESERVED = {
 
 
 def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
-    fields = [f for f in plan.config_fields if not f.secret and f.name not in _CLI_RESERVED]
+    """The generated ``__main__.py``: a Typer command line whose options are the Config's fields."""
     secrets = [f.name for f in plan.config_fields if f.secret]
-    prefix = plan.package.upper() + "_"
-    epilog = f"Every option can also be set in the environment as {prefix}<NAME> or in a .env file."
-    if secrets:
-        epilog += (
-            " Secrets are read from the environment only: "
-            + ", ".join(prefix + s.upper() for s in secrets)
-            + "."
-        )
     lines = [
         _doc(
             f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``.\n"
@@ -901,6 +893,29 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
         "    ERROR = 'ERROR'",
         "",
         "",
+    ]
+    lines += _cli_helpers(plan, secrets)
+    lines += _cli_main(plan)
+    return cst.parse_module("\n".join(lines) + "\n").code
+
+
+def _cli_epilog(plan: Plan, secrets: list[str]) -> str:
+    """The help text's last paragraph: where options and secrets can be set besides the command line."""
+    prefix = plan.package.upper() + "_"
+    epilog = f"Every option can also be set in the environment as {prefix}<NAME> or in a .env file."
+    if secrets:
+        epilog += (
+            " Secrets are read from the environment only: "
+            + ", ".join(prefix + s.upper() for s in secrets)
+            + "."
+        )
+    return epilog
+
+
+def _cli_helpers(plan: Plan, secrets: list[str]) -> list[str]:
+    """The Typer app and the parsers of JSON options and ``-p NAME=VALUE`` (secrets are not parameters)."""
+    epilog = _cli_epilog(plan, secrets)
+    return [
         "app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False,"
         f" help={('Run the ' + plan.package + ' pipeline.')!r}, epilog={epilog!r})",
         "",
@@ -934,6 +949,14 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
         "        return name, text",
         "",
         "",
+    ]
+
+
+def _cli_main(plan: Plan) -> list[str]:
+    """The command: an option per Config field (secrets excepted), then papermill's ``-p``, logging options
+    and ``--deterministic``."""
+    fields = [f for f in plan.config_fields if not f.secret and f.name not in _CLI_RESERVED]
+    lines = [
         "@app.command(cls=_Command)",
         "def main(",
     ]
@@ -982,7 +1005,7 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
         'if __name__ == "__main__":',
         "    app()",
     ]
-    return cst.parse_module("\n".join(lines) + "\n").code
+    return lines
 
 
 #: The generated ``support.py``: a real module (nbharden/templates/support.py).
