@@ -219,11 +219,13 @@ def _changes(stmt: cst.BaseStatement, st: TopStatement, functions: set[str]) -> 
     ``df.dropna(inplace=True)``) and the arguments of the notebook's own functions, which may change them.
     """
     changed = set(st.binds)
-    for line in find_all(stmt, cst.SimpleStatementLine):
-        assert isinstance(line, cst.SimpleStatementLine)
-        changed |= changed_by(line)
-    for call in find_all(stmt, cst.Call):
-        assert isinstance(call, cst.Call)
+    nodes = find_all(stmt, cst.SimpleStatementLine, cst.Call)  # one walk for both
+    for line in nodes:
+        if isinstance(line, cst.SimpleStatementLine):
+            changed |= changed_by(line)
+    for call in nodes:
+        if not isinstance(call, cst.Call):
+            continue
         func = call.func
         inplace = any(a.keyword is not None and a.keyword.value == "inplace" for a in call.args)
         if isinstance(func, cst.Attribute) and (inplace or func.attr.value in MUTATING_METHODS):
@@ -326,7 +328,7 @@ def _step_function(
         body.append(cst.SimpleStatementLine([cst.Return(value)]))
     doc = _step_doc(step, analysis.notebook.path.name, outputs)
     # module state the step touches: the steps module's globals, as they were the notebook's
-    touched = set().union(*(names_in(n) for n in body)) if body else set()
+    touched = set().union(*(names_in(n) for n in body)) if body and plan.module_state else set()
     shared = sorted(set(plan.module_state) & touched)
     if shared:
         body.insert(
