@@ -433,93 +433,105 @@ class _CellVisitor(cst.CSTVisitor):
         name = qualify(node.func, self.qualified)
         kwargs = {a.keyword.value: a for a in node.args if a.keyword is not None}
         if name:
-            for prefix, effect in _EFFECT_PREFIXES:
-                if name == prefix or (prefix.endswith(".") and name.startswith(prefix)):
-                    self.effects.add(effect)
-            if name in {"print"}:
-                self.effects.add(Effect.PRINT)
-            if name in {"display", "IPython.display.display"}:
-                self.effects.add(Effect.DISPLAY)
-            if _READERS.match(name):
-                self.effects.add(Effect.FILE_READ)
-                first = node.args[0].value if node.args else None
-                if isinstance(first, cst.SimpleString) and looks_like_url(
-                    str(first.evaluated_value)
-                ):
-                    self.effects.add(Effect.NETWORK)
-            if _WRITERS.match(name):
-                self.effects.add(Effect.FILE_WRITE)
-            if name == "open":
-                mode = (
-                    node.args[1].value
-                    if len(node.args) > 1
-                    else kwargs["mode"].value
-                    if "mode" in kwargs
-                    else None
-                )
-                text = mode.evaluated_value if isinstance(mode, cst.SimpleString) else "r"
-                self.effects.add(
-                    Effect.FILE_WRITE if any(c in str(text) for c in "wax+") else Effect.FILE_READ
-                )
-            if _NETWORK_NEEDS_TIMEOUT.match(name) and "timeout" not in kwargs:
-                self._add("NBH301", f"{name}() without a timeout can hang forever", node, Fix.SAFE)
-            if _NETWORK_NEEDS_TIMEOUT.match(name) or name.startswith("boto3."):
-                self._add(
-                    "NBH302",
-                    f"{name}() fails on the first transient error (no retry)",
-                    node,
-                    Fix.SAFE,
-                    Severity.INFO,
-                )
-            if _SEEDING.match(name) and node.args:
-                self.seeds = True
-            elif _GENERATOR.match(name) or _SEEDING.match(name):
-                if not _seed_given(node):  # the seed fix seeds the global generators, not this one
-                    self._add(
-                        "NBH401",
-                        f"{name}() without a seed draws different numbers on every run; pass a seed",
-                        node,
-                        Fix.NONE,
-                    )
-            elif (
-                name.startswith(("random.", "numpy.random.")) and not self.seeded and not self.seeds
-            ):
-                self._add(
-                    "NBH401",
-                    f"{name}() draws unseeded random numbers: results change on every run",
-                    node,
-                    Fix.UNSAFE,
-                )
-            elif (
-                _SKLEARN_RANDOM.match(name)
-                and "random_state" not in kwargs
-                and not (name.endswith(".PCA") and _pca_is_deterministic(node, kwargs))
-            ):
-                self.effects.add(Effect.RANDOM)
-                self._add(
-                    "NBH401",
-                    f"{name.rsplit('.', 1)[-1]}() without random_state is not reproducible",
-                    node,
-                    Fix.UNSAFE,
-                )
+            self._call_effects(name, node, kwargs)
+            self._network_call(name, node, kwargs)
+            self._random_call(name, node, kwargs)
         if isinstance(node.func, cst.Attribute):
-            method = node.func.attr.value
-            receiver = _root_name(node.func.value)
-            if method in MUTATING_METHODS or (
-                "inplace" in kwargs
-                and isinstance(kwargs["inplace"].value, cst.Name)
-                and kwargs["inplace"].value.value == "True"
-            ):
-                if receiver not in self.qualified:
-                    self._mutated(receiver)
-            if method in _WRITER_METHODS:
-                self.effects.add(Effect.FILE_WRITE)
-            if method in _READER_METHODS:
-                self.effects.add(Effect.FILE_READ)
-            if method in {"plot", "hist", "boxplot", "scatter", "imshow", "bar", "barh", "pie"}:
-                self.effects.add(Effect.PLOT)
-            if method == "show" and receiver in self.qualified:
-                self.effects.add(Effect.PLOT)
+            self._method_call(node.func, kwargs)
+
+    def _call_effects(self, name: str, node: cst.Call, kwargs: Mapping[str, cst.Arg]) -> None:
+        """The effects of a call to the function qualified as ``name``: I/O, printing, showing."""
+        for prefix, effect in _EFFECT_PREFIXES:
+            if name == prefix or (prefix.endswith(".") and name.startswith(prefix)):
+                self.effects.add(effect)
+        if name in {"print"}:
+            self.effects.add(Effect.PRINT)
+        if name in {"display", "IPython.display.display"}:
+            self.effects.add(Effect.DISPLAY)
+        if _READERS.match(name):
+            self.effects.add(Effect.FILE_READ)
+            first = node.args[0].value if node.args else None
+            if isinstance(first, cst.SimpleString) and looks_like_url(str(first.evaluated_value)):
+                self.effects.add(Effect.NETWORK)
+        if _WRITERS.match(name):
+            self.effects.add(Effect.FILE_WRITE)
+        if name == "open":
+            mode = (
+                node.args[1].value
+                if len(node.args) > 1
+                else kwargs["mode"].value
+                if "mode" in kwargs
+                else None
+            )
+            text = mode.evaluated_value if isinstance(mode, cst.SimpleString) else "r"
+            self.effects.add(
+                Effect.FILE_WRITE if any(c in str(text) for c in "wax+") else Effect.FILE_READ
+            )
+
+    def _network_call(self, name: str, node: cst.Call, kwargs: Mapping[str, cst.Arg]) -> None:
+        """NBH301 for a network call without a timeout, NBH302 for one without retries."""
+        if _NETWORK_NEEDS_TIMEOUT.match(name) and "timeout" not in kwargs:
+            self._add("NBH301", f"{name}() without a timeout can hang forever", node, Fix.SAFE)
+        if _NETWORK_NEEDS_TIMEOUT.match(name) or name.startswith("boto3."):
+            self._add(
+                "NBH302",
+                f"{name}() fails on the first transient error (no retry)",
+                node,
+                Fix.SAFE,
+                Severity.INFO,
+            )
+
+    def _random_call(self, name: str, node: cst.Call, kwargs: Mapping[str, cst.Arg]) -> None:
+        """Seeding (the cell seeds the global generators), or NBH401 for randomness that differs between runs."""
+        if _SEEDING.match(name) and node.args:
+            self.seeds = True
+        elif _GENERATOR.match(name) or _SEEDING.match(name):
+            if not _seed_given(node):  # the seed fix seeds the global generators, not this one
+                self._add(
+                    "NBH401",
+                    f"{name}() without a seed draws different numbers on every run; pass a seed",
+                    node,
+                    Fix.NONE,
+                )
+        elif name.startswith(("random.", "numpy.random.")) and not self.seeded and not self.seeds:
+            self._add(
+                "NBH401",
+                f"{name}() draws unseeded random numbers: results change on every run",
+                node,
+                Fix.UNSAFE,
+            )
+        elif (
+            _SKLEARN_RANDOM.match(name)
+            and "random_state" not in kwargs
+            and not (name.endswith(".PCA") and _pca_is_deterministic(node, kwargs))
+        ):
+            self.effects.add(Effect.RANDOM)
+            self._add(
+                "NBH401",
+                f"{name.rsplit('.', 1)[-1]}() without random_state is not reproducible",
+                node,
+                Fix.UNSAFE,
+            )
+
+    def _method_call(self, func: cst.Attribute, kwargs: Mapping[str, cst.Arg]) -> None:
+        """A method call: in-place changes of its receiver, I/O and plotting methods."""
+        method = func.attr.value
+        receiver = _root_name(func.value)
+        if method in MUTATING_METHODS or (
+            "inplace" in kwargs
+            and isinstance(kwargs["inplace"].value, cst.Name)
+            and kwargs["inplace"].value.value == "True"
+        ):
+            if receiver not in self.qualified:
+                self._mutated(receiver)
+        if method in _WRITER_METHODS:
+            self.effects.add(Effect.FILE_WRITE)
+        if method in _READER_METHODS:
+            self.effects.add(Effect.FILE_READ)
+        if method in {"plot", "hist", "boxplot", "scatter", "imshow", "bar", "barh", "pie"}:
+            self.effects.add(Effect.PLOT)
+        if method == "show" and receiver in self.qualified:
+            self.effects.add(Effect.PLOT)
 
 
 _TYPE_NAMES = frozenset(
@@ -1153,54 +1165,14 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
         summaries.append(summary)
         facts[cell.index] = cell_facts
         findings.extend(cell_findings)
-        for st in cell_facts.statements:
-            for bound, qname in st.import_names:
-                if import_seen.get(bound, qname) != qname:
-                    conflicts.add(bound)
-                import_seen[bound] = qname
-        if any(st.star_import for st in cell_facts.statements):
-            star_seen = True
-        for name in summary.reads:
-            if name in defined or name in BUILTINS:
-                continue
-            if OUTPUT_HISTORY.match(name):
-                findings.append(
-                    Finding(
-                        "NBH106",
-                        f"'{name}' refers to the notebook's output history",
-                        _span_of(cell_facts, name),
-                        Severity.WARNING,
-                    )
-                )
-                continue
-            undefined.append(
-                (
-                    star_seen,
-                    Finding(
-                        "NBH101",
-                        f"'{name}' is used before any cell above defines it",
-                        _span_of(cell_facts, name),
-                        Severity.WARNING,
-                    ),
-                    name,
-                )
-            )
+        conflicts |= _import_conflicts(cell_facts, import_seen)
+        star_seen = star_seen or any(st.star_import for st in cell_facts.statements)
+        history, unbound = _read_findings(summary, cell_facts, defined)
+        findings += history
+        undefined += [(star_seen, f, name) for f, name in unbound]
         defined.update(summary.writes)
         findings.extend(_secret_finding(site) for site in cell_facts.secrets)
-        for value, line, col, context in cell_facts.literals:
-            if is_secret_literal(context, value):
-                continue  # NBH201 above, from the secret scan
-            if looks_like_path(value) and (
-                value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:\\", value)
-            ):
-                findings.append(
-                    Finding(
-                        "NBH202",
-                        f"absolute path '{value}' only exists on one machine",
-                        Span(cell.index, line, col),
-                        Severity.WARNING,
-                    )
-                )
+        findings += _absolute_path_findings(cell.index, cell_facts)
     # After a star import, a name no cell ever binds may well come from it (NBH601 says so once); a name a
     # later cell binds is used before its definition either way.
     findings.extend(f for after_star, f, name in undefined if not after_star or name in defined)
@@ -1211,6 +1183,73 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
     if values:
         findings = [dataclasses.replace(f, message=redact(f.message, values)) for f in findings]
     return FullAnalysis(nb, tuple(summaries), tuple(_dedupe(findings)), nb_facts)
+
+
+def _import_conflicts(cell_facts: CellFacts, import_seen: dict[str, str]) -> set[str]:
+    """The names this cell imports from somewhere else than an earlier import of the same name did.
+    ``import_seen`` (name -> what it was last imported as) is updated."""
+    conflicts: set[str] = set()
+    for st in cell_facts.statements:
+        for bound, qname in st.import_names:
+            if import_seen.get(bound, qname) != qname:
+                conflicts.add(bound)
+            import_seen[bound] = qname
+    return conflicts
+
+
+def _read_findings(
+    summary: CellAnalysis, cell_facts: CellFacts, defined: set[str]
+) -> tuple[list[Finding], list[tuple[Finding, str]]]:
+    """For the names a cell reads that no cell above defines: NBH106 for the output history (``_``, ``Out``),
+    and NBH101 with the name for the others (kept or not once every cell is known)."""
+    history: list[Finding] = []
+    unbound: list[tuple[Finding, str]] = []
+    for name in summary.reads:
+        if name in defined or name in BUILTINS:
+            continue
+        span = _span_of(cell_facts, name)
+        if OUTPUT_HISTORY.match(name):
+            history.append(
+                Finding(
+                    "NBH106",
+                    f"'{name}' refers to the notebook's output history",
+                    span,
+                    Severity.WARNING,
+                )
+            )
+            continue
+        unbound.append(
+            (
+                Finding(
+                    "NBH101",
+                    f"'{name}' is used before any cell above defines it",
+                    span,
+                    Severity.WARNING,
+                ),
+                name,
+            )
+        )
+    return history, unbound
+
+
+def _absolute_path_findings(index: int, cell_facts: CellFacts) -> list[Finding]:
+    """NBH202 for each absolute path literal of the cell (a secret is NBH201, from the secret scan)."""
+    findings: list[Finding] = []
+    for value, line, col, context in cell_facts.literals:
+        if is_secret_literal(context, value):
+            continue  # NBH201, from the secret scan
+        if looks_like_path(value) and (
+            value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:\\", value)
+        ):
+            findings.append(
+                Finding(
+                    "NBH202",
+                    f"absolute path '{value}' only exists on one machine",
+                    Span(index, line, col),
+                    Severity.WARNING,
+                )
+            )
+    return findings
 
 
 def _secret_finding(site: Site) -> Finding:
@@ -1251,23 +1290,12 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
     trees: dict[int, ast.Module] = {}
     for cell in nb.code_cells:
         if "def " in codes[cell.index] or "class " in codes[cell.index]:
-            try:
-                trees[cell.index] = ast.parse(codes[cell.index])
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                continue
+            tree = _parsed(codes[cell.index])
+            if tree is not None:
+                trees[cell.index] = tree
     if len(trees) < 2:
         return codes
-    later_loads: dict[int, set[str]] = {}  # cell -> the names it and every later cell load
-    seen: set[str] = set()
-    for cell in reversed(nb.code_cells):
-        tree = trees.get(cell.index)
-        if tree is None:
-            try:
-                tree = ast.parse(codes[cell.index])
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                tree = ast.Module(body=[], type_ignores=[])
-        seen |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-        later_loads[cell.index] = set(seen)
+    later_loads = _later_loads(nb, codes, trees)
     # name -> (cell, source of the def or class, the global names it reads)
     defined: dict[str, tuple[int, str, set[str]]] = {}
     out = dict(codes)
@@ -1280,21 +1308,12 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
         bound_here = {n.id for n in _module_level_names(tree) if isinstance(n.ctx, ast.Store)}
         bound_here |= {n.name for n in here}
         redefined = {n.name for n in here if n.name in defined}
-        readers: list[str] = []
-        if redefined:
-            changed = True
-            stale = set(redefined)
-            while changed:
-                changed = False
-                for name, (_, _, reads) in defined.items():
-                    if name not in stale and name not in bound_here and reads & stale:
-                        stale.add(name)
-                        changed = True
-            readers = [
-                name
-                for name in defined  # in the order the notebook defined them
-                if name in stale and name not in redefined and name in later_loads[cell.index]
-            ]
+        stale = _stale(defined, redefined, bound_here)
+        readers = [
+            name
+            for name in defined  # in the order the notebook defined them
+            if name in stale and name not in redefined and name in later_loads[cell.index]
+        ] if redefined else []
         for node in here:
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
             source = "".join(lines[first - 1 : node.end_lineno])
@@ -1311,16 +1330,63 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
             )
             defined.pop(name)
             defined[name] = (cell.index, source, reads)
-        # At the end of the cell, so that every line of it keeps its number (findings point at them); right
-        # after the last redefinition when the rest of the cell calls one of them (its lines then move down).
-        last = max(n.end_lineno or n.lineno for n in here if n.name in redefined)
-        rest = [n for n in tree.body if n.lineno > last]
-        calls = {m.id for n in rest for m in ast.walk(n) if isinstance(m, ast.Name)}
-        if not calls & set(readers):
-            last = len(lines)
-        head, tail = "".join(lines[:last]).rstrip(), "".join(lines[last:])
-        out[cell.index] = head + "".join(copies) + ("\n" + tail if tail.strip() else "")
+        out[cell.index] = _with_copies(lines, tree, redefined, readers, "".join(copies))
     return out
+
+
+def _parsed(code: str) -> ast.Module | None:
+    """The cell's ``ast`` module, or None when Python cannot parse it."""
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _later_loads(nb: Notebook, codes: dict[int, str], trees: dict[int, ast.Module]) -> dict[int, set[str]]:
+    """Cell -> the names it and every later cell load."""
+    later_loads: dict[int, set[str]] = {}
+    seen: set[str] = set()
+    for cell in reversed(nb.code_cells):
+        tree = trees.get(cell.index) or _parsed(codes[cell.index]) or ast.Module(body=[], type_ignores=[])
+        seen |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        later_loads[cell.index] = set(seen)
+    return later_loads
+
+
+def _stale(
+    defined: dict[str, tuple[int, str, set[str]]], redefined: set[str], bound_here: set[str]
+) -> set[str]:
+    """The redefined names and every definition that reads one of them, directly or through another one
+    (except those the cell binds again itself)."""
+    stale = set(redefined)
+    changed = bool(redefined)
+    while changed:
+        changed = False
+        for name, (_, _, reads) in defined.items():
+            if name not in stale and name not in bound_here and reads & stale:
+                stale.add(name)
+                changed = True
+    return stale
+
+
+def _with_copies(
+    lines: list[str], tree: ast.Module, redefined: set[str], readers: list[str], copies: str
+) -> str:
+    """The cell's code with ``copies`` (the readers defined again) inserted.
+
+    At the end of the cell, so that every line of it keeps its number (findings point at them); right after
+    the last redefinition when the rest of the cell calls one of them (its lines then move down)."""
+    last = max(
+        n.end_lineno or n.lineno
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n.name in redefined
+    )
+    rest = [n for n in tree.body if n.lineno > last]
+    calls = {m.id for n in rest for m in ast.walk(n) if isinstance(m, ast.Name)}
+    if not calls & set(readers):
+        last = len(lines)
+    head, tail = "".join(lines[:last]).rstrip(), "".join(lines[last:])
+    return head + copies + ("\n" + tail if tail.strip() else "")
 
 
 def _global_reads(node: ast.AST) -> set[str]:

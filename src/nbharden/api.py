@@ -345,20 +345,7 @@ def run_tests(
     python = _test_python(python)
     # a missing dependency would only show as "3 errors" of collection: name it, with its pip line
     check_installed(Path(out), python or sys.executable)
-    root = str(Path(out).resolve())
-    verbosity = ["-v", "-rfEs"] if cases else ["-q"]
-    cmd = [python or sys.executable, "-m", "pytest", *verbosity, "-p", "no:cacheprovider", "--no-header"]
-    cmd += ["--rootdir", root, "--confcutdir", root]
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(Path(out).resolve() / "src"),
-        PYTHONDONTWRITEBYTECODE="1",
-        MPLBACKEND="Agg",
-        # no plugin installed by a notebook (entry points) loads into the tests
-        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-    )
-    if cases:
-        env["COLUMNS"] = "1000"  # pytest cuts a skip's reason to the terminal's width
+    cmd, env = _pytest_command(Path(out), python, cases=cases)
     text, returncode = _pytest_in_sandbox(
         report,
         cmd,
@@ -387,6 +374,30 @@ def run_tests(
             path=out,
         )
     return result
+
+
+def _pytest_command(
+    out: Path, python: str | None, *, cases: bool
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a run of the suite in ``out``: its own rootdir and conftest files, its
+    ``src`` on the path, no plugin loaded by entry point, the Agg backend."""
+    import sys
+
+    root = str(Path(out).resolve())
+    verbosity = ["-v", "-rfEs"] if cases else ["-q"]
+    cmd = [python or sys.executable, "-m", "pytest", *verbosity, "-p", "no:cacheprovider", "--no-header"]
+    cmd += ["--rootdir", root, "--confcutdir", root]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(Path(out).resolve() / "src"),
+        PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="Agg",
+        # no plugin installed by a notebook (entry points) loads into the tests
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+    )
+    if cases:
+        env["COLUMNS"] = "1000"  # pytest cuts a skip's reason to the terminal's width
+    return cmd, env
 
 
 _CASE = re.compile(

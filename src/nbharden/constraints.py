@@ -138,6 +138,30 @@ def infer_constraints(
     fields: list[ConfigField], facts: NotebookFacts, notebook_dir: Path
 ) -> tuple[list[ConfigField], list[Finding]]:
     """``fields`` with ``constraints``/``must_exist`` filled in where the notebook shows them, and the findings."""
+    by_name, by_literal = _collect_uses(facts)
+    # files the notebook writes, by stem: np.save("x", a) writes x.npy, which a later np.load("x.npy") reads; the
+    # recording run creates such files, so their existence says nothing (and would change between conversions)
+    written_stems = {
+        Path(lit).name.split(".")[0]
+        for lit, uses in by_literal.items()
+        if any(u.kind == "write" for u in uses)
+    }
+    out: list[ConfigField] = []
+    findings: list[Finding] = []
+    for f in fields:
+        if f.kind not in {"parameter", "constant", "lifted"} or f.secret or f.constraints:
+            out.append(f)
+            continue
+        uses = by_name.get(f.name, []) if f.kind != "lifted" else []
+        constraint, bound = _number_constraint(f, uses)
+        exists = _must_exist(f, uses, by_literal, notebook_dir, written_stems)
+        findings += [found for found in (bound, exists) if found is not None]
+        out.append(dataclasses.replace(f, constraints=constraint, must_exist=exists is not None))
+    return out, findings
+
+
+def _collect_uses(facts: NotebookFacts) -> tuple[dict[str, list[_Use]], dict[str, list[_Use]]]:
+    """How the notebook uses each name and each string literal, in cell order."""
     by_name: dict[str, list[_Use]] = {}
     by_literal: dict[str, list[_Use]] = {}
     for index in sorted(facts.cells):
@@ -149,82 +173,60 @@ def infer_constraints(
             by_name.setdefault(key, []).extend(uses)
         for key, uses in visitor.by_literal.items():
             by_literal.setdefault(key, []).extend(uses)
+    return by_name, by_literal
 
-    # files the notebook writes, by stem: np.save("x", a) writes x.npy, which a later np.load("x.npy") reads; the
-    # recording run creates such files, so their existence says nothing (and would change between conversions)
-    written_stems = {
-        Path(lit).name.split(".")[0]
-        for lit, uses in by_literal.items()
-        if any(u.kind == "write" for u in uses)
-    }
-    out: list[ConfigField] = []
-    findings: list[Finding] = []
 
-    def finding(f: ConfigField, text: str, use: _Use | None) -> None:
-        span = Span(use.cell, use.line, 1) if use else Span(f.cell, f.line, 1)
-        findings.append(
-            Finding(
-                "NBH205",
-                f"Config.{f.name} {text}",
-                span,
-                Severity.INFO,
-                Fix.SAFE,
-                applied=True,
-            )
-        )
+def _finding(f: ConfigField, text: str, use: _Use | None) -> Finding:
+    """NBH205: the constraint put on ``f``, where the notebook shows it (``use``), else where ``f`` is set."""
+    span = Span(use.cell, use.line, 1) if use else Span(f.cell, f.line, 1)
+    return Finding("NBH205", f"Config.{f.name} {text}", span, Severity.INFO, Fix.SAFE, applied=True)
 
-    for f in fields:
-        if f.kind not in {"parameter", "constant", "lifted"} or f.secret or f.constraints:
-            out.append(f)
-            continue
-        uses = by_name.get(f.name, []) if f.kind != "lifted" else []
-        kwargs = [u for u in uses if u.kind == "kwarg"]
-        number = _number(f.default) if f.annotation in {"int", "float"} else None
-        constraint = ""
-        if number is not None:
-            frac_use = next((u for u in kwargs if u.detail in _FRACTION_KWARGS), None)
-            count_use = next((u for u in kwargs if u.detail in _COUNT_KWARGS), None)
-            seed_use = next((u for u in kwargs if u.detail in _SEED_KWARGS), None)
-            if (
-                f.annotation == "float"
-                and 0 < number <= 1
-                and (frac_use or _FRACTION_NAME.search(f.name))
-            ):
-                constraint = "gt=0, le=1"
-                shown = f"is passed as {frac_use.detail}=" if frac_use else "is named as a fraction"
-                finding(f, f"must be in (0, 1]: it {shown} and is {f.default}", frac_use)
-            elif f.annotation == "int" and (seed_use or _SEED_NAME.search(f.name)) and number >= 0:
-                constraint = "ge=0"
-                shown = f"is passed as {seed_use.detail}=" if seed_use else "is a seed"
-                finding(f, f"must not be negative: it {shown}", seed_use)
-            elif f.annotation == "int" and number > 0 and (count_use or _COUNT_NAME.search(f.name)):
-                constraint = "gt=0"
-                shown = f"is passed as {count_use.detail}=" if count_use else "is named as a count"
-                finding(f, f"must be positive: it {shown} and is {f.default}", count_use)
-        must_exist = False
-        literal = f.literal
-        if (
-            literal
-            and f.annotation in {"str", "Path"}
-            and not looks_like_url(literal)
-            and not literal.startswith("~")
-        ):
-            literal_uses = by_literal.get(literal, [])
-            all_uses = uses + literal_uses
-            reads = [u for u in all_uses if u.kind == "read"]
-            writes = [u for u in all_uses if u.kind == "write"]
-            target = Path(literal) if Path(literal).is_absolute() else notebook_dir / literal
-            try:
-                exists = target.exists()
-            except OSError:
-                exists = False
-            if (
-                reads
-                and not writes
-                and exists
-                and Path(literal).name.split(".")[0] not in written_stems
-            ):
-                must_exist = True
-                finding(f, f"must exist: the notebook reads it with {reads[0].detail}()", reads[0])
-        out.append(dataclasses.replace(f, constraints=constraint, must_exist=must_exist))
-    return out, findings
+
+def _number_constraint(f: ConfigField, uses: list[_Use]) -> tuple[str, Finding | None]:
+    """The bounds of a numeric field passed as, or named as, a fraction, a seed or a count ("" for none)."""
+    number = _number(f.default) if f.annotation in {"int", "float"} else None
+    if number is None:
+        return "", None
+    kwargs = [u for u in uses if u.kind == "kwarg"]
+    frac_use = next((u for u in kwargs if u.detail in _FRACTION_KWARGS), None)
+    count_use = next((u for u in kwargs if u.detail in _COUNT_KWARGS), None)
+    seed_use = next((u for u in kwargs if u.detail in _SEED_KWARGS), None)
+    if f.annotation == "float" and 0 < number <= 1 and (frac_use or _FRACTION_NAME.search(f.name)):
+        shown = f"is passed as {frac_use.detail}=" if frac_use else "is named as a fraction"
+        return "gt=0, le=1", _finding(f, f"must be in (0, 1]: it {shown} and is {f.default}", frac_use)
+    if f.annotation == "int" and (seed_use or _SEED_NAME.search(f.name)) and number >= 0:
+        shown = f"is passed as {seed_use.detail}=" if seed_use else "is a seed"
+        return "ge=0", _finding(f, f"must not be negative: it {shown}", seed_use)
+    if f.annotation == "int" and number > 0 and (count_use or _COUNT_NAME.search(f.name)):
+        shown = f"is passed as {count_use.detail}=" if count_use else "is named as a count"
+        return "gt=0", _finding(f, f"must be positive: it {shown} and is {f.default}", count_use)
+    return "", None
+
+
+def _must_exist(
+    f: ConfigField,
+    uses: list[_Use],
+    by_literal: dict[str, list[_Use]],
+    notebook_dir: Path,
+    written_stems: set[str],
+) -> Finding | None:
+    """The finding that a path field must exist: the notebook only reads the file, and it exists now."""
+    literal = f.literal
+    if (
+        not literal
+        or f.annotation not in {"str", "Path"}
+        or looks_like_url(literal)
+        or literal.startswith("~")
+    ):
+        return None
+    all_uses = uses + by_literal.get(literal, [])
+    reads = [u for u in all_uses if u.kind == "read"]
+    writes = [u for u in all_uses if u.kind == "write"]
+    target = Path(literal) if Path(literal).is_absolute() else notebook_dir / literal
+    try:
+        exists = target.exists()
+    except OSError:
+        exists = False
+    if reads and not writes and exists and Path(literal).name.split(".")[0] not in written_stems:
+        return _finding(f, f"must exist: the notebook reads it with {reads[0].detail}()", reads[0])
+    return None

@@ -103,8 +103,39 @@ def inspect_target(
     if any(len(part.encode("utf-8", "surrogateescape")) > _NAME_MAX for part in parts):
         # Caught here, not at rename time, when other files would already be in place.
         return DiskState(exists=False, problem="file name too long")
+    blocked = _parent_folders(root, parts[:-1])
+    if blocked is not None:
+        return blocked
+    target = root / rel
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return DiskState(exists=False)
+    except OSError as exc:
+        return DiskState(exists=False, problem=f"cannot inspect: {exc.strerror}")
+    if stat.S_ISLNK(st.st_mode):
+        return _inspect_link(root, target, notebook=notebook, notebook_st=notebook_st, read=read)
+    if stat.S_ISDIR(st.st_mode):
+        return DiskState(exists=True, problem="a folder is in the way")
+    if not stat.S_ISREG(st.st_mode):
+        return DiskState(exists=True, problem="not a regular file")
+    if _same_file(st, notebook_st):
+        return DiskState(
+            exists=True, problem="this is the source notebook; nbharden never writes it"
+        )
+    if not read:
+        return DiskState(exists=True)
+    try:
+        return DiskState(exists=True, data=target.read_bytes())
+    except OSError as exc:
+        return DiskState(exists=True, problem=f"cannot read: {exc.strerror}")
+
+
+def _parent_folders(root: Path, parents: list[str]) -> DiskState | None:
+    """The state of a target whose parent folders (``parents``, below ``root``) stop it: one is missing (the
+    writer creates it), a link, not a folder, or cannot be inspected. None when all are plain folders."""
     current = root
-    for part in parts[:-1]:
+    for part in parents:
         current = current / part
         try:
             st = os.lstat(current)
@@ -124,57 +155,48 @@ def inspect_target(
             return DiskState(
                 exists=False, problem=f"{_rel(root, current)} is in the way: it is not a folder"
             )
-    target = root / rel
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        return DiskState(exists=False)
-    except OSError as exc:
-        return DiskState(exists=False, problem=f"cannot inspect: {exc.strerror}")
-    if stat.S_ISLNK(st.st_mode):
-        real = Path(os.path.realpath(target))
-        if not real.is_relative_to(root):
-            return DiskState(
-                exists=True, is_link=True, problem="symbolic link leading out of the output folder"
-            )
-        if notebook is not None and real == Path(os.path.realpath(notebook)):
-            return DiskState(
-                exists=True,
-                is_link=True,
-                problem="link to the source notebook; nbharden never writes it",
-            )
-        try:
-            real_st = os.stat(real)
-        except OSError:
-            return DiskState(
-                exists=True, is_link=True
-            )  # dangling inside the folder: replacing the link is safe
-        if _same_file(real_st, notebook_st):
-            return DiskState(
-                exists=True,
-                is_link=True,
-                problem="link to the source notebook; nbharden never writes it",
-            )
-        if not stat.S_ISREG(real_st.st_mode) or not read:
-            return DiskState(exists=True, is_link=True)
-        try:
-            return DiskState(exists=True, data=real.read_bytes(), is_link=True)
-        except OSError as exc:
-            return DiskState(exists=True, is_link=True, problem=f"cannot read: {exc.strerror}")
-    if stat.S_ISDIR(st.st_mode):
-        return DiskState(exists=True, problem="a folder is in the way")
-    if not stat.S_ISREG(st.st_mode):
-        return DiskState(exists=True, problem="not a regular file")
-    if _same_file(st, notebook_st):
+    return None
+
+
+def _inspect_link(
+    root: Path,
+    target: Path,
+    *,
+    notebook: Path | None,
+    notebook_st: os.stat_result | None,
+    read: bool,
+) -> DiskState:
+    """A target that is a symbolic link: read through it only when it stays inside ``root``, never to the
+    notebook, and only to a regular file."""
+    real = Path(os.path.realpath(target))
+    if not real.is_relative_to(root):
         return DiskState(
-            exists=True, problem="this is the source notebook; nbharden never writes it"
+            exists=True, is_link=True, problem="symbolic link leading out of the output folder"
         )
-    if not read:
-        return DiskState(exists=True)
+    if notebook is not None and real == Path(os.path.realpath(notebook)):
+        return DiskState(
+            exists=True,
+            is_link=True,
+            problem="link to the source notebook; nbharden never writes it",
+        )
     try:
-        return DiskState(exists=True, data=target.read_bytes())
+        real_st = os.stat(real)
+    except OSError:
+        return DiskState(
+            exists=True, is_link=True
+        )  # dangling inside the folder: replacing the link is safe
+    if _same_file(real_st, notebook_st):
+        return DiskState(
+            exists=True,
+            is_link=True,
+            problem="link to the source notebook; nbharden never writes it",
+        )
+    if not stat.S_ISREG(real_st.st_mode) or not read:
+        return DiskState(exists=True, is_link=True)
+    try:
+        return DiskState(exists=True, data=real.read_bytes(), is_link=True)
     except OSError as exc:
-        return DiskState(exists=True, problem=f"cannot read: {exc.strerror}")
+        return DiskState(exists=True, is_link=True, problem=f"cannot read: {exc.strerror}")
 
 
 def _split_lines(text: str) -> list[str]:

@@ -90,7 +90,7 @@ class NBH202(Rule):
     name = "absolute-path"
     severity = Severity.WARNING
     fix = Fix.NONE
-    detector = "nbharden.analyse.analyse"
+    detector = "nbharden.analyse._absolute_path_findings"
 
 
 class NBH203(Rule):

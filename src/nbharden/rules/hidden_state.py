@@ -52,7 +52,7 @@ class NBH101(Rule):
     name = "use-before-definition"
     severity = Severity.WARNING
     fix = Fix.NONE
-    detector = "nbharden.analyse.analyse"
+    detector = "nbharden.analyse._read_findings"
 
 
 class NBH102(Rule):
@@ -261,4 +261,4 @@ class NBH106(Rule):
     name = "output-history"
     severity = Severity.WARNING
     fix = Fix.NONE
-    detector = "nbharden.analyse.analyse"
+    detector = "nbharden.analyse._read_findings"

@@ -45,7 +45,7 @@ class NBH301(Rule):
     name = "network-no-timeout"
     severity = Severity.WARNING
     fix = Fix.SAFE
-    detector = "nbharden.analyse._CellVisitor.visit_Call"
+    detector = "nbharden.analyse._CellVisitor._network_call"
     applied_severity = Severity.INFO
 
 
@@ -90,4 +90,4 @@ class NBH302(Rule):
     name = "network-no-retry"
     severity = Severity.INFO
     fix = Fix.SAFE
-    detector = "nbharden.analyse._CellVisitor.visit_Call"
+    detector = "nbharden.analyse._CellVisitor._network_call"

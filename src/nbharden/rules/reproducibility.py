@@ -53,4 +53,4 @@ class NBH401(Rule):
     name = "unseeded-random"
     severity = Severity.WARNING
     fix = Fix.UNSAFE
-    detector = "nbharden.analyse._CellVisitor.visit_Call"
+    detector = "nbharden.analyse._CellVisitor._random_call"
