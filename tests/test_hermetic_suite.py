@@ -1,8 +1,12 @@
-"""Issue 13: the generated suite is hermetic and pinned to its inputs: it reads data_dir from
-``.env`` like the package, and a test whose input file changed since the recording fails.
+"""Issue 13: the generated suite is hermetic and pinned to its inputs. The tests of a notebook that
+reads over HTTP replay the recorded responses (requests, httpx, urllib and pandas on a URL) instead of
+skipping or going online; data_dir comes from ``.env`` as the package reads it; a test whose input
+file changed since the recording fails.
 
 Each test converts a notebook with recording (``nbharden convert`` in a subprocess), then runs the
-generated suite with pytest in a subprocess.
+generated suite with pytest in a subprocess. The HTTP notebook reads a local server (127.0.0.1, an
+ephemeral port) that is stopped before the generated suite runs: a test that still went online would
+find nothing there.
 """
 
 from __future__ import annotations
@@ -72,6 +76,48 @@ def _pytest(out: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=600,
+    )
+
+
+def test_http_reads_are_replayed_offline_and_a_changed_step_fails(
+    make_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = tmp_path / "server"
+    data.mkdir()
+    (data / "points.csv").write_text(CSV, encoding="utf-8")
+    (data / "meta.json").write_text('{"scale": 3}', encoding="utf-8")
+    with serve(data) as base:
+        notebook = make_notebook(
+            [
+                (f'BASE = "{base}"', ["parameters"]),
+                "import io, json, urllib.request\nimport httpx\nimport pandas as pd\nimport requests",
+                "md:## Read",
+                'text = requests.get(BASE + "/points.csv", timeout=10).text\n'
+                "points = pd.read_csv(io.StringIO(text))",
+                "md:## Meta",
+                'with urllib.request.urlopen(BASE + "/meta.json") as fh:\n'
+                '    scale = json.load(fh)["scale"]\n'
+                'again = httpx.get(BASE + "/meta.json").json()["scale"]',
+                "md:## Frame",
+                'direct = pd.read_csv(BASE + "/points.csv")',
+                "md:## Total",
+                'total = float((points["y"] * scale * again).sum() + direct["x"].sum())',
+            ],
+            name="remote.ipynb",
+        )
+        out = _convert(notebook)
+    suite = _pytest(out)
+    assert suite.returncode == 0, suite.stdout[-4000:]
+    assert "skipped" not in suite.stdout.splitlines()[-1], suite.stdout[-4000:]
+    for step in ("read", "meta", "frame", "total"):
+        assert f"PASSED tests/test_steps.py::test_{step}" in suite.stdout, suite.stdout[-4000:]
+    steps = next(out.glob("src/*/steps.py"))
+    original = steps.read_text(encoding="utf-8")
+    assert original.count('json.load(fh)["scale"]') == 1, original
+    steps.write_text(original.replace('json.load(fh)["scale"]', 'json.load(fh)["scale"] + 1'))
+    mutant = _pytest(out)
+    assert mutant.returncode == 1 and "FAILED tests/test_steps.py::test_meta" in mutant.stdout, (
+        mutant.stdout[-4000:]
     )
 
 

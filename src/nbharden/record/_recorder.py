@@ -43,6 +43,7 @@ def _nbharden_install_recorder() -> None:
     values = load("_nbharden_values", config["values_module"])
     shapes = load("_nbharden_secret_shapes", config["shapes_module"])
     runtime = load("_nbharden_runtime_secrets", config["secrets_module"])
+    http = load("_nbharden_http", config["http_module"]) if config.get("http_module") else None
 
     shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821 - defined inside the kernel
     cells: list[dict[str, Any]] = config["cells"]
@@ -363,6 +364,35 @@ def _nbharden_install_recorder() -> None:
         result = eval(compiled, shell.user_global_ns, shell.user_ns)  # noqa: S307 - the notebook's own code
         return result if "-o" in options.split() else None
 
+    def on_response(
+        library: str, method: str, url: str, status: int, headers: list[Any], body: bytes
+    ) -> None:
+        # a response the notebook received: kept (base64) for the generated tests to serve back
+        current = state["current"]
+        entry: dict[str, Any] = {
+            "event": "http",
+            "cell": current["index"] if current is not None else None,
+            "library": library,
+            "method": method,
+            "status": status,
+        }
+        why = known.holds(url) or known.holds(json.dumps(headers)) or known.holds_bytes(body)
+        text = base64.b64encode(body).decode("ascii")
+        if why:
+            entry["note"] = f"holds {why}: not recorded"
+        elif not fits(len(text)):
+            entry["note"] = f"over the {cap} byte recording cap: not recorded"
+        else:
+            rel, digest, size = store(text, ".http.b64")
+            entry.update(url=url, headers=headers, file=rel, sha256=digest, bytes=size)
+        emit(entry)
+
+    if http is not None:
+        http.watch(
+            on_response,
+            # not fatal: the response is only not kept, and its test skips saying so
+            lambda exc: emit({"event": "http-error", "message": f"{type(exc).__name__}: {exc}"}),
+        )
     shell.register_magic_function(timeit_once, "line_cell", "timeit")
     if any(cell.get("shown") for cell in cells):
         install_display_hook()

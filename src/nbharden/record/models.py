@@ -244,6 +244,60 @@ class StepRecording:
 
 
 @dataclass(frozen=True)
+class HttpResponse:
+    """A response the notebook received over HTTP (requests, httpx, urllib and pandas' ``read_*`` on a
+    URL), kept so that the generated tests serve it back instead of going online (``_http.py``).
+    ``file``: the body, base64, relative to ``Recording.root``; None when it was not kept (``note``
+    says why: it held a secret, or it was over the cap).
+    """
+
+    cell: int | None  # the cell that made the request
+    library: str  # requests | httpx | urllib
+    method: str
+    url: str | None  # None when not kept
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    file: str | None = None
+    sha256: str | None = None
+    note: str = ""
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "cell": self.cell,
+            "library": self.library,
+            "method": self.method,
+            "url": self.url,
+            "status": self.status,
+            "headers": [[k, v] for k, v in self.headers],
+            "file": self.file,
+            "sha256": self.sha256,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, JSON]) -> HttpResponse:
+        """Read one entry of ``to_json`` (or one ``http`` event of the recorder). Raises
+        ``KeyError``, ``TypeError``, ``ValueError``."""
+        cell, url, file = data.get("cell"), data.get("url"), data.get("file")
+        sha = data.get("sha256")
+        headers = data.get("headers") or []
+        assert isinstance(headers, list)
+        return cls(
+            cell=int(cell) if isinstance(cell, int) else None,
+            library=str(data["library"]),
+            method=str(data["method"]),
+            url=str(url) if isinstance(url, str) else None,
+            status=int(data["status"]),  # type: ignore[arg-type]
+            headers=tuple(
+                (str(h[0]), str(h[1])) for h in headers if isinstance(h, list) and len(h) == 2
+            ),
+            file=str(file) if isinstance(file, str) else None,
+            sha256=str(sha) if isinstance(sha, str) else None,
+            note=str(data.get("note") or ""),
+        )
+
+
+@dataclass(frozen=True)
 class Recording:
     """A recorded run of a notebook: per step, what it read and wrote. Files live under ``root``.
 
@@ -277,6 +331,8 @@ class Recording:
     # the variables the recorder set in the kernel's environment (thread counts, hash seed): the
     # generated tests run with the same
     environment: tuple[tuple[str, str], ...] = ()
+    # the HTTP responses of the first run, in order: the generated tests serve them back
+    http: tuple[HttpResponse, ...] = ()
 
     @property
     def seed(self) -> int:
@@ -329,6 +385,7 @@ class Recording:
             "finals": [v.to_json() for v in self.finals],
             "sandbox": self.sandbox,
             "environment": dict(self.environment),
+            "http": [r.to_json() for r in self.http],
         }
 
     def save(self) -> Path:
@@ -371,4 +428,7 @@ class Recording:
                 RecordedValue.from_json(v) for v in data.get("finals") or () if isinstance(v, dict)
             ),
             sandbox=data["sandbox"] if isinstance(data.get("sandbox"), dict) else None,
+            http=tuple(
+                HttpResponse.from_json(r) for r in data.get("http") or () if isinstance(r, dict)
+            ),
         )

@@ -22,6 +22,7 @@ from nbharden.models import Notebook, Plan
 from nbharden.record.models import (
     JSON,
     RECORDING_SEED,
+    HttpResponse,
     RecordedValue,
     Recording,
     StepRecording,
@@ -256,6 +257,7 @@ def _recorder_config(
         "values_module": str(_HERE / "_values.py"),
         "shapes_module": str(_HERE.parent / "secret_shapes.py"),
         "secrets_module": str(_HERE / "_runtime_secrets.py"),
+        "http_module": str(_HERE / "_http.py"),
         "out": str(run_dir),
         "log": str(log),
         "cap_bytes": cap_bytes,
@@ -451,6 +453,18 @@ def _papermill_cell(pm_index: int | None, executed: Path) -> int | None:
     if injected is not None and pm_index > injected:
         pm_index -= 1
     return pm_index + 1
+
+
+def _http_responses(events: list[dict[str, Any]]) -> tuple[HttpResponse, ...]:
+    """The responses the run received (``http`` events), in order; a malformed one is left out."""
+    found = []
+    for e in events:
+        if e.get("event") == "http":
+            try:
+                found.append(HttpResponse.from_json(e))
+            except (KeyError, TypeError, ValueError, AssertionError):
+                continue
+    return tuple(found)
 
 
 def _values_by_key(events: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -713,6 +727,7 @@ class _Compared:
     first_random: dict[str, dict[str, Any]]
     others_random: list[dict[str, dict[str, Any]]]
     confirm_random: dict[str, dict[str, Any]]
+    http: tuple[HttpResponse, ...] = ()  # the first run's HTTP responses
 
     def value(self, step: str, phase: str, name: str) -> RecordedValue:
         key = (step, phase, name)
@@ -740,6 +755,7 @@ def _compare(runs: _Runs) -> _Compared:
     seed (the confirming run)."""
     events, other_events = runs.all()
     first, first_random = _values_by_key(events), _random_by_step(events)
+    http = _http_responses(events)
     others = [_values_by_key(e) for e in other_events]
     others_random = [_random_by_step(e) for e in other_events]
     confirm: dict[tuple[str, str, str], dict[str, Any]] | None = None
@@ -751,7 +767,7 @@ def _compare(runs: _Runs) -> _Compared:
         runs.planned = number
         events = runs.once(RECORDING_SEED, number)
         confirm, confirm_random = _values_by_key(events), _random_by_step(events)
-    return _Compared(first, others, confirm, first_random, others_random, confirm_random)
+    return _Compared(first, others, confirm, first_random, others_random, confirm_random, http)
 
 
 def _step_recordings(
@@ -792,13 +808,17 @@ def _step_recordings(
 
 
 def _keep_only(
-    workdir: Path, steps: list[StepRecording], finals: tuple[RecordedValue, ...]
+    workdir: Path,
+    steps: list[StepRecording],
+    finals: tuple[RecordedValue, ...],
+    http: tuple[HttpResponse, ...] = (),
 ) -> tuple[int, bool]:
     """Remove the files of values no longer kept (they changed between runs); the bytes stored and whether a
     value was cut to its fingerprint by the size cap."""
     kept = {v.file for s in steps for v in (*s.inputs, *s.outputs) if v.file is not None}
     kept |= {v.file for v in finals if v.file is not None}
     kept |= {s.random_state for s in steps if s.random_state is not None}
+    kept |= {r.file for r in http if r.file is not None}
     for path in (workdir / "values").glob("*"):
         if path.is_file() and f"values/{path.name}" not in kept:
             path.unlink()
@@ -894,13 +914,19 @@ def record(
         planned=runs,
         order=order,
     )
-    steps, finals = _step_recordings(plan, step_cells, _compare(made))
-    return _save(made, steps, finals)
+    compared = _compare(made)
+    steps, finals = _step_recordings(plan, step_cells, compared)
+    return _save(made, steps, finals, compared.http)
 
 
-def _save(runs: _Runs, steps: list[StepRecording], finals: tuple[RecordedValue, ...]) -> Recording:
+def _save(
+    runs: _Runs,
+    steps: list[StepRecording],
+    finals: tuple[RecordedValue, ...],
+    http: tuple[HttpResponse, ...] = (),
+) -> Recording:
     """The ``Recording`` of ``runs`` (the values no longer kept removed), saved in its folder."""
-    stored, capped = _keep_only(runs.workdir, steps, finals)
+    stored, capped = _keep_only(runs.workdir, steps, finals, http)
     numbers = sorted(runs.done)
     recording = Recording(
         notebook=runs.nb.path,
@@ -919,6 +945,7 @@ def _save(runs: _Runs, steps: list[StepRecording], finals: tuple[RecordedValue, 
         finals=finals,
         sandbox=runs.sandbox.to_json() if runs.sandbox.active else None,
         environment=tuple(sorted(KERNEL_ENV.items())),
+        http=http,
     )
     recording.save()
     return recording

@@ -5,7 +5,9 @@
 - Hermetic: every test runs in a folder of its own under pytest's ``tmp_path``, holding a copy of
   the input files the notebook read (from ``data_dir``, relative paths kept); whatever a step
   writes lands there, so the notebook's folder is never touched. Figures go to ``tmp_path``.
-- No network: a test that opens a network connection is skipped with the reason.
+- No network: an HTTP request (requests, httpx, urllib, pandas' ``read_*`` on a URL) gets the
+  response recorded for it (``_http_replay.py``); a request nothing was recorded for, and any other
+  network connection, skips the test with the reason.
 - The input files come from ``data_dir`` (env ``<PKG>_DATA_DIR``, or ``.env`` in the folder pytest
   starts in, which every test's folder gets a copy of). A test that needs one that is
   absent is skipped, naming the file and the setting; tests that only replay recorded values run.
@@ -31,6 +33,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import _environment  # noqa: E402 - the helpers next to this file import once HERE is on sys.path
+import _http_replay  # noqa: E402
 
 #: The recording's index; a suite generated without one (``--no-record``) has only ``setup.json``:
 #: the environment, the input files and the secrets' names.
@@ -235,4 +238,7 @@ def _hermetic(
     monkeypatch.setenv(f"{prefix}OUTPUT_DIR", str(tmp_path / "outputs"))
     monkeypatch.chdir(work)
     _offline(monkeypatch)
+    # HTTP requests get the responses of the recorded run, those of the step's own cells first
+    step = _step_of(request.node.name)
+    _http_replay.install(monkeypatch, RECORDING.get("http", []), step["cells"] if step else ())
     yield
