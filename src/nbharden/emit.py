@@ -682,7 +682,7 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     lines = [
         _doc(
             f"The {plan.package} pipeline: the notebook's steps in order, each logged with its duration "
-            "and the shapes of what it produced.\n"
+            "and the shapes of what it produced."  # no newline: the formatter's one-line docstring, AST kept
         ),
         "from __future__ import annotations",
         "",
@@ -846,7 +846,7 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
     secrets = [f.name for f in plan.config_fields if f.secret]
     lines = [
         _doc(
-            f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``.\n"
+            f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``."
         ),
         "from __future__ import annotations",
         "",
