@@ -204,8 +204,8 @@ class Pause:
         self.runs: list[str] = []
         real = handlers.api.convert
 
-        def paused(path: Path, settings: Any = None, *args: Any) -> Any:
-            result = real(path, settings, *args)
+        def paused(path: Path, settings: Any = None, *args: Any, **kwargs: Any) -> Any:
+            result = real(path, settings, *args, **kwargs)
             self.runs.append(Path(path).name)
             self.converted.set()
             assert self.go_on.wait(60), "the test never let the conversion finish"
@@ -280,9 +280,9 @@ def count_runs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     runs: list[float] = []
     real = handlers.api.convert
 
-    def counted(path: Path, settings: Any = None, *args: Any) -> Any:
+    def counted(path: Path, settings: Any = None, *args: Any, **kwargs: Any) -> Any:
         runs.append(time.monotonic())
-        return real(path, settings, *args)
+        return real(path, settings, *args, **kwargs)
 
     monkeypatch.setattr(handlers.api, "convert", counted)
     return runs
@@ -296,10 +296,10 @@ class Spans:
         self.lock = threading.Lock()
         real = handlers.api.convert
 
-        def slow_convert(path: Path, settings: Any = None, *args: Any) -> Any:
+        def slow_convert(path: Path, settings: Any = None, *args: Any, **kwargs: Any) -> Any:
             start = time.monotonic()
             time.sleep(delay)
-            result = real(path, settings, *args)
+            result = real(path, settings, *args, **kwargs)
             with self.lock:
                 self.spans.append(
                     (Path(path).name, start, time.monotonic(), threading.current_thread().name)
