@@ -153,8 +153,11 @@ def int_expr(
             "cls",
         )
     }
-    if lazy:  # a body that runs later: a call that binds a global would bind it then, not now
-        names["func"] = [n for n in names["func"] if env.objs[env.names[n]].sets_global is None]
+    # A call that binds a global (``global`` in the function) is only drawn as a statement (c_call): in an
+    # expression it may run later (a body that runs later), never (``for _ in range(0)``, a short-circuit)
+    # or not be emitted at all (a construct that drew a value and then chose a form without it), and the
+    # model would hold a binding the notebook never made (the long run drew ``try: v = total[5]``).
+    names["func"] = [n for n in names["func"] if env.objs[env.names[n]].sets_global is None]
     options += [k for k, v in names.items() if v]
     if depth > 1:
         options = [o for o in options if o in ("literal", "int")]

@@ -348,8 +348,12 @@ def project_folder(notebook_dir: Path, hidden: list[Path]) -> Path:
 
 
 def _code_paths(argv0: str) -> list[Path]:
-    """What the kernel's interpreter needs to read: prefixes, its venv, nbharden's recorder."""
-    here = Path(__file__).resolve().parent
+    """What the kernel's interpreter needs to read: prefixes, its venv, nbharden's recorder.
+
+    The recorder imports from the whole ``nbharden`` package (errors, models), not only from
+    ``nbharden.record``: an editable install under /tmp, which the sandbox replaces with an empty
+    folder, would otherwise leave the kernel a package without its ``__init__``."""
+    here = Path(__file__).resolve().parent.parent
     paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), here}
     exe = shutil.which(argv0) or argv0
     for candidate in (Path(exe).absolute(), Path(os.path.realpath(exe))):
