@@ -26,7 +26,7 @@ from nbequiv.runner import InvalidCase, case_from_notebook, check_case, load_cas
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "equivalence"
-#: The four reduced repros of issue 11, each a folder with its notebook (and its local module).
+#: The reduced repros of issue 11 and of what the differential runs found since, each a folder with its notebook.
 REPROS = sorted(p.name for p in (FIXTURES / "repros").iterdir() if p.is_dir())
 EQUIVALENCE_EXAMPLES = int(os.environ.get("NBHARDEN_EQUIVALENCE_EXAMPLES", "2000"))
 EQUIVALENCE_FAST = 200
@@ -142,7 +142,7 @@ def test_a_difference_fails_with_the_notebook_printed() -> None:
 
 @pytest.mark.parametrize("name", REPROS)
 def test_repro_pipeline_equals_notebook(name: str) -> None:
-    """The four reduced repros of issue 11, statically: the pipeline's values are the notebook's."""
+    """The reduced repros of issue 11, statically: the pipeline's values are the notebook's."""
     _check(case_from_notebook(FIXTURES / "repros" / name / f"{name}.ipynb"))
 
 

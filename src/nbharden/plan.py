@@ -626,19 +626,7 @@ def _hoistable(
     it when the definition runs, which at module level would be at import, before any step bound it
     (found by the differential tester: ``def h(k=v)`` raised NameError at import).
     """
-    imports: set[str] = set()
-    for cf in facts.cells.values():
-        for st in cf.statements:
-            # a statement moves up whole: when a cell rebinds one of its names, all of them stay in the step
-            if (
-                st.kind == "import"
-                and st.star_import is None
-                and all(
-                    bound not in facts.conflicting_imports and write_counts.get(bound, 0) == 0
-                    for bound, _ in st.import_names
-                )
-            ):
-                imports.update(bound for bound, _ in st.import_names)
+    imports = _hoistable_imports(facts, write_counts)
     defs: dict[str, tuple[str, ...]] = {}
     for cf in facts.cells.values():
         for name, reads in cf.def_reads.items():
@@ -662,6 +650,36 @@ def _hoistable(
                 hoisted.discard(name)
                 changed = True
     return imports, hoisted
+
+
+def _hoistable_imports(facts: NotebookFacts, write_counts: dict[str, int]) -> set[str]:
+    """The names whose imports move to module level.
+
+    A statement moves up whole: when a cell rebinds one of its names, all of them stay in the step. And a
+    name an import kept in a step binds is hoisted nowhere: inside the step function it is a local, so a
+    read of the module-level import before it in that step would raise UnboundLocalError (found by the
+    differential tester: ``from helpers import register``, then ``ys = register(1)`` followed by
+    ``from helpers import *`` in a cell that also rebinds ``scaled``)."""
+    statements = [
+        [bound for bound, _ in st.import_names]
+        for cf in facts.cells.values()
+        for st in cf.statements
+        if st.kind == "import" and st.star_import is None
+    ]
+    local = {
+        bound
+        for names in statements
+        if any(b in facts.conflicting_imports or write_counts.get(b, 0) for b in names)
+        for bound in names
+    }
+    changed = True
+    while changed:  # a statement that binds a name kept local stays in its step too, with all its names
+        changed = False
+        for names in statements:
+            if not set(names) <= local and any(b in local for b in names):
+                local |= set(names)
+                changed = True
+    return {bound for names in statements for bound in names if bound not in local}
 
 
 def _def_count(facts: NotebookFacts, name: str) -> int:
