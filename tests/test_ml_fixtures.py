@@ -62,11 +62,7 @@ PROCESS_WIDE = {"filterwarnings", "simplefilter", "set_option", "set_printoption
 I13 = "issue 13: "
 I14 = "issue 14: "
 #: Known gaps: (test, notebook) -> reason; "*" stands for every notebook.
-GAPS: dict[tuple[str, str], str] = {
-    ("data_loading_tested", "bike_demand"): I13
-    + "the GridSearchCV differs between two runs (its cv_results_ holds fit and score times): it is "
-    "kept by type and shape only, and the step that reads it skips",
-}
+GAPS: dict[tuple[str, str], str] = {}
 
 
 def _cases(test: str, names: list[str] | None = None) -> list[object]:
@@ -412,10 +408,6 @@ def test_the_data_loading_step_is_tested_not_skipped(converted: Converted) -> No
     assert not unrecorded, unrecorded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=I13 + "more than 5% of the generated tests skip (9 of 138: network steps, volatile values)",
-)
 def test_at_most_5_percent_of_generated_tests_skip(ml_root: Path) -> None:
     """Across the whole set (issue 13): skips / tests <= 5%, each skip with a reason."""
     tests = skipped = 0

@@ -103,6 +103,7 @@ def _nbharden_install_recorder() -> None:
         if name in secrets:
             entry.update(kind="redacted", note="a secret: never recorded", digest="redacted")
             return entry
+        obj = values.without_timings(obj)  # a search's fit times differ between runs
         reason = values.describe_unserialisable(obj)
         if reason is not None:
             entry.update(kind="described", note=f"cannot be stored: {reason}", digest=entry["type"])

@@ -659,6 +659,20 @@ def _pickle_module_ok(module: str) -> bool:
     return not any(p in _PICKLE_DENIED_PARTS for p in parts)
 
 
+def _metric_function(found: Any) -> bool:
+    """A plain function of ``sklearn.metrics`` (a score: arrays in, a number out), not of its
+    plotting modules."""
+    import types
+
+    module = getattr(found, "__module__", None) or ""
+    return (
+        isinstance(found, types.FunctionType)
+        and module.startswith("sklearn.metrics.")
+        and "_plot" not in module.split(".")
+        and _pickle_module_ok(module)
+    )
+
+
 class SafeUnpickler(pickle.Unpickler):
     """An unpickler that loads only data: the classes of numpy, pandas, scipy and
     scikit-learn (outside their I/O, testing and evaluation modules), their unpickling
@@ -680,6 +694,8 @@ class SafeUnpickler(pickle.Unpickler):
         last = name.rsplit(".", 1)[-1]
         data_class = isinstance(found, type) and _pickle_module_ok(own)
         helper = callable(found) and re.fullmatch(_PICKLE_HELPER, last) is not None
+        # a scorer's metric (GridSearchCV(scoring="neg_root_mean_squared_error")): computes only
+        helper = helper or _metric_function(found)
         denied = {last, getattr(found, "__name__", "")} & _PICKLE_DENIED_NAMES
         if (data_class or (helper and _pickle_module_ok(own or module))) and not denied:
             return found
@@ -1012,6 +1028,48 @@ def fingerprint(obj: Any) -> dict[str, Any]:
     fp.update(model_state(obj))
     return fp
 
+
+
+#: Fitted attributes that say how long a fit took (``refit_time_`` of a hyper-parameter search):
+#: they differ between two runs of the same code, so the recording zeroes them (see
+#: ``without_timings``) and the generated tests leave them out (``_learned.py``).
+TIMING_ATTRIBUTES = ("refit_time_",)
+#: Keys of a search's ``cv_results_`` that are timings (``mean_fit_time``, ``std_score_time``...).
+TIMING_KEY_PREFIXES = ("mean_", "std_")
+
+
+def is_timing_key(key: object) -> bool:
+    """A ``cv_results_`` key that holds fit or score times, not scores."""
+    return isinstance(key, str) and key.endswith("_time") and key.startswith(TIMING_KEY_PREFIXES)
+
+
+def without_timings(obj: Any) -> Any:
+    """``obj``, or for a fitted hyper-parameter search (``GridSearchCV``...) a shallow copy whose
+    timings are zero (``refit_time_``, the ``*_time`` arrays of ``cv_results_``, shapes kept): two
+    runs of the same search then record the same value, and a later step that reads the search
+    still finds every key.
+    """
+    try:
+        state = vars(obj)
+    except TypeError:
+        return obj
+    timed = [n for n in TIMING_ATTRIBUTES if isinstance(state.get(n), float)]
+    results = state.get("cv_results_")
+    keys = [k for k in results if is_timing_key(k)] if isinstance(results, dict) else []
+    if not timed and not keys:
+        return obj
+    import copy
+
+    clone = copy.copy(obj)
+    for name in timed:
+        setattr(clone, name, 0.0)
+    if keys and isinstance(results, dict):
+        zeroed = dict(results)
+        for key in keys:
+            value = results[key]
+            zeroed[key] = value * 0 if hasattr(value, "shape") else value
+        clone.cv_results_ = zeroed
+    return clone
 
 #: Fitted attributes some estimators compute on access (properties), not in ``vars()``.
 _LEARNED_PROPERTIES = ("coef_", "intercept_", "feature_importances_", "cluster_centers_")

@@ -3,7 +3,8 @@
 Written into the generated project's ``tests/`` by nbharden next to ``_compare.py``; standard library
 only (numpy and pandas are used through the values themselves). A scikit-learn estimator is its
 ``get_params()`` plus its fitted attributes (public names ending in ``_``: ``coef_``,
-``feature_importances_``, ``cluster_centers_``, ``best_params_``...); a statsmodels results object is
+``feature_importances_``, ``cluster_centers_``, ``best_params_``...; not the fit and score times of a
+search); a statsmodels results object is
 its parameters, their covariance and degrees of freedom. Private attributes (``_n_threads``, a cache
 such as ``_nobs_int``) describe how the fit ran, not what it learned, and are left out.
 """
@@ -32,13 +33,26 @@ def is_model(value: object) -> bool:
     return is_sklearn_estimator(value) or is_statsmodels_results(value)
 
 
+#: How long a fit took (a hyper-parameter search): differs between runs, never compared.
+_TIMINGS = ("refit_time_",)
+
+
+def _timing_key(key: object) -> bool:
+    """A ``cv_results_`` key holding fit or score times (``mean_fit_time``...), not scores."""
+    return isinstance(key, str) and key.endswith("_time") and key.startswith(("mean_", "std_"))
+
+
 def _fitted(value: object) -> dict[str, Any]:
     names = sorted(
         k
         for k in vars(value)
-        if k.endswith("_") and not k.startswith("_") and not k.endswith("__")
+        if k.endswith("_") and not k.startswith("_") and not k.endswith("__") and k not in _TIMINGS
     )
-    return {k: getattr(value, k) for k in names}
+    fitted = {k: getattr(value, k) for k in names}
+    results = fitted.get("cv_results_")
+    if isinstance(results, dict):
+        fitted["cv_results_"] = {k: v for k, v in results.items() if not _timing_key(k)}
+    return fitted
 
 
 def learned_state(value: object) -> dict[str, Any]:
