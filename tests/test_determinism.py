@@ -123,3 +123,18 @@ def test_formatting_is_idempotent(stem: str, tmp_path: Path) -> None:
     settings = Settings(out=notebook.parent / "out", record=False)
     tree = api.generate(notebook, settings).tree
     assert format_tree(tree, settings=settings) == tree
+
+
+@pytest.mark.parametrize("stem", ["markdown_sections", "relative_csv"])
+def test_the_output_folders_name_is_not_in_the_output(stem: str, tmp_path: Path) -> None:
+    """Two sibling output folders with different names get the same bytes, manifest included (the corpus
+    funnel converts into NB_prod and NB_prod2 and compares): nothing generated names its own folder."""
+    nb = _copy(stem, tmp_path / "nb")
+    trees = []
+    for name in ("out", "elsewhere_prod2"):
+        changes = api.convert(nb, Settings(out=nb.parent / name, record=False))
+        trees.append({c.path: c.new_text for c in changes.changes if c.new_text})
+    assert trees[0].keys() == trees[1].keys()
+    differ = [path for path in trees[0] if trees[0][path] != trees[1][path]]
+    assert not differ, differ
+    assert ".nbharden.json" in trees[0] and "README.md" in trees[0]

@@ -534,6 +534,17 @@ def _steps_module(
     ).code
 
 
+def _notebook_from(analysis: FullAnalysis, out: Path) -> str:
+    """The notebook's path relative to OUT (``../analysis.ipynb``), absolute when it is far or on another
+    drive, as ``_notebook_dir`` decides for NOTEBOOK_DIR."""
+    path = analysis.notebook.path.resolve()
+    try:
+        rel = os.path.relpath(path, out.resolve()).replace(os.sep, "/")
+    except ValueError:  # another drive on Windows
+        return path.as_posix()
+    return path.as_posix() if rel.split("/").count("..") > 2 else rel
+
+
 def _notebook_dir(analysis: FullAnalysis, out: Path) -> str:
     """The source of NOTEBOOK_DIR in config.py: relative to the package when OUT sits in or next to
     the notebook's folder, else the notebook's folder as an absolute path.
@@ -1144,7 +1155,7 @@ def emit(
         )
         + (SECRETS_SUPPORT if any(f.secret for f in plan.config_fields) else ""),
         f"src/{pkg}/environment.py": environment_module(),
-        "README.md": render_readme(plan, analysis.notebook.path.name, out.name),
+        "README.md": render_readme(plan, analysis.notebook.path.name, _notebook_from(analysis, out)),
         f"src/{pkg}/py.typed": "",
         **(
             {f"src/{pkg}/results.py": template_text("results.py")}

@@ -67,8 +67,10 @@ def tool_digest() -> str:
 
 def generation_key(notebook: Path, notebook_sha256: str, out: Path, settings: Settings) -> str:
     """The key of everything but the input files that decides a conversion's output."""
+    # The notebook's folder as seen from OUT, as the generated files name it (config's NOTEBOOK_DIR, the
+    # README's command): two sibling folders with different names get the same output and the same key.
     where = os.path.relpath(
-        os.path.realpath(out.absolute()), os.path.realpath(notebook.absolute().parent)
+        os.path.realpath(notebook.absolute().parent), os.path.realpath(out.absolute())
     )
     values = {
         f.name: getattr(settings, f.name)

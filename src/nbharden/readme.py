@@ -32,8 +32,9 @@ def _row(field: ConfigField, prefix: str) -> str:
     )
 
 
-def render_readme(plan: Plan, notebook: str, out_name: str) -> str:
-    """README.md of the package generated from ``notebook`` (its file name) into a folder ``out_name``."""
+def render_readme(plan: Plan, notebook: str, source: str) -> str:
+    """README.md of the package generated from ``notebook`` (its file name); ``source``: its path as seen
+    from the package's folder (``../analysis.ipynb``), so the text does not depend on the folder's name."""
     pkg = plan.package
     dist = pkg.replace("_", "-")
     prefix = pkg.upper() + "_"
@@ -99,8 +100,10 @@ are skipped, naming the setting, when they are absent: set `{prefix}DATA_DIR` to
 
 ## Regenerate
 
+From this folder:
+
 ```
-nbharden convert {notebook} --out {out_name}
+nbharden convert {source} --out .
 ```
 
 Files you edited by hand are not overwritten (nbharden exits 1 with the diff) unless `--force`;
