@@ -234,3 +234,22 @@ def test_ignoring_nbh607_keeps_the_shown_expression(plan_for: PlanFor, make_note
     analysis = api.analyze(make_notebook(cells, name="other.ipynb"), settings)
     assert isinstance(analysis, FullAnalysis)
     assert shown(make_plan(analysis, settings=settings)) == []
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        # in IPython a magic statement's Out is None: %timeit shows a timing, %%writefile a line, !cmd its output
+        ("%timeit clf.score(X, y)", []),
+        ("%%timeit\nclf.score(X, y)", []),
+        ("%%writefile notes.txt\nsome text", []),
+        ("!echo hi", []),
+        ("%prun clf.score(X, y)", []),
+        # %time shows the value of its statement
+        ("%time clf.score(X, y)", [("accuracy", "bind")]),
+    ],
+)
+def test_a_magic_that_shows_no_value_keeps_no_result(
+    plan_for: PlanFor, cell: str, expected: list[tuple[str, str]]
+) -> None:
+    assert shown(plan_for([IMPORTS, SETUP, cell])) == expected

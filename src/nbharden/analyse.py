@@ -243,6 +243,8 @@ class CellFacts:
     secrets: list[Site] = field(default_factory=list)  # hard-coded secrets (values: never serialise)
     # showing functions (print, display, ...) the notebook binds itself: calls of those do real work
     shadowed: frozenset[str] = frozenset()
+    # statements a magic ran without showing their value (``%timeit f()``): never a shown result
+    unshown: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -653,6 +655,7 @@ def analyse_cell(
         visitor.literals,
         visitor.global_decls,
         shadowed=shadowed,
+        unshown=magic.unshown,
     )
     facts.secrets = scan_secrets(module, index, positions)  # the positions resolved above, not again
     return summary, facts, [*magic.findings, *visitor.findings], seeded or visitor.seeds

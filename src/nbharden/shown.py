@@ -420,8 +420,9 @@ def find_shown(analysis: FullAnalysis, taken: Collection[str]) -> tuple[Shown, .
     for index in sorted(facts.cells):
         body = facts.cells[index].module.body
         displays = 0
+        unshown = facts.cells[index].unshown
         for i, stmt in enumerate(body):
-            shown = shown_expression(stmt, i == len(body) - 1, facts.shadowed)
+            shown = None if i in unshown else shown_expression(stmt, i == len(body) - 1, facts.shadowed)
             if shown is not None:
                 expr, how = shown
                 ordinal = displays if how == "display" else -1

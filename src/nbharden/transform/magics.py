@@ -170,6 +170,9 @@ class MagicResult:
     needs_subprocess: bool = False
     needs_os: bool = False
     needs_path: bool = False
+    # indexes of the statements of ``module`` that a magic runs without showing their value (``%timeit f()``
+    # shows a timing, not f()'s value): never a shown result
+    unshown: frozenset[int] = frozenset()
 
 
 def _string_value(node: cst.BaseExpression) -> str | None:
@@ -284,6 +287,7 @@ class _Translator(cst.CSTTransformer):
         self.needs_subprocess = False
         self.needs_os = False
         self.needs_path = False
+        self.unshown: list[cst.CSTNode] = []  # statements and expressions kept from a magic that shows no value
         self._line = 1 + line_offset
 
     # -- helpers ---------------------------------------------------------------------------------------------------
@@ -333,6 +337,13 @@ class _Translator(cst.CSTTransformer):
         return cst.parse_expression(code)
 
     # -- statement-level translation ---------------------------------------------------------------------------------
+    def _no_value(self, magic: str, stmts: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+        """``stmts``, noted as showing no value: in IPython a magic statement's Out is None (``%%writefile``
+        prints a line, ``!ls`` its output, ``%timeit`` a timing), except ``%time``, which shows its statement's."""
+        if magic != "time":
+            self.unshown.extend(stmts)
+        return stmts
+
     def _translate_statement(self, expr: cst.BaseExpression) -> list[cst.BaseStatement] | None:
         """A magic used as a whole statement -> replacement statements ([] = remove); None = not a magic."""
         call = _ipython_call(expr)
@@ -346,11 +357,13 @@ class _Translator(cst.CSTTransformer):
             and values[0] is not None
             and values[1] is not None
         ):
-            return self._line_magic(values[0], values[1])
+            return self._no_value(values[0], self._line_magic(values[0], values[1]))
         if method == "run_cell_magic" and len(values) >= 3 and None not in values[:3]:
-            return self._cell_magic(values[0] or "", values[1] or "", values[2] or "")
+            return self._no_value(
+                values[0] or "", self._cell_magic(values[0] or "", values[1] or "", values[2] or "")
+            )
         if method == "system" and values and values[0] is not None:
-            return self._system(values[0])
+            return self._no_value("system", self._system(values[0]))
         self._finding(
             "NBH502",
             f"get_ipython().{method}(...) has no equivalent outside IPython; removed",
@@ -552,6 +565,8 @@ class _Translator(cst.CSTTransformer):
             except (SyntaxError, ValueError, RecursionError, cst.ParserSyntaxError):
                 return updated
             self._finding("NBH503", f"'%{values[0]}' dropped, its expression kept")
+            if values[0] == "timeit":
+                self.unshown.append(expr)
             return expr
         if method in {"run_line_magic", "system"}:
             return updated  # handled at statement level, or reported by the residual check below
@@ -579,7 +594,25 @@ def translate_magics(
     leftover = _StripResidual(cell)
     result.module = result.module.visit(leftover)
     result.findings.extend(leftover.findings)
+    result.unshown = _unshown(result.module, translator.unshown)
     return result
+
+
+def _unshown(module: cst.Module, kept: list[cst.CSTNode]) -> frozenset[int]:
+    """The indexes of ``module``'s statements that are (or only evaluate) one of ``kept``, matched by their
+    code (the transformers around rebuild the nodes, so identity does not survive)."""
+    code = module.code_for_node
+    texts = {code(node).strip() for node in kept}
+    out = set()
+    for i, stmt in enumerate(module.body):
+        if code(stmt).strip() in texts or (
+            isinstance(stmt, cst.SimpleStatementLine)
+            and len(stmt.body) == 1
+            and isinstance(stmt.body[0], cst.Expr)
+            and code(stmt.body[0].value).strip() in texts
+        ):
+            out.add(i)
+    return frozenset(out)
 
 
 class _StripResidual(cst.CSTTransformer):
