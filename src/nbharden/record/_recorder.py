@@ -118,7 +118,7 @@ def _nbharden_install_recorder() -> None:
         if size and not fits(size):
             # storing it would copy it whole (as JSON text or a pickle): the fingerprint, made
             # block by block, is all that is kept
-            entry.update(kind="fingerprint" if "shape" in fp else "described")
+            entry.update(kind="fingerprint" if "shape" in fp or "learned" in fp else "described")
             entry["note"] = f"over the {cap} byte recording cap: fingerprint only"
             entry["digest"] = hashlib.sha256(
                 json.dumps(fp, sort_keys=True, default=str).encode()
@@ -150,14 +150,14 @@ def _nbharden_install_recorder() -> None:
         except values.Forbidden as exc:
             # a pickle that names code (a __reduce__ payload, a class of the notebook) is never
             # stored: the tests compare the value by its fingerprint
-            entry.update(kind="fingerprint" if "shape" in fp else "described")
+            entry.update(kind="fingerprint" if "shape" in fp or "learned" in fp else "described")
             entry["note"] = f"{note}; not stored as a pickle: {exc}"
             entry["digest"] = hashlib.sha256(
                 json.dumps(fp, sort_keys=True, default=str).encode()
             ).hexdigest()
             return entry
         except (pickle.PicklingError, TypeError, AttributeError, RecursionError, ValueError) as exc:
-            entry.update(kind="fingerprint" if "shape" in fp else "described")
+            entry.update(kind="fingerprint" if "shape" in fp or "learned" in fp else "described")
             entry["note"] = f"{note}; not picklable either ({type(exc).__name__}: {exc})"
             entry["digest"] = hashlib.sha256(
                 json.dumps(fp, sort_keys=True, default=str).encode()

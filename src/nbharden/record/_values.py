@@ -1025,7 +1025,7 @@ def fingerprint(obj: Any) -> dict[str, Any]:
     if isinstance(obj, (list, tuple, dict, set, frozenset, str, bytes)):
         fp["shape"] = [len(obj)]
         return fp
-    fp.update(model_state(obj))
+    fp.update(model_state(obj) or statsmodels_state(obj))
     return fp
 
 
@@ -1104,6 +1104,27 @@ def model_state(obj: Any) -> dict[str, Any]:
     return {"params": {k: _param(v) for k, v in sorted(params.items())}, "learned": learned}
 
 
+#: What a statsmodels fit learned (as the generated tests' ``_learned.py`` compares it).
+_STATSMODELS_LEARNED = ("params", "bse", "df_model", "df_resid", "nobs")
+
+
+def statsmodels_state(obj: Any) -> dict[str, Any]:
+    """A statsmodels results object's learned state, ``{"learned": {attr: number or fingerprint}}``:
+    what a test compares when the object itself cannot be stored (its formula is code that loading it
+    would evaluate). Empty for anything else.
+    """
+    module = type(obj).__module__ or ""
+    if not module.startswith("statsmodels.") or not hasattr(obj, "model"):
+        return {}
+    learned = {}
+    for name in _STATSMODELS_LEARNED:
+        try:
+            learned[name] = _learned(getattr(obj, name))
+        except Exception:  # noqa: BLE001 - an attribute this kind of result has not is left out
+            continue
+    return {"learned": learned} if "params" in learned else {}
+
+
 def _param(value: Any) -> Any:
     if value is None or type(value) in (bool, int, str):
         return value
@@ -1133,6 +1154,8 @@ def _learned(value: Any) -> Any:
             return value.item() if value.dtype.kind in "biuf" else repr(value)
         if isinstance(value, np.ndarray):
             return fingerprint(value)
+    if _module_of(value) == "pandas":  # a statsmodels result's params (a Series)
+        return fingerprint(value)
     fp: dict[str, Any] = {"type": type_name(value)}
     if isinstance(value, (list, tuple, dict)):
         fp["shape"] = [len(value)]

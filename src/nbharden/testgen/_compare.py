@@ -339,7 +339,29 @@ def same_fingerprint(actual: dict[str, Any], expected: dict[str, Any], path: str
     if "hash" in expected or "stats" in expected:
         _same_hash_or_stats(actual, expected, str(expected.get("dtype", "")), path)
         return
+    if "learned" in expected:  # a model kept as a fingerprint: its settings and what it learned
+        return _same_model(actual, expected, path)
     raise Uncomparable(f"only the type and size of {expected['type']} were recorded")
+
+
+def _same_model(actual: dict[str, Any], expected: dict[str, Any], path: str) -> None:
+    """A model's fingerprint: its parameters as recorded, then what it learned, attribute by attribute
+    (numbers within ``REL``, arrays and frames by fingerprint, else by structure)."""
+    if actual.get("params") != expected.get("params"):
+        raise AssertionError(f"{path}: parameters {actual.get('params')} != recorded {expected.get('params')}")
+    learned = actual.get("learned") or {}
+    for name, e in sorted(expected["learned"].items()):
+        a, where = learned.get(name), f"{path}.{name}"
+        if isinstance(e, dict) and isinstance(a, dict):
+            try:
+                same_fingerprint(a, e, where)
+            except Uncomparable:
+                _same_structure(a, e, where)
+        elif isinstance(e, float) and isinstance(a, (int, float)) and not isinstance(a, bool):
+            if not _values.is_close(float(a), e, REL, ABS):
+                raise AssertionError(f"{where}: {a!r} != recorded {e!r} (rel={REL})")
+        elif a != e:
+            raise AssertionError(f"{where}: {a!r} != recorded {e!r}")
 
 
 def _same_hash_or_stats(
