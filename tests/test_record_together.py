@@ -106,3 +106,59 @@ def test_runs_at_once_record_what_runs_one_after_the_other_record(tmp_path: Path
     assert kinds["noise"] == ("value", False, False)
     assert kinds["unseeded"] == ("value", True, True)  # follows the seed: kept
     assert kinds["stamp"][1:] == (True, False)  # a clock: only its type kept
+
+
+def test_runs_at_once_leave_the_working_folder_as_it_was(tmp_path: Path) -> None:
+    """papermill's cwd= changes the process's folder for a run and back at its end; two runs at once end in
+    the other order (run 2 entered while run 1 was in its folder), which left the process in run 1's folder
+    (make demo then wrote NOTEBOOK_DIR = ../../notebooks/notebooks). ``_at_once`` puts the folder back."""
+    from papermill.utils import chdir
+
+    from nbharden.record.run import _at_once
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    def run_1() -> str:
+        with chdir(str(tmp_path / "a")):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+        return "1"
+
+    def run_2() -> str:
+        first_in.wait(10)
+        with chdir(str(tmp_path / "b")):  # remembers run 1's folder as the one to go back to
+            second_in.set()
+            first_out.wait(10)
+        return "2"
+
+    here = os.getcwd()
+    assert _at_once(run_1, run_2) == ("1", "2")
+    assert os.getcwd() == here
+
+
+@pytest.mark.slow
+def test_runs_are_made_at_once_only_with_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative path would be read from the folder the other run's papermill is in: one run after the other."""
+    import nbharden.record.run as run_module
+
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), str(path))
+    monkeypatch.chdir(tmp_path)
+    seen: list[bool] = []
+    real = run_module._Runs
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("order") is not None)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(run_module, "_Runs", spy)
+    settings = Settings(record=True)
+    for nb_path, workdir in ((Path("nb.ipynb"), Path("rec1")), (path, tmp_path / "rec2")):
+        nb = load(nb_path, settings=settings)
+        analysis = analyse(nb, settings=settings)
+        assert isinstance(analysis, FullAnalysis)
+        record(nb, make_plan(analysis, settings=settings), settings=settings, workdir=workdir, analysis=analysis)
+    assert seen == [False, True]

@@ -604,14 +604,21 @@ def _at_once(first: Callable[[], T], second: Callable[[], T]) -> tuple[T, T]:
     order of an error as if they had run one after the other)."""
     import concurrent.futures
 
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nbharden-run") as pool:
-        later = pool.submit(second)
-        try:
-            a = first()
-        except BaseException:
-            concurrent.futures.wait([later])
-            raise
-        return a, later.result()
+    # papermill's cwd= changes the working folder of the whole process for a run and changes it back at its end:
+    # two runs at once put it back in the wrong order, so the folder is restored here once both have ended
+    # (the caller makes runs at once only with absolute paths, see ``record``).
+    here = os.getcwd()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nbharden-run") as pool:
+            later = pool.submit(second)
+            try:
+                a = first()
+            except BaseException:
+                concurrent.futures.wait([later])
+                raise
+            return a, later.result()
+    finally:
+        os.chdir(here)
 
 
 class _InOrder:
@@ -894,7 +901,11 @@ def record(
         executed = Path(executed).resolve()
         executed.parent.mkdir(parents=True, exist_ok=True)
     sandbox = resolve(settings)  # raises UsageError when an explicit tier cannot run
-    together = runs > 1 and _may_run_together(nb, analysis, sandbox)
+    # papermill changes the process's working folder for a run (its cwd=): runs at once need every path absolute
+    absolute = all(p.is_absolute() for p in (nb.path, workdir, *(protect or ()))) and (
+        executed is None or executed.is_absolute()
+    )
+    together = runs > 1 and absolute and _may_run_together(nb, analysis, sandbox)
     watch = watch or RunWatch()
     order = _InOrder(watch) if together else None
     made = _Runs(
