@@ -248,15 +248,18 @@ def _parameters(settings: Settings, *outs: Path) -> tuple[tuple[str, str], ...]:
 
 def _same_manifest(change: FileChange, committed: str | None) -> bool:
     """A manifest that differs from the committed one only in how the notebook was run (``recording``: the
-    sandbox tier): the package is the same whether the review ran the notebook in a sandbox or not.
+    sandbox tier) and with which settings (``generation``: the no-change re-run's key, which holds the review's
+    own settings, e.g. ``--sandbox``): the package is the same whether the review ran the notebook in a sandbox
+    or not.
     """
     if change.path != MANIFEST or change.new_text is None or committed is None:
         return False
     new, old = parse_manifest(change.new_text), parse_manifest(committed)
     if new is None or old is None:
         return False
-    new.pop("recording", None)
-    old.pop("recording", None)
+    for entry in ("recording", "generation"):
+        new.pop(entry, None)
+        old.pop(entry, None)
     return new == old
 
 
