@@ -843,8 +843,9 @@ class Session:
                 with contextlib.suppress(OSError):
                     kill(self._pid, signal.SIGKILL)
                     killed += 1
-        if self._cgroup is not None:
-            procs = self._cgroup / "cgroup.procs"
+        cgroup = self._cgroup  # the wall-time watchdog and the run's end may both get here at once
+        if cgroup is not None:
+            procs = cgroup / "cgroup.procs"
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 try:
@@ -859,7 +860,7 @@ class Session:
                         killed += 1
                 time.sleep(0.02)
             with contextlib.suppress(OSError):
-                self._cgroup.rmdir()
+                cgroup.rmdir()
                 self._cgroup = None
         return killed
 
