@@ -11,6 +11,12 @@ log. Just before the first cell it seeds the global generators like
 their state, the state as the step started is stored too, so its test can restore it.
 Every failure of its own is logged and swallowed: the recorder must never break the
 notebook's run.
+
+Why one long function (the house rule is 80 lines): ``exec_files`` runs this file in the
+notebook's own namespace, so every top-level name would become a global the notebook can see,
+shadow or overwrite (hidden state of exactly the kind nbharden reports). Everything lives in
+the closure of ``_nbharden_install_recorder``, which deletes itself once it has run; its parts
+are nested functions, and the value handling sits in ``_values.py``, loaded as a module.
 """
 
 
