@@ -253,3 +253,19 @@ def test_a_magic_that_shows_no_value_keeps_no_result(
     plan_for: PlanFor, cell: str, expected: list[tuple[str, str]]
 ) -> None:
     assert shown(plan_for([IMPORTS, SETUP, cell])) == expected
+
+
+@pytest.mark.parametrize("shown_class", ["numpy.ndarray", "numpy.float64", "pandas.DataFrame", "builtins.dict"])
+def test_a_shown_class_is_logged_and_left_out_of_metrics(shown_class: str) -> None:
+    """``type(np.zeros(3))`` is a value notebooks show: a class's to_dict/tolist are unbound methods, so the
+    generated results.py must not call them (it raised TypeError in the generated tests of a corpus notebook)."""
+    import importlib
+
+    from nbharden.templates import results
+
+    module, _, name = shown_class.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    assert results.jsonable(cls) is None
+    assert results.jsonable({"kind": cls}) is None
+    assert name in results.describe(cls)
+    results.log_result("type_result", cls)

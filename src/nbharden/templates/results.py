@@ -77,8 +77,8 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return value if not isinstance(value, str) or len(value) <= LONG_TEXT else None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if depth > 3 or _size(value) > SMALL:
-        return None
+    if isinstance(value, type) or depth > 3 or _size(value) > SMALL:
+        return None  # a class (type(x), np.ndarray) is no data: its to_dict and tolist are unbound
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "ndim", None) == 0:  # a numpy scalar
         return jsonable(item(), depth + 1)
@@ -101,7 +101,6 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     return (
         dict(zip(keys, converted, strict=True)) if keys or isinstance(value, Mapping) else converted
     )
-    return None
 
 
 def write_metrics(folder: Path, results: Mapping[str, Any]) -> Path:
