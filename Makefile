@@ -79,7 +79,7 @@ COV_FAIL_UNDER ?= 90
 
 test: deps ## run the whole test suite (pytest) with coverage; fails if a test fails or COV_GATE is below 90%
 	@rm -rf build/coverage
-	@rc=0; $(PY) -m pytest --cov --cov-report= $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; COVERAGE_FILE=$(CURDIR)/build/coverage/.coverage $(PY) -m pytest --cov --cov-report= $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure, not a pass" >&2; exit 1; fi; \
 	echo "--- coverage (files below 100%; config in pyproject.toml [tool.coverage.*])"; \
 	$(PY) -m coverage report || true; \
