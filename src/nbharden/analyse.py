@@ -257,11 +257,12 @@ class NotebookFacts:
     shadowed: frozenset[str] = frozenset()  # showing functions the notebook binds itself (rebound_showing_names)
 
 
-def _dotted(node: cst.BaseExpression) -> str | None:
+def dotted_name(node: cst.BaseExpression) -> str | None:
+    """``a.b.c`` for a name or an attribute chain of names, else None."""
     if isinstance(node, cst.Name):
         return node.value
     if isinstance(node, cst.Attribute):
-        base = _dotted(node.value)
+        base = dotted_name(node.value)
         return f"{base}.{node.attr.value}" if base else None
     return None
 
@@ -277,7 +278,7 @@ def qualify(node: cst.BaseExpression, qualified: dict[str, str]) -> str | None:
 
     ``np.random.rand`` -> ``numpy.random.rand``.
     """
-    dotted = _dotted(node)
+    dotted = dotted_name(node)
     if dotted is None:
         return None
     head, _, rest = dotted.partition(".")
@@ -290,19 +291,19 @@ def _import_bindings(node: cst.Import | cst.ImportFrom) -> tuple[list[tuple[str,
     names: list[tuple[str, str]] = []
     if isinstance(node, cst.Import):
         for alias in node.names:
-            full = _dotted(alias.name) or ""
+            full = dotted_name(alias.name) or ""
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 names.append((alias.asname.name.value, full))
             else:
                 head = full.split(".")[0]
                 names.append((head, head))
         return names, None
-    module = _dotted(node.module) if node.module is not None else ""
+    module = dotted_name(node.module) if node.module is not None else ""
     prefix = "." * len(node.relative) + (module or "")
     if isinstance(node.names, cst.ImportStar):
         return [], prefix
     for alias in node.names:
-        name = _dotted(alias.name) or ""
+        name = dotted_name(alias.name) or ""
         bound = (
             alias.asname.name.value
             if alias.asname and isinstance(alias.asname.name, cst.Name)
@@ -421,7 +422,7 @@ class _CellVisitor(cst.CSTVisitor):
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
-            module = _dotted(node.module) if node.module else ""
+            module = dotted_name(node.module) if node.module else ""
             self._add("NBH601", f"'from {module} import *' hides where names come from", node)
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:

@@ -534,15 +534,20 @@ def _steps_module(
     ).code
 
 
-def _notebook_from(analysis: FullAnalysis, out: Path) -> str:
-    """The notebook's path relative to OUT (``../analysis.ipynb``), absolute when it is far or on another
-    drive, as ``_notebook_dir`` decides for NOTEBOOK_DIR."""
-    path = analysis.notebook.path.resolve()
+def _from_out(path: Path, out: Path) -> str | None:
+    """``path`` relative to OUT (POSIX), or None when it is far from it (more than two folders up) or on
+    another drive: then the generated files name it absolutely."""
     try:
         rel = os.path.relpath(path, out.resolve()).replace(os.sep, "/")
     except ValueError:  # another drive on Windows
-        return path.as_posix()
-    return path.as_posix() if rel.split("/").count("..") > 2 else rel
+        return None
+    return None if rel.split("/").count("..") > 2 else rel
+
+
+def _notebook_from(analysis: FullAnalysis, out: Path) -> str:
+    """The notebook's path as the README's regenerate command names it from OUT (``../analysis.ipynb``)."""
+    path = analysis.notebook.path.resolve()
+    return _from_out(path, out) or path.as_posix()
 
 
 def _notebook_dir(analysis: FullAnalysis, out: Path) -> str:
@@ -550,14 +555,11 @@ def _notebook_dir(analysis: FullAnalysis, out: Path) -> str:
     the notebook's folder, else the notebook's folder as an absolute path.
     """
     folder = analysis.notebook.path.resolve().parent
-    try:
-        rel = os.path.relpath(folder, out.resolve()).replace(os.sep, "/")
-    except ValueError:  # another drive on Windows
-        return f"Path({str(folder)!r})"
+    rel = _from_out(folder, out)
+    if rel is None:
+        return f"Path({folder.as_posix()!r})"
     if rel == ".":
         return "PROJECT_DIR"
-    if rel.split("/").count("..") > 2:
-        return f"Path({folder.as_posix()!r})"
     return f"(PROJECT_DIR / {rel!r}).resolve()"
 
 

@@ -90,12 +90,12 @@ def exports(source: str) -> tuple[str, ...]:
     return tuple(n for n in dict.fromkeys(names) if not n.startswith("_"))
 
 
-_WRITEFILE = re.compile(r"^%%writefile\s+(?:-a\s+|--append\s+)?(\S+)", re.M)
+_WRITEFILE = re.compile(r"^%%writefile\s+(-a\s+|--append\s+)?(\S+)", re.M)  # (append flag, file)
 
 
 def written_files(sources: Iterable[str]) -> set[str]:
     """The files cells write with ``%%writefile`` (as written: relative to the notebook's folder)."""
-    return {m.group(1).strip("'\"") for s in sources for m in _WRITEFILE.finditer(s)}
+    return {m.group(2).strip("'\"") for s in sources for m in _WRITEFILE.finditer(s)}
 
 
 def written_modules(sources: Iterable[str]) -> dict[str, str]:
@@ -108,8 +108,7 @@ def written_modules(sources: Iterable[str]) -> dict[str, str]:
         match = _WRITEFILE.match(first)
         if match is None:
             continue
-        name = match.group(1).strip("'\"")
-        appends = re.search(r"\s(-a|--append)\s", first + " ") is not None
+        appends, name = match.group(1) is not None, match.group(2).strip("'\"")
         seen.setdefault(name, []).append("" if appends else body)
     return {
         name: bodies[0]

@@ -210,10 +210,15 @@ def summary_of(title: str, doc: str, name: str) -> str:
 def _says(sentence: str, name: str) -> bool:
     """Whether every word of the step's name is a word of ``sentence`` (a step named by what it does,
     ``train_ols``, keeps the author's explanation as its docstring's body, not its summary)."""
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", sentence.replace("'", ""))
-    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", text)
-    words = set(re.findall(r"[a-z0-9]+", text.lower())) | {"check", "step"}
+    words = set(_words(sentence)) | {"check", "step"}
     return all(part in words for part in name.split("_") if part and not part.isdigit())
+
+
+def _words(text: str) -> list[str]:
+    """The lower-case words of ``text``, camelCase split (``KMeans fit`` -> k, means, fit); "let's" is one."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text.replace("'", ""))
+    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
+    return [w.lower() for w in re.findall(r"[A-Za-z0-9]+", text)]
 
 
 def _clip(text: str, limit: int) -> str:
@@ -257,10 +262,7 @@ def short_name(text: str, fallback: str = "step", limit: int = NAME_LIMIT) -> st
 
     ``'Create an evaluate function to give the score'`` -> ``create_evaluate_function_give``.
     """
-    text = _LEADING_NUMBER.sub("", _plain(text, " ")).replace("'", "")  # "let's" is one word
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
-    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
-    words = [w.lower() for w in re.findall(r"[A-Za-z0-9]+", text)]
+    words = _words(_LEADING_NUMBER.sub("", _plain(text, " ")))
     kept = [w for w in words if w not in STOP_WORDS] or words
     if kept and kept[0][0].isdigit() and fallback:
         kept.insert(0, fallback)  # an identifier cannot start with a digit: "2021 results" -> step_2021_results
@@ -280,12 +282,12 @@ def short_name(text: str, fallback: str = "step", limit: int = NAME_LIMIT) -> st
     return name
 
 
-def _identifier(name: str) -> str:
-    """``name`` cut at an underscore near ``NAME_LIMIT`` characters (never inside a word)."""
+def cut_at_word(name: str, limit: int = NAME_LIMIT, fallback: str = "step") -> str:
+    """``name`` cut at an underscore before ``limit`` characters (never inside a word)."""
     parts = [p for p in name.split("_") if p]
-    out = parts[0] if parts else "step"
+    out = parts[0] if parts else fallback
     for part in parts[1:]:
-        if len(out) + 1 + len(part) > NAME_LIMIT:
+        if len(out) + 1 + len(part) > limit:
             break
         out = f"{out}_{part}"
     return out
@@ -563,7 +565,7 @@ def action_name(acts: list[CellActions], outputs: list[str]) -> tuple[str, str] 
         return merged.prepare[0], "action"
     named = [o for o in outputs if not o.startswith("_") and o.isidentifier()]
     if named:
-        return _identifier(f"prepare_{named[0].lower()}"), "data"
+        return cut_at_word(f"prepare_{named[0].lower()}"), "data"
     return None
 
 

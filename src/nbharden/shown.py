@@ -33,7 +33,7 @@ from nbharden.analyse import (
     qualify,
 )
 from nbharden.models import Shown
-from nbharden.shape import remember_classes
+from nbharden.shape import cut_at_word, remember_classes
 
 PREVIEW_METHODS = frozenset(
     """head tail sample describe info value_counts nunique unique isnull isna notnull notna memory_usage
@@ -332,7 +332,7 @@ def result_name(
         if len(roots) == 1 and all(isinstance(e.value, cst.Attribute) for e in expr.elements):
             root = next(iter(roots)) or "value"  # (model.rsquared, model.rsquared_adj)
             parts = [root, *(p[len(root) + 1 :] if p.startswith(root + "_") else p for p in parts)]
-        return _cut("_".join(parts))
+        return cut_at_word("_".join(parts), 30, fallback="result")
     if isinstance(expr, cst.Subscript) and len(expr.slice) == 1:
         index = expr.slice[0].slice
         key = ""
@@ -378,17 +378,6 @@ def _function_result(function: str, call: cst.Call) -> str:
         if function.startswith(verb) and len(function) > len(verb):
             return function[len(verb) :]
     return f"{function}_result"  # the function's own name is taken by the function
-
-
-def _cut(name: str, limit: int = 30) -> str:
-    """``name`` cut at an underscore before ``limit`` characters, never inside a word."""
-    parts = [p for p in name.split("_") if p]
-    out = parts[0] if parts else "result"
-    for part in parts[1:]:
-        if len(out) + 1 + len(part) > limit:
-            break
-        out = f"{out}_{part}"
-    return out
 
 
 def _fresh(base: str, taken: set[str]) -> str:

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import libcst as cst
 
+from nbharden.analyse import dotted_name
+
 #: Generic classes by qualified name, and the parameters a bare use of one gets.
 GENERIC_PARAMETERS: dict[str, str] = {
     **{f"builtins.{n}": "Any" for n in ("list", "set", "frozenset", "type")},
@@ -82,13 +84,6 @@ ANY_RETURN_NOTE = (
 )
 
 
-def _dotted(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr.value}" if base else None
-    return None
 
 
 def _bindings(module: cst.Module) -> dict[str, str]:
@@ -100,7 +95,7 @@ def _bindings(module: cst.Module) -> dict[str, str]:
         for small in stmt.body:
             if isinstance(small, cst.Import):
                 for alias in small.names:
-                    full = _dotted(alias.name) or ""
+                    full = dotted_name(alias.name) or ""
                     if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                         bound[alias.asname.name.value] = full
                     else:
@@ -111,9 +106,9 @@ def _bindings(module: cst.Module) -> dict[str, str]:
                 and not small.relative
                 and not isinstance(small.names, cst.ImportStar)
             ):
-                module_name = _dotted(small.module) or ""
+                module_name = dotted_name(small.module) or ""
                 for alias in small.names:
-                    name = _dotted(alias.name) or ""
+                    name = dotted_name(alias.name) or ""
                     as_name = alias.asname.name if alias.asname is not None else None
                     key = as_name.value if isinstance(as_name, cst.Name) else name
                     bound[key] = f"{module_name}.{name}"
@@ -166,7 +161,7 @@ class _Complete(cst.CSTTransformer):
         return cst.Annotation(cst.parse_expression(self.any_name))
 
     def _qualified(self, node: cst.BaseExpression) -> str | None:
-        dotted = _dotted(node)
+        dotted = dotted_name(node)
         if dotted is None:
             return None
         head, _, rest = dotted.partition(".")
@@ -218,7 +213,7 @@ class _Complete(cst.CSTTransformer):
     ) -> cst.FunctionDef:
         self._scopes.pop()
         method = bool(self._scopes) and self._scopes[-1] == "class"
-        decorators = {_dotted(d.decorator) for d in updated_node.decorators}
+        decorators = {dotted_name(d.decorator) for d in updated_node.decorators}
         bare_first = method and "staticmethod" not in decorators
         params = updated_node.params
         positional = [*params.posonly_params, *params.params]
@@ -285,7 +280,7 @@ def _insert_after_header(
         future = (
             isinstance(small, cst.ImportFrom)
             and small.module is not None
-            and _dotted(small.module) == "__future__"
+            and dotted_name(small.module) == "__future__"
         )
         if not (docstring or future):
             break
