@@ -64,6 +64,28 @@ def test_a_setting_that_reads_notebook_state_stays(tmp_path: Path, make_notebook
     assert "warnings.filterwarnings(level)" in files["src/nb/steps.py"]
 
 
+def test_settings_after_a_read_of_them_stay_in_their_step(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    """pydata's chapters save a display option, then change it: moved to the start, the change would come
+    before the read (the saved value was 20, not the default, and the step's test failed)."""
+    nb = make_notebook(
+        [
+            "import warnings\nimport pandas as pd\nwarnings.filterwarnings('ignore')\n"
+            "PREVIOUS_MAX_ROWS = pd.options.display.max_rows\npd.options.display.max_rows = 20",
+            "n = PREVIOUS_MAX_ROWS + 1",
+        ]
+    )
+    generated = api.generate(nb, Settings(record=False, out=tmp_path / "out"))
+    functions = _functions(generated.tree.as_dict()["src/nb/steps.py"])
+    assert "warnings.filterwarnings('ignore')" in ast.unparse(functions.pop("apply_settings"))
+    steps = "\n".join(ast.unparse(f) for f in functions.values())
+    assert steps.index("PREVIOUS_MAX_ROWS = pd.options.display.max_rows") < steps.index(
+        "pd.options.display.max_rows = 20"
+    )
+    assert [f.span.line for f in generated.findings if f.code == "NBH609" and f.span] == [3]
+
+
 def test_a_read_frame_is_checked_right_after_its_last_change_not_at_the_step_end(
     tmp_path: Path, make_notebook: Callable[..., Path]
 ) -> None:

@@ -344,39 +344,78 @@ def process_settings(
     """(cell, statement) of the top-level statements that only change process-wide settings:
     ``warnings.filterwarnings(...)``, ``pd.set_option("display...", ...)``, ``np.set_printoptions(...)``,
     ``sns.set_theme()``, ``plt.style.use(...)``, ``plt.rcParams[...] = ...``, ``pd.options.display.x = ...``.
-    Only with literal arguments and names moved to module level, so they can run before any step."""
-    from nbharden.analyse import qualify
-
+    Only with literal arguments and names moved to module level, so they can run before any step; and only
+    those before the first statement that reads a setting (``previous = pd.options.display.max_rows``, then
+    ``pd.options.display.max_rows = 20``): moved to the start, they would change what it reads."""
     out: list[tuple[int, int]] = []
     for c in sorted(facts.cells):
         cf = facts.cells[c]
         for i, stmt in enumerate(cf.module.body):
             st = cf.statements[i]
-            if st.kind != "code" or st.binds or not set(st.uses) <= {*hoisted_imports, *BUILTINS}:
-                continue
-            if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1):
-                continue
-            small = stmt.body[0]
-            if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
-                target = qualify(small.value.func, facts.qualified) or ""
-                if not _SETTING_CALLS.match(target):
-                    continue
-                if target == "pandas.set_option":
-                    first = small.value.args[0].value if small.value.args else None
-                    if not (
-                        isinstance(first, cst.SimpleString)
-                        and _DISPLAY_OPTION.match(str(first.evaluated_value))
-                    ):
-                        continue
+            if _is_setting(stmt, st, facts, hoisted_imports):
                 out.append((c, i))
-            elif isinstance(small, cst.Assign) and len(small.targets) == 1:
-                bound: cst.BaseExpression = small.targets[0].target
-                if isinstance(bound, cst.Subscript):
-                    bound = bound.value
-                target = qualify(bound, facts.qualified) or ""
-                if _SETTING_TARGETS.match(target):
-                    out.append((c, i))
+            elif st.kind != "import" and _reads_settings(stmt, facts):
+                return tuple(out)
     return tuple(out)
+
+
+def _is_setting(
+    stmt: cst.BaseStatement,
+    st: TopStatement,
+    facts: NotebookFacts,
+    hoisted_imports: set[str] | frozenset[str],
+) -> bool:
+    """Whether top-level statement ``stmt`` only changes a process-wide setting (see ``process_settings``)."""
+    from nbharden.analyse import qualify
+
+    if st.kind != "code" or st.binds or not set(st.uses) <= {*hoisted_imports, *BUILTINS}:
+        return False
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1):
+        return False
+    small = stmt.body[0]
+    if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+        target = qualify(small.value.func, facts.qualified) or ""
+        if not _SETTING_CALLS.match(target):
+            return False
+        if target == "pandas.set_option":
+            first = small.value.args[0].value if small.value.args else None
+            return isinstance(first, cst.SimpleString) and bool(
+                _DISPLAY_OPTION.match(str(first.evaluated_value))
+            )
+        return True
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        bound: cst.BaseExpression = small.targets[0].target
+        if isinstance(bound, cst.Subscript):
+            bound = bound.value
+        return bool(_SETTING_TARGETS.match(qualify(bound, facts.qualified) or ""))
+    return False
+
+
+#: What reads process-wide settings (their current values), qualified.
+_SETTING_READS = re.compile(
+    r"^(pandas\.(options|get_option|describe_option)|numpy\.get_printoptions|warnings\.filters|"
+    r"matplotlib\.(pyplot\.)?(rcParams|rc_params)|seaborn\.(axes_style|plotting_context))(\.|$)"
+)
+
+
+def _reads_settings(stmt: cst.CSTNode, facts: NotebookFacts) -> bool:
+    """Whether ``stmt`` reads a process-wide setting (``pd.options.display.max_rows``, ``pd.get_option(...)``)."""
+    from nbharden.analyse import qualify
+
+    found = False
+
+    class _Reads(cst.CSTVisitor):
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            nonlocal found
+            found = found or bool(_SETTING_READS.match(qualify(node, facts.qualified) or ""))
+            return not found
+
+        def visit_Name(self, node: cst.Name) -> None:
+            nonlocal found
+            found = found or bool(_SETTING_READS.match(qualify(node, facts.qualified) or ""))
+
+    stmt.visit(_Reads())
+    return found
 
 
 def _defined_at(facts: NotebookFacts, name: str) -> tuple[int, int]:
