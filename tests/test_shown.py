@@ -269,3 +269,16 @@ def test_a_shown_class_is_logged_and_left_out_of_metrics(shown_class: str) -> No
     assert results.jsonable({"kind": cls}) is None
     assert name in results.describe(cls)
     results.log_result("type_result", cls)
+
+
+def test_a_frame_whose_index_repeats_is_logged_and_left_out_of_metrics() -> None:
+    """pandas has no dict by index for a frame whose index repeats (pydata ch08's joins): the generated
+    results.py raised ValueError there and stopped the pipeline; logging a result never fails."""
+    import pandas as pd
+
+    from nbharden.templates import results
+
+    frame = pd.DataFrame({"a": [1, 2]}, index=["x", "x"])
+    assert results.jsonable(frame) is None
+    assert results.jsonable(pd.DataFrame({"a": [1, 2]}, index=["x", "y"])) == {"x": {"a": 1}, "y": {"a": 2}}
+    results.log_result("joined", frame)

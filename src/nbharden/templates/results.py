@@ -70,6 +70,22 @@ def _size(value: Any) -> int:
         return 1
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as Python data through its library's own conversion (numpy scalars and arrays, pandas
+    frames and series), or ``value`` itself when it has none."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:  # a numpy scalar
+        return item()
+    if type(value).__name__ == "DataFrame":  # rows, by their index unless it is 0, 1, 2...
+        plain = type(getattr(value, "index", None)).__name__ == "RangeIndex"
+        return value.to_dict(orient="records" if plain else "index")
+    for method in ("to_dict", "tolist"):  # pandas series, numpy arrays
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return convert()
+    return value
+
+
 def jsonable(value: Any, depth: int = 0) -> Any:
     """``value`` as JSON data when it is small (numbers, short strings, small containers, arrays and
     tables), else None. NaN and infinities become None."""
@@ -79,16 +95,12 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return value if math.isfinite(value) else None
     if isinstance(value, type) or depth > 3 or _size(value) > SMALL:
         return None  # a class (type(x), np.ndarray) is no data: its to_dict and tolist are unbound
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "ndim", None) == 0:  # a numpy scalar
-        return jsonable(item(), depth + 1)
-    if type(value).__name__ == "DataFrame":  # rows, by their index unless it is 0, 1, 2...
-        plain = type(getattr(value, "index", None)).__name__ == "RangeIndex"
-        return jsonable(value.to_dict(orient="records" if plain else "index"), depth + 1)
-    for method in ("to_dict", "tolist"):  # pandas series, numpy arrays
-        convert = getattr(value, method, None)
-        if callable(convert):
-            return jsonable(convert(), depth + 1)
+    try:
+        plain = _plain(value)
+    except (TypeError, ValueError):  # e.g. a frame whose index repeats has no dict by index: not a metric
+        return None
+    if plain is not value:
+        return jsonable(plain, depth + 1)
     if isinstance(value, Mapping):
         keys, items = [str(k) for k in value], list(value.values())
     elif isinstance(value, list | tuple):
