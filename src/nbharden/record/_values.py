@@ -498,7 +498,10 @@ def _index_from_jsonable(data: dict[str, Any]) -> Any:
     values = _values_from_jsonable(data["values"])
     name = from_jsonable(data["name"])
     if data["cls"] == "DatetimeIndex":
-        return pd.DatetimeIndex(values, name=name, freq=data.get("freq"))
+        try:
+            return pd.DatetimeIndex(values, name=name, freq=data.get("freq"))
+        except ValueError:  # a daily index converted to a zone with daylight saving keeps its freq in pandas,
+            return pd.DatetimeIndex(values, name=name)  # which then refuses it on the local times
     if data["cls"] == "TimedeltaIndex":
         return pd.TimedeltaIndex(values, name=name)
     if data["cls"] == "CategoricalIndex":
