@@ -152,3 +152,46 @@ def test_a_moved_package_reads_data_dir_from_dotenv_and_a_changed_input_file_fai
     assert "changed since the notebook was recorded" in suite.stdout, suite.stdout[-4000:]
     assert "FAILED tests/test_steps.py::test_load" in suite.stdout, suite.stdout[-4000:]
     assert "PASSED tests/test_steps.py::test_total" in suite.stdout, suite.stdout[-4000:]
+
+
+def test_files_read_by_paths_made_at_run_time_are_copied_into_each_tests_folder(
+    make_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A file read by a path nbharden did not lift into Config (built by os.path.join from a folder one
+    level up, a name without an extension, an f-string) is copied into each test's folder, at the same
+    relative path, as the recorded run read it; one changed since then fails the test of the step that
+    reads it (papermill's pm_example and pandas cookbook ch8 failed with FileNotFoundError before)."""
+    project = tmp_path / "project"
+    (project / "shared").mkdir(parents=True)
+    (project / "shared" / "table.csv").write_text(CSV, encoding="utf-8")
+    here = project / "analysis"
+    (here / "data").mkdir(parents=True)
+    (here / "data" / "popcon").write_text("1 2 a\n3 4 b\n5 6 c\n", encoding="utf-8")
+    (here / "names.txt").write_text("ada grace edsger\n", encoding="utf-8")
+    made = make_notebook(
+        [
+            "import os\nimport pandas as pd\nBASE = '..'",
+            "md:## Shared table",
+            "table = pd.read_csv(os.path.join(BASE, 'shared', 'table.csv'))",
+            "md:## Popularity",
+            "popcon = pd.read_csv('./data/popcon', sep=' ', header=None)",
+            "md:## Words",
+            "stem = 'names'\nwith open(f'{stem}.txt') as fh:\n    words = fh.read().split()",
+            "md:## Total",
+            "total = int(table['y'].sum()) + int(popcon[0].sum()) + len(words)",
+        ],
+        name="reads.ipynb",
+    )
+    notebook = made.rename(here / made.name)
+    out = _convert(notebook)
+    suite = _pytest(out)
+    assert suite.returncode == 0 and "SKIPPED" not in suite.stdout, suite.stdout[-4000:]
+    tests = [line for line in suite.stdout.splitlines() if line.startswith("PASSED tests/test_steps")]
+    assert len(tests) >= 4, suite.stdout[-4000:]
+    assert "test_pipeline" in suite.stdout, suite.stdout[-4000:]
+    (project / "shared" / "table.csv").write_text(CSV.replace("\n3,10\n", "\n3,9\n"), encoding="utf-8")
+    changed = _pytest(out)
+    assert changed.returncode == 1, changed.stdout[-4000:]
+    assert "changed since the notebook was recorded" in changed.stdout, changed.stdout[-4000:]
+    failed = [line for line in changed.stdout.splitlines() if line.startswith("FAILED tests/test_steps")]
+    assert len(failed) == 1 and "shared" in failed[0], changed.stdout[-4000:]

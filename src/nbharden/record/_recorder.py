@@ -50,6 +50,7 @@ def _nbharden_install_recorder() -> None:
     shapes = load("_nbharden_secret_shapes", config["shapes_module"])
     runtime = load("_nbharden_runtime_secrets", config["secrets_module"])
     http = load("_nbharden_http", config["http_module"]) if config.get("http_module") else None
+    files = load("_nbharden_files", config["files_module"]) if config.get("files_module") else None
 
     shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821 - defined inside the kernel
     cells: list[dict[str, Any]] = config["cells"]
@@ -399,6 +400,11 @@ def _nbharden_install_recorder() -> None:
             on_response,
             # not fatal: the response is only not kept, and its test skips saying so
             lambda exc: emit({"event": "http-error", "message": f"{type(exc).__name__}: {exc}"}),
+        )
+    if files is not None:  # the files the cells read, for the generated tests to copy
+        files.watch(
+            lambda: state["current"]["index"] if state["current"] is not None else None,
+            lambda cell, path: emit({"event": "read", "cell": cell, "path": path}),
         )
     shell.register_magic_function(timeit_once, "line_cell", "timeit")
     if any(cell.get("shown") for cell in cells):

@@ -298,6 +298,25 @@ class HttpResponse:
 
 
 @dataclass(frozen=True)
+class FileRead:
+    """A file the notebook's cells read by a relative path (``_files.py``): the generated tests copy it
+    into their folders, so a path built at run time finds its file there as it did in the notebook's."""
+
+    path: str  # relative to the notebook's folder, with ``/``
+    cells: tuple[int, ...]  # the cells that read it
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"path": self.path, "cells": list(self.cells)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, JSON]) -> FileRead:
+        """Read one entry of ``to_json``. Raises ``KeyError``, ``TypeError``, ``ValueError``."""
+        cells = data.get("cells") or []
+        assert isinstance(cells, list)
+        return cls(path=str(data["path"]), cells=tuple(int(c) for c in cells))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class Recording:
     """A recorded run of a notebook: per step, what it read and wrote. Files live under ``root``.
 
@@ -333,6 +352,8 @@ class Recording:
     environment: tuple[tuple[str, str], ...] = ()
     # the HTTP responses of the first run, in order: the generated tests serve them back
     http: tuple[HttpResponse, ...] = ()
+    # the files the first run's cells read by relative paths: the generated tests copy them
+    files_read: tuple[FileRead, ...] = ()
 
     @property
     def seed(self) -> int:
@@ -386,6 +407,7 @@ class Recording:
             "sandbox": self.sandbox,
             "environment": dict(self.environment),
             "http": [r.to_json() for r in self.http],
+            "files_read": [f.to_json() for f in self.files_read],
         }
 
     def save(self) -> Path:
@@ -430,5 +452,8 @@ class Recording:
             sandbox=data["sandbox"] if isinstance(data.get("sandbox"), dict) else None,
             http=tuple(
                 HttpResponse.from_json(r) for r in data.get("http") or () if isinstance(r, dict)
+            ),
+            files_read=tuple(
+                FileRead.from_json(f) for f in data.get("files_read") or () if isinstance(f, dict)
             ),
         )

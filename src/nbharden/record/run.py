@@ -22,6 +22,7 @@ from nbharden.models import Notebook, Plan
 from nbharden.record.models import (
     JSON,
     RECORDING_SEED,
+    FileRead,
     HttpResponse,
     RecordedValue,
     Recording,
@@ -258,6 +259,7 @@ def _recorder_config(
         "shapes_module": str(_HERE.parent / "secret_shapes.py"),
         "secrets_module": str(_HERE / "_runtime_secrets.py"),
         "http_module": str(_HERE / "_http.py"),
+        "files_module": str(_HERE / "_files.py"),
         "out": str(run_dir),
         "log": str(log),
         "cap_bytes": cap_bytes,
@@ -465,6 +467,16 @@ def _http_responses(events: list[dict[str, Any]]) -> tuple[HttpResponse, ...]:
             except (KeyError, TypeError, ValueError, AssertionError):
                 continue
     return tuple(found)
+
+
+def _files_read(events: list[dict[str, Any]]) -> tuple[FileRead, ...]:
+    """The files the run's cells read (``read`` events), in the order first read, with the cells
+    that read each."""
+    cells: dict[str, list[int]] = {}
+    for e in events:
+        if e.get("event") == "read" and isinstance(e.get("path"), str):
+            cells.setdefault(e["path"], []).append(int(e.get("cell") or 0))
+    return tuple(FileRead(path, tuple(sorted(set(read)))) for path, read in cells.items())
 
 
 def _values_by_key(events: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -735,6 +747,7 @@ class _Compared:
     others_random: list[dict[str, dict[str, Any]]]
     confirm_random: dict[str, dict[str, Any]]
     http: tuple[HttpResponse, ...] = ()  # the first run's HTTP responses
+    files_read: tuple[FileRead, ...] = ()  # the files the first run's cells read
 
     def value(self, step: str, phase: str, name: str) -> RecordedValue:
         key = (step, phase, name)
@@ -762,7 +775,7 @@ def _compare(runs: _Runs) -> _Compared:
     seed (the confirming run)."""
     events, other_events = runs.all()
     first, first_random = _values_by_key(events), _random_by_step(events)
-    http = _http_responses(events)
+    http, files_read = _http_responses(events), _files_read(events)
     others = [_values_by_key(e) for e in other_events]
     others_random = [_random_by_step(e) for e in other_events]
     confirm: dict[tuple[str, str, str], dict[str, Any]] | None = None
@@ -774,7 +787,16 @@ def _compare(runs: _Runs) -> _Compared:
         runs.planned = number
         events = runs.once(RECORDING_SEED, number)
         confirm, confirm_random = _values_by_key(events), _random_by_step(events)
-    return _Compared(first, others, confirm, first_random, others_random, confirm_random, http)
+    return _Compared(
+        first,
+        others,
+        confirm,
+        first_random,
+        others_random,
+        confirm_random,
+        http,
+        files_read,
+    )
 
 
 def _step_recordings(
@@ -927,7 +949,7 @@ def record(
     )
     compared = _compare(made)
     steps, finals = _step_recordings(plan, step_cells, compared)
-    return _save(made, steps, finals, compared.http)
+    return _save(made, steps, finals, compared.http, compared.files_read)
 
 
 def _save(
@@ -935,6 +957,7 @@ def _save(
     steps: list[StepRecording],
     finals: tuple[RecordedValue, ...],
     http: tuple[HttpResponse, ...] = (),
+    files_read: tuple[FileRead, ...] = (),
 ) -> Recording:
     """The ``Recording`` of ``runs`` (the values no longer kept removed), saved in its folder."""
     stored, capped = _keep_only(runs.workdir, steps, finals, http)
@@ -957,6 +980,7 @@ def _save(
         sandbox=runs.sandbox.to_json() if runs.sandbox.active else None,
         environment=tuple(sorted(KERNEL_ENV.items())),
         http=http,
+        files_read=files_read,
     )
     recording.save()
     return recording

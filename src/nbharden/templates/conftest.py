@@ -3,8 +3,9 @@
 - The environment of the recorded run (thread counts, hash seed) is reproduced before anything
   imports numpy: pytest starts again with it when it differs (``_environment.py``).
 - Hermetic: every test runs in a folder of its own under pytest's ``tmp_path``, holding a copy of
-  the input files the notebook read (from ``data_dir``, relative paths kept); whatever a step
-  writes lands there, so the notebook's folder is never touched. Figures go to ``tmp_path``.
+  the input files the notebook read (from ``data_dir``, relative paths kept): those Config names,
+  and those its cells read by other paths when it was recorded; whatever a step writes lands
+  there, so the notebook's folder is never touched. Figures go to ``tmp_path``.
 - No network: an HTTP request (requests, httpx, urllib, pandas' ``read_*`` on a URL) gets the
   response recorded for it (``_http_replay.py``); a request nothing was recorded for, and any other
   network connection, skips the test with the reason.
@@ -119,38 +120,59 @@ def _step_of(test: str) -> dict[str, Any] | None:
     return step
 
 
-def _needed_inputs(test: str) -> list[str]:
-    """The Config fields naming input files that ``test`` needs: a step's test needs those the step
-    reads; the other tests (pipeline, config) need them all.
+def _inputs() -> list[tuple[str | None, dict[str, Any]]]:
+    """The files a test's folder gets: per Config field naming an input file, the field and its entry;
+    then each other file the notebook's cells read by a relative path (``files_read``: a path built at
+    run time), with no field.
     """
-    inputs = RECORDING.get("input_files", {})
-    if test.startswith("test_config_rejects"):  # a bad value is rejected whether the files exist or not
-        return []
+    fields = sorted(RECORDING.get("input_files", {}).items())
+    read = [(None, entry) for entry in RECORDING.get("files_read", [])]
+    return [*fields, *read]
+
+
+def _needs(test: str, field: str | None, entry: dict[str, Any]) -> bool:
+    """Whether ``test`` needs the input file: a step's test, those its step reads (its Config fields,
+    the files its cells read); the other tests (pipeline) need them all; a test of a bad Config value
+    needs none (it is rejected whether the files exist or not).
+    """
+    if test.startswith("test_config_rejects") or not entry.get("required", True):
+        return False
     step = _step_of(test)
     if step is None:
-        return sorted(inputs)
-    read = {entry["name"] for entry in step.get("inputs", [])}
-    return sorted(name for name in inputs if name in read)
+        return True
+    if field is not None:
+        return field in {value["name"] for value in step.get("inputs", [])}
+    return bool(set(entry.get("cells", [])) & set(step.get("cells", [])))
 
 
-def _mirror(data_dir: Path, work: Path, needed: list[str], prefix: str) -> list[str]:
-    """Copy the input files into ``work`` at their relative paths; skip the test when one is absent.
-    Returns why the test must fail: the input files that differ from those the notebook read when it
-    was recorded.
+def _folder(tmp_path: Path) -> Path:
+    """The test's working folder: ``tmp_path/work``, one level deeper per ``..`` an input's path starts
+    with, so that ``../shared/input.csv`` is copied inside ``tmp_path`` too.
+    """
+    up = max((Path(entry["path"]).parts.count("..") for _, entry in _inputs()), default=0)
+    return tmp_path.joinpath(*["up"] * up, "work")
+
+
+def _mirror(data_dir: Path, work: Path, test: str, prefix: str) -> list[str]:
+    """Copy the input files into ``work`` at their relative paths; skip the test when one it needs is
+    absent. Returns why the test must fail: the input files that differ from those the notebook read
+    when it was recorded.
     """
     changed: list[str] = []
-    for name, entry in sorted(RECORDING.get("input_files", {}).items()):
+    for field, entry in _inputs():
         relative = Path(entry["path"])
         source = relative if relative.is_absolute() else data_dir / relative
+        needed = _needs(test, field, entry)
         if not source.is_file():
-            if name in needed and entry.get("required", True):
+            if needed:
+                named = f" ({field})" if field else ""
                 pytest.skip(
-                    f"input file {entry['path']} ({name}) not found in {data_dir}: "
+                    f"input file {entry['path']}{named} not found in {data_dir}: "
                     f"set {prefix}DATA_DIR to the folder that holds the notebook's data"
                 )
             continue
-        if name in needed and entry.get("required", True):
-            changed += _changed_since_recording(source, name, entry, prefix)
+        if needed:
+            changed += _changed_since_recording(source, field, entry, prefix)
         if relative.is_absolute():
             continue
         target = work / relative
@@ -166,7 +188,7 @@ _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 def _changed_since_recording(
-    source: Path, name: str, entry: dict[str, Any], prefix: str
+    source: Path, field: str | None, entry: dict[str, Any], prefix: str
 ) -> list[str]:
     """Why the input file is not the one the values were recorded from (by sha256; nothing when it
     is): the recorded values would not follow from it. Suites without a recording compare nothing.
@@ -184,10 +206,11 @@ def _changed_since_recording(
         _DIGESTS[key] = digest.hexdigest()
     if _DIGESTS[key] == recorded:
         return []
+    named, setting = (f" ({field})", f" (or {field})") if field else ("", "")
     return [
-        f"input file {source} ({name}) changed since the notebook was recorded "
-        f"(sha256 {_DIGESTS[key][:12]}..., recorded {recorded[:12]}...): set {prefix}DATA_DIR "
-        f"(or {name}) to the data the notebook was recorded with, or record it again "
+        f"input file {source}{named} changed since the notebook was recorded "
+        f"(sha256 {_DIGESTS[key][:12]}..., recorded {recorded[:12]}...): set {prefix}DATA_DIR"
+        f"{setting} to the data the notebook was recorded with, or record it again "
         "with nbharden convert"
     ]
 
@@ -227,12 +250,12 @@ def _hermetic(
     prefix = str(config.model_config.get("env_prefix", ""))
     for name in RECORDING.get("secrets", []):  # a placeholder, never the real secret
         monkeypatch.setenv(f"{prefix}{name}".upper(), f"test-placeholder-{name}")
-    work = tmp_path / "work"
-    work.mkdir()
+    work = _folder(tmp_path)
+    work.mkdir(parents=True)
     dotenv = _dotenv()
     if dotenv is not None:  # the other settings it holds; DATA_DIR and OUTPUT_DIR are set below
         shutil.copyfile(dotenv, work / ".env")
-    changed = _mirror(_data_dir(config, prefix), work, _needed_inputs(request.node.name), prefix)
+    changed = _mirror(_data_dir(config, prefix), work, request.node.name, prefix)
     request.node.stash[_CHANGED] = changed
     monkeypatch.setenv(f"{prefix}DATA_DIR", str(work))
     monkeypatch.setenv(f"{prefix}OUTPUT_DIR", str(tmp_path / "outputs"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import keyword
+import posixpath
 import re
 import textwrap
 from collections.abc import Mapping
@@ -273,6 +274,8 @@ def _recording_index(
         "environment": dict(recording.environment),
         # the files the notebook read, relative to data_dir: the tests copy them into their folder
         "input_files": _input_files(plan, recording.notebook.parent),
+        # the other files its cells read by relative paths (built at run time, or literals not lifted)
+        "files_read": _files_read(plan, recording),
         # the values the notebook showed, kept as results (nbharden.shown): what a review reports first
         "results": list(dict.fromkeys(s.name for step in plan.steps for s in step.shown)),
         # the HTTP responses of the run: the tests serve them back (_http_replay.py)
@@ -390,6 +393,24 @@ def _input_files(plan: Plan, folder: Path) -> dict[str, JSON]:
         if digest is None and not field.must_exist:
             continue
         found[field.name] = {"path": field.literal, "sha256": digest, "required": field.must_exist}
+    return found
+
+
+def _files_read(plan: Plan, recording: Recording) -> list[JSON]:
+    """The files the recorded run read that no Config field names, each with its sha256 and the cells
+    that read it; those gone since the recording are left out (a test would fail on them either way).
+    """
+    lifted = {posixpath.normpath(f.literal) for f in plan.config_fields if f.literal}
+    found: list[JSON] = []
+    for read in recording.files_read:
+        if posixpath.normpath(read.path) in lifted:
+            continue
+        try:
+            with (recording.notebook.parent / read.path).open("rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        except OSError:
+            continue
+        found.append({"path": read.path, "sha256": digest, "cells": list(read.cells)})
     return found
 
 
