@@ -47,7 +47,7 @@ REQUIRED = {
     "comprehension and generator scopes": ["comprehension scope"],
     "walrus": ["walrus"],
     "loop variables used after the loop": ["loop variable after the loop"],
-    "try/except/finally binding names": ["try/except/finally"],
+    "try/except/finally binding names": ["try/except/finally", "except as an earlier name"],
     "conditional definitions": ["conditional definition"],
     "star imports of local modules": ["star import of a local module"],
     "a local module imported from the notebook's folder": ["local module"],

@@ -474,3 +474,46 @@ def test_a_comprehension_reads_where_it_stands(plan_for: PlanFor) -> None:
 def test_a_result_deleted_or_rebound_later_is_final_where_it_ends(plan_for: PlanFor) -> None:
     plan = plan_for(["a = 0\nb = 1", "md:## Later", "del a\nif b:\n    b = 2"])
     assert [s.results for s in plan.steps] == [(), ("b",)]
+
+
+def test_an_except_as_name_is_never_a_result(plan_for: PlanFor) -> None:
+    """``except E as e`` ends with an implicit ``del e`` when its handler runs (handson-ml2 tools_numpy:
+    ``e`` was an array, and a later cell printed an error ``except ValueError as e``; the step returned
+    ``e`` and raised UnboundLocalError). No step returns such a name, whether an earlier step, the
+    same cell or the handler's body bound it, nor does a step whose try binds it too."""
+    plan = plan_for(
+        [
+            "e = [1, 2]\nk = 0",
+            "md:## Fails",
+            "try:\n    int('x')\nexcept ValueError as e:\n    print(e)\n    e = 3",
+            "md:## Same cell",
+            "z = [1]\ntry:\n    z = int('x')\nexcept ValueError as z:\n    pass",
+            "md:## Later",
+            "m = 1",
+        ]
+    )
+    for s in plan.steps:
+        assert {"e", "z"}.isdisjoint(p.name for p in s.outputs), io(s)
+    assert [s.results for s in plan.steps] == [("k",), (), (), ("m",)]
+
+
+def test_an_except_as_handler_that_did_not_run_leaves_the_earlier_value(plan_for: PlanFor) -> None:
+    """After ``except E as e`` (the handler did not run) ``e`` still holds the earlier cell's value: a
+    read after the try, in its cell or a later step, takes it from the step that bound it; the handler's
+    own ``print(e)`` reads no earlier value."""
+    plan = plan_for(
+        [
+            "e = [1, 2]",
+            "md:## Try",
+            "try:\n    n = 1\nexcept ValueError as e:\n    print(e)\nm = len(e)",
+            "md:## Handler only",
+            "try:\n    n = 2\nexcept ValueError as e:\n    print(e)",
+            "md:## Use",
+            "k = len(e) + n",
+        ]
+    )
+    first, tried, handler, use = plan.steps
+    assert io(first)[1] == ["e"]
+    assert ("e", first.name) in io(tried)[0]
+    assert "e" not in [p.name for p in handler.inputs]
+    assert ("e", first.name) in io(use)[0]

@@ -220,6 +220,9 @@ class TopStatement:
     ] = ()  # every global name the statement touches, including ones bound in the cell
     # globals read when a function, lambda, generator expression or method it defines runs (later)
     lazy: tuple[str, ...] = ()
+    # names it may delete: ``except E as e`` at the top level ends with an implicit ``del e`` when the
+    # handler runs, so after the statement ``e`` holds what it held before, or nothing
+    unbinds: tuple[str, ...] = ()
 
 
 @dataclass
@@ -672,6 +675,9 @@ class _CellNames:
     lazy: dict[int, set[str]] = field(default_factory=dict)  # read by code that runs later (a function's body)
     bound_before: dict[str, int] = field(default_factory=dict)  # name -> the first statement binding it
     bound_by: dict[int, set[str]] = field(default_factory=dict)  # statement -> the global names it binds
+    # statement -> the names its top-level ``except E as name`` handlers may delete
+    unbound_by: dict[int, set[str]] = field(default_factory=dict)
+    handlers: dict[str, list[tuple[tuple[int, int], tuple[int, int]]]] = field(default_factory=dict)
 
 
 def _statement_owner(module: cst.Module, positions: Any) -> Callable[[cst.CSTNode | None], int]:
@@ -702,10 +708,15 @@ def _cell_names(module: cst.Module, scopes: Mapping[cst.CSTNode, object], positi
     global_scope = next((s for s in scopes.values() if isinstance(s, GlobalScope)), None)
     owner_of = _statement_owner(module, positions)
     names = _CellNames(global_scope, {i: [] for i in range(len(module.body))})
+    names.handlers = _except_as_handlers(module, scopes, positions)
     if global_scope is not None:
         for assignment in [*global_scope.assignments, *_walrus_in_comprehensions(module, scopes)]:
-            i = owner_of(_assigned_node(assignment))
-            if i >= 0:
+            node = _assigned_node(assignment)
+            i = owner_of(node)
+            if i >= 0 and _in_handler(names, assignment.name, node, positions):
+                # never outlives its handler: the statement may delete the name, it binds nothing
+                names.unbound_by.setdefault(i, set()).add(assignment.name)
+            elif i >= 0:
                 names.bound_before[assignment.name] = min(names.bound_before.get(assignment.name, i), i)
                 names.bound_by.setdefault(i, set()).add(assignment.name)
 
@@ -723,8 +734,44 @@ def _cell_names(module: cst.Module, scopes: Mapping[cst.CSTNode, object], positi
             continue
         for access in sorted([*scope.accesses, *augmented.get(scope, ())], key=_where):
             if isinstance(access.node, cst.Name):
-                _note_access(names, module, scope, access, owner_of(access.node))
+                # ``print(e)`` in ``except E as e``: reads the handler's own binding, nothing earlier
+                if not _in_handler(names, access.node.value, access.node, positions):
+                    _note_access(names, module, scope, access, owner_of(access.node))
     return names
+
+
+def _except_as_handlers(
+    module: cst.Module, scopes: Mapping[cst.CSTNode, object], positions: Any
+) -> dict[str, list[tuple[tuple[int, int], tuple[int, int]]]]:
+    """Per name, where the cell's top-level ``except E as name:`` handlers bind it: from the name to
+    the handler's end. Python deletes the name when such a handler ends (an implicit ``del name``), so
+    what binds the name there (the target, or an assignment in the body) never outlives the handler,
+    and what reads it there reads the handler's binding. Handlers in functions and classes are local.
+    """
+    if "except" not in module.code:
+        return {}
+    found: dict[str, list[tuple[tuple[int, int], tuple[int, int]]]] = {}
+    for handler in find_all(module, cst.ExceptHandler, cst.ExceptStarHandler):
+        assert isinstance(handler, cst.ExceptHandler | cst.ExceptStarHandler)
+        target = handler.name.name if handler.name is not None else None
+        if not isinstance(target, cst.Name) or not isinstance(scopes.get(target), GlobalScope):
+            continue
+        start = cast(CodeRange | None, positions.get(target))
+        end = cast(CodeRange | None, positions.get(handler))
+        if start is not None and end is not None:
+            span = ((start.start.line, start.start.column), (end.end.line, end.end.column))
+            found.setdefault(target.value, []).append(span)
+    return found
+
+
+def _in_handler(names: _CellNames, name: str, node: cst.CSTNode | None, positions: Any) -> bool:
+    """Whether ``node`` (a binding or a read of ``name``) lies in a top-level handler ``except E as name``."""
+    spans = names.handlers.get(name)
+    where = cast(CodeRange | None, positions.get(node)) if spans and node is not None else None
+    if where is None:
+        return False
+    here = (where.start.line, where.start.column)
+    return any(start <= here <= end for start, end in spans or ())
 
 
 def _note_access(names: _CellNames, module: cst.Module, scope: Scope, access: Any, i: int) -> None:
@@ -787,6 +834,7 @@ def _top_statements(
                 conditional_import=kind != "import" and bool(import_names),
                 uses=tuple(sorted(free)),
                 lazy=tuple(sorted(names.lazy.get(i, set()))),
+                unbinds=tuple(sorted(names.unbound_by.get(i, set()))),
             )
         )
         if kind in {"def", "class", "alias"}:

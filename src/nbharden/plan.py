@@ -147,6 +147,8 @@ class _RawStep:
     shown: list[Shown]
     models: list[str]
     unconsumed: frozenset[str] = frozenset()  # bound here and not used up by the step's own code
+    # maybe deleted by the step's last event for them (``except E as e``): never a result of the step
+    unbound: frozenset[str] = frozenset()
 
 
 def snake(text: str, fallback: str = "step") -> str:
@@ -634,7 +636,7 @@ def module_state(facts: NotebookFacts) -> frozenset[str]:
     bound_at: dict[str, list[tuple[int, int]]] = {}  # name -> (cell, statement) binding it at the top
     for c, cf in facts.cells.items():
         for i, st in enumerate(cf.statements):
-            for name in [*st.binds, *_deleted_names(cf.module.body[i])]:
+            for name in [*st.binds, *_deleted_names(cf.module.body[i]), *st.unbinds]:
                 bound_at.setdefault(name, []).append((c, i))
     for c, cf in facts.cells.items():
         for i, st in enumerate(cf.statements):
@@ -1002,8 +1004,9 @@ def _write_counts(facts: NotebookFacts) -> dict[str, int]:
     for cf in facts.cells.values():
         for i, st in enumerate(cf.statements):
             if st.kind == "code":
-                # ``del os`` unbinds an import as surely as ``os = ...`` rebinds it
-                for name in [*st.binds, *_deleted_names(cf.module.body[i])]:
+                # ``del os`` unbinds an import as surely as ``os = ...`` rebinds it; ``except E as os``
+                # makes it a local of the step (and may delete it)
+                for name in [*st.binds, *_deleted_names(cf.module.body[i]), *st.unbinds]:
                     write_counts[name] = write_counts.get(name, 0) + 1
             if st.conditional_import:
                 for bound, _ in st.import_names:
@@ -1277,6 +1280,7 @@ class _StepScan:
     cells_used: list[int] = field(default_factory=list)
     local: set[str] = field(default_factory=set)
     unconsumed: set[str] = field(default_factory=set)  # bound in the step and not read after: its final values
+    unbound: set[str] = field(default_factory=set)  # maybe deleted (except E as x), not bound since
     shown: list[Shown] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
 
@@ -1343,8 +1347,11 @@ def _raw_step(
         in_types=scan.in_types,
         out_types={w: types.get(w) for w in [*scan.writes, *scan.mutated]},
         unconsumed=frozenset(scan.unconsumed),
+        unbound=frozenset(scan.unbound),
         shown=scan.shown,
-        models=[m for m in scan.models if m in scan.local or m in scan.reads],
+        models=[
+            m for m in scan.models if (m in scan.local or m in scan.reads) and m not in scan.unbound
+        ],
     )
 
 
@@ -1440,6 +1447,7 @@ def _scan_binds(
         # nor does changing it in place: items.append(3), df["c"] = 1
         scan.unconsumed.difference_update(set(st.uses) - changed_by(stmt))
     scan.unconsumed.update(st.binds)
+    scan.unbound.difference_update(st.binds)
     for name in st.binds:
         scan.local.add(name)
         if name not in scan.writes:
@@ -1454,6 +1462,12 @@ def _scan_binds(
             scan.writes.remove(name)
         if name in scan.results:
             scan.results.remove(name)
+    # ``except E as x`` deletes x if its handler ran: the step cannot return x as a result (a later step
+    # that reads x needs the value the handler did not delete, so x flows on as it was)
+    for name in st.unbinds:
+        scan.unbound.add(name)
+        if name in scan.results:
+            scan.results.remove(name)
 
 
 def _add_rebound_results(steps_raw: list[_RawStep], facts: NotebookFacts) -> None:
@@ -1464,7 +1478,10 @@ def _add_rebound_results(steps_raw: list[_RawStep], facts: NotebookFacts) -> Non
         raw.results += [
             w
             for w in raw.writes
-            if w in seen_results and w not in raw.results and w in raw.unconsumed
+            if w in seen_results
+            and w not in raw.results
+            and w in raw.unconsumed
+            and w not in raw.unbound
         ]
         seen_results |= set(raw.results)
         seen_results -= {
@@ -1488,13 +1505,14 @@ def _steps(
         outputs = list(wanted[raw.name])
         later = steps_raw[pos + 1 :]
         later_reads = {r for t in later for r in t.reads}
-        # a name a later step binds again has its final value there, not here (or none: del)
+        # a name a later step binds again has its final value there, not here (or none: del, or maybe
+        # none: except E as name)
         later_writes = {w for t in later for w in t.writes} | {
             name
             for t in later
             for c in t.cells
-            for stmt in facts.cells[c].module.body
-            for name in _deleted_names(stmt)
+            for i, stmt in enumerate(facts.cells[c].module.body)
+            for name in [*_deleted_names(stmt), *facts.cells[c].statements[i].unbinds]
         }
         finals = [
             r

@@ -629,6 +629,33 @@ def c_try(draw: st.DrawFn, env: Env) -> list[str] | None:
     return lines
 
 
+def c_except_as(draw: st.DrawFn, env: Env) -> list[str] | None:
+    """``except E as x`` where x holds an earlier value: Python deletes x when the handler ends (even one
+    its body bound again), so after a handler that ran x has no value; after one that did not run, x
+    keeps the earlier value, and the cell (or a later one) may read it. Whether the handler runs is
+    fixed by the code (``int("x")`` always raises), so the model knows which."""
+    earlier = [n for n in env.of("int", "list", "dict", "str", "set", "array") if n != "v"]
+    if not earlier:
+        return None
+    name = pick(draw, earlier)
+    runs = draw(st.booleans())
+    text = "x" if runs else str(small(draw))
+    lines = ["try:", f"    v = int({text!r})", f"except ValueError as {name}:"]
+    lines.append(f"    v = len(str({name}))")
+    if draw(st.booleans()):
+        lines.append(f"    {name} = v")  # bound in the handler: deleted when it ends all the same
+    env.bind("v", Obj("int"))
+    if runs:
+        env.drop(name)
+    after = pick(draw, ["nothing", "rebind"] if runs else ["nothing", "rebind", "read"])
+    if after == "rebind":
+        env.bind(name, Obj("int"))
+        lines.append(f"{name} = v * 2")
+    elif after == "read":
+        lines.append(f"v = v + len(str({name}))")
+    return lines
+
+
 def c_conditional(draw: st.DrawFn, env: Env) -> list[str] | None:
     """A definition made in one branch or the other of an ``if``."""
     reads: dict[str, str] = {}
@@ -767,6 +794,7 @@ CONSTRUCTS: dict[str, Callable[[st.DrawFn, Env], list[str] | None]] = {
     "walrus": c_walrus,
     "loop variable after the loop": c_loop,
     "try/except/finally": c_try,
+    "except as an earlier name": c_except_as,
     "conditional definition": c_conditional,
     "star import of a local module": c_star_import,
     "local module": c_local_module,
