@@ -566,6 +566,9 @@ FIVE_ROWS = {
         "leaderboard(models, X_train, y_train, X_test[:5], y_test[:5])",
     ),
 }
+#: Tables the notebooks show that they computed (issue 14: kept as results, not dropped): a grid search's
+#: comparison sorted by rank, a summary of the segments by group.
+SHOWN_TABLES = {"credit_risk": "results_sorted", "mall_segments": "summary"}
 #: Functions the notebooks define over a fitted model (issue 14: module-level, the model a parameter).
 CLOSURES = {"house_prices": "predict_price", "spam_filter": "is_spam"}
 #: Notebooks without headings, with explanatory markdown (issue 14: it becomes the steps' docstrings).
@@ -646,3 +649,19 @@ def test_explanatory_markdown_becomes_the_step_docstrings(converted: Converted) 
     docs = " ".join(" ".join((ast.get_docstring(f) or "").split()) for f in _step_functions(converted))
     kept = [p for p in prose if p and p.replace("`", "").replace("*", "") in docs]
     assert len(kept) >= 2, (prose, docs)
+
+
+@pytest.mark.parametrize("converted", _cases("shown_tables", sorted(SHOWN_TABLES)), indirect=True)
+def test_a_shown_table_the_notebook_computed_is_a_result(converted: Converted, tmp_path: Path) -> None:
+    name = SHOWN_TABLES[converted.name]
+    code = (
+        f"import {converted.package}.pipeline as p, json, logging, pathlib, os\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        f"r = p.run()\nprint(type(getattr(r, {name!r})).__name__)\n"
+        f"print({name!r} in json.loads((pathlib.Path(os.environ['{converted.env_prefix}OUTPUT_DIR']) / "
+        "'metrics.json').read_text()))\n"
+    )
+    run = _run_package(converted, tmp_path, code)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["DataFrame", "True"], run.stdout
+    assert f"result name={name} value=" in run.stderr

@@ -32,6 +32,8 @@ SETUP = (
     "pred = clf.predict(X)"
 )
 
+SEARCH = "search = GridSearchCV(LogisticRegression(), {'C': [0.5, 1.0]}, cv=2)\nsearch.fit(X, y)"
+
 
 @pytest.fixture
 def plan_for(make_notebook: Callable[..., Path]) -> PlanFor:
@@ -74,6 +76,23 @@ def shown(plan: Plan) -> list[tuple[str, str]]:
         ("clf.score(X, y)\nn = 1", []),
         ("X.sort_values('a')", []),
         ("X.dropna(inplace=True)", []),
+        # a table made from a result, sorted or cut, is a result (a grid search's comparison table)
+        (
+            f"{SEARCH}\nresults = pd.DataFrame(search.cv_results_)[['params', 'rank_test_score']]\n"
+            "results.sort_values('rank_test_score')",
+            [("results_sorted", "bind")],
+        ),
+        (
+            f"{SEARCH}\npd.DataFrame(search.cv_results_).sort_values('rank_test_score')[['params']]",
+            [("cv_results", "bind")],
+        ),
+        # a summary of the data by group is a result; a count by group is a preview, as value_counts
+        ("d = X.assign(k=y)\nd.groupby('k').mean()", [("mean_by_k", "bind")]),
+        ("d = X.assign(k=y)\nd.groupby('k')[['a']].agg(['mean', 'max']).round(1)", [("summary_by_k", "bind")]),
+        ("d = X.assign(k=y)\nsummary = d.groupby('k').median()\nsummary['n'] = 1\nsummary", [("summary", "name")]),
+        ("d = X.assign(k=y)\nd.pivot_table(index='k', values='a')", [("d_pivot_table", "bind")]),
+        ("d = X.assign(k=y)\nd.groupby('k').size()", []),
+        ("d = X.assign(k=y)\nd.groupby('k')['a'].agg('count')", []),
     ],
 )
 def test_which_shown_values_are_results(plan_for: PlanFor, cell: str, expected: list[tuple[str, str]]) -> None:
@@ -132,6 +151,18 @@ def test_generated_code_binds_logs_and_returns_results(tmp_path: Path, make_note
     assert "clf: LogisticRegression" in pipeline  # typed; the imports for type checkers only
     assert "write_metrics(config.output_dir, collected_results())" in pipeline
     assert "src/nb/results.py" in files
+
+
+def test_a_dropped_display_is_reported_at_its_line(make_notebook: Callable[..., Path], tmp_path: Path) -> None:
+    """A shown value that is no result is never dropped silently: NBH603 names the cell and line (issue 14)."""
+    nb = make_notebook([IMPORTS, SETUP, "X.head()\nclf.fit(X, y)", "n = len(X)\nX.describe()", "X.shape"])
+    findings = api.generate(nb, Settings(record=False, out=tmp_path / "out")).findings
+    nbh603 = sorted((f.span.cell, f.span.line, f.message) for f in findings if f.code == "NBH603" and f.span)
+    assert nbh603 == [
+        (3, 1, "'X.head()' shows nothing (not the cell's last expression): dropped"),
+        (4, 2, "'X.describe()' shows a preview of data, not a result: dropped"),
+        (5, 1, "cell only displays values; dropped from the package"),
+    ]
 
 
 def test_without_results_no_results_module(tmp_path: Path, make_notebook: Callable[..., Path]) -> None:

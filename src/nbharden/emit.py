@@ -51,6 +51,7 @@ from nbharden.secrets import (
 from nbharden.selection import RuleGate, RuleSelection, gate
 from nbharden.settings import Settings
 from nbharden.shape import summary_of
+from nbharden.shown import shown_expression
 from nbharden.strict_types import complete_annotations
 from nbharden.templates import template_text
 from nbharden.transform.codemods import (
@@ -1195,8 +1196,20 @@ def emit(
                 applied=True,
             )
         )
+    findings.extend(_display_findings(analysis, plan))
+    findings = [dataclasses.replace(f, message=redact(f.message, names.scrub)) for f in findings]
+    return FileTree.of(files), tuple(sorted(findings, key=finding_key))
+
+
+def _display_findings(analysis: FullAnalysis, plan: Plan) -> list[Finding]:
+    """NBH603 for each cell dropped as display-only, and for each display-only statement dropped from a kept
+    cell: a value the cell shows that is a preview of data (``df.head()``, a bare frame), not a result
+    (``nbharden.shown`` keeps those), or a display that is not the cell's last expression, which shows nothing.
+    """
+    facts = analysis.facts
+    assert facts is not None
     dropped = _display_cells(analysis, plan)
-    findings.extend(
+    out = [
         Finding(
             "NBH603",
             "cell only displays values; dropped from the package",
@@ -1206,9 +1219,32 @@ def emit(
             applied=True,
         )
         for i in dropped
-    )
-    findings = [dataclasses.replace(f, message=redact(f.message, names.scrub)) for f in findings]
-    return FileTree.of(files), tuple(sorted(findings, key=finding_key))
+    ]
+    shown = {(s.cell, s.statement) for step in plan.steps for s in step.shown}
+    for c in analysis.cells:
+        cf = facts.cells[c.index]
+        if c.index in dropped:
+            continue
+        for i, st in enumerate(cf.statements):
+            if statement_role(cf, i, set(), frozenset(), frozenset(), shown, plan.settings) != "display":
+                continue
+            text = " ".join(cst.Module([]).code_for_node(cf.module.body[i]).split())
+            text = text if len(text) <= 60 else text[:57] + "..."
+            if shown_expression(cf.module.body[i], i == len(cf.statements) - 1, facts.shadowed):
+                why = "shows a preview of data, not a result"
+            else:
+                why = "shows nothing (not the cell's last expression)"
+            out.append(
+                Finding(
+                    "NBH603",
+                    f"'{text}' {why}: dropped",
+                    Span(c.index, st.line, 1),
+                    Severity.INFO,
+                    Fix.SAFE,
+                    applied=True,
+                )
+            )
+    return out
 
 
 def _display_cells(analysis: FullAnalysis, plan: Plan) -> list[int]:

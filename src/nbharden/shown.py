@@ -11,7 +11,14 @@ decides which of them are results, kept by the generated pipeline (bound to a na
   ``leaderboard(models)``, ``pd.DataFrame(grid.cv_results_)``;
 - a name, attribute or subscript is a result when it holds a computed value: a fitted attribute
   (``grid.best_params_``), or a name bound from a metric, a model's ``score``/``predict``, a notebook function or
-  arithmetic over those (``acc``, ``scores.mean()``); a frame, an array or a constant is a preview.
+  arithmetic over those (``acc``, ``scores.mean()``); a frame, an array or a constant is a preview;
+- a value made from a computed value is computed too: a library call taking one (``pd.DataFrame(grid.cv_results_)``)
+  and a method of one (``results.sort_values("rank_test_score")``, its columns ``[cols]``); so is a summary of
+  data by group (``df.groupby("segment").mean()``, ``.agg([...])``, a pivot table, a crosstab), not a count by
+  group (``.size()``, ``.agg("count")``: a preview, like ``value_counts``).
+
+A preview dropped from a kept cell is reported at its line (NBH603, ``emit._display_findings``): nothing shown is
+dropped silently.
 
 Each result gets a name no notebook name, Config field or step uses: ``accuracy`` for a classifier's ``score``,
 ``r2`` for a regressor's, ``f1`` for ``f1_score(...)``, ``cv_scores``, ``best_params``, the function's name...
@@ -101,6 +108,10 @@ _SAME_VALUE_METHODS = frozenset(
     {"sort_values", "sort_index", "round", "reset_index", "to_frame", "transpose", "copy", "astype",
      "rename", "set_index", "head", "tail", "nlargest", "nsmallest", "tolist", "to_list", "to_dict"}
 )  # fmt: skip
+#: Statistics of a group (``df.groupby(k).mean()``): a summary table the notebook computes, a result.
+_STATISTICS = frozenset("mean median sum std var min max quantile prod sem first last".split())
+#: What a count by group asks for (``.agg("count")``): a preview of the data, like ``value_counts``.
+_COUNTS = frozenset({"count", "size", "nunique"})
 _VERBS = (
     "get_",
     "compute_",
@@ -158,22 +169,27 @@ class _Context:
         return isinstance(call.func, cst.Name) and self.returns.get(call.func.value) is False
 
     def computed_call(self, call: cst.Call) -> bool:
-        """A metric, a model's score or prediction, a notebook function's value, or a number made of those."""
+        """A metric, a model's score or prediction, a notebook function's value, a summary table, or a value
+        made from those (``pd.DataFrame(grid.cv_results_)``, ``scores.mean()``, ``results.sort_values(...)``)."""
         q = qualify(call.func, self.qualified) or ""
-        if _METRIC.match(q):
+        if _METRIC.match(q) or _summary_table(call, self.qualified):
             return True
         func = call.func
         if isinstance(func, cst.Attribute):
-            receiver = _root(func.value)
-            if func.attr.value in _MODEL_METHODS and receiver not in self.qualified:
+            if _dotted_root(func.value) in self.qualified:  # a library function: pd.DataFrame(...)
+                return not self.no_value(call) and self._computed_argument(call)
+            if func.attr.value in _MODEL_METHODS and _root(func.value) not in self.qualified:
                 return True
-            return is_display_expression(call) and self.computed_value(func.value)
+            return not self.no_value(call) and self.computed_value(func.value)
         if isinstance(func, cst.Name):
             if self.returns.get(func.value):
                 return True
-            if func.value in _NUMERIC_BUILTINS:
-                return any(self.computed_value(a.value) for a in call.args)
+            if func.value in _NUMERIC_BUILTINS or func.value in self.qualified:
+                return not self.no_value(call) and self._computed_argument(call)
         return False
+
+    def _computed_argument(self, call: cst.Call) -> bool:
+        return any(self.computed_value(a.value) for a in call.args)
 
     def computed_value(self, node: cst.BaseExpression) -> bool:
         if isinstance(node, cst.Name):
@@ -238,6 +254,72 @@ class _Context:
                 self.computed[name] = False
         if isinstance(stmt, cst.SimpleStatementLine):
             remember_classes(cst.Module([stmt]), self.classes, self.inner)
+
+
+def _chain(node: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The links of a method chain, outermost first: ``a.groupby(k)[c].mean()`` -> the call of mean, its
+    attribute, the subscript, the call of groupby, its attribute, ``a``."""
+    links = [node]
+    while isinstance(node, cst.Attribute | cst.Subscript | cst.Call):
+        node = node.func if isinstance(node, cst.Call) else node.value
+        links.append(node)
+    return links
+
+
+def _methods(call: cst.Call) -> list[tuple[str, cst.Call]]:
+    """(method, its call) along a method chain, outermost first."""
+    return [
+        (link.func.attr.value, link)
+        for link in _chain(call)
+        if isinstance(link, cst.Call) and isinstance(link.func, cst.Attribute)
+    ]
+
+
+def _group_statistics(methods: list[tuple[str, cst.Call]]) -> tuple[cst.Call | None, list[str]]:
+    """The ``groupby`` call of a chain and the statistics applied after it, innermost last."""
+    for i, (method, call) in enumerate(methods):
+        if method == "groupby":
+            return call, [m for m, c in methods[:i] if _statistic(m, c)]
+    return None, []
+
+
+def _summary_table(call: cst.Call, qualified: dict[str, str]) -> bool:
+    """A table that summarises data by group: a statistic of a ``groupby`` (``df.groupby(k).mean()``,
+    ``.agg(["mean", "max"])``), a pivot table or a crosstab. A count by group (``.size()``, ``.count()``,
+    ``.agg("count")``) describes the data as ``value_counts`` does: a preview, not a result."""
+    if qualify(call.func, qualified) in {"pandas.pivot_table", "pandas.crosstab"}:
+        return True
+    methods = _methods(call)
+    return any(m == "pivot_table" for m, _ in methods) or bool(_group_statistics(methods)[1])
+
+
+def _summary_name(call: cst.Call) -> str | None:
+    """``mean_by_segment`` for ``df.groupby("segment")[cols].mean().round(1)``; None if not a group summary."""
+    grouped, statistics = _group_statistics(_methods(call))
+    if grouped is None or not statistics:
+        return None
+    keys = [s.evaluated_value for a in grouped.args[:1] for s in _strings(a.value)]
+    key = "_".join(str(k) for k in keys) or "group"
+    statistic = statistics[-1]
+    return f"{'summary' if statistic in {'agg', 'aggregate'} else statistic}_by_{key}"
+
+
+def _statistic(method: str, call: cst.Call) -> bool:
+    """A statistic of a group: ``mean``, ``sum``..., or ``agg`` of anything but counts."""
+    if method in _STATISTICS:
+        return True
+    if method not in {"agg", "aggregate"}:
+        return False
+    words = {str(s.evaluated_value) for a in call.args for s in _strings(a.value)}
+    return not (words and words <= _COUNTS)
+
+
+def _strings(node: cst.BaseExpression) -> list[cst.SimpleString]:
+    if isinstance(node, cst.SimpleString):
+        return [node]
+    if isinstance(node, cst.List | cst.Tuple):
+        return [s for e in node.elements for s in _strings(e.value)]
+    return []
 
 
 def _names(node: cst.BaseExpression) -> list[str]:
@@ -310,6 +392,8 @@ def result_name(
         return expr.value
     if isinstance(expr, cst.Call):
         func = expr.func
+        if summary := _summary_name(expr):
+            return summary
         if isinstance(func, cst.Attribute) and _dotted_root(func.value) in modules:
             return _function_result(func.attr.value, expr)
         if isinstance(func, cst.Attribute) and not isinstance(func.value, cst.Name):
@@ -338,6 +422,9 @@ def result_name(
         key = ""
         if isinstance(index, cst.Index) and isinstance(index.value, cst.SimpleString):
             key = str(index.value.evaluated_value)
+        if not isinstance(expr.value, cst.Name):  # columns of a computed table: that table's name
+            base = result_name(expr.value, classes, inner, modules)
+            return f"{base}_{key}" if key else base
         return f"{_root(expr) or 'value'}_{key or 'item'}"
     return "result"
 
@@ -355,6 +442,8 @@ def _method_result(func: cst.Attribute, classes: dict[str, str], inner: dict[str
     named = {"predict": "predictions", "predict_proba": "probabilities", "evaluate": "evaluation"}
     if method in named:
         return named[method]
+    if method in {"sort_values", "sort_index"}:
+        return f"{receiver}_sorted"
     return f"{receiver}_{method.strip('_')}"
 
 

@@ -89,14 +89,20 @@ class NBH602(Rule):
 class NBH603(Rule):
     """## What it does
 
-    A cell that only displays values (`df.head()`, `x`) was dropped.
+    A cell that only displays values (`df.head()`, `x`) was dropped, or such a statement inside a kept
+    cell.
 
     ## Why it matters
 
     Notebooks are full of cells that only show something: `df.head()`, `df.shape`, a bare variable
     name. They help exploration but do nothing in a pipeline, where nobody sees the display.
     nbharden drops cells whose every statement is such a display expression and reports them; values
-    that matter are still checked by the generated tests.
+    that matter are still checked by the generated tests. A display statement inside a cell that
+    does more is dropped the same way and reported at its line: a preview of data the cell shows
+    (`df.head()`, `df.describe()`, a bare frame, a count by group), or a display that is not the
+    cell's last expression and so shows nothing. What a cell shows that the notebook computed (a
+    metric, a table made from a model's results, a summary by group) is not dropped: it is kept as a
+    result (NBH607).
 
     ## Example
 
@@ -104,6 +110,10 @@ class NBH603(Rule):
     # cell 6
     df.head()       # NBH603: the whole cell is dropped
     df.dtypes
+
+    # cell 7
+    df = df.dropna()
+    df.describe()   # NBH603 at cell 7, line 2: this line is dropped, the dropna is kept
     ```
 
     ## Fix safety
