@@ -403,7 +403,13 @@ def test_no_secret_in_any_output(converted: dict[str, Any], command: str) -> Non
 def test_generated_code_reads_secrets_from_the_config(converted: dict[str, Any]) -> None:
     pkg = converted["out"] / "src" / "planted"
     config = (pkg / "config.py").read_text(encoding="utf-8")
-    required = re.findall(r"^    (\w+): SecretStr = Field\(\s*description=", config, re.M)
+    # a secret read from the environment (GITHUB_TOKEN, its default hard-coded) is set by that variable too
+    required = re.findall(
+        r"^    (\w+): SecretStr = Field\(\s*(?:validation_alias=AliasChoices\([^)]*\),\s*)?description=",
+        config,
+        re.M,
+    )
+    assert 'validation_alias=AliasChoices("PLANTED_ENV_GITHUB_TOKEN", "GITHUB_TOKEN")' in config
     unused = re.findall(r"^    (\w+): SecretStr \| None = Field\(\s*default=None,", config, re.M)
     assert len(required) >= 30 and len(required) + len(unused) >= 40
     pipeline = (pkg / "pipeline.py").read_text(encoding="utf-8")

@@ -29,6 +29,7 @@ from nbharden.analyse import (
 )
 from nbharden.constraints import breaking_value
 from nbharden.dependencies import with_lower_bounds
+from nbharden.env_secrets import EnvSecretRewriter, env_fields
 from nbharden.errors import InternalError
 from nbharden.lift import PassState, with_state_parameters
 from nbharden.local_modules import VENDORED
@@ -106,6 +107,8 @@ class _Names:
         # hard-coded secrets: each becomes its Config field's value (a step parameter) in the code
         self.secrets = secret_fields(facts, plan.config_fields)
         self.scrub = secret_values(s for cf in facts.cells.values() for s in cf.secrets)
+        # secrets read from the environment by name: each read becomes its Config field's value
+        self.env = env_fields(plan.config_fields)
         # which rules are on where (select/ignore, noqa comments): set by emit
         self.gate = RuleGate(RuleSelection(), {})
 
@@ -146,6 +149,10 @@ def _rewrite(
         relative = node.visit(names.local)
         assert isinstance(relative, cst.CSTNode)
         node = relative
+    if names.env:  # before the literals: a secret default of a read goes with the read
+        read = node.visit(EnvSecretRewriter(names.env, facts.qualified))
+        assert isinstance(read, cst.CSTNode)
+        node = read
     if names.scrub:
         hidden = node.visit(SecretRewriter(names.secrets, names.scrub))
         if not isinstance(hidden, cst.CSTNode):
@@ -622,6 +629,10 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
         annotation = f.annotation
         if f.secret and f.name not in read:
             annotation, default = f"{f.annotation} | None", "default=None, "
+        elif f.env_var:  # the variable the notebook read sets it too; its default, if it had one
+            default = (f"default={f.default}, " if f.default else "") + (
+                f"validation_alias=AliasChoices({prefix + f.name.upper()!r}, {f.env_var!r}), "
+            )
         extra = f", {f.constraints}" if f.constraints else ""
         lines.append("")
         lines.append(
@@ -632,6 +643,9 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
         lines.append("    # the notebook has no parameters cell and no hard-coded paths")
     lines += _inputs_validator(plan, lines, prefix)
     code = "\n".join(lines) + "\n"
+    if any(f.env_var for f in plan.config_fields):  # a field set by either name: Config(field=...) too
+        code = code.replace("from pydantic import Field,", "from pydantic import AliasChoices, Field,", 1)
+        code = code.replace("extra='ignore')", "extra='ignore', populate_by_name=True)", 1)
     return cst.parse_module(code).code
 
 
@@ -920,9 +934,11 @@ def _cli_epilog(plan: Plan, secrets: list[str]) -> str:
     prefix = plan.package.upper() + "_"
     epilog = f"Every option can also be set in the environment as {prefix}<NAME> or in a .env file."
     if secrets:
+        read = env_fields(plan.config_fields)  # a secret the notebook read: its variable works too
+        also = {name: f" (or {var})" for var, name in read.items()}
         epilog += (
             " Secrets are read from the environment only: "
-            + ", ".join(prefix + s.upper() for s in secrets)
+            + ", ".join(prefix + s.upper() + also.get(s, "") for s in secrets)
             + "."
         )
     return epilog

@@ -164,6 +164,7 @@ class ConfigField:
     kind: str = "parameter"
     constraints: str = ""  # extra ``Field(...)`` arguments inferred from the notebook, e.g. "gt=0, le=1"
     must_exist: bool = False  # a path the notebook reads: validated to exist (relative to data_dir)
+    env_var: str = ""  # a secret the notebook read from this environment variable: it still sets the field
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,13 @@ from nbharden.analyse import (
     looks_like_url,
 )
 from nbharden.constraints import infer_constraints
+from nbharden.env_secrets import (
+    default_secrets,
+    env_reads,
+    env_secret_fields,
+    pinned_by_env,
+    used_env_fields,
+)
 from nbharden.lift import liftable
 from nbharden.load import refuse_top_level_await
 from nbharden.models import (
@@ -886,7 +893,7 @@ def _placement(facts: NotebookFacts, rules: RuleGate) -> _Placement:
     write_counts = _write_counts(facts)
     # A function or class that uses a hard-coded secret reads it from its step's parameters: it stays there.
     secrets_found = secret_values(s for cf in facts.cells.values() for s in cf.secrets)
-    pinned = _pinned_defs(facts, secrets_found)
+    pinned = _pinned_defs(facts, secrets_found) | pinned_by_env(facts)
     state = module_state(facts)
     hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts), pinned, state)
     lifted = {
@@ -1110,12 +1117,16 @@ def _configuration(
     fields, consumed, findings = _assigned_fields(facts, nb, write_counts, env_prefix)
     # Every other hard-coded secret: a SecretStr field; the code reads it from the step's parameter.
     known = _consumed_secrets(facts, consumed, {f.name for f in fields if f.secret})
+    read_defaults = {r.default_secret for r in env_reads(facts)}  # they go with their env field
     fields += [
         _secret_field(
             name, f"{site.description} from cell {site.cell}, line {site.line}", site.cell, site.line, env_prefix
         )
-        for _value, name, site in assign_fields(facts.cells, consumed, known)
+        for value, name, site in assign_fields(facts.cells, consumed, known)
+        if value not in read_defaults
     ]
+    # Every secret read from the environment by its name: a SecretStr field the variable still sets.
+    fields += env_secret_fields(facts, {f.name for f in fields}, env_prefix)
     secret_map = secret_fields(facts, fields, consumed)
     all_names = {n for cf in facts.cells.values() for st in cf.statements for n in (*st.binds, *st.reads)}
     taken = (
@@ -1437,6 +1448,10 @@ def _scan_reads(
     for name in used_fields(stmt, inputs.secret_map):
         if name not in scan.reads:  # a secret written in the statement: from the Config
             scan.add_read(name, "str")
+    touched = (*st.reads, *st.uses, *st.lazy)
+    for name in used_env_fields(stmt, touched, inputs.fields, inputs.facts.qualified):
+        if name not in scan.reads:  # a secret read from the environment: from the Config
+            scan.add_read(name, "str")
 
 
 def _scan_binds(
@@ -1601,8 +1616,11 @@ def secret_fields(
         consumed = consumed_statements(facts, tuple(fields))
     names = {f.name for f in fields if f.secret}
     known = _consumed_secrets(facts, consumed, names)
-    out = dict(known)
+    read_defaults = default_secrets(facts, fields)  # a secret default of an environment read: its field
+    out = {**read_defaults, **known}
     for value, name, _site in assign_fields(facts.cells, consumed, known):
+        if value in read_defaults:
+            continue
         if name not in names:
             raise InternalError(f"the plan has no Config field {name!r} for a secret")
         out[value] = name

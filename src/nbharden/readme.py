@@ -13,8 +13,10 @@ def _cell(text: str) -> str:
 
 
 def _row(field: ConfigField, prefix: str) -> str:
-    env = f"`{prefix}{field.name.upper()}`"
-    if field.secret:
+    env = f"`{prefix}{field.name.upper()}`" + (f" or `{field.env_var}`" if field.env_var else "")
+    if field.secret and field.env_var and field.default:
+        default = f"`{_cell(field.default)}` (from the environment only)"
+    elif field.secret:
         default = "(required, from the environment only)"
     elif field.default == "default_data_dir()":
         default = "the notebook's folder (from the source tree), else the current folder"

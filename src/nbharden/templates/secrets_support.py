@@ -27,11 +27,15 @@ def hide_secrets(config: Any) -> None:
     """
     from pydantic import SecretStr
 
+    fields = type(config).model_fields
+    # a field left at the notebook's plain default ("", "none") holds no secret: masking it garbles logs
     values = sorted(
         {
             value.get_secret_value()
-            for value in (getattr(config, name) for name in type(config).model_fields)
-            if isinstance(value, SecretStr) and value.get_secret_value()
+            for name, value in ((name, getattr(config, name)) for name in fields)
+            if isinstance(value, SecretStr)
+            and value.get_secret_value()
+            and value != fields[name].default
         },
         key=len,
         reverse=True,
