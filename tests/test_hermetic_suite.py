@@ -158,9 +158,10 @@ def test_files_read_by_paths_made_at_run_time_are_copied_into_each_tests_folder(
     make_notebook: Callable[..., Path], tmp_path: Path
 ) -> None:
     """A file read by a path nbharden did not lift into Config (built by os.path.join from a folder one
-    level up, a name without an extension, an f-string) is copied into each test's folder, at the same
-    relative path, as the recorded run read it; one changed since then fails the test of the step that
-    reads it (papermill's pm_example and pandas cookbook ch8 failed with FileNotFoundError before)."""
+    level up, a name without an extension, an f-string, ../<its own folder>/) is copied into each
+    test's folder, at the relative path the code named, as the recorded run read it; one changed since
+    then fails the test of the step that reads it (papermill's pm_example and pandas cookbook ch8 failed
+    with FileNotFoundError before)."""
     project = tmp_path / "project"
     (project / "shared").mkdir(parents=True)
     (project / "shared" / "table.csv").write_text(CSV, encoding="utf-8")
@@ -176,9 +177,12 @@ def test_files_read_by_paths_made_at_run_time_are_copied_into_each_tests_folder(
             "md:## Popularity",
             "popcon = pd.read_csv('./data/popcon', sep=' ', header=None)",
             "md:## Words",
-            "stem = 'names'\nwith open(f'{stem}.txt') as fh:\n    words = fh.read().split()",
+            # its own folder by name, as papermill's pm_example reads ../cli-simple/ in cli-simple/
+            "stem = 'names'\nwith open(os.path.join(BASE, 'analysis', f'{stem}.txt')) as fh:\n"
+            "    words = fh.read().split()",
             "md:## Total",
-            "total = int(table['y'].sum()) + int(popcon[0].sum()) + len(words)",
+            "total = int(table['y'].sum()) + int(popcon[0].sum()) + len(words)\n"
+            "with open(stem + '_report.txt', 'w') as fh:\n    fh.write(str(len(words)))",
         ],
         name="reads.ipynb",
     )
@@ -195,3 +199,43 @@ def test_files_read_by_paths_made_at_run_time_are_copied_into_each_tests_folder(
     assert "changed since the notebook was recorded" in changed.stdout, changed.stdout[-4000:]
     failed = [line for line in changed.stdout.splitlines() if line.startswith("FAILED tests/test_steps")]
     assert len(failed) == 1 and "shared" in failed[0], changed.stdout[-4000:]
+
+
+def test_a_step_that_no_longer_writes_its_file_or_logs_its_result_fails(
+    make_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The files the notebook wrote and the results it showed are checked, not only the values the
+    steps return: a step that stops writing its file (a model, a report) fails its test, and a pipeline
+    whose metrics.json lacks a shown result fails test_pipeline (mutants the ML fixtures' suites missed:
+    a dropped joblib.dump / pickle.dump, a dropped log_result)."""
+    (tmp_path / "points.csv").write_text(CSV, encoding="utf-8")
+    notebook = make_notebook(
+        [
+            "import pickle\nimport pandas as pd",
+            "md:## Load",
+            'points = pd.read_csv("points.csv")',
+            "md:## Fit",
+            'slope = float(points["y"].sum() / points["x"].sum())\n'
+            "with open('slope' + '.pkl', 'wb') as fh:\n    pickle.dump(slope, fh)",
+            "md:## Score",
+            "def percent(value):\n    return round(value * 100, 3)",
+            "score = percent(slope)\nscore",
+        ],
+        name="writes.ipynb",
+    )
+    out = _convert(notebook)
+    steps = next(out.glob("src/*/steps.py"))
+    original = steps.read_text(encoding="utf-8")
+    suite = _pytest(out)
+    assert suite.returncode == 0 and "SKIPPED" not in suite.stdout, suite.stdout[-4000:]
+    dump = next(line for line in original.splitlines() if "pickle.dump(" in line)
+    steps.write_text(original.replace(dump, dump.replace("pickle.dump(", "(")), encoding="utf-8")
+    no_model = _pytest(out)
+    assert no_model.returncode == 1, no_model.stdout[-4000:]
+    assert "the notebook wrote slope.pkl" in no_model.stdout, no_model.stdout[-4000:]
+    assert "FAILED tests/test_steps.py::test_fit" in no_model.stdout, no_model.stdout[-4000:]
+    logged = next(line for line in original.splitlines() if "log_result(" in line)
+    steps.write_text(original.replace(logged, logged.split("log_result(")[0] + "pass"))
+    unlogged = _pytest(out)
+    assert unlogged.returncode == 1, unlogged.stdout[-4000:]
+    assert "lacks the result(s) the notebook showed: score" in unlogged.stdout, unlogged.stdout[-4000:]

@@ -8,9 +8,10 @@ time (``os.path.join(base, "cli", "input.ipynb")``), or by a literal nbharden di
 (``sys.addaudithook``) that hears every ``open`` the notebook's cells make, through ``open``, ``io``,
 ``os.open`` and the libraries built on them (pandas, numpy, pickle, PIL, nbformat).
 
-Kept: a relative path (the notebook's folder is where its relative paths start), opened for reading, of a
-regular file that exists and was not written earlier in the run, and at most ``MAX_UP`` folders above the
-notebook's. Absolute paths are read where they are, in the notebook and in its tests alike.
+Kept: a relative path (the notebook's folder is where its relative paths start), at most ``MAX_UP``
+folders above the notebook's; read: opened for reading, of a regular file that exists and was not written
+earlier in the run; written: opened for writing (the generated tests check that the steps write it).
+Absolute paths are used where they are, in the notebook and in its tests alike.
 """
 
 from __future__ import annotations
@@ -42,15 +43,19 @@ def relative(path: object, start: str) -> str | None:
         return None
     if not name or os.path.isabs(name):
         return None
-    kept = os.path.relpath(os.path.abspath(name), start).replace(os.sep, "/")
+    # as the code named it, from the notebook's folder: ../cli/input.ipynb stays so even inside cli/,
+    # where a test's folder (named otherwise) needs the same path
+    here = os.path.relpath(os.getcwd(), start)
+    kept = os.path.normpath(os.path.join(here, name)).replace(os.sep, "/")
     parts = kept.split("/")
     ups = len(parts) - len([p for p in parts if p != ".."])
     return kept if ups <= MAX_UP and ups < len(parts) else None
 
 
-def watch(current: Callable[[], int | None], record: Callable[[int, str], None]) -> None:
-    """Call ``record(cell, path)`` once per file a cell reads (``current()``: the cell running, None
-    between the notebook's cells). Errors are swallowed: the notebook's run never fails for this."""
+def watch(current: Callable[[], int | None], record: Callable[[str, int, str], None]) -> None:
+    """Call ``record("read", cell, path)`` once per file a cell reads, ``record("write", cell, path)``
+    once per file a cell writes (``current()``: the cell running, None between the notebook's cells).
+    Errors are swallowed: the notebook's run never fails for this."""
     start = os.getcwd()
     written: set[str] = set()
     seen: set[str] = set()
@@ -63,13 +68,15 @@ def watch(current: Callable[[], int | None], record: Callable[[int, str], None])
         try:
             cell = current()
             path = None if cell is None else relative(args[0], start)
-            if cell is None or path is None or path in seen:
+            if cell is None or path is None:
                 return
             if not reads(args[1], args[2]):
-                written.add(path)
-            elif path not in written and os.path.isfile(os.path.join(start, path)):
+                if path not in written:
+                    written.add(path)
+                    record("write", cell, path)
+            elif path not in written and path not in seen and os.path.isfile(os.path.join(start, path)):
                 seen.add(path)
-                record(cell, path)
+                record("read", cell, path)
         except Exception:  # noqa: BLE001, S110 - the hook must never break an open
             pass
         finally:

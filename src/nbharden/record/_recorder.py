@@ -401,10 +401,19 @@ def _nbharden_install_recorder() -> None:
             # not fatal: the response is only not kept, and its test skips saying so
             lambda exc: emit({"event": "http-error", "message": f"{type(exc).__name__}: {exc}"}),
         )
-    if files is not None:  # the files the cells read, for the generated tests to copy
+    # a line magic or shell command (%%writefile, %save, !cp) is not in the generated code: what its
+    # cell writes is not checked there
+    magic_line = re.compile(r"^\s*[%!]", re.MULTILINE)
+
+    def file_used(event: str, cell: int, path: str) -> None:
+        current = state["current"]
+        if event == "write" and current is not None and magic_line.search(current["source"]):
+            return
+        emit({"event": event, "cell": cell, "path": path})
+
+    if files is not None:  # the files the cells read (the generated tests copy them) and write
         files.watch(
-            lambda: state["current"]["index"] if state["current"] is not None else None,
-            lambda cell, path: emit({"event": "read", "cell": cell, "path": path}),
+            lambda: state["current"]["index"] if state["current"] is not None else None, file_used
         )
     shell.register_magic_function(timeit_once, "line_cell", "timeit")
     if any(cell.get("shown") for cell in cells):

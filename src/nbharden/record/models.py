@@ -298,18 +298,19 @@ class HttpResponse:
 
 
 @dataclass(frozen=True)
-class FileRead:
-    """A file the notebook's cells read by a relative path (``_files.py``): the generated tests copy it
-    into their folders, so a path built at run time finds its file there as it did in the notebook's."""
+class FileUse:
+    """A file the notebook's cells read or wrote by a relative path (``_files.py``). The generated tests
+    copy a file read into their folders, so that a path built at run time finds it there as it did in
+    the notebook's folder, and check that the steps write each file written."""
 
     path: str  # relative to the notebook's folder, with ``/``
-    cells: tuple[int, ...]  # the cells that read it
+    cells: tuple[int, ...]  # the cells that read (or wrote) it
 
     def to_json(self) -> dict[str, JSON]:
         return {"path": self.path, "cells": list(self.cells)}
 
     @classmethod
-    def from_json(cls, data: dict[str, JSON]) -> FileRead:
+    def from_json(cls, data: dict[str, JSON]) -> FileUse:
         """Read one entry of ``to_json``. Raises ``KeyError``, ``TypeError``, ``ValueError``."""
         cells = data.get("cells") or []
         assert isinstance(cells, list)
@@ -352,8 +353,10 @@ class Recording:
     environment: tuple[tuple[str, str], ...] = ()
     # the HTTP responses of the first run, in order: the generated tests serve them back
     http: tuple[HttpResponse, ...] = ()
-    # the files the first run's cells read by relative paths: the generated tests copy them
-    files_read: tuple[FileRead, ...] = ()
+    # the files the first run's cells read by relative paths (the generated tests copy them), and those
+    # they wrote (the tests check the steps write them)
+    files_read: tuple[FileUse, ...] = ()
+    files_written: tuple[FileUse, ...] = ()
 
     @property
     def seed(self) -> int:
@@ -408,6 +411,7 @@ class Recording:
             "environment": dict(self.environment),
             "http": [r.to_json() for r in self.http],
             "files_read": [f.to_json() for f in self.files_read],
+            "files_written": [f.to_json() for f in self.files_written],
         }
 
     def save(self) -> Path:
@@ -454,6 +458,9 @@ class Recording:
                 HttpResponse.from_json(r) for r in data.get("http") or () if isinstance(r, dict)
             ),
             files_read=tuple(
-                FileRead.from_json(f) for f in data.get("files_read") or () if isinstance(f, dict)
+                FileUse.from_json(f) for f in data.get("files_read") or () if isinstance(f, dict)
+            ),
+            files_written=tuple(
+                FileUse.from_json(f) for f in data.get("files_written") or () if isinstance(f, dict)
             ),
         )

@@ -22,7 +22,7 @@ from nbharden.models import Notebook, Plan
 from nbharden.record.models import (
     JSON,
     RECORDING_SEED,
-    FileRead,
+    FileUse,
     HttpResponse,
     RecordedValue,
     Recording,
@@ -469,14 +469,14 @@ def _http_responses(events: list[dict[str, Any]]) -> tuple[HttpResponse, ...]:
     return tuple(found)
 
 
-def _files_read(events: list[dict[str, Any]]) -> tuple[FileRead, ...]:
-    """The files the run's cells read (``read`` events), in the order first read, with the cells
-    that read each."""
+def _files(events: list[dict[str, Any]], event: str) -> tuple[FileUse, ...]:
+    """The files the run's cells read (``event`` "read") or wrote ("write"), in the order first used,
+    with the cells that used each."""
     cells: dict[str, list[int]] = {}
     for e in events:
-        if e.get("event") == "read" and isinstance(e.get("path"), str):
+        if e.get("event") == event and isinstance(e.get("path"), str):
             cells.setdefault(e["path"], []).append(int(e.get("cell") or 0))
-    return tuple(FileRead(path, tuple(sorted(set(read)))) for path, read in cells.items())
+    return tuple(FileUse(path, tuple(sorted(set(read)))) for path, read in cells.items())
 
 
 def _values_by_key(events: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -747,7 +747,8 @@ class _Compared:
     others_random: list[dict[str, dict[str, Any]]]
     confirm_random: dict[str, dict[str, Any]]
     http: tuple[HttpResponse, ...] = ()  # the first run's HTTP responses
-    files_read: tuple[FileRead, ...] = ()  # the files the first run's cells read
+    files_read: tuple[FileUse, ...] = ()  # the files the first run's cells read
+    files_written: tuple[FileUse, ...] = ()  # and those they wrote
 
     def value(self, step: str, phase: str, name: str) -> RecordedValue:
         key = (step, phase, name)
@@ -775,7 +776,7 @@ def _compare(runs: _Runs) -> _Compared:
     seed (the confirming run)."""
     events, other_events = runs.all()
     first, first_random = _values_by_key(events), _random_by_step(events)
-    http, files_read = _http_responses(events), _files_read(events)
+    http, read, written = _http_responses(events), _files(events, "read"), _files(events, "write")
     others = [_values_by_key(e) for e in other_events]
     others_random = [_random_by_step(e) for e in other_events]
     confirm: dict[tuple[str, str, str], dict[str, Any]] | None = None
@@ -795,7 +796,8 @@ def _compare(runs: _Runs) -> _Compared:
         others_random,
         confirm_random,
         http,
-        files_read,
+        read,
+        written,
     )
 
 
@@ -949,17 +951,17 @@ def record(
     )
     compared = _compare(made)
     steps, finals = _step_recordings(plan, step_cells, compared)
-    return _save(made, steps, finals, compared.http, compared.files_read)
+    return _save(made, steps, finals, compared)
 
 
 def _save(
     runs: _Runs,
     steps: list[StepRecording],
     finals: tuple[RecordedValue, ...],
-    http: tuple[HttpResponse, ...] = (),
-    files_read: tuple[FileRead, ...] = (),
+    compared: _Compared,
 ) -> Recording:
     """The ``Recording`` of ``runs`` (the values no longer kept removed), saved in its folder."""
+    http = compared.http
     stored, capped = _keep_only(runs.workdir, steps, finals, http)
     numbers = sorted(runs.done)
     recording = Recording(
@@ -980,7 +982,8 @@ def _save(
         sandbox=runs.sandbox.to_json() if runs.sandbox.active else None,
         environment=tuple(sorted(KERNEL_ENV.items())),
         http=http,
-        files_read=files_read,
+        files_read=compared.files_read,
+        files_written=compared.files_written,
     )
     recording.save()
     return recording

@@ -146,10 +146,12 @@ def _needs(test: str, field: str | None, entry: dict[str, Any]) -> bool:
 
 
 def _folder(tmp_path: Path) -> Path:
-    """The test's working folder: ``tmp_path/work``, one level deeper per ``..`` an input's path starts
-    with, so that ``../shared/input.csv`` is copied inside ``tmp_path`` too.
+    """The test's working folder: ``tmp_path/work``, one level deeper per ``..`` the path of a file the
+    notebook read or wrote starts with, so that ``../shared/input.csv`` stays inside ``tmp_path`` too.
     """
-    up = max((Path(entry["path"]).parts.count("..") for _, entry in _inputs()), default=0)
+    paths = [entry["path"] for _, entry in _inputs()]
+    paths += [entry["path"] for entry in RECORDING.get("files_written", [])]
+    up = max((Path(path).parts.count("..") for path in paths), default=0)
     return tmp_path.joinpath(*["up"] * up, "work")
 
 

@@ -11,8 +11,10 @@ skip with the reason; it never passes silently.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
+import os
 import types
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -153,6 +155,7 @@ def check_outputs(step: str, result: Any) -> None:
     recording.
     """
     recorded = index()["steps"][step]
+    check_written(recorded.get("cells", []), f"step {step}")
     outputs = recorded["outputs"]
     # what follows the notebook's random seed is reproduced when the step draws nothing
     # from the global generators or the test put them back in their recorded state
@@ -194,7 +197,62 @@ def check_results(results: Any, config: Any = None) -> None:
         )
     field = index().get("seed_field")
     seeded = isinstance(field, str) and getattr(config, field, None) == index().get("seed")
+    check_written(None, "the pipeline")
+    if getattr(config, "output_dir", None) is not None:
+        check_metrics(results, Path(config.output_dir))
     check_all(pairs, "pipeline", seeded, index().get("secret_derived", []))
+
+
+def _test_folder() -> Path:
+    """The test's own folder (pytest's ``tmp_path``), which holds the folder the conftest makes the
+    package's ``output_dir`` (``<PREFIX>OUTPUT_DIR``) and its working folder."""
+    config = importlib.import_module(f"{index()['package']}.config").Config
+    prefix = str(config.model_config.get("env_prefix", ""))
+    return Path(os.environ[f"{prefix}OUTPUT_DIR"]).parent
+
+
+def check_written(cells: Collection[int] | None, where: str) -> None:
+    """The files the notebook's ``cells`` (None: all) wrote were written again, somewhere in the
+    test's folder (its working folder, or ``output_dir`` when the package writes them there), and
+    are not empty when the notebook's were not."""
+    expected = [
+        entry
+        for entry in index().get("files_written", [])
+        if cells is None or set(entry["cells"]) & set(cells)
+    ]
+    if not expected:
+        return
+    folder = _test_folder()
+    sizes: dict[str, int] = {}
+    for path in folder.rglob("*"):
+        if path.is_file():
+            sizes[path.name] = max(sizes.get(path.name, 0), path.stat().st_size)
+    missing = [
+        entry["path"]
+        for entry in expected
+        if Path(entry["path"]).name not in sizes
+        or (entry.get("bytes", 0) > 0 and sizes[Path(entry["path"]).name] == 0)
+    ]
+    assert not missing, (
+        f"{where}: the notebook wrote {', '.join(missing)}; not written here (looked in {folder})"
+    )
+
+
+def check_metrics(results: Mapping[str, Any], output_dir: Path) -> None:
+    """Each result the notebook showed that is small data (``results.jsonable``) is in the
+    ``metrics.json`` the pipeline wrote."""
+    shown = [name for name in index().get("results", []) if name in results]
+    if not shown:
+        return
+    jsonable = importlib.import_module(f"{index()['package']}.results").jsonable
+    expected = [name for name in shown if jsonable(results[name]) is not None]
+    path = output_dir / "metrics.json"
+    if not expected:
+        return
+    assert path.is_file(), f"the pipeline wrote no {path}; the notebook showed {', '.join(expected)}"
+    written = json.loads(path.read_text(encoding="utf-8"))
+    missing = [name for name in expected if name not in written]
+    assert not missing, f"{path} lacks the result(s) the notebook showed: {', '.join(missing)}"
 
 
 def check_all(

@@ -276,6 +276,8 @@ def _recording_index(
         "input_files": _input_files(plan, recording.notebook.parent),
         # the other files its cells read by relative paths (built at run time, or literals not lifted)
         "files_read": _files_read(plan, recording),
+        # the files its cells wrote (and that are there now): the tests check the steps write them
+        "files_written": _files_written(recording),
         # the values the notebook showed, kept as results (nbharden.shown): what a review reports first
         "results": list(dict.fromkeys(s.name for step in plan.steps for s in step.shown)),
         # the HTTP responses of the run: the tests serve them back (_http_replay.py)
@@ -411,6 +413,18 @@ def _files_read(plan: Plan, recording: Recording) -> list[JSON]:
         except OSError:
             continue
         found.append({"path": read.path, "sha256": digest, "cells": list(read.cells)})
+    return found
+
+
+def _files_written(recording: Recording) -> list[JSON]:
+    """The files the recorded run wrote that are there now, with their sizes and the cells that wrote
+    each: the tests check the steps write them (not empty when the notebook's was not)."""
+    found: list[JSON] = []
+    for written in recording.files_written:
+        path = recording.notebook.parent / written.path
+        if path.is_file():
+            size = path.stat().st_size
+            found.append({"path": written.path, "cells": list(written.cells), "bytes": size})
     return found
 
 
