@@ -8,7 +8,6 @@ valid Python before anything else sees them.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import os
 import re
@@ -22,25 +21,26 @@ import libcst as cst
 from nbharden import __version__
 from nbharden.analyse import (
     BUILTINS,
-    MUTATING_METHODS,
     FullAnalysis,
     NotebookFacts,
-    TopStatement,
 )
 from nbharden.constraints import breaking_value
 from nbharden.dependencies import with_lower_bounds
-from nbharden.env_secrets import EnvSecretRewriter, env_fields
+from nbharden.env_secrets import EnvSecretRewriter, env_fields, resolve_secrets
 from nbharden.errors import InternalError
 from nbharden.lift import PassState, with_state_parameters
 from nbharden.local_modules import VENDORED
-from nbharden.models import FileTree, Finding, Fix, LocalModule, Plan, Severity, Shown, Span, Step
-from nbharden.plan import (
-    changed_by,
-    consumed_statements,
-    literal_annotation,
-    secret_fields,
-    statement_order,
-    statement_role,
+from nbharden.models import (
+    FileTree,
+    Finding,
+    Fix,
+    LocalModule,
+    Plan,
+    Severity,
+    Shown,
+    Span,
+    Statement,
+    Step,
 )
 from nbharden.readme import render_readme
 from nbharden.secrets import (
@@ -61,7 +61,6 @@ from nbharden.transform.codemods import (
     LiftLiterals,
     PrintToLogging,
     ShowToSave,
-    find_all,
     names_in,
 )
 from nbharden.transform.network import NetworkCalls, pipeline_setup, support_module, uses_network
@@ -105,7 +104,7 @@ class _Names:
         # one per notebook: it records what it rewrote; its helpers must not be shadowed by a step
         self.network = NetworkCalls(facts, taken | {s.name for s in plan.steps})
         # hard-coded secrets: each becomes its Config field's value (a step parameter) in the code
-        self.secrets = secret_fields(facts, plan.config_fields)
+        self.secrets = resolve_secrets(facts, plan.secrets)
         self.scrub = secret_values(s for cf in facts.cells.values() for s in cf.secrets)
         # secrets read from the environment by name: each read becomes its Config field's value
         self.env = env_fields(plan.config_fields)
@@ -220,66 +219,30 @@ def _shown_statements(stmt: cst.BaseStatement, shown: Shown) -> list[cst.BaseSta
     return [stmt.with_changes(body=[cst.Assign([target], value)]), log]
 
 
-def _changes(stmt: cst.BaseStatement, st: TopStatement, functions: set[str]) -> set[str]:
-    """Names a statement may bind or change: for placing a data contract after the last of them.
-
-    Besides bindings, the in-place changes of every line in it (``df["c"] = ...``, ``df.pop("a")``,
-    ``df.dropna(inplace=True)``) and the arguments of the notebook's own functions, which may change them.
-    """
-    changed = set(st.binds)
-    nodes = find_all(stmt, cst.SimpleStatementLine, cst.Call)  # one walk for both
-    for line in nodes:
-        if isinstance(line, cst.SimpleStatementLine):
-            changed |= changed_by(line)
-    for call in nodes:
-        if not isinstance(call, cst.Call):
-            continue
-        func = call.func
-        inplace = any(a.keyword is not None and a.keyword.value == "inplace" for a in call.args)
-        if isinstance(func, cst.Attribute) and (inplace or func.attr.value in MUTATING_METHODS):
-            changed |= {n for n in [_root_name(func.value)] if n}
-        if isinstance(func, cst.Name) and func.value in functions:
-            changed |= {a.value.value for a in call.args if isinstance(a.value, cst.Name)}
-    return changed
-
-
-def _root_name(node: cst.BaseExpression) -> str | None:
-    while isinstance(node, cst.Attribute | cst.Subscript):
-        node = node.value
-    return node.value if isinstance(node, cst.Name) else None
-
-
 def _step_body(
     step: Step,
     plan: Plan,
     analysis: FullAnalysis,
     names: _Names,
-    consumed: set[tuple[int, int]],
     counters: dict[str, int],
     lift: dict[str, str],
 ) -> tuple[list[cst.BaseStatement], list[set[str]]]:
-    """The step's statements, and per statement the names it may change (see ``_changes``)."""
+    """The step's statements (those of its cells the plan keeps as code, in the plan's order), and per
+    statement the names it may change (``Statement.changes``; a shown value's log line changes nothing)."""
     facts = analysis.facts
     assert facts is not None
     body: list[cst.BaseStatement] = []
     changes: list[set[str]] = []
-    hoisted_imports = frozenset(plan.hoisted_imports)
-    hoisted_defs = frozenset(plan.hoisted)
     shown = {(s.cell, s.statement): s for s in step.shown}
-    functions = {
-        st.binds[0] for cf in facts.cells.values() for st in cf.statements if st.kind == "def"
-    }
-    order = statement_order(facts, plan.moved)
+    runs: dict[int, list[Statement]] = {}
+    for statement in plan.statements:
+        if statement.role == "code":
+            runs.setdefault(statement.runs_in, []).append(statement)
     for index in step.cells:
         first = True
-        for src_cell, i in order[index]:
-            cf = facts.cells[src_cell]
-            role = statement_role(
-                cf, i, consumed, hoisted_imports, hoisted_defs, shown, plan.settings
-            )
-            if role != "code":
-                continue
-            stmt = cf.module.body[i]
+        for statement in runs.get(index, []):
+            src_cell, i = statement.cell, statement.index
+            stmt = facts.cells[src_cell].module.body[i]
             kept = (
                 _shown_statements(stmt, shown[(src_cell, i)]) if (src_cell, i) in shown else [stmt]
             )
@@ -292,7 +255,7 @@ def _step_body(
                     new = _with_comment(new, _cell_comment(index))
                     first = False
                 body.append(new)
-                changes.append(_changes(part, cf.statements[i], functions))
+                changes.append(set(statement.changes) if n == 0 else set())
     return body, changes
 
 
@@ -320,11 +283,10 @@ def _step_function(
     plan: Plan,
     analysis: FullAnalysis,
     names: _Names,
-    consumed: set[tuple[int, int]],
     counters: dict[str, int],
     lift: dict[str, str],
 ) -> cst.FunctionDef:
-    body, changes = _step_body(step, plan, analysis, names, consumed, counters, lift)
+    body, changes = _step_body(step, plan, analysis, names, counters, lift)
     _with_contracts(step, body, changes)
     outputs = [o.name for o in step.outputs]
     if outputs:
@@ -369,44 +331,18 @@ def _lifted_types(
     plan: Plan, facts: NotebookFacts, name: str, state: tuple[str, ...]
 ) -> dict[str, str | None]:
     """Annotations for a lifted function: its state parameters as the recorded run had them, its own
-    parameters from the literals every call passes, its return from the results it shows."""
+    parameters from the literals every call passes (``Plan.lifted_types``), its return from the results it
+    shows."""
     outputs = [o for step in plan.steps for o in step.outputs]
     types: dict[str, str | None] = {
         s: next((o.annotation for o in outputs if o.name == s and o.annotation), None) for s in state
     }
-    fn = next(
-        cf.module.body[i]
-        for cf in facts.cells.values()
-        for i, st in enumerate(cf.statements)
-        if st.kind == "def" and st.binds[0] == name
-    )
-    assert isinstance(fn, cst.FunctionDef)
-    positional = [p.name.value for p in fn.params.params]
-    seen: dict[str, set[str | None]] = {}
-    for cf in facts.cells.values():
-        for call in find_all(cf.module, cst.Call):
-            assert isinstance(call, cst.Call)
-            if not (isinstance(call.func, cst.Name) and call.func.value == name):
-                continue
-            for n, arg in enumerate(call.args):
-                key = arg.keyword.value if arg.keyword else (positional[n] if n < len(positional) else "")
-                seen.setdefault(key, set()).add(_literal_type(arg.value))
-    for key, kinds in seen.items():
-        if key and len(kinds) == 1 and None not in kinds:
-            types[key] = kinds.pop()
+    types.update(dict(plan.lifted_types).get(name, ()))  # its parameters every call passes a literal to
     shown = {s.name for step in plan.steps for s in step.shown if _calls(facts, s, name)}
     returned = {o.annotation for o in outputs if o.name in shown}
     if len(returned) == 1 and None not in returned:
         types["return"] = returned.pop()
     return types
-
-
-def _literal_type(node: cst.BaseExpression) -> str | None:
-    try:
-        annotation = literal_annotation(ast.parse(cst.Module([]).code_for_node(node), mode="eval").body)
-    except SyntaxError:
-        return None
-    return annotation if annotation in {"int", "float", "str", "bool"} else None
 
 
 def _calls(facts: NotebookFacts, shown: Shown, name: str) -> bool:
@@ -440,7 +376,6 @@ def _module_level(
     plan: Plan,
     names: _Names,
     counters: dict[str, int],
-    consumed: set[tuple[int, int]],
 ) -> tuple[list[cst.BaseStatement], set[str], list[cst.BaseStatement], list[cst.BaseStatement], set[str]]:
     """What goes to the top of steps.py: (imports, their code, functions and classes, process-wide settings,
     stdlib helpers the magics need)."""
@@ -450,37 +385,34 @@ def _module_level(
     seen_imports: set[str] = set()
     defs: list[cst.BaseStatement] = []
     settings: list[cst.BaseStatement] = []
-    hoisted_imports = frozenset(plan.hoisted_imports)
-    hoisted_defs = frozenset(plan.hoisted)
     needs: set[str] = set()
-    for index in sorted(facts.cells):
-        cf = facts.cells[index]
+    for cf in facts.cells.values():
         needs |= cf.needs
-        for i, stmt in enumerate(cf.module.body):
-            role = statement_role(
-                cf, i, consumed, hoisted_imports, hoisted_defs, settings=plan.settings
-            )
-            if role == "setting":
-                settings.append(_with_comment(stmt, _cell_comment(index)))
-            elif role == "import":
-                if names.local is not None:
-                    stmt = cast(cst.SimpleStatementLine, stmt.visit(names.local))
-                code = cst.Module([]).code_for_node(stmt.with_changes(leading_lines=[])).strip()
-                if code not in seen_imports:  # the same import in two cells is moved up once
-                    seen_imports.add(code)
-                    imports.append(cst.parse_statement(code + "\n"))
-            elif role == "def":
-                new, _ = _rewrite(stmt, names, facts, None, counters, index)
-                assert isinstance(new, cst.BaseStatement)
-                if isinstance(new, cst.FunctionDef) and new.name.value in names.lifted:
-                    state = names.lifted[new.name.value]
-                    types = _lifted_types(plan, facts, new.name.value, state)
-                    new = with_state_parameters(new, state, types)
-                defs.append(
-                    _with_comment(new, _cell_comment(index)).with_changes(
-                        leading_lines=[cst.EmptyLine(), cst.EmptyLine(), _cell_comment(index)]
-                    )
+    # in the notebook's order: moved definitions are defined at module level, where they were written
+    for statement in sorted(plan.statements, key=lambda s: (s.cell, s.index)):
+        index, role = statement.cell, statement.role
+        stmt = facts.cells[index].module.body[statement.index]
+        if role == "setting":
+            settings.append(_with_comment(stmt, _cell_comment(index)))
+        elif role == "import":
+            if names.local is not None:
+                stmt = cast(cst.SimpleStatementLine, stmt.visit(names.local))
+            code = cst.Module([]).code_for_node(stmt.with_changes(leading_lines=[])).strip()
+            if code not in seen_imports:  # the same import in two cells is moved up once
+                seen_imports.add(code)
+                imports.append(cst.parse_statement(code + "\n"))
+        elif role == "def":
+            new, _ = _rewrite(stmt, names, facts, None, counters, index)
+            assert isinstance(new, cst.BaseStatement)
+            if isinstance(new, cst.FunctionDef) and new.name.value in names.lifted:
+                state = names.lifted[new.name.value]
+                types = _lifted_types(plan, facts, new.name.value, state)
+                new = with_state_parameters(new, state, types)
+            defs.append(
+                _with_comment(new, _cell_comment(index)).with_changes(
+                    leading_lines=[cst.EmptyLine(), cst.EmptyLine(), _cell_comment(index)]
                 )
+            )
     return imports, seen_imports, defs, settings, needs
 
 
@@ -489,14 +421,11 @@ def _steps_module(
 ) -> str:
     facts = analysis.facts
     assert facts is not None
-    consumed = consumed_statements(facts, plan.config_fields)
     lift = {f.literal: f.name for f in plan.config_fields if f.kind == "lifted" and f.literal}
-    imports, seen_imports, defs, settings, needs = _module_level(
-        analysis, plan, names, counters, consumed
-    )
+    imports, seen_imports, defs, settings, needs = _module_level(analysis, plan, names, counters)
     hoisted_imports = frozenset(plan.hoisted_imports)
     functions = [
-        _step_function(s, plan, analysis, names, consumed, counters, lift) for s in plan.steps
+        _step_function(s, plan, analysis, names, counters, lift) for s in plan.steps
     ]
     if settings:
         defs.append(_settings_function(names.settings, settings))
@@ -1156,6 +1085,9 @@ def emit(
     facts = analysis.facts
     if facts is None:
         raise InternalError("emit needs a full analysis", path=analysis.notebook.path)
+    if not plan.statements and any(cf.statements for cf in facts.cells.values()):
+        # a plan not made by make_plan (or made from other facts): emit would drop every statement silently
+        raise InternalError("the plan carries no statement decisions", path=analysis.notebook.path)
     names = _Names(facts, plan, analysis.notebook.local_modules)
     names.gate = gate(analysis.notebook, settings.rules)
     counters = {"print": 0, "show": 0}
@@ -1236,13 +1168,13 @@ def _display_findings(analysis: FullAnalysis, plan: Plan) -> list[Finding]:
         )
         for i in dropped
     ]
-    shown = {(s.cell, s.statement) for step in plan.steps for s in step.shown}
+    display = {(s.cell, s.index) for s in plan.statements if s.role == "display"}
     for c in analysis.cells:
         cf = facts.cells[c.index]
         if c.index in dropped:
             continue
         for i, st in enumerate(cf.statements):
-            if statement_role(cf, i, set(), frozenset(), frozenset(), shown, plan.settings) != "display":
+            if (c.index, i) not in display:
                 continue
             text = " ".join(cst.Module([]).code_for_node(cf.module.body[i]).split())
             text = text if len(text) <= 60 else text[:57] + "..."
@@ -1265,21 +1197,16 @@ def _display_findings(analysis: FullAnalysis, plan: Plan) -> list[Finding]:
 
 def _display_cells(analysis: FullAnalysis, plan: Plan) -> list[int]:
     in_steps = {c for s in plan.steps for c in s.cells}
-    facts = analysis.facts
-    assert facts is not None
-    out = []
-    for c in analysis.cells:
-        cf = facts.cells[c.index]
-        if (
-            c.index not in in_steps
-            and cf.statements
-            and all(
-                statement_role(cf, i, set(), frozenset(), frozenset()) == "display"
-                for i in range(len(cf.statements))
-            )
-        ):
-            out.append(c.index)
-    return out
+    roles: dict[int, list[str]] = {}
+    for statement in plan.statements:
+        roles.setdefault(statement.cell, []).append(statement.role)
+    return [
+        c.index
+        for c in analysis.cells
+        if c.index not in in_steps
+        and roles.get(c.index)
+        and all(role == "display" for role in roles[c.index])
+    ]
 
 
 def finding_key(f: Finding) -> tuple[int, int, int, str, str]:

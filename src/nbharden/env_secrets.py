@@ -19,13 +19,14 @@ it is: the recorder still redacts its value by value (``record/_runtime_secrets.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
 
 from nbharden.analyse import NotebookFacts, qualify
-from nbharden.models import ConfigField
+from nbharden.models import ConfigField, SecretUse
 from nbharden.secret_shapes import is_secret_literal, is_secret_name, snake_name
 from nbharden.secrets import RESERVED_NAMES
 
@@ -179,6 +180,35 @@ def default_secrets(facts: NotebookFacts, fields: Iterable[ConfigField]) -> dict
         for r in env_reads(facts)
         if r.default_secret is not None and r.var in names
     }
+
+
+def resolve_secrets(facts: NotebookFacts, uses: Iterable[SecretUse]) -> dict[str, str]:
+    """Secret value -> Config field, from the plan's ``SecretUse`` locations and the notebook's code."""
+    reads: list[EnvRead] | None = None
+    out: dict[str, str] = {}
+    for use in uses:
+        cf = facts.cells[use.cell]
+        if use.source == "site":
+            out[cf.secrets[use.n].secret] = use.field
+        elif use.source == "assignment":
+            stmt = cf.module.body[use.n]
+            assert isinstance(stmt, cst.SimpleStatementLine)
+            small = stmt.body[0]
+            assert isinstance(small, cst.Assign | cst.AnnAssign) and small.value is not None
+            value = ast.literal_eval(cst.Module([]).code_for_node(small.value).strip())
+            assert isinstance(value, str)
+            out[value] = use.field
+        else:
+            reads = env_reads(facts) if reads is None else reads
+            out[
+                next(
+                    r.default_secret
+                    for r in reads
+                    if (r.cell, r.line, r.var) == (use.cell, use.line, use.env_var)
+                    and r.default_secret is not None
+                )
+            ] = use.field
+    return out
 
 
 def env_secret_fields(

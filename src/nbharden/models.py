@@ -224,6 +224,43 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Statement:
+    """What the package does with one top-level statement of a code cell: decided by the plan, rendered by emit.
+
+    ``role``: "config" (an assignment that became a Config field), "import" or "def" (moved to module level),
+    "setting" (a process-wide setting, run once at the pipeline's start), "display" (only shows a value: dropped)
+    or "code" (kept in a step). ``runs_in``: the cell whose step runs it, its own unless the plan moved it after
+    a statement of a later cell (``Plan.moved``). ``changes``: the names it may bind or change in place (its
+    bindings, ``df["c"] = ...``, ``df.pop("a")``, ``inplace=True``, arguments of the notebook's own functions),
+    so that a data contract is checked right after the last statement that changes its frame.
+    """
+
+    cell: int
+    index: int  # among the cell's top-level statements, from 0
+    role: str
+    runs_in: int
+    changes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    """A hard-coded secret the generated code reads from a Config field instead, named by where the notebook
+    wrote it, never by its value (the plan is shown and serialised).
+
+    ``source``: "assignment" (the string literal that top-level statement ``n`` of the cell assigns, a
+    statement that became the field), "site" (the value of the cell's secret site ``n``, counted from 0 in
+    ``CellFacts.secrets``) or "env-default" (the secret-looking default of the read of ``env_var`` on ``line``).
+    """
+
+    field: str
+    cell: int
+    line: int
+    source: str
+    n: int = -1
+    env_var: str = ""
+
+
+@dataclass(frozen=True)
 class Plan:
     package: str
     steps: tuple[Step, ...]
@@ -245,6 +282,12 @@ class Plan:
     # functions that move to module level with the notebook state they read as keyword-only parameters
     # (nbharden.lift): (name, the state names)
     lifted: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # every top-level statement of the code cells, in the order the package runs them (steps in cell order)
+    statements: tuple[Statement, ...] = ()
+    # the hard-coded secrets the generated code reads from Config fields (by location, never by value)
+    secrets: tuple[SecretUse, ...] = ()
+    # parameters of the lifted functions typed from the literals every call passes: (function, ((param, type)))
+    lifted_types: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -25,6 +25,7 @@ import libcst as cst
 
 from nbharden.analyse import (
     BUILTINS,
+    MUTATING_METHODS,
     FullAnalysis,
     NotebookFacts,
     TopStatement,
@@ -38,6 +39,7 @@ from nbharden.env_secrets import (
     env_reads,
     env_secret_fields,
     pinned_by_env,
+    resolve_secrets,
     used_env_fields,
 )
 from nbharden.lift import liftable
@@ -49,9 +51,11 @@ from nbharden.models import (
     Notebook,
     Param,
     Plan,
+    SecretUse,
     Severity,
     Shown,
     Span,
+    Statement,
     Step,
 )
 from nbharden.secrets import (
@@ -310,7 +314,6 @@ def _cell_flows(
 def changed_by(stmt: cst.BaseStatement) -> set[str]:
     """Names a simple statement changes in place without reading them otherwise: ``x.append(...)``,
     ``x[k] = ...``, ``x.attr = ...``, ``x.fit(...)``."""
-    from nbharden.analyse import MUTATING_METHODS
 
     changed: set[str] = set()
     if not isinstance(stmt, cst.SimpleStatementLine):
@@ -855,7 +858,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         deps = tuple(sorted({*deps, network.DEPENDENCY}, key=str.lower))
     if uses_plots or any(step.shown for step in steps):
         fields.append(_OUTPUT_DIR)
-    return Plan(
+    plan = Plan(
         package,
         tuple(steps),
         tuple(fields),
@@ -871,6 +874,12 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
         tuple(sorted(inputs.state)),
         inputs.settings_moved,
         tuple(place.lifted.items()),
+    )
+    return dataclasses.replace(
+        plan,
+        statements=plan_statements(facts, plan),
+        secrets=secret_uses(facts, plan.config_fields),
+        lifted_types=lifted_types(facts, plan.lifted),
     )
 
 
@@ -1834,3 +1843,163 @@ def _dependencies(facts: NotebookFacts, package: str, local: set[str]) -> tuple[
                 deps.add(req if name != req else name)
     deps -= {"ipython", "ipykernel", "jupyter"}
     return tuple(sorted(deps, key=str.lower))
+
+
+# --- per-statement decisions: what emit renders (Plan.statements, Plan.secrets, Plan.lifted_types) ---------------
+
+
+def plan_statements(facts: NotebookFacts, plan: Plan) -> tuple[Statement, ...]:
+    """Every top-level statement of the code cells with its role, the cell whose step runs it and the names it
+    may change, in the order the package runs them. Made from the finished plan's fields (Config, moved
+    imports and definitions, shown values, settings, relocations), so it agrees with them by construction."""
+    consumed = consumed_statements(facts, plan.config_fields)
+    hoisted_imports = frozenset(plan.hoisted_imports)
+    hoisted_defs = frozenset(plan.hoisted)
+    shown = {(s.cell, s.statement): s for step in plan.steps for s in step.shown}
+    functions = {
+        st.binds[0] for cf in facts.cells.values() for st in cf.statements if st.kind == "def"
+    }
+    out: list[Statement] = []
+    for runs_in, pairs in statement_order(facts, plan.moved).items():
+        for c, i in pairs:
+            cf = facts.cells[c]
+            role = statement_role(
+                cf, i, consumed, hoisted_imports, hoisted_defs, shown, plan.settings
+            )
+            changes: set[str] = set()
+            if role == "code":
+                changes = _kept_changes(cf.module.body[i], cf.statements[i], functions, shown.get((c, i)))
+            out.append(Statement(c, i, role, runs_in, tuple(sorted(changes))))
+    return tuple(out)
+
+
+def _kept_changes(
+    stmt: cst.BaseStatement, st: TopStatement, functions: set[str], shown: Shown | None
+) -> set[str]:
+    """What a kept statement may change as its step runs it: a shown value is bound to its name (or only
+    logged, when it is a name), so only the calls of the value it shows count, besides its own bindings."""
+    if shown is None:
+        return _changes(stmt, st, functions)
+    if shown.how == "name" or not isinstance(stmt, cst.SimpleStatementLine):
+        return set(st.binds)
+    small = stmt.body[0]
+    assert isinstance(small, cst.Expr)
+    value = small.value
+    if shown.how == "display":
+        assert isinstance(value, cst.Call)
+        value = value.args[0].value
+    return set(st.binds) | _call_changes(find_all(value, cst.Call), functions)
+
+
+def _changes(stmt: cst.BaseStatement, st: TopStatement, functions: set[str]) -> set[str]:
+    """Names a statement may bind or change: for placing a data contract after the last of them.
+
+    Besides bindings, the in-place changes of every line in it (``df["c"] = ...``, ``df.pop("a")``,
+    ``df.dropna(inplace=True)``) and the arguments of the notebook's own functions, which may change them.
+    """
+    changed = set(st.binds)
+    nodes = find_all(stmt, cst.SimpleStatementLine, cst.Call)  # one walk for both
+    for line in nodes:
+        if isinstance(line, cst.SimpleStatementLine):
+            changed |= changed_by(line)
+    return changed | _call_changes(nodes, functions)
+
+
+def _call_changes(nodes: list[cst.CSTNode], functions: set[str]) -> set[str]:
+    """Names the calls among ``nodes`` may change: the receiver of an in-place method, the name arguments of
+    the notebook's own functions."""
+    changed: set[str] = set()
+    for call in nodes:
+        if not isinstance(call, cst.Call):
+            continue
+        func = call.func
+        inplace = any(a.keyword is not None and a.keyword.value == "inplace" for a in call.args)
+        if isinstance(func, cst.Attribute) and (inplace or func.attr.value in MUTATING_METHODS):
+            changed |= {n for n in [_root_name(func.value)] if n}
+        if isinstance(func, cst.Name) and func.value in functions:
+            changed |= {a.value.value for a in call.args if isinstance(a.value, cst.Name)}
+    return changed
+
+
+def _root_name(node: cst.BaseExpression) -> str | None:
+    while isinstance(node, cst.Attribute | cst.Subscript):
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+def secret_uses(
+    facts: NotebookFacts, fields: tuple[ConfigField, ...]
+) -> tuple[SecretUse, ...]:
+    """``secret_fields`` as the plan carries it: each secret by where the notebook wrote it (its first site,
+    or the environment read it is the default of), never by value. Checked to resolve back to the same map."""
+    from nbharden.errors import InternalError
+
+    mapping = secret_fields(facts, fields)
+    if not mapping:
+        return ()
+    assigned: dict[str, tuple[int, int]] = {}
+    for c, i in sorted(consumed_statements(facts, fields)):
+        assignment = _literal_assignment(facts.cells[c].module.body[i])
+        if assignment is not None and isinstance(assignment[2], str):
+            assigned.setdefault(assignment[2], (c, i))
+    sites = [(c, n, site) for c in sorted(facts.cells) for n, site in enumerate(facts.cells[c].secrets)]
+    reads = env_reads(facts)
+    out: list[SecretUse] = []
+    for value, name in mapping.items():
+        if value in assigned:
+            c, i = assigned[value]
+            out.append(SecretUse(name, c, facts.cells[c].statements[i].line, "assignment", i))
+            continue
+        site = next(((c, n, s) for c, n, s in sites if s.secret == value), None)
+        if site is not None:
+            out.append(SecretUse(name, site[0], site[2].line, "site", site[1]))
+            continue
+        read = next((r for r in reads if r.default_secret == value), None)
+        if read is None:
+            raise InternalError(f"no site of the secret of Config field {name!r}")
+        out.append(SecretUse(name, read.cell, read.line, "env-default", env_var=read.var))
+    uses = tuple(out)
+    if resolve_secrets(facts, uses) != mapping:
+        raise InternalError("the secrets' locations do not name their values uniquely")
+    return uses
+
+
+def lifted_types(
+    facts: NotebookFacts, lifted: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """For each lifted function, its parameters that every call passes a literal of one type (int, float,
+    str, bool) to, with that type: their annotations."""
+    out: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for name, _state in lifted:
+        fn = next(
+            cf.module.body[i]
+            for cf in facts.cells.values()
+            for i, st in enumerate(cf.statements)
+            if st.kind == "def" and st.binds[0] == name
+        )
+        assert isinstance(fn, cst.FunctionDef)
+        positional = [p.name.value for p in fn.params.params]
+        seen: dict[str, set[str | None]] = {}
+        for cf in facts.cells.values():
+            for call in find_all(cf.module, cst.Call):
+                assert isinstance(call, cst.Call)
+                if not (isinstance(call.func, cst.Name) and call.func.value == name):
+                    continue
+                for n, arg in enumerate(call.args):
+                    key = arg.keyword.value if arg.keyword else (positional[n] if n < len(positional) else "")
+                    seen.setdefault(key, set()).add(_literal_type(arg.value))
+        typed: list[tuple[str, str]] = []
+        for key, kinds in seen.items():
+            kind = next(iter(kinds))
+            if key and len(kinds) == 1 and kind is not None:
+                typed.append((key, kind))
+        out.append((name, tuple(typed)))
+    return tuple(out)
+
+
+def _literal_type(node: cst.BaseExpression) -> str | None:
+    try:
+        annotation = literal_annotation(ast.parse(cst.Module([]).code_for_node(node), mode="eval").body)
+    except SyntaxError:
+        return None
+    return annotation if annotation in {"int", "float", "str", "bool"} else None
