@@ -281,12 +281,9 @@ def _value_annotation(value: object) -> str:
 def _cell_flows(
     analysis: FullAnalysis,
     order: dict[int, list[tuple[int, int]]],
-    consumed: set[tuple[int, int]],
-    hoisted_imports: set[str],
-    hoisted_defs: set[str],
+    roles: dict[tuple[int, int], str],
     config_names: set[str],
     shown: dict[tuple[int, int], Shown],
-    settings: Collection[tuple[int, int]],
     lifted: dict[str, tuple[str, ...]],
 ) -> dict[int, Flow]:
     """The data flow of the code each cell keeps in a step (cells that keep none are left out)."""
@@ -295,10 +292,7 @@ def _cell_flows(
     kept: dict[int, list[TopStatement]] = {}
     for index in facts.cells:
         for c, i in order[index]:
-            role = statement_role(
-                facts.cells[c], i, consumed, hoisted_imports, hoisted_defs, shown, settings
-            )
-            if role == "code":
+            if roles[(c, i)] == "code":
                 st = _with_shown(facts.cells[c].statements[i], c, shown)
                 kept.setdefault(index, []).append(_with_state(st, lifted))
     data = {b for stmts in kept.values() for st in stmts for b in st.binds} - config_names
@@ -877,7 +871,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     )
     return dataclasses.replace(
         plan,
-        statements=plan_statements(facts, plan),
+        statements=_statements(facts, inputs),
         secrets=secret_uses(facts, plan.config_fields),
         lifted_types=lifted_types(facts, plan.lifted),
     )
@@ -939,21 +933,26 @@ def _step_inputs(
         if rules.allows("NBH609", c, facts.cells[c].statements[i].line)
     )
     findings = [*_late_reader_findings(facts, moved), *_settings_findings(facts, settings_moved)]
-    flow = _cell_flows(
-        analysis,
-        order,
-        config.consumed,
-        place.hoisted_imports,
-        place.hoisted_defs,
-        config_names,
-        shown_map,
-        settings_moved,
-        place.lifted,
-    )
+    # the role of every statement, decided once: the data flow, the steps and Plan.statements follow it
+    roles = {
+        (c, i): statement_role(
+            facts.cells[c],
+            i,
+            config.consumed,
+            place.hoisted_imports,
+            place.hoisted_defs,
+            shown_map,
+            settings_moved,
+        )
+        for pairs in order.values()
+        for c, i in pairs
+    }
+    flow = _cell_flows(analysis, order, roles, config_names, shown_map, place.lifted)
     inputs = _StepInputs(
         analysis=analysis,
         facts=facts,
         order=order,
+        roles=roles,
         consumed=config.consumed,
         consumed_names={
             (c, name) for c, i in config.consumed for name in facts.cells[c].statements[i].binds
@@ -1272,6 +1271,7 @@ class _StepInputs:
     analysis: FullAnalysis
     facts: NotebookFacts
     order: dict[int, list[tuple[int, int]]]  # cell -> the (cell, statement) its step function runs
+    roles: dict[tuple[int, int], str]  # (cell, statement) -> its role (``statement_role``)
     consumed: set[tuple[int, int]]  # statements that became Config fields
     consumed_names: set[tuple[int, str]]  # (cell, name) of those
     hoisted_imports: set[str]
@@ -1383,16 +1383,7 @@ def _scan_cell(
     summary = next(c for c in inputs.analysis.cells if c.index == index)
     cell_has_code = False
     for src_cell, i in inputs.order[index]:
-        role = statement_role(
-            facts.cells[src_cell],
-            i,
-            inputs.consumed,
-            inputs.hoisted_imports,
-            inputs.hoisted_defs,
-            inputs.shown_map,
-            inputs.settings_moved,
-        )
-        if role != "code":
+        if inputs.roles[(src_cell, i)] != "code":
             continue
         cell_has_code = True
         _scan_statement(inputs, scan, src_cell, i, definer, types)
@@ -1848,27 +1839,21 @@ def _dependencies(facts: NotebookFacts, package: str, local: set[str]) -> tuple[
 # --- per-statement decisions: what emit renders (Plan.statements, Plan.secrets, Plan.lifted_types) ---------------
 
 
-def plan_statements(facts: NotebookFacts, plan: Plan) -> tuple[Statement, ...]:
-    """Every top-level statement of the code cells with its role, the cell whose step runs it and the names it
-    may change, in the order the package runs them. Made from the finished plan's fields (Config, moved
-    imports and definitions, shown values, settings, relocations), so it agrees with them by construction."""
-    consumed = consumed_statements(facts, plan.config_fields)
-    hoisted_imports = frozenset(plan.hoisted_imports)
-    hoisted_defs = frozenset(plan.hoisted)
-    shown = {(s.cell, s.statement): s for step in plan.steps for s in step.shown}
+def _statements(facts: NotebookFacts, inputs: _StepInputs) -> tuple[Statement, ...]:
+    """Every top-level statement of the code cells with its role (the one the steps were planned from), the
+    cell whose step runs it and the names it may change, in the order the package runs them."""
     functions = {
         st.binds[0] for cf in facts.cells.values() for st in cf.statements if st.kind == "def"
     }
     out: list[Statement] = []
-    for runs_in, pairs in statement_order(facts, plan.moved).items():
-        for c, i in pairs:
+    for runs_in in sorted(inputs.order):
+        for c, i in inputs.order[runs_in]:
             cf = facts.cells[c]
-            role = statement_role(
-                cf, i, consumed, hoisted_imports, hoisted_defs, shown, plan.settings
-            )
+            role = inputs.roles[(c, i)]
             changes: set[str] = set()
             if role == "code":
-                changes = _kept_changes(cf.module.body[i], cf.statements[i], functions, shown.get((c, i)))
+                shown = inputs.shown_map.get((c, i))
+                changes = _kept_changes(cf.module.body[i], cf.statements[i], functions, shown)
             out.append(Statement(c, i, role, runs_in, tuple(sorted(changes))))
     return tuple(out)
 
