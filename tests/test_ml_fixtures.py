@@ -665,3 +665,28 @@ def test_a_shown_table_the_notebook_computed_is_a_result(converted: Converted, t
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split() == ["DataFrame", "True"], run.stdout
     assert f"result name={name} value=" in run.stderr
+
+
+#: Files the notebooks write (issue 14: a run writes them under output_dir, never into the data folder).
+WRITES = {
+    "air_quality_api": ["air_quality_raw.csv"],
+    "bike_demand": ["predictions.csv"],
+    "credit_risk": ["credit_rf.joblib"],
+    "house_prices": ["banglore_home_prices_model.pickle", "columns.json"],
+    "mall_segments": ["kmeans_segments.joblib", "segments.csv"],
+    "titanic_logreg": ["titanic_model.pkl"],
+}
+
+
+@pytest.mark.parametrize("converted", _cases("writes_to_output_dir", sorted(WRITES)), indirect=True)
+def test_a_run_writes_the_notebook_files_under_output_dir_not_the_data_folder(
+    converted: Converted, tmp_path: Path
+) -> None:
+    before = tree_digest(converted.folder, converted.out.name)
+    run = _run_package(converted, tmp_path, f"import {converted.package}.pipeline as p; p.run()")
+    assert run.returncode == 0, run.stderr[-3000:]
+    after = tree_digest(converted.folder, converted.out.name)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"the run changed the data folder: {changed}"
+    written = sorted(p.name for p in (tmp_path / "outputs").rglob("*") if p.is_file())
+    assert set(WRITES[converted.name]) <= set(written), written

@@ -184,6 +184,11 @@ PATH_EXTENSIONS = frozenset(
         "joblib",
         "model",
         "bin",
+        "pt",
+        "pth",
+        "ckpt",
+        "keras",
+        "onnx",
     }
 )
 _PATH_SHAPE = re.compile(r"^(~|\.{1,2})?[\w.\-/\\ ~]*\.([A-Za-z0-9]{1,7})$")

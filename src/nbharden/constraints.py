@@ -6,7 +6,9 @@ Only what the notebook shows is inferred, never guessed from a name alone:
   in (0, 1];
 - an int passed as ``n_estimators=``, ``epochs=``... (or named like a count: ``n_rows``, ``num_epochs``) whose
   value is positive must stay positive; a seed must not be negative;
-- a path the notebook reads, that exists now and that no cell writes, must exist when the pipeline starts.
+- a path the notebook reads, that exists now and that no cell writes, must exist when the pipeline starts;
+- a path the notebook only writes (``joblib.dump(model, "model.joblib")``, ``df.to_csv("out.csv")``) is an
+  output: it resolves from ``output_dir``, so a run never writes into the data folder.
 
 Each constraint becomes ``Field(...)`` arguments (or the ``must_exist`` check of the generated Config) and an
 NBH205 finding at the line that shows it.
@@ -156,8 +158,28 @@ def infer_constraints(
         constraint, bound = _number_constraint(f, uses)
         exists = _must_exist(f, uses, by_literal, notebook_dir, written_stems)
         findings += [found for found in (bound, exists) if found is not None]
-        out.append(dataclasses.replace(f, constraints=constraint, must_exist=exists is not None))
+        f = dataclasses.replace(f, constraints=constraint, must_exist=exists is not None)
+        out.append(_as_output(f) if _only_written(f, uses, by_literal) else f)
     return out, findings
+
+
+def _only_written(f: ConfigField, uses: list[_Use], by_literal: dict[str, list[_Use]]) -> bool:
+    """Whether the notebook writes the file a path field names and never reads it (an output)."""
+    if f.annotation not in {"str", "Path"} or not f.literal or looks_like_url(f.literal):
+        return False
+    io = [u for u in uses + by_literal.get(f.literal, []) if u.kind in {"read", "write"}]
+    return bool(io) and all(u.kind == "write" for u in io)
+
+
+_FROM_DATA_DIR = "; relative to data_dir"
+
+
+def _as_output(f: ConfigField) -> ConfigField:
+    """``f`` as a file the pipeline writes: relative to output_dir (``_lift`` wrote "relative to data_dir")."""
+    description = f.description.removesuffix(_FROM_DATA_DIR)
+    if description != f.description:
+        description += "; relative to output_dir"
+    return dataclasses.replace(f, output_file=True, must_exist=False, description=description)
 
 
 def _collect_uses(facts: NotebookFacts) -> tuple[dict[str, list[_Use]], dict[str, list[_Use]]]:

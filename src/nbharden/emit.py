@@ -520,7 +520,12 @@ def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
         _doc(
             f"Configuration of the {plan.package} pipeline: the notebook's parameters and hard-coded paths.\n\n"
             f"Every field can be set in the environment as {prefix}<FIELD> or in a .env file. Relative\n"
-            f"paths resolve from data_dir ({prefix}DATA_DIR), the folder of the notebook's data.\n"
+            f"paths resolve from data_dir ({prefix}DATA_DIR), the folder of the notebook's data"
+            + (
+                f";\nthe files the notebook writes resolve from output_dir ({prefix}OUTPUT_DIR).\n"
+                if any(f.output_file for f in plan.config_fields)
+                else ".\n"
+            )
         ),
         "from pathlib import Path",
         "",
@@ -609,6 +614,7 @@ def _inputs_validator(plan: Plan, lines: list[str], prefix: str) -> list[str]:
 
 def _call_args(step: Step, plan: Plan, names: _Names) -> str:
     secrets = {f.name for f in plan.config_fields if f.secret}
+    outputs = {f.name for f in plan.config_fields if f.output_file}
     args = []
     for p in step.inputs:
         if p.name in step.state:
@@ -617,6 +623,8 @@ def _call_args(step: Step, plan: Plan, names: _Names) -> str:
             value = f"{names.config}.{p.name}"
             if p.name in secrets:
                 value += ".get_secret_value()"
+            if p.name in outputs:  # a file the notebook writes: under output_dir
+                value = f"output_file({names.config}.output_dir, {value})"
         else:
             value = p.name
         args.append(f"{p.name}={value}")
@@ -630,6 +638,8 @@ def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
     helpers = ["run_pipeline", "working_directory"]
     if plan.uses_plots:
         helpers += ["show_figures", "use_output_dir"]
+    if any(f.output_file for f in plan.config_fields):
+        helpers.append("output_file")
     if seed:
         helpers.append("seed_everything")
     network_helper, network_lines = pipeline_setup(plan.config_fields, cfg)

@@ -165,6 +165,8 @@ class ConfigField:
     constraints: str = ""  # extra ``Field(...)`` arguments inferred from the notebook, e.g. "gt=0, le=1"
     must_exist: bool = False  # a path the notebook reads: validated to exist (relative to data_dir)
     env_var: str = ""  # a secret the notebook read from this environment variable: it still sets the field
+    # a path the notebook only writes (a saved model, an exported table): relative to output_dir, not data_dir
+    output_file: bool = False
 
 
 @dataclass(frozen=True)

@@ -850,7 +850,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     if network.scan(facts).found:  # NBH301/NBH302: timeout and retries of network calls
         fields.extend(network.network_fields({*config.taken, *(f.name for f in fields)}))
         deps = tuple(sorted({*deps, network.DEPENDENCY}, key=str.lower))
-    if uses_plots or any(step.shown for step in steps):
+    if uses_plots or any(step.shown for step in steps) or any(f.output_file for f in fields):
         fields.append(_OUTPUT_DIR)
     plan = Plan(
         package,
@@ -986,12 +986,12 @@ _DATA_DIR = ConfigField(
     0,
     kind="output",
 )
-#: Where figures and shown results are saved (a Config field when the notebook plots or shows results).
+#: Where figures, shown results and the files the notebook writes are saved (a Config field when there are any).
 _OUTPUT_DIR = ConfigField(
     "output_dir",
     "Path",
     "default_output_dir()",
-    "folder where figures and metrics.json are saved",
+    "folder where figures, metrics.json and the files the notebook writes are saved",
     0,
     0,
     kind="output",
@@ -1780,7 +1780,7 @@ def _literal_assignment(stmt: cst.BaseStatement) -> tuple[str, str, object] | No
 
 _IO_NAMES = re.compile(
     r"(read_\w+|load\w*|open|savefig|to_\w+|imread|urlopen|urlretrieve|get|post|Path|"
-    r"genfromtxt|save\w*|ExcelFile|HDFStore|connect|read_text|write_text|exists|listdir)$"
+    r"genfromtxt|save\w*|dump|ExcelFile|HDFStore|connect|read_text|write_text|exists|listdir)$"
 )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
-_state: dict[str, object] = {"output_dir": None, "count": 0}
+_state: dict[str, object] = {"output_dir": None, "count": 0, "started_in": None}
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -201,17 +201,35 @@ def seed_everything(seed: int) -> None:
 def working_directory(path: Path) -> Iterator[None]:
     """Run with ``path`` as the working folder (the notebook's own, where its relative paths resolve)."""
     previous = Path.cwd()
+    _state["started_in"] = previous
     os.chdir(path)
     try:
         yield
     finally:
         os.chdir(previous)
+        _state["started_in"] = None
 
 
 def use_output_dir(path: Path | None) -> None:
-    """Save figures shown from now on into ``path`` (None: close them without saving)."""
-    _state["output_dir"] = path
+    """Save figures shown from now on into ``path`` (None: close them without saving).
+
+    A relative ``path`` is relative to the current folder, the one the run starts in
+    (not data_dir, where it works)."""
+    _state["output_dir"] = path.absolute() if path is not None else None
     _state["count"] = 0
+
+
+def output_file(output_dir: Path, path: Path) -> Path:
+    """Where the pipeline writes a file the notebook wrote (a saved model, a table).
+
+    ``path`` under ``output_dir``, never in the data folder; a relative ``output_dir``
+    is relative to the folder the run started in. The file's folder is created."""
+    started_in = _state.get("started_in")
+    if not output_dir.is_absolute() and isinstance(started_in, Path):
+        output_dir = started_in / output_dir
+    target = output_dir / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def show_figures(prefix: str = "figure") -> list[Path]:
