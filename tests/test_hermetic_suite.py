@@ -206,16 +206,19 @@ def test_a_step_that_no_longer_writes_its_file_or_logs_its_result_fails(
 ) -> None:
     """The files the notebook wrote and the results it showed are checked, not only the values the
     steps return: a step that stops writing its file (a model, a report) fails its test, and a pipeline
-    whose metrics.json lacks a shown result fails test_pipeline (mutants the ML fixtures' suites missed:
-    a dropped joblib.dump / pickle.dump, a dropped log_result)."""
+    whose metrics.json lacks a shown result fails test_pipeline, and a step whose data contract check
+    is gone fails the test that gives it a frame without a column (mutants the ML fixtures' suites
+    missed: a dropped joblib.dump / pickle.dump, log_result, require_columns)."""
     (tmp_path / "points.csv").write_text(CSV, encoding="utf-8")
     notebook = make_notebook(
         [
             "import pickle\nimport pandas as pd",
             "md:## Load",
             'points = pd.read_csv("points.csv")',
+            "md:## Scale",
+            "scaled = points * 2",
             "md:## Fit",
-            'slope = float(points["y"].sum() / points["x"].sum())\n'
+            'slope = float(scaled["y"].sum() / scaled["x"].sum())\n'
             "with open('slope' + '.pkl', 'wb') as fh:\n    pickle.dump(slope, fh)",
             "md:## Score",
             "def percent(value):\n    return round(value * 100, 3)",
@@ -239,3 +242,18 @@ def test_a_step_that_no_longer_writes_its_file_or_logs_its_result_fails(
     unlogged = _pytest(out)
     assert unlogged.returncode == 1, unlogged.stdout[-4000:]
     assert "lacks the result(s) the notebook showed: score" in unlogged.stdout, unlogged.stdout[-4000:]
+    # the data contract of the frame fit takes in: a test gives it the frame without a column
+    assert "test_fit_checks_the_columns_of_scaled PASSED" in _verbose(suite), suite.stdout[-4000:]
+    check = next(line for line in original.splitlines() if "require_columns(scaled" in line)
+    steps.write_text(original.replace(check, check.split("require_columns(")[0] + "pass"))
+    unchecked = _pytest(out)
+    assert unchecked.returncode == 1, unchecked.stdout[-4000:]
+    assert "FAILED tests/test_steps.py::test_fit_checks_the_columns_of_scaled" in unchecked.stdout, (
+        unchecked.stdout[-4000:]
+    )
+
+
+def _verbose(done: subprocess.CompletedProcess[str]) -> str:
+    """pytest -rA's summary as "<test> PASSED" lines."""
+    lines = [line.split(" ", 1) for line in done.stdout.splitlines() if " tests/" in line]
+    return "\n".join(f"{name.split('::')[-1]} {status}" for status, name in lines)
