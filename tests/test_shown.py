@@ -11,12 +11,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbharden import api
 from nbharden.analyse import FullAnalysis
 from nbharden.models import Plan, Shown
 from nbharden.plan import make_plan
 from nbharden.settings import Settings
+from nbharden.shown import _fresh, compose_name
 
 PlanFor = Callable[..., Plan]
 
@@ -88,6 +91,7 @@ def shown(plan: Plan) -> list[tuple[str, str]]:
         ),
         # a summary of the data by group is a result; a count by group is a preview, as value_counts
         ("d = X.assign(k=y)\nd.groupby('k').mean()", [("mean_by_k", "bind")]),
+        ("d = X.assign(k=y)\nd.groupby('k')['a'].mean()", [("a_mean_by_k", "bind")]),
         ("d = X.assign(k=y)\nd.groupby('k')[['a']].agg(['mean', 'max']).round(1)", [("summary_by_k", "bind")]),
         ("d = X.assign(k=y)\nsummary = d.groupby('k').median()\nsummary['n'] = 1\nsummary", [("summary", "name")]),
         ("d = X.assign(k=y)\nd.pivot_table(index='k', values='a')", [("d_pivot_table", "bind")]),
@@ -313,3 +317,47 @@ def test_a_frame_whose_index_repeats_is_logged_and_left_out_of_metrics() -> None
     assert results.jsonable(frame) is None
     assert results.jsonable(pd.DataFrame({"a": [1, 2]}, index=["x", "y"])) == {"x": {"a": 1}, "y": {"a": 2}}
     results.log_result("joined", frame)
+
+
+WORDS = st.from_regex(r"[a-z][a-z0-9]{0,9}|[0-9]{1,4}", fullmatch=True)
+PARTS = st.lists(st.lists(WORDS, min_size=1, max_size=5).map("_".join), min_size=1, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=PARTS)
+def test_a_composed_name_reads_like_an_engineers(parts: list[str]) -> None:
+    """Every result name: a valid identifier, no word twice, only whole words of its parts, about 30
+    characters at most (a single longer word stays whole), no number first."""
+    name = compose_name(parts)
+    words = name.split("_")
+    given_words = {w for p in parts for w in p.split("_")}
+    assert name.isidentifier() and not name[0].isdigit(), name
+    assert len(words) == len(set(words)), name
+    assert set(words) <= given_words | {"result"}, (name, parts)
+    assert len(name) <= 30 or len(words) == 1 or (len(words) == 2 and words[0] == "result"), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(bases=st.lists(PARTS.map("_".join), min_size=1, max_size=8))
+def test_fresh_names_are_unique_and_never_repeat_a_word(bases: list[str]) -> None:
+    taken = {"df", "model", "accuracy", "price_2"}
+    names = [_fresh(base, taken) for base in bases]
+    assert len(set(names)) == len(names) and not set(names) & {"df", "model", "accuracy", "price_2"}
+    for name in names:
+        words = name.split("_")
+        assert name.isidentifier() and len(words) == len(set(words)), name
+
+
+def test_tuple_results_repeat_no_word(plan_for: PlanFor) -> None:
+    """spam_filter and advertising_ols (issue 14): is_spam_result_is_spam_result, model_rsquared_rsquared_adj."""
+    plan = plan_for(
+        [
+            IMPORTS + "\nimport statsmodels.api as sm",
+            SETUP,
+            "def is_spam(text):\n    return len(text) > 3",
+            "is_spam('free money'), is_spam('hello')",
+            "ols = sm.OLS(y, X).fit()\nols.rsquared, ols.rsquared_adj",
+            "clf.coef_, clf.intercept_",
+        ]
+    )
+    assert shown(plan) == [("is_spam_result", "bind"), ("rsquared_adj", "bind"), ("coef_intercept", "bind")]

@@ -40,7 +40,7 @@ from nbharden.analyse import (
     qualify,
 )
 from nbharden.models import Shown
-from nbharden.shape import cut_at_word, remember_classes
+from nbharden.shape import remember_classes
 
 PREVIEW_METHODS = frozenset(
     """head tail sample describe info value_counts nunique unique isnull isna notnull notna memory_usage
@@ -294,14 +294,26 @@ def _summary_table(call: cst.Call, qualified: dict[str, str]) -> bool:
 
 
 def _summary_name(call: cst.Call) -> str | None:
-    """``mean_by_segment`` for ``df.groupby("segment")[cols].mean().round(1)``; None if not a group summary."""
+    """``mean_by_segment`` for ``df.groupby("segment")[cols].mean().round(1)``, ``shouting_mean_by_label``
+    for one column (``df.groupby("label")["shouting"].mean()``); None if not a group summary."""
     grouped, statistics = _group_statistics(_methods(call))
     if grouped is None or not statistics:
         return None
     keys = [s.evaluated_value for a in grouped.args[:1] for s in _strings(a.value)]
     key = "_".join(str(k) for k in keys) or "group"
-    statistic = statistics[-1]
-    return f"{'summary' if statistic in {'agg', 'aggregate'} else statistic}_by_{key}"
+    column = next(
+        (
+            str(link.slice[0].slice.value.evaluated_value)
+            for link in _chain(call)
+            if isinstance(link, cst.Subscript)
+            and len(link.slice) == 1
+            and isinstance(link.slice[0].slice, cst.Index)
+            and isinstance(link.slice[0].slice.value, cst.SimpleString)
+        ),
+        "",
+    )
+    statistic = "summary" if statistics[-1] in {"agg", "aggregate"} else statistics[-1]
+    return compose_name([column, statistic, "by", key])
 
 
 def _statistic(method: str, call: cst.Call) -> bool:
@@ -414,9 +426,9 @@ def result_name(
         parts = [result_name(e.value, classes, inner, modules) for e in expr.elements]
         roots = {_root(e.value) for e in expr.elements}
         if len(roots) == 1 and all(isinstance(e.value, cst.Attribute) for e in expr.elements):
-            root = next(iter(roots)) or "value"  # (model.rsquared, model.rsquared_adj)
-            parts = [root, *(p[len(root) + 1 :] if p.startswith(root + "_") else p for p in parts)]
-        return cut_at_word("_".join(parts), 30, fallback="result")
+            root = next(iter(roots)) or "value"  # (model.rsquared, model.rsquared_adj): rsquared_adj
+            parts = [p[len(root) + 1 :] if p.startswith(root + "_") else p for p in parts]
+        return compose_name(parts)
     if isinstance(expr, cst.Subscript) and len(expr.slice) == 1:
         index = expr.slice[0].slice
         key = ""
@@ -469,12 +481,37 @@ def _function_result(function: str, call: cst.Call) -> str:
     return f"{function}_result"  # the function's own name is taken by the function
 
 
+#: How long a result's name may grow from its parts (a single longer word is kept whole).
+NAME_LIMIT = 30
+
+
+def compose_name(parts: Sequence[str], limit: int = NAME_LIMIT, fallback: str = "result") -> str:
+    """One snake_case identifier from name parts, as an engineer would write it: every word once (where it
+    first comes: ``is_spam_result`` + ``is_spam_result`` -> ``is_spam_result``, ``rsquared`` +
+    ``rsquared_adj`` -> ``rsquared_adj``), cut between words to at most ``limit`` characters (a first word
+    longer than that is kept whole, never cut), numbers never first (``2021_sales`` -> ``sales_2021``)."""
+    words: list[str] = []
+    for word in (w for part in parts for w in re.findall(r"[a-z0-9]+", part.lower())):
+        if word not in words:
+            words.append(word)
+    leading = next((i for i, w in enumerate(words) if not w[0].isdigit()), len(words))
+    words = words[leading:] + words[:leading] if leading < len(words) else [fallback, *words]
+    name = words[0]
+    for word in words[1:]:
+        if len(name) + 1 + len(word) > limit:
+            break
+        name = f"{name}_{word}"
+    return name
+
+
 def _fresh(base: str, taken: set[str]) -> str:
-    name = re.sub(r"\W+", "_", base).strip("_").lower() or "result"
-    if name[0].isdigit():
-        name = f"result_{name}"
+    """``base`` as a name (``compose_name``) no notebook name, Config field, step or earlier result uses:
+    ``accuracy``, then ``accuracy_2``, ``accuracy_3``..."""
+    name = compose_name([base])
+    words = name.split("_")
     candidate, n = name, 2
     while candidate in taken or keyword.iskeyword(candidate) or candidate in BUILTINS:
+        n += str(n) in words  # price_2 taken: price_2_3, never price_2_2
         candidate, n = f"{name}_{n}", n + 1
     taken.add(candidate)
     return candidate
