@@ -219,7 +219,7 @@ def test_a_step_that_no_longer_writes_its_file_or_logs_its_result_fails(
             "scaled = points * 2",
             "md:## Fit",
             'slope = float(scaled["y"].sum() / scaled["x"].sum())\n'
-            "with open('slope' + '.pkl', 'wb') as fh:\n    pickle.dump(slope, fh)",
+            "pickle.dump(slope, open('slope.pkl', 'wb'))",
             "md:## Score",
             "def percent(value):\n    return round(value * 100, 3)",
             "score = percent(slope)\nscore",
@@ -231,8 +231,9 @@ def test_a_step_that_no_longer_writes_its_file_or_logs_its_result_fails(
     original = steps.read_text(encoding="utf-8")
     suite = _pytest(out)
     assert suite.returncode == 0 and "SKIPPED" not in suite.stdout, suite.stdout[-4000:]
+    # the path is a Config field the recorded run wrote: not copied into the tests' folders
     dump = next(line for line in original.splitlines() if "pickle.dump(" in line)
-    steps.write_text(original.replace(dump, dump.replace("pickle.dump(", "(")), encoding="utf-8")
+    steps.write_text(original.replace(dump, dump.split("pickle.dump(")[0] + "pass"))
     no_model = _pytest(out)
     assert no_model.returncode == 1, no_model.stdout[-4000:]
     assert "the notebook wrote slope.pkl" in no_model.stdout, no_model.stdout[-4000:]

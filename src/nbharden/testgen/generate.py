@@ -14,7 +14,7 @@ import keyword
 import posixpath
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import libcst as cst
@@ -282,7 +282,12 @@ def _recording_index(
         # what the recorder set in the kernel's environment: the tests' conftest sets it too
         "environment": dict(recording.environment),
         # the files the notebook read, relative to data_dir: the tests copy them into their folder
-        "input_files": _input_files(plan, recording.notebook.parent),
+        "input_files": _input_files(
+            plan,
+            recording.notebook.parent,
+            # a file the run wrote before reading it (a saved model) is no input: its test must write it
+            {posixpath.normpath(w.path) for w in recording.files_written},
+        ),
         # the other files its cells read by relative paths (built at run time, or literals not lifted)
         "files_read": _files_read(plan, recording),
         # the files its cells wrote (and that are there now): the tests check the steps write them
@@ -387,15 +392,17 @@ def _template(name: str, constants: Mapping[str, str]) -> str:
     return text
 
 
-def _input_files(plan: Plan, folder: Path) -> dict[str, JSON]:
+def _input_files(plan: Plan, folder: Path, written: Collection[str] = ()) -> dict[str, JSON]:
     """Per Config field naming a file: its path (as the notebook wrote it), the sha256 of the file when
     the tests were generated, and whether the tests require it (a file the notebook reads, NBH205).
     Fields whose file exists then but that the notebook may write are copied when present, never
-    required.
+    required; not those the recorded run wrote (``written``: the tests check the steps write them).
     """
     found: dict[str, JSON] = {}
     for field in plan.config_fields:
         if not field.literal or field.secret or "://" in field.literal:
+            continue
+        if not field.must_exist and posixpath.normpath(field.literal) in written:
             continue
         try:
             digest: str | None = hashlib.sha256((folder / field.literal).read_bytes()).hexdigest()
