@@ -231,7 +231,7 @@ def check_written(cells: Collection[int] | None, where: str) -> None:
         entry["path"]
         for entry in expected
         if Path(entry["path"]).name not in sizes
-        or (entry.get("bytes", 0) > 0 and sizes[Path(entry["path"]).name] == 0)
+        or (not entry.get("empty", True) and sizes[Path(entry["path"]).name] == 0)
     ]
     assert not missing, (
         f"{where}: the notebook wrote {', '.join(missing)}; not written here (looked in {folder})"

@@ -433,14 +433,15 @@ def _files_read(plan: Plan, recording: Recording) -> list[JSON]:
 
 
 def _files_written(recording: Recording) -> list[JSON]:
-    """The files the recorded run wrote that are there now, with their sizes and the cells that wrote
-    each: the tests check the steps write them (not empty when the notebook's was not)."""
+    """The files the recorded run wrote that are there now, with the cells that wrote each and whether
+    it was empty: the tests check the steps write them (not empty when the notebook's was not). Not
+    their size, which need not be the same twice (an executed notebook holds its timings)."""
     found: list[JSON] = []
     for written in recording.files_written:
         path = recording.notebook.parent / written.path
         if path.is_file():
-            size = path.stat().st_size
-            found.append({"path": written.path, "cells": list(written.cells), "bytes": size})
+            empty = path.stat().st_size == 0
+            found.append({"path": written.path, "cells": list(written.cells), "empty": empty})
     return found
 
 
