@@ -672,12 +672,22 @@ def _hoistable(
     (found by the differential tester: ``def h(k=v)`` raised NameError at import).
     """
     imports = _hoistable_imports(facts, write_counts)
+    imported = {
+        bound
+        for cf in facts.cells.values()
+        for st in cf.statements
+        if st.kind == "import"
+        for bound, _ in st.import_names
+    }
     defs: dict[str, tuple[str, ...]] = {}
     for cf in facts.cells.values():
         for name, reads in cf.def_reads.items():
-            # a name bound by anything else, or defined twice, or next to a `global` statement never hoists
+            # a name bound by anything else (an import too: pytudes Probability's def Fraction after
+            # `from fractions import Fraction`, hoisted, replaced the import for the cells before it), or
+            # defined twice, or next to a `global` statement never hoists
             if (
                 write_counts.get(name, 0) == 0
+                and name not in imported
                 and not cf.global_decls
                 and _def_count(facts, name) == 1
                 and name not in pinned

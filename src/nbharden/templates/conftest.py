@@ -266,4 +266,29 @@ def _hermetic(
     # HTTP requests get the responses of the recorded run, those of the step's own cells first
     step = _step_of(request.node.name)
     _http_replay.install(monkeypatch, RECORDING.get("http", []), step["cells"] if step else ())
+    globals_before = _package_globals()
     yield
+    _restore_globals(globals_before)
+
+
+def _package_globals() -> dict[str, dict[str, Any]]:
+    """The globals of the package's modules imported so far, by module."""
+    return {
+        name: dict(vars(module))
+        for name, module in list(sys.modules.items())
+        if name == PACKAGE or name.startswith(f"{PACKAGE}.")
+    }
+
+
+def _restore_globals(before: dict[str, dict[str, Any]]) -> None:
+    """Put the package's module globals back as they were before the test: a step that rebinds one
+    (``global Fraction`` in a later step) must not change what the next test's steps see.
+    """
+    for name, values in before.items():
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        now = vars(module)
+        for key in [k for k in now if k not in values]:
+            del now[key]
+        now.update(values)
