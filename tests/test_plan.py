@@ -517,3 +517,25 @@ def test_an_except_as_handler_that_did_not_run_leaves_the_earlier_value(plan_for
     assert ("e", first.name) in io(tried)[0]
     assert "e" not in [p.name for p in handler.inputs]
     assert ("e", first.name) in io(use)[0]
+
+
+@pytest.mark.parametrize("attribute", ["best_estimator_", "estimator_", "final_estimator_"])
+def test_the_estimator_a_search_chose_is_a_model_the_pipeline_returns(
+    plan_for: PlanFor, attribute: str
+) -> None:
+    """credit_risk: ``best = grid.best_estimator_`` is the model the notebook then evaluates and saves;
+    run() returned the search but not ``best``, the model a user wants from it."""
+    plan = plan_for(
+        [
+            "from sklearn.linear_model import LogisticRegression\n"
+            "from sklearn.model_selection import GridSearchCV",
+            "md:## Search",
+            "grid = GridSearchCV(LogisticRegression(), {'C': [0.1, 1.0]}, cv=2)\n"
+            "grid.fit([[0], [1], [2], [3]], [0, 1, 0, 1])\n"
+            f"best = grid.{attribute}",
+            "md:## Save",
+            "import joblib\njoblib.dump(best, 'best.joblib')",
+        ]
+    )
+    search = next(s for s in plan.steps if s.name == "search")
+    assert "best" in search.models and "best" in search.results, search

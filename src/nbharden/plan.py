@@ -527,12 +527,22 @@ def _with_shown(st: TopStatement, cell: int, shown: dict[tuple[int, int], Shown]
 
 def fitted_names(stmt: cst.BaseStatement) -> list[str]:
     """Names a top-level statement fits: ``model.fit(X, y)``, ``scaler.fit_transform(X)``, and the target of
-    ``model = LinearRegression().fit(X, y)`` or ``results = sm.OLS(y, X).fit()``."""
+    ``model = LinearRegression().fit(X, y)`` or ``results = sm.OLS(y, X).fit()``; and the target of
+    ``best = grid.best_estimator_`` (the fitted estimator a search or an ensemble chose)."""
     found: list[str] = []
     if not isinstance(stmt, cst.SimpleStatementLine):
         return found
     for small in stmt.body:
         value = getattr(small, "value", None)
+        if (
+            isinstance(small, cst.Assign)
+            and len(small.targets) == 1
+            and isinstance(small.targets[0].target, cst.Name)
+            and isinstance(value, cst.Attribute)
+            and value.attr.value.endswith("estimator_")
+        ):
+            found.append(small.targets[0].target.value)
+            continue
         if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)):
             continue
         method, receiver = value.func.attr.value, value.func.value
