@@ -52,7 +52,7 @@ from nbharden.secrets import (
 from nbharden.selection import RuleGate, RuleSelection, gate
 from nbharden.settings import Settings
 from nbharden.shape import summary_of
-from nbharden.shown import shown_expression
+from nbharden.shown import shown_expression, shown_value
 from nbharden.strict_types import complete_annotations
 from nbharden.templates import template_text
 from nbharden.transform.codemods import (
@@ -207,14 +207,10 @@ def _step_doc(step: Step, notebook: str, outputs: list[str]) -> str:
 def _shown_statements(stmt: cst.BaseStatement, shown: Shown) -> list[cst.BaseStatement]:
     """A shown value as the pipeline keeps it: bound to its name (unless it is a name), then logged."""
     log = cst.parse_statement(f"log_result({shown.name!r}, {shown.name})\n")
-    if shown.how == "name" or not isinstance(stmt, cst.SimpleStatementLine):
+    value = shown_value(stmt, shown)
+    if value is None:
         return [log.with_changes(leading_lines=getattr(stmt, "leading_lines", ()))]
-    small = stmt.body[0]
-    assert isinstance(small, cst.Expr)
-    value = small.value
-    if shown.how == "display":
-        assert isinstance(value, cst.Call)
-        value = value.args[0].value
+    assert isinstance(stmt, cst.SimpleStatementLine)
     target = cst.AssignTarget(cst.Name(shown.name))
     return [stmt.with_changes(body=[cst.Assign([target], value)]), log]
 

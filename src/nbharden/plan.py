@@ -68,7 +68,7 @@ from nbharden.secrets import (
 from nbharden.selection import RuleGate, gate
 from nbharden.settings import Settings
 from nbharden.shape import Flow, Section, sections
-from nbharden.shown import find_shown
+from nbharden.shown import find_shown, shown_value
 from nbharden.transform import network
 from nbharden.transform.codemods import find_all
 
@@ -1885,14 +1885,9 @@ def _kept_changes(
     logged, when it is a name), so only the calls of the value it shows count, besides its own bindings."""
     if shown is None:
         return _changes(stmt, st, functions)
-    if shown.how == "name" or not isinstance(stmt, cst.SimpleStatementLine):
+    value = shown_value(stmt, shown)
+    if value is None:
         return set(st.binds)
-    small = stmt.body[0]
-    assert isinstance(small, cst.Expr)
-    value = small.value
-    if shown.how == "display":
-        assert isinstance(value, cst.Call)
-        value = value.args[0].value
     return set(st.binds) | _call_changes(find_all(value, cst.Call), functions)
 
 

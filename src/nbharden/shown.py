@@ -364,6 +364,20 @@ def _returns_value(fn: cst.FunctionDef) -> bool:
     return found
 
 
+def shown_value(stmt: cst.BaseStatement, shown: Shown) -> cst.BaseExpression | None:
+    """The expression a kept shown statement shows (``x`` of ``display(x)``), which the pipeline binds to
+    the result's name; None when the statement shows a name (only logged) or is not one simple line."""
+    if shown.how == "name" or not isinstance(stmt, cst.SimpleStatementLine):
+        return None
+    small = stmt.body[0]
+    assert isinstance(small, cst.Expr)
+    value = small.value
+    if shown.how == "display":
+        assert isinstance(value, cst.Call)
+        value = value.args[0].value
+    return value
+
+
 def shown_expression(
     stmt: cst.BaseStatement, last: bool, shadowed: Collection[str] = ()
 ) -> tuple[cst.BaseExpression, str] | None:
