@@ -124,8 +124,11 @@ def _variables(node: cst.CSTNode) -> set[str]:
     return found
 
 
-def _plain_signature(fn: cst.FunctionDef, state: frozenset[str]) -> bool:
-    """No decorators; defaults and annotations read no state; no parameter named like a state name."""
+def _plain_signature(fn: cst.FunctionDef, state: frozenset[str], bound: frozenset[str]) -> bool:
+    """No decorators; no parameter named like a state name; defaults and annotations read no state and no
+    other name the notebook binds outside module level (``bound``): at module level they are evaluated at
+    import, before any step ran (found by the differential tester's long run: ``def f(k=total)``
+    lifted for its read of ``tick`` raised NameError at import)."""
     if fn.decorators or fn.asynchronous is not None:
         return False
     params = fn.params
@@ -135,9 +138,9 @@ def _plain_signature(fn: cst.FunctionDef, state: frozenset[str]) -> bool:
         if param.name.value in state:
             return False
         for part in (param.default, param.annotation):
-            if part is not None and names_in(part) & state:
+            if part is not None and names_in(part) & (state | bound):
                 return False
-    return fn.returns is None or not names_in(fn.returns) & state
+    return fn.returns is None or not names_in(fn.returns) & (state | bound)
 
 
 def liftable(
@@ -145,9 +148,11 @@ def liftable(
     hoisted: Collection[str],
     write_counts: Mapping[str, int],
     pinned: Collection[str],
+    module_state: Collection[str] = (),
 ) -> dict[str, tuple[str, ...]]:
     """Function name -> the notebook names it reads, for the functions that move to module level with those
-    names as keyword-only parameters. ``hoisted``: the imports and definitions already at module level.
+    names as keyword-only parameters. ``hoisted``: the imports and definitions already at module level, and
+    the ``module_state`` names (globals of the steps module once a step binds them).
     """
     notebook_bound = {b for cf in facts.cells.values() for st in cf.statements for b in st.binds}
     defined = [
@@ -157,6 +162,9 @@ def liftable(
         if st.kind in {"def", "class"}
     ]
     names = [name for _, _, name in defined]
+    # what a lifted function's defaults and annotations must not read: the notebook's names that are not at
+    # module level when the module is imported (module state is there only once a step bound it)
+    bound = frozenset((notebook_bound - set(hoisted)) | set(module_state))
     out: dict[str, tuple[str, ...]] = {}
     for cf, i, name in defined:
         fn = cf.module.body[i]
@@ -174,7 +182,7 @@ def liftable(
             or cf.global_decls
             or name in facts.shadowed  # the notebook's own print/display: left as it is
             or any(s in names or s == name for s in state)  # another notebook function: not data
-            or not _plain_signature(fn, frozenset(state))
+            or not _plain_signature(fn, frozenset(state), bound)
             or name in _variables(fn.body)  # recursive: its own calls would need the state too
         ):
             continue

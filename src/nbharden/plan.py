@@ -922,7 +922,7 @@ def _placement(facts: NotebookFacts, rules: RuleGate) -> _Placement:
     lifted = {
         name: params
         for name, params in liftable(
-            facts, hoisted_imports | hoisted_defs | state, write_counts, pinned
+            facts, hoisted_imports | hoisted_defs | state, write_counts, pinned, state
         ).items()
         if rules.allows("NBH610", *_defined_at(facts, name))
     }
