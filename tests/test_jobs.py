@@ -470,12 +470,21 @@ def test_runner_stop_escalates_to_sigkill_and_names_the_folders_being_written(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(jobs, "GRACE", 0.5)
-    runner = jobs.Runner(["out/a", "out/b"], _stubborn, jobs=2, preload=[])
+    writing: list[str | None] = []
+
+    def on_event(index: int, kind: str, value: str | None) -> None:
+        if kind == "writing":
+            writing.append(value)
+
+    runner = jobs.Runner(["out/a", "out/b"], _stubborn, jobs=2, preload=[], on_event=on_event)
     results = runner.results()
-    started = time.monotonic()
     with pytest.raises(TimeoutError):
-        # Interrupt the wait for results the way a signal handler would.
+        # Interrupt the wait for results the way a signal handler would, once both workers
+        # said they are writing (starting them takes longer than a second on a loaded machine).
         def alarm(signum: int, frame: object) -> None:
+            if len(writing) < 2:
+                signal.setitimer(signal.ITIMER_REAL, 0.5)
+                return
             raise TimeoutError
 
         old = signal.signal(signal.SIGALRM, alarm)
@@ -487,6 +496,7 @@ def test_runner_stop_escalates_to_sigkill_and_names_the_folders_being_written(
             signal.signal(signal.SIGALRM, old)
     pids = [run.process.pid for run in runner.running.values()]
     assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+    started = time.monotonic()
     assert sorted(runner.stop()) == ["out/a", "out/b"]
     assert time.monotonic() - started < 30
     assert not any(_alive(pid) for pid in pids)

@@ -600,3 +600,45 @@ def test_importing_load_is_light_and_valid_notebooks_skip_jsonschema() -> None:
         env={"PYTHONPATH": str(ROOT / "src")},
     ).stdout.splitlines()
     assert out == ["[]", "['IPython']"]
+
+
+# --- a notebook read while Jupyter saves it -------------------------------------------------------
+
+
+def test_a_read_during_a_jupyter_save_waits_for_the_save(tmp_path: Path) -> None:
+    """Jupyter's contents manager saves in place (jupyter_server's ``atomic_writing``: copy to
+    ``.~nb.ipynb``, truncate, write, remove the copy): a load in the middle saw an empty file and
+    refused it as "not valid notebook JSON" (the Lab's concurrency test hit it in CI). The load
+    now waits for the save and reads the new version."""
+    import threading
+
+    from jupyter_server.services.contents.fileio import atomic_writing
+
+    path = write_nb(tmp_path, [code("x = 1")])
+    new = json.loads(path.read_text())
+    new["cells"][0]["source"] = "x = 2"
+    got: list[object] = []
+    with atomic_writing(str(path)) as handle:
+        assert (tmp_path / ".~nb.ipynb").exists() and path.read_bytes() == b""
+        reader = threading.Thread(target=lambda: got.append(_load_or_error(path)))
+        reader.start()
+        reader.join(0.3)  # the reader meets the empty file of a save under way
+        handle.write(json.dumps(new))
+    reader.join()
+    assert [nb.cells[0].code if not isinstance(nb, InputError) else nb for nb in got] == ["x = 2"]
+
+
+@pytest.mark.slow  # the stale copy costs one SAVE_WAIT
+def test_a_broken_file_fails_at_once_with_no_save_under_way(tmp_path: Path) -> None:
+    path = tmp_path / "nb.ipynb"
+    path.write_text('{"cells": [')
+    assert "not valid notebook JSON" in str(refusal(path))
+    (tmp_path / ".~nb.ipynb").write_text("{}")  # a copy left by a crashed save: one wait, then the error
+    assert "not valid notebook JSON" in str(refusal(path))
+
+
+def _load_or_error(path: Path) -> object:
+    try:
+        return load(path, settings=DEFAULT)
+    except InputError as exc:
+        return exc

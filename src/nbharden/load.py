@@ -20,6 +20,7 @@ import json
 import os
 import re
 import stat
+import time
 import tokenize
 import warnings
 from collections.abc import Callable, Iterable
@@ -50,6 +51,11 @@ _COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # notebooks may ``await`` at th
 #: deeper: a 150-deep list or a 330-term sum compiled, then crashed the analysis (exit 123).
 #: Real cells stay under 40; 100 leaves room for every stage after this one.
 MAX_CODE_DEPTH = 100
+#: How long a read that found a half-saved notebook waits for the save to end (seconds). Jupyter's
+#: contents manager saves in place: it copies the old file to ``.~<name>``, truncates and rewrites
+#: the notebook, then removes the copy; a reader in between sees an empty or cut file. Real saves
+#: take milliseconds; a stale ``.~`` copy left by a crash costs one wait, then the error.
+SAVE_WAIT = 3.0
 
 
 class _DuplicateKeyError(Exception):
@@ -90,9 +96,7 @@ def load(path: Path, *, settings: Settings) -> Notebook:
 
 
 def _load(path: Path, settings: Settings) -> Notebook:
-    data = _read_bytes(path, settings.max_bytes)
-    text = _decode(path, data)
-    raw = _parse_json(path, text, settings.max_depth)
+    data, raw = _read_json(path, settings)
     if not isinstance(raw, dict):
         raise InputError(
             f"invalid notebook at top level: expected a JSON object, got {_json_type(raw)}",
@@ -138,6 +142,31 @@ def _load(path: Path, settings: Settings) -> Notebook:
 
 
 # --- bytes, text, JSON ---------------------------------------------------------------------
+
+
+def _read_json(path: Path, settings: Settings) -> tuple[bytes, Any]:
+    """The file's bytes and their JSON, read again while an editor's save is under way (a
+    torn read is an empty or cut file, never valid JSON); a file that is simply broken fails at
+    once."""
+    deadline = time.monotonic() + SAVE_WAIT
+    while True:
+        before = _stamp(path)
+        data = _read_bytes(path, settings.max_bytes)
+        try:
+            return data, _parse_json(path, _decode(path, data), settings.max_depth)
+        except InputError:
+            saving = (path.parent / f".~{path.name}").exists() or _stamp(path) != before
+            if not saving or time.monotonic() > deadline:
+                raise
+        time.sleep(0.02)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
