@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nbharden import api
@@ -361,3 +361,85 @@ def test_tuple_results_repeat_no_word(plan_for: PlanFor) -> None:
         ]
     )
     assert shown(plan) == [("is_spam_result", "bind"), ("rsquared_adj", "bind"), ("coef_intercept", "bind")]
+
+
+# --- printed results: a computed name a print prints is a result, as a shown one ----------------------
+
+PRINTED = (
+    "acc = accuracy_score(y, pred)\nf1 = f1_score(y, pred)\nscores = cross_val_score(reg, X, y, cv=2)\n"
+    "n = 3\nlabel = 'run'\nframe = X"
+)
+COMPUTED = {"acc", "f1", "scores"}  # n, label and frame: a constant, a string and a frame, previews
+
+
+def _print_of(names: list[str], form: str) -> str:
+    """One print statement printing ``names`` in the given form."""
+    listed = ", ".join(names)
+    if form == "args":
+        return f"print({listed})"
+    if form == "labelled":
+        return "print(" + ", ".join(f"'{n}:', {n}" for n in names) + ")"
+    if form == "sep":
+        return f"print({listed}, sep=', ', end='\\n')"
+    if form == "fstring":
+        return 'print(f"' + " ".join(f"{n}={{{n}!r}}" for n in names) + '")'
+    if form == "percent":
+        return f"print('{' '.join(['%s'] * len(names))}' % ({listed},))"
+    return f"print('{' '.join(['{}'] * len(names))}'.format({listed}))"
+
+
+FORMS = st.sampled_from(["args", "labelled", "sep", "fstring", "percent", "format"])
+PRINTS = st.lists(
+    st.tuples(st.lists(st.sampled_from(sorted(COMPUTED | {"n", "label", "frame"})), min_size=1, max_size=4), FORMS),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prints=PRINTS, same_cell=st.booleans())
+def test_a_printed_computed_name_is_a_result_once(
+    plan_for: PlanFor, prints: list[tuple[list[str], str]], same_cell: bool
+) -> None:
+    """Each computed name printed (arguments, f-string fields, % and .format operands, several per print) is
+    a result, once, in the order first printed; constants, strings and frames printed are not."""
+    lines = [_print_of(names, form) for names, form in prints]
+    cells = [PRINTED + "\n" + "\n".join(lines)] if same_cell else [PRINTED, *lines]
+    expected = list(dict.fromkeys(n for names, _ in prints for n in names if n in COMPUTED))
+    assert shown(plan_for([IMPORTS, SETUP, *cells])) == [(n, "print") for n in expected]
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        # shown and printed: kept once, where it is shown
+        (["acc = accuracy_score(y, pred)\nprint(acc)", "acc"], [("acc", "name")]),
+        (["acc = accuracy_score(y, pred)\nprint('acc', acc)\ndisplay(acc)"], [("acc", "name")]),
+        # bound again between two prints: two values, each kept
+        (
+            ["acc = accuracy_score(y, pred)\nprint(acc)", "acc = accuracy_score(y[:3], pred[:3])\nprint(acc)"],
+            [("acc", "print"), ("acc", "print")],
+        ),
+        # a print to a file writes output; a print the notebook binds itself does its own work
+        (["import sys\nacc = accuracy_score(y, pred)\nprint(acc, file=sys.stderr)"], []),
+        (["from rich import print\nacc = accuracy_score(y, pred)\nprint(acc)\nn = 1"], []),
+        # only top-level prints: one in a loop would log a value per iteration under one name
+        (["acc = accuracy_score(y, pred)\nfor i in range(2):\n    print(acc)"], []),
+    ],
+)
+def test_printed_and_shown_names_count_once(
+    plan_for: PlanFor, cells: list[str], expected: list[tuple[str, str]]
+) -> None:
+    assert shown(plan_for([IMPORTS, SETUP, *cells])) == expected
+
+
+def test_generated_code_logs_a_printed_result_after_its_log_line(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    printed = 'print(f"accuracy: {acc:.3f}", "F1 %.2f" % f1)'
+    nb = make_notebook([IMPORTS, SETUP, "acc = accuracy_score(y, pred)\nf1 = f1_score(y, pred)", printed])
+    files = api.generate(nb, Settings(record=False, out=tmp_path / "out")).tree.as_dict()
+    steps = files["src/nb/steps.py"]
+    logged = 'logger.info("%s %s", f"accuracy: {acc:.3f}", "F1 %.2f" % f1)\n    log_result("acc", acc)\n'
+    assert logged + '    log_result("f1", f1)\n' in steps
+    assert "write_metrics(config.output_dir, collected_results())" in files["src/nb/pipeline.py"]

@@ -204,14 +204,18 @@ def _step_doc(step: Step, notebook: str, outputs: list[str]) -> str:
     return summary + "\n\n" + textwrap.indent(body, "    ") + "\n    "
 
 
-def _shown_statements(stmt: cst.BaseStatement, shown: Shown) -> list[cst.BaseStatement]:
-    """A shown value as the pipeline keeps it: bound to its name (unless it is a name), then logged."""
-    log = cst.parse_statement(f"log_result({shown.name!r}, {shown.name})\n")
-    value = shown_value(stmt, shown)
+def _shown_statements(stmt: cst.BaseStatement, shown: tuple[Shown, ...]) -> list[cst.BaseStatement]:
+    """A shown value as the pipeline keeps it: bound to its name (unless it is a name), then logged; a
+    print that prints results, as it is (a log line), then each of them logged."""
+    logs = [cst.parse_statement(f"log_result({s.name!r}, {s.name})\n") for s in shown]
+    if shown[0].how == "print":
+        return [stmt, *logs]
+    log = logs[0]
+    value = shown_value(stmt, shown[0])
     if value is None:
         return [log.with_changes(leading_lines=getattr(stmt, "leading_lines", ()))]
     assert isinstance(stmt, cst.SimpleStatementLine)
-    target = cst.AssignTarget(cst.Name(shown.name))
+    target = cst.AssignTarget(cst.Name(shown[0].name))
     return [stmt.with_changes(body=[cst.Assign([target], value)]), log]
 
 
@@ -229,7 +233,9 @@ def _step_body(
     assert facts is not None
     body: list[cst.BaseStatement] = []
     changes: list[set[str]] = []
-    shown = {(s.cell, s.statement): s for s in step.shown}
+    shown: dict[tuple[int, int], tuple[Shown, ...]] = {}
+    for s in step.shown:
+        shown[(s.cell, s.statement)] = (*shown.get((s.cell, s.statement), ()), s)
     runs: dict[int, list[Statement]] = {}
     for statement in plan.statements:
         if statement.role == "code":

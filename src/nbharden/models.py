@@ -194,8 +194,9 @@ class Shown:
     """A value a cell shows that the pipeline keeps as a result (``nbharden.shown``).
 
     ``how``: "bind" (the cell's last expression, bound to ``name``), "display" (``display(expr)``, bound to
-    ``name``) or "name" (a shown name: ``name`` itself). ``display``: which top-level ``display()`` of the cell
-    (counted from 0) when ``how`` is "display", of ``displays`` in all.
+    ``name``), "name" (a shown name: ``name`` itself) or "print" (a computed name a top-level ``print(...)``
+    prints: ``name`` itself, logged after the print; one print may print several). ``display``: which
+    top-level ``display()`` of the cell (counted from 0) when ``how`` is "display", of ``displays`` in all.
     """
 
     name: str

@@ -283,7 +283,7 @@ def _cell_flows(
     order: dict[int, list[tuple[int, int]]],
     roles: dict[tuple[int, int], str],
     config_names: set[str],
-    shown: dict[tuple[int, int], Shown],
+    shown: dict[tuple[int, int], tuple[Shown, ...]],
     lifted: dict[str, tuple[str, ...]],
 ) -> dict[int, Flow]:
     """The data flow of the code each cell keeps in a step (cells that keep none are left out)."""
@@ -496,13 +496,16 @@ def _settings_findings(
     ]
 
 
+_WHAT_IS_KEPT = {"name": "the shown name", "print": "the printed name"}
+
+
 def _kept_results(facts: NotebookFacts, steps: list[Step]) -> list[Finding]:
     """NBH607 for every shown value the pipeline keeps as a result."""
     out = []
     for step in steps:
         for shown in step.shown:
             line = facts.cells[shown.cell].statements[shown.statement].line
-            what = "the shown name" if shown.how == "name" else "the shown value"
+            what = _WHAT_IS_KEPT.get(shown.how, "the shown value")
             out.append(
                 Finding(
                     "NBH607",
@@ -517,12 +520,12 @@ def _kept_results(facts: NotebookFacts, steps: list[Step]) -> list[Finding]:
     return out
 
 
-def _with_shown(st: TopStatement, cell: int, shown: dict[tuple[int, int], Shown]) -> TopStatement:
+def _with_shown(
+    st: TopStatement, cell: int, shown: dict[tuple[int, int], tuple[Shown, ...]]
+) -> TopStatement:
     """The statement with the name its shown value is bound to (``accuracy = model.score(...)``)."""
-    found = shown.get((cell, st.index))
-    if found is None or found.how == "name":
-        return st
-    return dataclasses.replace(st, binds=(*st.binds, found.name))
+    bound = [s.name for s in shown.get((cell, st.index), ()) if s.how in {"bind", "display"}]
+    return dataclasses.replace(st, binds=(*st.binds, *bound)) if bound else st
 
 
 def fitted_names(stmt: cst.BaseStatement) -> list[str]:
@@ -942,11 +945,10 @@ def _step_inputs(
     # a function reads module state when it runs, wherever it is defined: no need to move it for that
     moved = relocations(facts, place.hoisted_imports, place.hoisted_defs | place.state)
     order = statement_order(facts, moved)
-    shown_map = {
-        (s.cell, s.statement): s
-        for s in find_shown(analysis, config.taken | {"log_result", "Results", "steps", "results"})
-        if rules.allows("NBH607", s.cell, facts.cells[s.cell].statements[s.statement].line)
-    }
+    shown_map: dict[tuple[int, int], tuple[Shown, ...]] = {}
+    for s in find_shown(analysis, config.taken | {"log_result", "Results", "steps", "results"}):
+        if rules.allows("NBH607", s.cell, facts.cells[s.cell].statements[s.statement].line):
+            shown_map[(s.cell, s.statement)] = (*shown_map.get((s.cell, s.statement), ()), s)
     settings_moved = tuple(
         (c, i)
         for c, i in process_settings(facts, place.hoisted_imports)
@@ -1296,7 +1298,7 @@ class _StepInputs:
     consumed_names: set[tuple[int, str]]  # (cell, name) of those
     hoisted_imports: set[str]
     hoisted_defs: set[str]
-    shown_map: dict[tuple[int, int], Shown]
+    shown_map: dict[tuple[int, int], tuple[Shown, ...]]
     settings_moved: tuple[tuple[int, int], ...]
     lifted: dict[str, tuple[str, ...]]
     moved: tuple[tuple[int, int, int, int], ...]  # definitions evaluated away from their cell (relocations)
@@ -1430,8 +1432,7 @@ def _scan_statement(
     cf = inputs.facts.cells[src_cell]
     stmt = cf.module.body[i]
     st = _with_state(_with_shown(cf.statements[i], src_cell, inputs.shown_map), inputs.lifted)
-    if (src_cell, i) in inputs.shown_map:
-        scan.shown.append(inputs.shown_map[(src_cell, i)])
+    scan.shown += inputs.shown_map.get((src_cell, i), ())
     scan.models += [m for m in fitted_names(stmt) if m not in scan.models]
     # a model the step got from elsewhere (forest = models["rf"]) and reads what it learned
     scan.models += [m for m in learned_names(stmt) if m in scan.local and m not in scan.models]
@@ -1872,20 +1873,21 @@ def _statements(facts: NotebookFacts, inputs: _StepInputs) -> tuple[Statement, .
             role = inputs.roles[(c, i)]
             changes: set[str] = set()
             if role == "code":
-                shown = inputs.shown_map.get((c, i))
+                shown = inputs.shown_map.get((c, i), ())
                 changes = _kept_changes(cf.module.body[i], cf.statements[i], functions, shown)
             out.append(Statement(c, i, role, runs_in, tuple(sorted(changes))))
     return tuple(out)
 
 
 def _kept_changes(
-    stmt: cst.BaseStatement, st: TopStatement, functions: set[str], shown: Shown | None
+    stmt: cst.BaseStatement, st: TopStatement, functions: set[str], shown: tuple[Shown, ...]
 ) -> set[str]:
     """What a kept statement may change as its step runs it: a shown value is bound to its name (or only
-    logged, when it is a name), so only the calls of the value it shows count, besides its own bindings."""
-    if shown is None:
+    logged, when it is a name), so only the calls of the value it shows count, besides its own bindings; a
+    print that prints results runs as it is, then logs them."""
+    if not shown or shown[0].how == "print":
         return _changes(stmt, st, functions)
-    value = shown_value(stmt, shown)
+    value = shown_value(stmt, shown[0])
     if value is None:
         return set(st.binds)
     return set(st.binds) | _call_changes(find_all(value, cst.Call), functions)

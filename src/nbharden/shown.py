@@ -17,6 +17,10 @@ decides which of them are results, kept by the generated pipeline (bound to a na
   data by group (``df.groupby("segment").mean()``, ``.agg([...])``, a pivot table, a crosstab), not a count by
   group (``.size()``, ``.agg("count")``: a preview, like ``value_counts``).
 
+A computed name the notebook prints (``print(f"accuracy: {acc:.3f}")``, ``print("AUC", auc)``, ``"%.3f" % acc``,
+``"{}".format(acc)``) is a result as well: logged after the print (which becomes a log line as before), returned
+and in ``metrics.json``; once per value, not again where it is printed again or shown.
+
 A preview dropped from a kept cell is reported at its line (NBH603, ``emit._display_findings``): nothing shown is
 dropped silently.
 
@@ -151,6 +155,7 @@ class _Context:
         self.computed: dict[str, bool] = {}  # name -> bound from a computed (result-like) value
         self.fitted: set[str] = set()  # names bound to what a fit returned (a statsmodels result...)
         self.returns: dict[str, bool] = {}  # notebook function -> returns a value
+        self.version: dict[str, int] = {}  # name -> how many times it was bound so far
         for cf in facts.cells.values():
             for stmt in cf.module.body:
                 if isinstance(stmt, cst.FunctionDef):
@@ -244,16 +249,21 @@ class _Context:
                     )
                     for t in small.targets:
                         for name in _names(t.target):
-                            self.computed[name] = computed
+                            self._set(name, computed)
                             (self.fitted.add if fit else self.fitted.discard)(name)
                 elif isinstance(small, cst.AnnAssign | cst.AugAssign):
                     for name in _names(small.target):
-                        self.computed[name] = False
+                        self._set(name, False)
         elif isinstance(stmt, cst.For):
             for name in _names(stmt.target):
-                self.computed[name] = False
+                self._set(name, False)
         if isinstance(stmt, cst.SimpleStatementLine):
             remember_classes(cst.Module([stmt]), self.classes, self.inner)
+
+
+    def _set(self, name: str, computed: bool) -> None:
+        self.computed[name] = computed
+        self.version[name] = self.version.get(name, 0) + 1
 
 
 def _chain(node: cst.BaseExpression) -> list[cst.BaseExpression]:
@@ -366,8 +376,9 @@ def _returns_value(fn: cst.FunctionDef) -> bool:
 
 def shown_value(stmt: cst.BaseStatement, shown: Shown) -> cst.BaseExpression | None:
     """The expression a kept shown statement shows (``x`` of ``display(x)``), which the pipeline binds to
-    the result's name; None when the statement shows a name (only logged) or is not one simple line."""
-    if shown.how == "name" or not isinstance(stmt, cst.SimpleStatementLine):
+    the result's name; None when the statement shows or prints a name (only logged) or is not one simple
+    line."""
+    if shown.how in {"name", "print"} or not isinstance(stmt, cst.SimpleStatementLine):
         return None
     small = stmt.body[0]
     assert isinstance(small, cst.Expr)
@@ -539,13 +550,67 @@ def _top_level_displays(body: Sequence[cst.BaseStatement], shadowed: Collection[
     )
 
 
+def printed_values(
+    stmt: cst.BaseStatement, shadowed: Collection[str] = ()
+) -> list[cst.BaseExpression]:
+    """The values a top-level ``print(...)`` prints, in order: its arguments, the replacement fields of an
+    f-string (``f"accuracy: {acc:.3f}"``), the operands of ``"%.3f" % acc`` and the arguments of
+    ``"{}".format(acc)``; [] for any other statement, a ``print`` the notebook binds itself (in ``shadowed``)
+    or one that writes to a file (``file=``: real output, kept as it is)."""
+    if "print" in shadowed or not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return []
+    small = stmt.body[0]
+    call = small.value if isinstance(small, cst.Expr) else None
+    if not (
+        isinstance(call, cst.Call)
+        and isinstance(call.func, cst.Name)
+        and call.func.value == "print"
+        and not any(a.keyword is not None and a.keyword.value == "file" for a in call.args)
+    ):
+        return []
+    return [v for a in call.args if a.keyword is None and not a.star for v in _printed(a.value)]
+
+
+def _printed(node: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The values a printed expression formats: those of a string's formatting, else the expression."""
+    if isinstance(node, cst.FormattedString):
+        fields = [p.expression for p in node.parts if isinstance(p, cst.FormattedStringExpression)]
+        return [v for field in fields for v in _printed(field)]
+    if isinstance(node, cst.ConcatenatedString):
+        return _printed(node.left) + _printed(node.right)
+    if isinstance(node, cst.BaseString):
+        return []
+    if (
+        isinstance(node, cst.BinaryOperation)
+        and isinstance(node.operator, cst.Modulo)
+        and isinstance(node.left, cst.BaseString)
+    ):
+        right = node.right
+        if isinstance(right, cst.Tuple):
+            items = [e.value for e in right.elements if not isinstance(e, cst.StarredElement)]
+        elif isinstance(right, cst.Dict):  # "%(acc).3f" % {"acc": acc}
+            items = [e.value for e in right.elements if isinstance(e, cst.DictElement)]
+        else:
+            items = [right]
+        return [v for item in items for v in _printed(item)]
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value == "format"
+        and isinstance(node.func.value, cst.BaseString)
+    ):
+        return [v for a in node.args if not a.star for v in _printed(a.value)]
+    return [node]
+
+
 def find_shown(analysis: FullAnalysis, taken: Collection[str]) -> tuple[Shown, ...]:
-    """The results a notebook shows, in order, each with a fresh name (not in ``taken``)."""
+    """The results a notebook shows, in order, each with a fresh name (not in ``taken``); and the computed
+    names it prints (``print(f"accuracy: {acc:.3f}")``: "print"), once each, unless shown too."""
     facts = analysis.facts
     assert facts is not None
     context = _Context(analysis)
     used = set(taken)
-    out: list[Shown] = []
+    out: list[tuple[Shown, tuple[str, int] | None]] = []  # with (name, binding) for a shown name
     for index in sorted(facts.cells):
         body = facts.cells[index].module.body
         displays = 0
@@ -560,8 +625,29 @@ def find_shown(analysis: FullAnalysis, taken: Collection[str]) -> tuple[Shown, .
                 if context.is_result(expr):
                     base = result_name(expr, context.classes, context.inner, context.qualified)
                     if isinstance(expr, cst.Name):
-                        out.append(Shown(expr.value, index, i, "name", ordinal, expected))
+                        key = (expr.value, context.version.get(expr.value, 0))
+                        out.append((Shown(expr.value, index, i, "name", ordinal, expected), key))
                     else:
-                        out.append(Shown(_fresh(base, used), index, i, how, ordinal, expected))
+                        name = _fresh(base, used)
+                        out.append((Shown(name, index, i, how, ordinal, expected), None))
+            for value in printed_values(stmt, facts.shadowed):
+                if isinstance(value, cst.Name) and context.computed_value(value):
+                    key = (value.value, context.version.get(value.value, 0))
+                    out.append((Shown(value.value, index, i, "print"), key))
             context.bind(stmt)
+    return _once(out)
+
+
+def _once(found: list[tuple[Shown, tuple[str, int] | None]]) -> tuple[Shown, ...]:
+    """The results without a name printed again, or printed and shown, with the same value (the same
+    binding): a shown name is kept where it is shown, a printed one where it is first printed."""
+    shown = {key for s, key in found if key is not None and s.how != "print"}
+    seen: set[tuple[str, int]] = set()
+    out: list[Shown] = []
+    for s, key in found:
+        if s.how == "print" and key is not None:
+            if key in shown or key in seen:
+                continue
+            seen.add(key)
+        out.append(s)
     return tuple(out)

@@ -154,7 +154,7 @@ def _schedule(
     shown: dict[int, list[list[Any]]] = {}
     for step in plan.steps:
         for value in step.shown:
-            if value.how != "name":
+            if value.how not in {"name", "print"}:  # a name: recorded with the step's outputs
                 shown.setdefault(value.cell, []).append(
                     [value.name, value.how, value.display, value.displays]
                 )
