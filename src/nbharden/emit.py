@@ -1024,6 +1024,10 @@ def _pyproject(plan: Plan, analysis: FullAnalysis) -> str:
         "[tool.mypy]\n"
         'mypy_path = "src"\n'
         "ignore_missing_imports = true\n"
+        # Settings fields are read from the environment: Config() is a complete call, which
+        # mypy knows only through pydantic's plugin (a required SecretStr is otherwise a
+        # missing argument)
+        'plugins = ["pydantic.mypy"]\n'
     )
 
 

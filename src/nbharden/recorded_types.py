@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import builtins
 import dataclasses
+import re
 from collections.abc import Mapping
 
 from nbharden.analyse import FullAnalysis
@@ -33,6 +34,13 @@ _BUILTIN_TYPES = {name for name in dir(builtins) if isinstance(getattr(builtins,
     "None"
 }
 _FRAME_TYPES = {"pandas.DataFrame", "pandas.core.frame.DataFrame"}
+#: The run's class of a function says nothing a type checker accepts: mypy types a ``def`` or a
+#: lambda as a ``Callable``, never as ``types.FunctionType``, so such an annotation fails
+#: ``mypy --strict`` on the step that returns the function. Those values stay ``Any``.
+_FUNCTION_TYPES = re.compile(
+    r"\b(?:types\.(?:FunctionType|LambdaType|MethodType|BuiltinFunctionType|BuiltinMethodType)"
+    r"|builtins\.(?:function|builtin_function_or_method|method)|functools\.partial)\b"
+)
 
 
 class _Unspellable(Exception):
@@ -107,7 +115,10 @@ def importable_names(plan: Plan, analysis: FullAnalysis) -> dict[str, str]:
 def _annotation(value: RecordedValue | None, names: Mapping[str, str]) -> str | None:
     if value is None or value.kind == "missing" or not value.type:
         return None
-    return spell(value.annotation or value.type, names)
+    text = value.annotation or value.type
+    if _FUNCTION_TYPES.search(text):
+        return None
+    return spell(text, names)
 
 
 def _contract(value: RecordedValue | None, at: str) -> Contract | None:

@@ -52,7 +52,7 @@ def hide_secrets(config: Any) -> None:
         return text
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
+        record: logging.LogRecord = previous(*args, **kwargs)
         record.msg, record.args = hide(record.getMessage()), ()
         if record.exc_info:
             record.exc_text = hide(logging.Formatter().formatException(record.exc_info))
