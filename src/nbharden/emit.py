@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import cast
 
 import libcst as cst
+from libcst.helpers import parse_template_expression
 
 from nbharden import __version__
 from nbharden.analyse import (
@@ -24,6 +25,7 @@ from nbharden.analyse import (
     FullAnalysis,
     NotebookFacts,
 )
+from nbharden.codegen import fill_template, prepend_parameters, string
 from nbharden.constraints import breaking_value
 from nbharden.dependencies import with_lower_bounds
 from nbharden.env_secrets import EnvSecretRewriter, env_fields, resolve_secrets
@@ -31,6 +33,7 @@ from nbharden.errors import InternalError
 from nbharden.lift import PassState, with_state_parameters
 from nbharden.local_modules import VENDORED
 from nbharden.models import (
+    ConfigField,
     FileTree,
     Finding,
     Fix,
@@ -811,63 +814,21 @@ _CLI_RESERVED = {
 
 
 def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
-    """The generated ``__main__.py``: a Typer command line whose options are the Config's fields."""
+    """The generated ``__main__.py``: the template ``templates/cli_main.py``, a Typer command line, with an option
+    per Config field (secrets excepted) before its own (``-p``, logging options, ``--deterministic``)."""
     secrets = [f.name for f in plan.config_fields if f.secret]
-    lines = [
-        _doc(
-            f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``."
-        ),
-        "from __future__ import annotations",
-        "",
-        "import enum",
-        "import json",
-        "from pathlib import Path",
-        "from typing import Annotated, Any, Optional",
-        "",
-        "import typer",
-        "from pydantic import ValidationError",
-        "from typer.core import TyperCommand",
-        "",
-        "from .config import Config",
-        "from .environment import reproduce",
-        "from .pipeline import run",
-        "from .support import configure_logging",
-        "",
-        "",
-        "class _Command(TyperCommand):",
-        "    " + _doc("Accept papermill's ``-p NAME VALUE`` as well as ``-p NAME=VALUE``."),
-        "",
-        "    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: a click Context",
-        "        joined: list[str] = []",
-        "        rest = list(args)",
-        "        while rest:",
-        "            token = rest.pop(0)",
-        "            if token == '--':",
-        "                joined += [token, *rest]",
-        "                break",
-        "            if token in ('-p', '--parameter') and len(rest) >= 2 and '=' not in rest[0]:",
-        "                joined += [token, rest.pop(0) + '=' + rest.pop(0)]",
-        "            else:",
-        "                joined.append(token)",
-        "        return super().parse_args(ctx, joined)",
-        "",
-        "",
-        "class LogFormat(str, enum.Enum):",
-        "    text = 'text'",
-        "    json = 'json'",
-        "",
-        "",
-        "class LogLevel(str, enum.Enum):",
-        "    DEBUG = 'DEBUG'",
-        "    INFO = 'INFO'",
-        "    WARNING = 'WARNING'",
-        "    ERROR = 'ERROR'",
-        "",
-        "",
-    ]
-    lines += _cli_helpers(plan, secrets)
-    lines += _cli_main(plan)
-    return cst.parse_module("\n".join(lines) + "\n").code
+    fields = [f for f in plan.config_fields if not f.secret and f.name not in _CLI_RESERVED]
+    module = fill_template(
+        "cli_main.py",
+        f"Command line of the {plan.package} pipeline: ``python -m {plan.package} --help``.",
+        {
+            "HELP": string(f"Run the {plan.package} pipeline."),
+            "EPILOG": string(_cli_epilog(plan, secrets)),
+            "SECRETS": cst.Tuple([cst.Element(string(name)) for name in sorted(secrets)]),
+            "GIVEN": cst.Dict([cst.DictElement(string(f.name), _cli_given(f)) for f in fields]),
+        },
+    )
+    return prepend_parameters(module, "main", map(_cli_option, fields)).code
 
 
 def _cli_epilog(plan: Plan, secrets: list[str]) -> str:
@@ -885,100 +846,24 @@ def _cli_epilog(plan: Plan, secrets: list[str]) -> str:
     return epilog
 
 
-def _cli_helpers(plan: Plan, secrets: list[str]) -> list[str]:
-    """The Typer app and the parsers of JSON options and ``-p NAME=VALUE`` (secrets are not parameters)."""
-    epilog = _cli_epilog(plan, secrets)
-    return [
-        "app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False,"
-        f" help={('Run the ' + plan.package + ' pipeline.')!r}, epilog={epilog!r})",
-        "",
-        "",
-        "def _json(name: str, text: str | None) -> Any:",
-        "    " + _doc("Parse the JSON value given for a structured field (a list, a dict...)."),
-        "    if text is None:",
-        "        return None",
-        "    try:",
-        "        return json.loads(text)",
-        "    except json.JSONDecodeError as exc:",
-        "        hint = '--' + name.replace('_', '-')",
-        "        raise typer.BadParameter(f'not valid JSON: {exc}', param_hint=hint) from None",
-        "",
-        "",
-        "def _parameter(pair: str) -> tuple[str, Any]:",
-        "    "
-        + _doc(
-            "``NAME=VALUE`` from ``-p``: the text for str and path fields, JSON when it parses for the others."
-        ),
-        "    name, _, text = pair.partition('=')",
-        "    field = Config.model_fields.get(name)",
-        f"    if field is None or name in {tuple(sorted(secrets))!r}:  # secrets: from the environment only",
-        f"        known = ', '.join(n for n in Config.model_fields if n not in {tuple(sorted(secrets))!r})",
-        "        raise typer.BadParameter(f'unknown parameter {name!r}; known: {known}', param_hint='-p')",
-        "    if field.annotation in (str, Path):",
-        "        return name, text",
-        "    try:",
-        "        return name, json.loads(text)",
-        "    except json.JSONDecodeError:",
-        "        return name, text",
-        "",
-        "",
-    ]
+def _cli_option(f: ConfigField) -> cst.Param:
+    """The option of ``main`` that sets the field ``f``: typed for the types Typer parses, else JSON text."""
+    if f.annotation in _TYPER_TYPES:
+        kind, help_text, option = cst.Name(f.annotation), f.description, "typer.Option(help={help})"
+    else:
+        kind, help_text = cst.Name("str"), f"{f.description} (JSON, {f.annotation})"
+        option = "typer.Option(help={help}, metavar='JSON')"
+    annotation = parse_template_expression(
+        f"Annotated[Optional[{{kind}}], {option}]", kind=kind, help=string(help_text)
+    )
+    return cst.Param(cst.Name(f.name), cst.Annotation(annotation), default=cst.Name("None"))
 
 
-def _cli_main(plan: Plan) -> list[str]:
-    """The command: an option per Config field (secrets excepted), then papermill's ``-p``, logging options
-    and ``--deterministic``."""
-    fields = [f for f in plan.config_fields if not f.secret and f.name not in _CLI_RESERVED]
-    lines = [
-        "@app.command(cls=_Command)",
-        "def main(",
-    ]
-    given: list[str] = []
-    for f in fields:
-        if f.annotation in _TYPER_TYPES:
-            lines.append(
-                f"    {f.name}: Annotated[Optional[{f.annotation}], typer.Option(help={f.description!r})] = None,"
-            )
-            given.append(f"{f.name!r}: {f.name}")
-        else:
-            help_text = f"{f.description} (JSON, {f.annotation})"
-            lines.append(
-                f"    {f.name}: Annotated[Optional[str], typer.Option(help={help_text!r}, metavar='JSON')] = None,"
-            )
-            given.append(f"{f.name!r}: _json({f.name!r}, {f.name})")
-    lines += [
-        "    parameter: Annotated[Optional[list[str]], typer.Option('--parameter', '-p', metavar='NAME VALUE',"
-        " help='set a field the way papermill does: -p NAME VALUE (repeatable)')] = None,",
-        "    log_format: Annotated[LogFormat, typer.Option(help='text lines, or json: one JSON object"
-        " per line')] = LogFormat.text,",
-        "    log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, help='the lowest level"
-        " logged')] = LogLevel.INFO,",
-        "    deterministic: Annotated[bool, typer.Option(help='run with the thread counts and hash seed"
-        " of the recorded run (environment.RECORDED), as the tests do')] = False,",
-        ") -> None:",
-        "    "
-        + _doc(
-            "Run the pipeline; options override the defaults from Config and the environment."
-        ),
-        "    if deterministic:",
-        "        reproduce()  # starts this command again when the environment differs",
-        "    configure_logging(log_format.value, log_level.value)",
-        "    given: dict[str, Any] = {" + ", ".join(given) + "}",
-        "    given.update(_parameter(pair) for pair in parameter or [])",
-        "    try:",
-        "        config = Config(**{key: value for key, value in given.items() if value is not None})",
-        "    except ValidationError as exc:",
-        "        for error in exc.errors():",
-        "            where = '.'.join(str(part) for part in error['loc']) or 'config'",
-        "            typer.echo(f\"error: {where}: {error['msg']}\", err=True)",
-        "        raise typer.Exit(2) from None",
-        "    run(config)",
-        "",
-        "",
-        'if __name__ == "__main__":',
-        "    app()",
-    ]
-    return lines
+def _cli_given(f: ConfigField) -> cst.BaseExpression:
+    """What ``main`` passes on for the field ``f``: the option's value, parsed when it is JSON text."""
+    if f.annotation in _TYPER_TYPES:
+        return cst.Name(f.name)
+    return cst.Call(cst.Name("_json"), [cst.Arg(string(f.name)), cst.Arg(cst.Name(f.name))])
 
 
 #: The generated ``support.py``: a real module (nbharden/templates/support.py).
