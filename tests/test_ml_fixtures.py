@@ -422,6 +422,32 @@ def test_at_most_5_percent_of_generated_tests_skip(ml_root: Path) -> None:
     assert skipped <= 0.05 * tests, f"{skipped} of {tests} generated tests skip:\n" + "\n".join(reasons)
 
 
+#: Per notebook, changes to a figure one of its steps draws (a line of steps.py -> the changed line):
+#: a figure the notebook shows is one of its outputs, so each must fail a generated test (issue 13's
+#: mutation goal; the bench's survivors before figures were recorded).
+FIGURE_CHANGES = {
+    "wine_quality": [
+        ("wine.hist(figsize=(10, 8))", "wine.hist(figsize=(10, 9))"),
+        ("plt.tight_layout()", "pass"),
+    ],
+    "advertising_ols": [('plt.axhline(0, color="grey")', 'plt.axhline(1, color="grey")')],
+}
+
+
+@pytest.mark.parametrize("converted", _cases("figure_changes", sorted(FIGURE_CHANGES)), indirect=True)
+def test_a_change_to_a_figure_fails_the_generated_suite(converted: Converted, tmp_path: Path) -> None:
+    assert baseline(converted).suite.returncode == 0, baseline(converted).suite.output
+    for number, (line, changed) in enumerate(FIGURE_CHANGES[converted.name]):
+        moved = _moved(converted, tmp_path / str(number))
+        steps = moved / "src" / converted.package / "steps.py"
+        text = steps.read_text(encoding="utf-8")
+        assert text.count(line) == 1, f"{line!r} not once in {steps}"
+        steps.write_text(text.replace(line, changed), encoding="utf-8")
+        suite = run_suite(moved, **{f"{converted.env_prefix}DATA_DIR": str(converted.folder)})
+        assert suite.counts["failures"], f"{line!r} -> {changed!r} passed:\n{suite.output[-3000:]}"
+        assert "differs from the notebook's" in suite.output, suite.output[-3000:]
+
+
 # --- issue 14 ---------------------------------------------------------------------------------------
 
 

@@ -51,6 +51,11 @@ def _nbharden_install_recorder() -> None:
     runtime = load("_nbharden_runtime_secrets", config["secrets_module"])
     http = load("_nbharden_http", config["http_module"]) if config.get("http_module") else None
     files = load("_nbharden_files", config["files_module"]) if config.get("files_module") else None
+    figures = (
+        load("_nbharden_figures", config["figures_module"])
+        if config.get("figures_module")
+        else None
+    )
 
     shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821 - defined inside the kernel
     cells: list[dict[str, Any]] = config["cells"]
@@ -299,8 +304,41 @@ def _nbharden_install_recorder() -> None:
                 }
             )
 
+    # the figures the current cell showed (display, the inline backend's show and its flush at the
+    # cell's end): id -> [figure, fingerprint as last shown, shown at the cell's end]
+    shown_figures: dict[int, list[Any]] = {}
+
+    def watch_figures(module: Any) -> None:
+        formatter = shell.display_formatter
+        original = formatter.format
+
+        def format_hook(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            if state["current"] is not None and module.is_figure(obj):
+                try:
+                    print_ = module.fingerprint(obj)
+                except Exception as exc:  # noqa: BLE001
+                    print_ = {"failed": f"{type(exc).__name__}: {exc}"}
+                shown_figures[id(obj)] = [obj, print_, bool(state.get("ending"))]
+            return original(obj, *args, **kwargs)
+
+        def ending() -> None:  # registered before the inline backend's flush: runs first
+            state["ending"] = True
+
+        formatter.format = format_hook
+        shell.events.register("post_execute", ending)
+
+    def emit_figures(index: int) -> None:
+        for _figure, print_, at_end in shown_figures.values():
+            why = known.holds(json.dumps(print_))
+            if why:
+                print_ = {"failed": f"holds {why}: never recorded"}
+            emit({"event": "figure", "cell": index, "fingerprint": print_, "at_end": at_end})
+        shown_figures.clear()
+
     def pre_run_cell(info: object) -> None:
         try:
+            shown_figures.clear()
+            state["ending"] = False
             if seed is not None and not state.get("seeded"):
                 # exactly what a generated package's support.seed_everything(seed) does, just
                 # before the first cell (papermill's parameters included): not at start-up,
@@ -345,6 +383,7 @@ def _nbharden_install_recorder() -> None:
                 )
                 return
             keep_shown(current, result)
+            emit_figures(current["index"])
             random_after(current["after"])
             record(current["after"], "out")
             emit({"event": "cell-done", "index": current["index"], "stored": state["stored"]})
@@ -415,6 +454,8 @@ def _nbharden_install_recorder() -> None:
         files.watch(
             lambda: state["current"]["index"] if state["current"] is not None else None, file_used
         )
+    if figures is not None:
+        watch_figures(figures)
     shell.register_magic_function(timeit_once, "line_cell", "timeit")
     if any(cell.get("shown") for cell in cells):
         install_display_hook()
@@ -426,6 +467,7 @@ def _nbharden_install_recorder() -> None:
             "pid": os.getpid(),
             "hashseed": os.environ.get("PYTHONHASHSEED"),
             "seed": config.get("seed"),
+            "figures": figures is not None,
         }
     )
 

@@ -188,6 +188,9 @@ class StepRecording:
     # same seed reproduced it; a test restores it before calling the step
     random_state: str | None = None
     random_state_sha256: str | None = None
+    # the fingerprints of the figures its cells showed (``_figures.py``), in order; None when they
+    # are not compared (not watched, or the package cannot show the same ones: see record.run)
+    figures: tuple[dict[str, JSON], ...] | None = None
 
     def input(self, name: str) -> RecordedValue:
         """The recorded input ``name``. Raises ``KeyError``."""
@@ -213,6 +216,7 @@ class StepRecording:
             "draws_random": self.draws_random,
             "random_state": self.random_state,
             "random_state_sha256": self.random_state_sha256,
+            **({} if self.figures is None else {"figures": list(self.figures)}),
         }
 
     @classmethod
@@ -240,7 +244,15 @@ class StepRecording:
                 if data.get("random_state_sha256") is None
                 else str(data["random_state_sha256"])
             ),
+            figures=_figures(data.get("figures")),
         )
+
+
+def _figures(data: JSON) -> tuple[dict[str, JSON], ...] | None:
+    """The figures' fingerprints of a step's JSON, or None when it has none."""
+    if not isinstance(data, list):
+        return None
+    return tuple(f for f in data if isinstance(f, dict))
 
 
 @dataclass(frozen=True)

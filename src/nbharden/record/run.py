@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbharden.errors import ExecutionError, InternalError, NbhardenError, UsageError
 from nbharden.models import Notebook, Plan
+from nbharden.record._figures import common
 from nbharden.record.models import (
     JSON,
     RECORDING_SEED,
@@ -201,7 +202,8 @@ def _cell_hook(
     watch: RunWatch, schedule: list[dict[str, Any]], run: int, runs: int
 ) -> Callable[..., None]:
     """nbclient's ``on_cell_execute`` hook: ``watch.on_cell`` for each cell of the schedule as it
-    starts (nbclient runs the same cells; papermill's injected parameters cell is not one)."""
+    starts (nbclient runs the same cells; papermill's injected parameters cell is not one).
+    """
     started = time.perf_counter()
     count = [0]
 
@@ -260,6 +262,7 @@ def _recorder_config(
         "secrets_module": str(_HERE / "_runtime_secrets.py"),
         "http_module": str(_HERE / "_http.py"),
         "files_module": str(_HERE / "_files.py"),
+        "figures_module": str(_HERE / "_figures.py"),
         "out": str(run_dir),
         "log": str(log),
         "cap_bytes": cap_bytes,
@@ -311,7 +314,10 @@ def _run_once(
     )
     config_path = run_dir / "recorder.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
-    env = {**KERNEL_ENV, "NBHARDEN_RECORDER": str(config_path)}
+    # MPLBACKEND empty: the kernel shows figures as Jupyter's does (ipykernel picks its inline backend
+    # when MPLBACKEND is unset or empty), even when nbharden runs with MPLBACKEND=Agg; the recorder
+    # fingerprints the figures each cell shows (``_figures.py``)
+    env = {**KERNEL_ENV, "NBHARDEN_RECORDER": str(config_path), "MPLBACKEND": ""}
     output = executed if executed is not None else run_dir / "executed.ipynb"
     source = nb.path.resolve()
     if output.resolve() == source:
@@ -492,6 +498,56 @@ def _random_by_step(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {str(e["step"]): e for e in events if e.get("event") == "random"}
 
 
+#: The figures a run's cells showed: cell -> [(fingerprint, shown at the cell's end by the inline backend)].
+CellFigures = dict[int, list[tuple[dict[str, Any], bool]]]
+
+
+def _figures_by_cell(events: list[dict[str, Any]]) -> CellFigures | None:
+    """The figures each cell showed (``figure`` events), or None when the recorder did not watch them."""
+    if not any(e.get("event") == "ready" and e.get("figures") for e in events):
+        return None
+    found: CellFigures = {}
+    for e in events:
+        if e.get("event") == "figure" and isinstance(e.get("fingerprint"), dict):
+            found.setdefault(int(e.get("cell") or 0), []).append(
+                (e["fingerprint"], bool(e.get("at_end")))
+            )
+    return found
+
+
+def _step_figures(
+    cells: Sequence[int],
+    first: CellFigures | None,
+    others: Sequence[CellFigures | None],
+    confirm: CellFigures | None,
+    restored: bool,
+) -> tuple[dict[str, JSON], ...] | None:
+    """The fingerprints of the figures ``cells`` showed in run 1, for the step's test to compare; None
+    when they cannot be compared: not watched, a fingerprint failed, or a figure the inline backend showed
+    at the end of a cell before another cell of the step showed one (in the package, that cell would draw
+    into the figure still open). Figures that differ between runs keep what the runs agree on (``common``),
+    unless the same seed gave the same ones and the test restores the generators (``restored``).
+    """
+    if first is None or not cells:
+        return None
+    shown = [(cell, fp, at_end) for cell in cells for fp, at_end in first.get(cell, [])]
+    if any("failed" in fp for _, fp, _ in shown):
+        return None
+    if any(at_end and cell < shown[-1][0] for cell, _, at_end in shown):
+        return None
+
+    def of(run: CellFigures | None) -> list[dict[str, Any]] | None:
+        return None if run is None else [fp for cell in cells for fp, _ in run.get(cell, [])]
+
+    mine = of(first) or []
+    if all(of(o) == mine for o in others) or (restored and of(confirm) == mine):
+        return tuple(mine)
+    runs = [r for r in (of(o) for o in (*others, confirm)) if r is not None]
+    if any(len(r) != len(mine) for r in runs):
+        return None  # how many figures it shows depends on the run
+    return tuple(common([fp, *(r[i] for r in runs)]) for i, fp in enumerate(mine))
+
+
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _STRUCTURE_KEYS = ("type", "shape", "dtype", "dtypes", "columns")
 _UNSTABLE_NOTE = (
@@ -558,7 +614,7 @@ def _recorded(
     if value.kind not in ("value", "pickle", "fingerprint") or not same_type:
         return dataclasses.replace(
             value,
-            kind="described" if value.kind in ("value", "pickle", "fingerprint") else value.kind,
+            kind=("described" if value.kind in ("value", "pickle", "fingerprint") else value.kind),
             type=value.type if same_type else "",
             annotation=annotation if same_type else "",
             file=None,
@@ -566,7 +622,7 @@ def _recorded(
             bytes=0,
             fingerprint=_common_structure(runs) if same_type else {},
             volatile=True,
-            note=_UNSTABLE_NOTE if same_type else "its type changes between runs of the notebook",
+            note=(_UNSTABLE_NOTE if same_type else "its type changes between runs of the notebook"),
         )
     return dataclasses.replace(
         value,
@@ -636,7 +692,8 @@ def _at_once(first: Callable[[], T], second: Callable[[], T]) -> tuple[T, T]:
 class _InOrder:
     """What a watch hears of runs made at once: run 1's cells as they start; the other run's held until run 1
     has ended (``release``), then told in order, so a front end shows one run after the other as when the runs
-    do not overlap. Never two calls of ``on_cell`` at once (the runs call it from two threads)."""
+    do not overlap. Never two calls of ``on_cell`` at once (the runs call it from two threads).
+    """
 
     def __init__(self, watch: RunWatch) -> None:
         import threading
@@ -717,7 +774,8 @@ class _Runs:
 
     def all(self) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
         """Runs 1 to ``planned``, run ``i`` with seed ``RECORDING_SEED + i - 1``: the first run's events and
-        the others'. With ``order``, the first two at once, each kernel on a core of its own."""
+        the others'. With ``order``, the first two at once, each kernel on a core of its own.
+        """
         if self.planned > 1 and self.order is not None:
             order = self.order
 
@@ -749,6 +807,12 @@ class _Compared:
     http: tuple[HttpResponse, ...] = ()  # the first run's HTTP responses
     files_read: tuple[FileUse, ...] = ()  # the files the first run's cells read
     files_written: tuple[FileUse, ...] = ()  # and those they wrote
+    # the figures each run's cells showed: run 1, the runs with other seeds, the confirming run
+    figures: tuple[CellFigures | None, tuple[CellFigures | None, ...], CellFigures | None] = (
+        None,
+        (),
+        None,
+    )
 
     def value(self, step: str, phase: str, name: str) -> RecordedValue:
         key = (step, phase, name)
@@ -776,11 +840,13 @@ def _compare(runs: _Runs) -> _Compared:
     seed (the confirming run)."""
     events, other_events = runs.all()
     first, first_random = _values_by_key(events), _random_by_step(events)
-    http, read, written = _http_responses(events), _files(events, "read"), _files(events, "write")
+    http, read, written = (_http_responses(events), _files(events, "read"), _files(events, "write"))
     others = [_values_by_key(e) for e in other_events]
     others_random = [_random_by_step(e) for e in other_events]
     confirm: dict[tuple[str, str, str], dict[str, Any]] | None = None
     confirm_random: dict[str, dict[str, Any]] = {}
+    figures = _figures_by_cell(events), tuple(_figures_by_cell(e) for e in other_events)
+    confirm_figures: CellFigures | None = None
     if any(_differs(first, o, "digest") for o in others) or any(
         _differs(first_random, o, "sha256") for o in others_random
     ):
@@ -788,6 +854,7 @@ def _compare(runs: _Runs) -> _Compared:
         runs.planned = number
         events = runs.once(RECORDING_SEED, number)
         confirm, confirm_random = _values_by_key(events), _random_by_step(events)
+        confirm_figures = _figures_by_cell(events)
     return _Compared(
         first,
         others,
@@ -798,6 +865,7 @@ def _compare(runs: _Runs) -> _Compared:
         http,
         read,
         written,
+        (*figures, confirm_figures),
     )
 
 
@@ -833,6 +901,7 @@ def _step_recordings(
                 draws_random=bool(cells) and step.name in compared.first_random,
                 random_state=state,
                 random_state_sha256=state_sha,
+                figures=_step_figures(cells, *compared.figures, restored=state is not None),
             )
         )
     return steps, finals

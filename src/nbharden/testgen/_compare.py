@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+import _figures
 import _learned
 import _replay
 import _values
@@ -175,6 +176,17 @@ def check_outputs(step: str, result: Any) -> None:
         values = list(result)
     derived = [e["name"] for e in outputs] if recorded.get("uses_secrets") else []
     check_all(list(zip(outputs, values, strict=True)), f"step {step}", reproduced, derived)
+
+
+#: ``with shown_figures(module) as shown:`` around a step: the fingerprints of the figures it shows.
+shown_figures = _figures.shown
+
+
+def check_figures(step: str, shown: list[dict[str, Any]]) -> None:
+    """The figures ``step`` showed (``shown_figures``) are those its cells showed in the notebook:
+    the same number, each with the same size, axes, titles, labels, legend, number of artists and
+    data drawn (within a tolerance), in any order."""
+    _figures.check(shown, index()["steps"][step]["figures"], f"step {step}")
 
 
 def check_results(results: Any, config: Any = None) -> None:
