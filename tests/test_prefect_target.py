@@ -408,7 +408,8 @@ def test_a_secret_comes_from_a_prefect_secret_block(
     prefect_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A secret the environment does not set is read from the Secret block <package>-<field>; one it
-    sets wins over the block."""
+    sets, or ``.env`` sets, wins over the block (the block is Config's last source: it was passed
+    as an argument to Config, which beat ``.env``)."""
     from prefect.blocks.system import Secret
 
     notebook = copy_fixture("secrets", tmp_path / "nb")
@@ -419,6 +420,9 @@ def test_a_secret_comes_from_a_prefect_secret_block(
     monkeypatch.setenv("SECRETS_PIPELINE_DB_URL", "postgresql://user:placeholder@db.invalid/sales")
     monkeypatch.delenv("SECRETS_PIPELINE_API_KEY", raising=False)
     assert flow().headers == {"Authorization": "Bearer from-the-block"}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("SECRETS_PIPELINE_API_KEY=from-dotenv\n")
+    assert flow().headers == {"Authorization": "Bearer from-dotenv"}
     monkeypatch.setenv("SECRETS_PIPELINE_API_KEY", "from-the-environment")
     assert flow().headers == {"Authorization": "Bearer from-the-environment"}
 

@@ -249,7 +249,7 @@ def _choose_names(plan: Plan, run: PipelineRun) -> _Names:
     taken = {s.name for s in plan.steps} | {f.name for f in plan.config_fields}
     taken |= {o.name for s in plan.steps for o in s.outputs} | set(run.defined)
     taken |= {run.config, run.steps_module, "flow", "task", "wait", "Config", "NO_CACHE", "Field"}
-    taken |= {"Output", "finish", "run_and_report", "saving_figures", "secrets_from_blocks"}
+    taken |= {"Output", "finish", "run_and_report", "saving_figures", "SecretBlocks"}
     taken |= {"task_options", "task_runner", "show_figures", "run_flow", "PARAMETERS", "Any"}
     fields = {f.name for f in plan.config_fields}
     return _Names(
@@ -372,6 +372,33 @@ def _parameters(plan: Plan, names: _Names) -> tuple[list[cst.Param], list[str]]:
     return params, [name for name, _ in fields]
 
 
+def _secrets(plan: Plan) -> tuple[str, ...]:
+    return tuple(f.name for f in plan.config_fields if f.secret)
+
+
+def _secret_sources(plan: Plan) -> list[cst.BaseStatement]:
+    """Config's sources, then the Prefect Secret blocks of the secret fields (``SecretBlocks``):
+    a secret set in the environment, ``.env`` or the secrets folder wins over its block."""
+    secrets = _secrets(plan)
+    if not secrets:
+        return []
+    block = plan.package.replace("_", "-")
+    method = cst.parse_statement(
+        "def settings_customise_sources(\n"
+        "    cls, settings_cls: Any, init_settings: Any, env_settings: Any, dotenv_settings: Any,\n"
+        "    file_secret_settings: Any,\n"
+        ") -> tuple[Any, ...]:\n"
+        "    sources = (init_settings, env_settings, dotenv_settings, file_secret_settings)\n"
+        f"    return (*sources, SecretBlocks(settings_cls, {block!r}, {secrets!r}))\n"
+    )
+    assert isinstance(method, cst.FunctionDef)
+    decorated = method.with_changes(
+        decorators=[cst.Decorator(cst.Name("classmethod"))],
+        leading_lines=[cst.EmptyLine()],
+    )
+    return [decorated]
+
+
 def _flow_config(plan: Plan, names: _Names) -> cst.ClassDef:
     """``FlowConfig(Config)``: the Config with the settings of the tasks (retries, their delay, a time
     limit per step), read like every other field (``<PKG>_TASK_RETRIES`` in the environment...)."""
@@ -392,6 +419,7 @@ def _flow_config(plan: Plan, names: _Names) -> cst.ClassDef:
             f"{names.timeout}: float | None = Field(default=None, gt=0, "
             "description='seconds one attempt of a step may run (none: no limit)')"
         ),
+        *_secret_sources(plan),
     ]
     return cst.ClassDef(
         name=cst.Name(names.flow_config),
@@ -410,13 +438,9 @@ def _flow_body(
 ) -> list[cst.BaseStatement]:
     """Config from the parameters, then what run does before the steps, every step submitted, all
     awaited (the first failure in notebook order is raised), then what run does after them."""
-    cfg, prefix = run.config, plan.package.upper() + "_"
+    cfg = run.config
     given = ", ".join(f"{p!r}: {p}" for p in params)
     chosen = f"**{{key: value for key, value in {names.given}.items() if value is not None}}"
-    secrets = tuple(f.name for f in plan.config_fields if f.secret)
-    if secrets:  # Prefect Secret blocks for what the environment does not set
-        block = plan.package.replace("_", "-")
-        chosen = f"**secrets_from_blocks({prefix!r}, {block!r}, {secrets!r}), {chosen}"
     body = [
         _stmt(f"{names.given}: dict[str, Any] = {{{given}}}"),
         _stmt(f"{cfg} = {names.flow_config}({chosen})"),
@@ -531,7 +555,8 @@ def flow_module(plan: Plan, pipeline_source: str, effects: Mapping[str, frozense
         *run.imports,
         _stmt(
             "from .orchestration import Output, finish, run_and_report, saving_figures, "
-            "secrets_from_blocks, task_options, task_runner"
+            + ("SecretBlocks, " if _secrets(plan) else "")
+            + "task_options, task_runner"
         ),
     ]
     defined = sorted(run.defined & used)

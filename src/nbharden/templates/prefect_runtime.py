@@ -16,6 +16,8 @@ from prefect import State
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -93,24 +95,32 @@ def task_runner(prefix: str) -> TaskRunner[Any]:
     raise ValueError(f"{prefix}TASK_RUNNER={kind!r}: use 'threads' or 'dask'")
 
 
-def secrets_from_blocks(prefix: str, block_prefix: str, names: Iterable[str]) -> dict[str, str]:
-    """The secrets the environment does not set (``<prefix><NAME>``), from the Prefect Secret blocks
-    named ``<block_prefix>-<name>`` (underscores as dashes) that exist; the environment wins.
-    """
-    from prefect.blocks.system import Secret
+class SecretBlocks(PydanticBaseSettingsSource):
+    """The last source of a secret field: the Prefect Secret block ``<block_prefix>-<field>``
+    (underscores as dashes), when it exists. Listed after the environment, ``.env`` and the secrets
+    folder in ``settings_customise_sources``, so a value set there wins, whatever its name
+    (``<PKG>_<FIELD>`` or an alias the notebook read)."""
 
-    found: dict[str, str] = {}
-    for name in names:
-        if os.environ.get(f"{prefix}{name}".upper()):
-            continue
-        try:
-            block: Any = Secret.load(f"{block_prefix}-{name.replace('_', '-')}")
-        except (
-            ValueError
-        ):  # no such block: Config reads the environment or .env, or says it is missing
-            continue
-        found[name] = str(block.get())
-    return found
+    def __init__(
+        self, settings_cls: type[BaseSettings], block_prefix: str, names: Iterable[str]
+    ) -> None:
+        super().__init__(settings_cls)
+        self.block_prefix, self.names = block_prefix, tuple(names)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads the blocks
+
+    def __call__(self) -> dict[str, Any]:
+        from prefect.blocks.system import Secret
+
+        found: dict[str, Any] = {}
+        for name in self.names:
+            try:
+                block: Any = Secret.load(f"{self.block_prefix}-{name.replace('_', '-')}")
+            except ValueError:  # no such block: Config says the secret is missing
+                continue
+            found[name] = str(block.get())
+        return found
 
 
 def _items(results: Any) -> list[tuple[str, Any]]:
