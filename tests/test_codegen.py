@@ -41,7 +41,9 @@ def test_a_hole_the_template_does_not_have_is_an_internal_error() -> None:
 
 
 def test_parameters_go_first_in_the_named_function_only() -> None:
-    module = cst.parse_module("def main(b: int = 1) -> None:\n    pass\n\n\ndef other(c):\n    pass\n")
+    module = cst.parse_module(
+        "def main(b: int = 1) -> None:\n    pass\n\n\ndef other(c):\n    pass\n"
+    )
     param = cst.Param(cst.Name("a"), cst.Annotation(cst.Name("str")), default=cst.Name("None"))
     code = prepend_parameters(module, "main", [param]).code
     assert "def main(a: str = None, b: int = 1) -> None:" in code
@@ -56,3 +58,12 @@ def test_scheduled_imports_merge_with_the_modules_own_and_are_never_doubled() ->
     assert "from pydantic import model_validator, Field\n" in code  # (the formatter sorts them)
     assert code.count("Any") == 1 and code.count("Field") == 2
     assert add_imports(module, []) is module
+
+
+def test_a_function_left_out_of_a_template_is_gone_and_the_rest_kept() -> None:
+    holes = {"NOTEBOOK_FOLDER": cst.Name("PROJECT_DIR"), "SETTINGS": cst.Name("S")}
+    kept = fill_template("config.py", "Config.", holes).code
+    left = fill_template("config.py", "Config.", holes, leave_out=("default_output_dir",)).code
+    assert "def default_output_dir" in kept and "def default_output_dir" not in left
+    assert "def default_data_dir" in left and "NOTEBOOK_DIR = PROJECT_DIR\n" in left
+    assert "model_config = S\n" in left and "NOTEBOOK_FOLDER" not in left

@@ -8,7 +8,7 @@ value given for each hole where the template reads it, so what a hole receives i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -20,6 +20,7 @@ from nbharden.templates import template_text
 __all__ = [
     "ImportItem",
     "add_imports",
+    "append_to_class",
     "docstring",
     "fill_template",
     "prepend_parameters",
@@ -52,6 +53,11 @@ def _hole(statement: cst.BaseStatement) -> str | None:
     return target.value if isinstance(target, cst.Name) else None
 
 
+def _defines(statement: cst.BaseStatement) -> str | None:
+    """The name of a function or class statement, else None."""
+    return statement.name.value if isinstance(statement, cst.FunctionDef | cst.ClassDef) else None
+
+
 class _Fill(cst.CSTTransformer):
     """Every read of a hole replaced by its value (holes are names the template uses for nothing else, not
     even as an attribute)."""
@@ -64,8 +70,14 @@ class _Fill(cst.CSTTransformer):
         return updated_node if value is None else value.deep_clone()
 
 
-def fill_template(name: str, doc: str, holes: Mapping[str, cst.BaseExpression]) -> cst.Module:
-    """The template ``nbharden/templates/<name>`` with ``doc`` as its docstring and every hole filled.
+def fill_template(
+    name: str,
+    doc: str,
+    holes: Mapping[str, cst.BaseExpression],
+    leave_out: Collection[str] = (),
+) -> cst.Module:
+    """The template ``nbharden/templates/<name>`` with ``doc`` as its docstring and every hole filled, without
+    its functions and classes named in ``leave_out``.
 
     Raises ``InternalError`` when the template defines no hole of that name or has no docstring.
     """
@@ -79,7 +91,10 @@ def fill_template(name: str, doc: str, holes: Mapping[str, cst.BaseExpression]) 
         and isinstance(first.body[0].value, cst.SimpleString)
     ):
         raise InternalError(f"templates/{name}: no docstring or no hole {missing}")
-    body = [docstring(doc), *(s for s in module.body[1:] if _hole(s) not in holes)]
+    body = [
+        docstring(doc),
+        *(s for s in module.body[1:] if _hole(s) not in holes and _defines(s) not in leave_out),
+    ]
     filled = module.with_changes(body=body).visit(_Fill(holes))
     assert isinstance(filled, cst.Module)
     return filled
@@ -115,3 +130,35 @@ def prepend_parameters(
 ) -> cst.Module:
     """``module`` with ``params`` put before the positional-or-keyword parameters of every ``def function``."""
     return module.visit(_Prepend(function, list(params)))
+
+
+class _Append(cst.CSTTransformer):
+    def __init__(
+        self, cls: str, statements: list[cst.BaseStatement], footer: list[cst.EmptyLine]
+    ) -> None:
+        self.cls = cls
+        self.statements = statements
+        self.footer = footer
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.ClassDef:
+        body = updated_node.body
+        if updated_node.name.value != self.cls or not isinstance(body, cst.IndentedBlock):
+            return updated_node
+        return updated_node.with_changes(
+            body=body.with_changes(
+                body=[*body.body, *self.statements], footer=[*body.footer, *self.footer]
+            )
+        )
+
+
+def append_to_class(
+    module: cst.Module,
+    cls: str,
+    statements: Iterable[cst.BaseStatement],
+    footer: Iterable[cst.EmptyLine] = (),
+) -> cst.Module:
+    """``module`` with ``statements`` added at the end of the body of every ``class cls``, and ``footer`` (blank
+    and comment lines) after them."""
+    return module.visit(_Append(cls, list(statements), list(footer)))

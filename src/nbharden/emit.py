@@ -12,12 +12,12 @@ import dataclasses
 import os
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
 import libcst as cst
-from libcst.helpers import parse_template_expression
+from libcst.helpers import parse_template_expression, parse_template_statement
 
 from nbharden import __version__
 from nbharden.analyse import (
@@ -25,7 +25,14 @@ from nbharden.analyse import (
     FullAnalysis,
     NotebookFacts,
 )
-from nbharden.codegen import fill_template, prepend_parameters, string
+from nbharden.codegen import (
+    ImportItem,
+    add_imports,
+    append_to_class,
+    fill_template,
+    prepend_parameters,
+    string,
+)
 from nbharden.constraints import breaking_value
 from nbharden.dependencies import with_lower_bounds
 from nbharden.env_secrets import EnvSecretRewriter, env_fields, resolve_secrets
@@ -492,129 +499,134 @@ def _notebook_from(analysis: FullAnalysis, out: Path) -> str:
     return _from_out(path, out) or path.as_posix()
 
 
-def _notebook_dir(analysis: FullAnalysis, out: Path) -> str:
-    """The source of NOTEBOOK_DIR in config.py: relative to the package when OUT sits in or next to
-    the notebook's folder, else the notebook's folder as an absolute path.
+def _notebook_dir(analysis: FullAnalysis, out: Path) -> cst.BaseExpression:
+    """NOTEBOOK_DIR in config.py: relative to the package when OUT sits in or next to the notebook's folder,
+    else the notebook's folder as an absolute path.
     """
     folder = analysis.notebook.path.resolve().parent
     rel = _from_out(folder, out)
     if rel is None:
-        return f"Path({folder.as_posix()!r})"
+        return cst.Call(cst.Name("Path"), [cst.Arg(string(folder.as_posix()))])
     if rel == ".":
-        return "PROJECT_DIR"
-    return f"(PROJECT_DIR / {rel!r}).resolve()"
-
-
-def _output_dir_default(plan: Plan) -> list[str]:
-    """``default_output_dir()`` of config.py, when a field uses it."""
-    if not any(f.default == "default_output_dir()" for f in plan.config_fields):
-        return []
-    return [
-        "",
-        "",
-        "def default_output_dir() -> Path:",
-        "    " + _doc("``outputs`` in the source tree, else in the current folder (an installed package)."),
-        "    source_tree = (PROJECT_DIR / 'pyproject.toml').is_file()",
-        "    return (PROJECT_DIR if source_tree else Path.cwd()) / 'outputs'",
-    ]
+        return cst.Name("PROJECT_DIR")
+    return parse_template_expression("(PROJECT_DIR / {rel}).resolve()", rel=string(rel))
 
 
 def _config_module(plan: Plan, analysis: FullAnalysis, out: Path) -> str:
+    """The generated ``config.py``: the template ``templates/config.py`` with the plan's Config fields."""
     prefix = plan.package.upper() + "_"
-    lines = [
-        _doc(
-            f"Configuration of the {plan.package} pipeline: the notebook's parameters and hard-coded paths.\n\n"
-            f"Every field can be set in the environment as {prefix}<FIELD> or in a .env file. Relative\n"
-            f"paths resolve from data_dir ({prefix}DATA_DIR), the folder of the notebook's data"
-            + (
-                f";\nthe files the notebook writes resolve from output_dir ({prefix}OUTPUT_DIR).\n"
-                if any(f.output_file for f in plan.config_fields)
-                else ".\n"
-            )
-        ),
-        "from pathlib import Path",
-        "",
-        "from pydantic import Field, SecretStr",
-        "from pydantic_settings import BaseSettings, SettingsConfigDict",
-        "",
-        "PROJECT_DIR = Path(__file__).resolve().parents[2]",
-        f"NOTEBOOK_DIR = {_notebook_dir(analysis, out)}",
-        '"""Folder of the source notebook when the package was generated."""',
-        "",
-        "",
-        "def default_data_dir() -> Path:",
-        "    "
-        + _doc(
-            "The notebook's folder when the package runs from its source tree; else the current folder."
-        ),
-        "    if (PROJECT_DIR / 'pyproject.toml').is_file() and NOTEBOOK_DIR.is_dir():",
-        "        return NOTEBOOK_DIR",
-        "    return Path.cwd()",
-        *_output_dir_default(plan),
-        "",
-        "",
-        "class Config(BaseSettings):",
-        f"    {_doc('Settings of the pipeline; defaults reproduce the notebook.')}",
-        "",
-        f"    model_config = SettingsConfigDict(env_prefix={prefix!r}, env_file='.env', extra='ignore')",
-    ]
+    # a field set by either name: Config(field=...) too
+    aliases = any(f.env_var for f in plan.config_fields)
+    settings = "SettingsConfigDict(env_prefix={prefix}, env_file='.env', extra='ignore'{more})"
+    settings = settings.format(prefix="{prefix}", more=", populate_by_name=True" if aliases else "")
+    used = any(f.default == "default_output_dir()" for f in plan.config_fields)
+    holes = {
+        "NOTEBOOK_FOLDER": _notebook_dir(analysis, out),
+        "SETTINGS": parse_template_expression(settings, prefix=string(prefix)),
+    }
+    module = fill_template(
+        "config.py", _config_doc(plan), holes, () if used else ("default_output_dir",)
+    )
+    validator = _inputs_validator(plan, prefix)
+    members = [*map(_config_field(plan), plan.config_fields), *validator]
+    comment = cst.Comment("# the notebook has no parameters cell and no hard-coded paths")
+    footer = [] if plan.config_fields else [cst.EmptyLine(), cst.EmptyLine(comment=comment)]
+    module = append_to_class(module, "Config", members, footer)
+    words = {w for f in plan.config_fields for w in _words(f.annotation)}
+    imports = [ImportItem("pydantic", "Field")] if plan.config_fields else []
+    imports += [ImportItem("pydantic", "SecretStr")] if "SecretStr" in words else []
+    imports += [ImportItem("pydantic", "AliasChoices")] if aliases else []
+    if validator:  # the validator returns Config, named in its own class
+        imports += [
+            ImportItem("pydantic", "model_validator"),
+            ImportItem("__future__", "annotations"),
+        ]
+    return add_imports(module, imports).code
+
+
+def _config_doc(plan: Plan) -> str:
+    """The docstring of the generated ``config.py``."""
+    prefix = plan.package.upper() + "_"
+    outputs = any(f.output_file for f in plan.config_fields)
+    return (
+        f"Configuration of the {plan.package} pipeline: the notebook's parameters and hard-coded paths.\n\n"
+        f"Every field can be set in the environment as {prefix}<FIELD> or in a .env file. Relative\n"
+        f"paths resolve from data_dir ({prefix}DATA_DIR), the folder of the notebook's data"
+        + (
+            f";\nthe files the notebook writes resolve from output_dir ({prefix}OUTPUT_DIR).\n"
+            if outputs
+            else ".\n"
+        )
+    )
+
+
+def _config_field(plan: Plan) -> Callable[[ConfigField], cst.SimpleStatementLine]:
+    """The statement declaring a field of Config (after a blank line)."""
+    prefix = plan.package.upper() + "_"
     read = {p.name for step in plan.steps for p in step.inputs}
-    for f in plan.config_fields:
+
+    def field(f: ConfigField) -> cst.SimpleStatementLine:
         # a secret has no default: it comes from the environment, or Config() refuses to start;
         # one that no step reads is optional (the notebook assigned it and never used it)
-        default = "" if f.secret else f"default={f.default}, "
-        if f.default in ("default_data_dir()", "default_output_dir()"):
-            default = f"default_factory={f.default[:-2]}, "
         annotation = f.annotation
+        default: list[cst.Arg] = []
+        if f.default:  # (a secret's is empty)
+            default = [cst.Arg(cst.parse_expression(f.default), keyword=cst.Name("default"))]
+        args: list[cst.Arg] = [] if f.secret else default
         if f.secret and f.name not in read:
-            annotation, default = f"{f.annotation} | None", "default=None, "
+            annotation = f"{f.annotation} | None"
+            args = [cst.Arg(cst.Name("None"), keyword=cst.Name("default"))]
         elif f.env_var:  # the variable the notebook read sets it too; its default, if it had one
-            default = (f"default={f.default}, " if f.default else "") + (
-                f"validation_alias=AliasChoices({prefix + f.name.upper()!r}, {f.env_var!r}), "
-            )
-        extra = f", {f.constraints}" if f.constraints else ""
-        lines.append("")
-        lines.append(
-            f"    {f.name}: {annotation} = Field({default}description={f.description!r}{extra})"
-        )
-    if not plan.config_fields:
-        lines.append("")
-        lines.append("    # the notebook has no parameters cell and no hard-coded paths")
-    lines += _inputs_validator(plan, lines, prefix)
-    code = "\n".join(lines) + "\n"
-    if any(f.env_var for f in plan.config_fields):  # a field set by either name: Config(field=...) too
-        code = code.replace("from pydantic import Field,", "from pydantic import AliasChoices, Field,", 1)
-        code = code.replace("extra='ignore')", "extra='ignore', populate_by_name=True)", 1)
-    return cst.parse_module(code).code
+            names = [cst.Arg(string(prefix + f.name.upper())), cst.Arg(string(f.env_var))]
+            alias = cst.Call(cst.Name("AliasChoices"), names)
+            args = [*default, cst.Arg(alias, keyword=cst.Name("validation_alias"))]
+        elif f.default in ("default_data_dir()", "default_output_dir()"):
+            args = [cst.Arg(cst.Name(f.default[:-2]), keyword=cst.Name("default_factory"))]
+        args.append(cst.Arg(string(f.description), keyword=cst.Name("description")))
+        if f.constraints:
+            constraints = cst.parse_expression(f"Field({f.constraints})")
+            assert isinstance(constraints, cst.Call)
+            args += constraints.args
+        value = cst.Call(cst.Name("Field"), args)
+        kind = cst.Annotation(cst.parse_expression(annotation))
+        target = cst.AnnAssign(cst.Name(f.name), kind, value)
+        return cst.SimpleStatementLine([target], leading_lines=[cst.EmptyLine()])
+
+    return field
 
 
-def _inputs_validator(plan: Plan, lines: list[str], prefix: str) -> list[str]:
+def _inputs_validator(plan: Plan, prefix: str) -> list[cst.BaseStatement]:
     """The model validator that checks the input files exist under data_dir (one line per missing file,
-    naming the setting to change); adds its imports to ``lines``.
-    """
+    naming the setting to change)."""
     inputs = [f.name for f in plan.config_fields if f.must_exist]
     if not inputs or not any(f.name == "data_dir" for f in plan.config_fields):
         return []
-    lines[lines.index("from pydantic import Field, SecretStr")] = (
-        "from pydantic import Field, SecretStr, model_validator"
+    message = cst.FormattedString(
+        [
+            cst.FormattedStringExpression(cst.Name("name")),
+            cst.FormattedStringText(": no such file: "),
+            cst.FormattedStringExpression(cst.Name("path")),
+            cst.FormattedStringText(
+                f"; set {prefix}DATA_DIR (or --data-dir) to the folder that holds it, or set "
+            ),
+            cst.FormattedStringExpression(cst.Name("name")),
+        ]
     )
-    lines.insert(1, "from __future__ import annotations\n")
-    message = (
-        "f'{name}: no such file: {path}; set "
-        + prefix
-        + "DATA_DIR (or --data-dir) to the folder that holds it, or set {name}'"
-    )
-    return [
-        "",
-        "    @model_validator(mode='after')",
-        "    def _inputs_exist(self) -> Config:",
-        "        " + _doc("The files the notebook reads must exist (relative paths resolve from data_dir)."),
-        f"        for name in {tuple(inputs)!r}:",
-        "            path = self.data_dir / str(getattr(self, name))",
-        "            if not path.exists():",
-        f"                raise ValueError({message})",
-        "        return self",
-    ]
+    names = cst.Tuple([cst.Element(string(name)) for name in inputs])
+    validator = parse_template_statement(_VALIDATOR, inputs=names, message=message)
+    return [validator.with_changes(leading_lines=[cst.EmptyLine()])]
+
+
+#: Config's check that the files the notebook reads exist (``{inputs}``: their fields).
+_VALIDATOR = """@model_validator(mode='after')
+def _inputs_exist(self) -> Config:
+    \"\"\"The files the notebook reads must exist (relative paths resolve from data_dir).\"\"\"
+    for name in {inputs}:
+        path = self.data_dir / str(getattr(self, name))
+        if not path.exists():
+            raise ValueError({message})
+    return self
+"""
 
 
 def _call_args(step: Step, plan: Plan, names: _Names) -> str:
