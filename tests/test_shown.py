@@ -443,3 +443,82 @@ def test_generated_code_logs_a_printed_result_after_its_log_line(
     logged = 'logger.info("%s %s", f"accuracy: {acc:.3f}", "F1 %.2f" % f1)\n    log_result("acc", acc)\n'
     assert logged + '    log_result("f1", f1)\n' in steps
     assert "write_metrics(config.output_dir, collected_results())" in files["src/nb/pipeline.py"]
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        # a computed call, attribute or item printed is bound to a result's name, as shown.py names it
+        (["print('accuracy:', accuracy_score(y, pred))"], [("accuracy", "print")]),
+        (["print(f'{f1_score(y, pred):.2f} and %s' % clf.score(X, y))"], [("f1", "print"), ("accuracy", "print")]),
+        (["print('{} {}'.format(clf.coef_, reg.score(X, y)))"], [("coef", "print"), ("r2", "print")]),
+        ([f"{SEARCH}\nprint(search.best_params_)", "search.best_params_"], [("best_params", "bind")]),
+        ([f"{SEARCH}\nprint(search.best_params_)\nprint(search.best_params_)"], [("best_params", "print")]),
+        (
+            [f"{SEARCH}\nprint(search.best_params_)\nsearch.fit(X[:4], y[:4])\nprint(search.best_params_)"],
+            [("best_params", "print"), ("best_params_2", "print")],
+        ),
+        # a value formatted for printing is the name it formats; a size is no result
+        (["acc = accuracy_score(y, pred)\nprint(round(acc, 3), str(acc))"], [("acc", "print")]),
+        (["print('trees:', len(clf.coef_), X.shape, len(X))"], []),
+    ],
+)
+def test_a_printed_computed_value_is_a_result(
+    plan_for: PlanFor, cells: list[str], expected: list[tuple[str, str]]
+) -> None:
+    assert shown(plan_for([IMPORTS, SETUP, *cells])) == expected
+
+
+def test_generated_code_binds_a_printed_value_and_prints_its_name(
+    tmp_path: Path, make_notebook: Callable[..., Path]
+) -> None:
+    printed = "print('accuracy:', accuracy_score(y, pred), f'F1 {f1_score(y, pred):.2f}', X.shape)"
+    nb = make_notebook([IMPORTS, SETUP, "acc = accuracy_score(y, pred)\nprint(acc)", printed])
+    generated = api.generate(nb, Settings(record=False, out=tmp_path / "out"))
+    steps = generated.tree.as_dict()["src/nb/steps.py"]
+    kept = sorted(f.message.split(" is kept")[0] for f in generated.findings if f.code == "NBH607")
+    assert kept == ["the printed name", "the printed value", "the printed value"]
+    assert (
+        "    # cell 4\n    accuracy = accuracy_score(y, pred)\n    f1 = f1_score(y, pred)\n"
+        '    logger.info("%s %s %s %s", "accuracy:", accuracy, f"F1 {f1:.2f}", X.shape)\n'
+        '    log_result("accuracy", accuracy)\n    log_result("f1", f1)\n'
+    ) in steps
+
+
+@pytest.mark.slow
+def test_recorded_printed_results_are_pinned_and_saved(tmp_path: Path, make_notebook: Callable[..., Path]) -> None:
+    """The values a print evaluates are recorded where it evaluates them: the generated tests compare them."""
+    nb = make_notebook(
+        [
+            IMPORTS,
+            "md:## Train",
+            SETUP,
+            "md:## Evaluate",
+            "acc = accuracy_score(y, pred)\nprint(f'accuracy: {acc:.3f}')",
+            "print('R2', reg.score(X, y), 'F1 %.2f' % f1_score(y, pred))",
+        ]
+    )
+    out = tmp_path / "out"
+    api.write(api.convert(nb, Settings(out=out)))
+    recording = json.loads((out / "tests/data/recording.json").read_text())
+    outputs = {e["name"]: e for e in recording["steps"]["evaluate"]["outputs"]}
+    assert {"acc", "r2", "f1"} <= set(outputs)
+    assert all(outputs[n]["kind"] == "value" for n in ("acc", "r2", "f1")), outputs
+    env = dict(os.environ, PYTHONPATH=str(out / "src"))
+    run = subprocess.run(
+        [sys.executable, "-m", "nb", "--output-dir", str(tmp_path / "o")],
+        cwd=out, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["acc"] == metrics["f1"] == 1.0 and 0 < metrics["r2"] < 1
+    # scoring on fewer rows changes the printed R2: a generated test fails
+    steps = out / "src/nb/steps.py"
+    code = steps.read_text()
+    assert "r2 = reg.score(X, y)\n" in code
+    steps.write_text(code.replace("r2 = reg.score(X, y)\n", "r2 = reg.score(X[:5], y[:5])\n"))
+    broken = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=out, env=env,
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert broken.returncode == 1 and "r2" in broken.stdout, broken.stdout

@@ -62,7 +62,7 @@ from nbharden.secrets import (
 from nbharden.selection import RuleGate, RuleSelection, gate
 from nbharden.settings import Settings
 from nbharden.shape import summary_of
-from nbharden.shown import shown_expression, shown_value
+from nbharden.shown import bound_to_name, printed_values, shown_expression, shown_value
 from nbharden.strict_types import complete_annotations
 from nbharden.templates import template_text
 from nbharden.transform.codemods import (
@@ -214,19 +214,58 @@ def _step_doc(step: Step, notebook: str, outputs: list[str]) -> str:
     return summary + "\n\n" + textwrap.indent(body, "    ") + "\n    "
 
 
-def _shown_statements(stmt: cst.BaseStatement, shown: tuple[Shown, ...]) -> list[cst.BaseStatement]:
+def _shown_statements(
+    stmt: cst.BaseStatement, shown: tuple[Shown, ...]
+) -> tuple[list[cst.BaseStatement], int]:
     """A shown value as the pipeline keeps it: bound to its name (unless it is a name), then logged; a
-    print that prints results, as it is (a log line), then each of them logged."""
-    logs = [cst.parse_statement(f"log_result({s.name!r}, {s.name})\n") for s in shown]
+    print that prints results: each value that is no name bound to its result's name first, the print
+    printing those names, then each result logged. With how many of the statements are the notebook's code.
+    """
+    logs: list[cst.BaseStatement] = [
+        cst.parse_statement(f"log_result({s.name!r}, {s.name})\n") for s in shown
+    ]
     if shown[0].how == "print":
-        return [stmt, *logs]
+        return _printed_statements(stmt, shown, logs)
     log = logs[0]
     value = shown_value(stmt, shown[0])
     if value is None:
-        return [log.with_changes(leading_lines=getattr(stmt, "leading_lines", ()))]
+        return [log.with_changes(leading_lines=getattr(stmt, "leading_lines", ()))], 1
     assert isinstance(stmt, cst.SimpleStatementLine)
     target = cst.AssignTarget(cst.Name(shown[0].name))
-    return [stmt.with_changes(body=[cst.Assign([target], value)]), log]
+    return [stmt.with_changes(body=[cst.Assign([target], value)]), log], 1
+
+
+def _printed_statements(
+    stmt: cst.BaseStatement, shown: tuple[Shown, ...], logs: list[cst.BaseStatement]
+) -> tuple[list[cst.BaseStatement], int]:
+    """``accuracy = accuracy_score(y, p)``, ``print("accuracy:", accuracy)``, then the log lines."""
+    values = printed_values(stmt)
+    bound = [(s.name, values[s.display]) for s in shown if bound_to_name(s)]
+    if not bound:
+        return [stmt, *logs], 1
+    assert isinstance(stmt, cst.SimpleStatementLine)
+    leading = stmt.leading_lines
+    binds: list[cst.BaseStatement] = [
+        cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], value)])
+        for name, value in bound
+    ]
+    binds[0] = binds[0].with_changes(leading_lines=leading)
+    printed = stmt.visit(_ByIdentity({id(value): cst.Name(name) for name, value in bound}))
+    assert isinstance(printed, cst.SimpleStatementLine)
+    return [*binds, printed.with_changes(leading_lines=()), *logs], len(binds) + 1
+
+
+class _ByIdentity(cst.CSTTransformer):
+    """Replaces the nodes of a tree given by identity (``id``) with others."""
+
+    def __init__(self, new: dict[int, cst.BaseExpression]) -> None:
+        super().__init__()
+        self.new = new
+
+    def on_leave(  # type: ignore[override]  # as libcst's own deep_replace: any node for any node
+        self, original_node: cst.CSTNode, updated_node: cst.CSTNode
+    ) -> cst.CSTNode:
+        return self.new.get(id(original_node), updated_node)
 
 
 def _step_body(
@@ -255,19 +294,23 @@ def _step_body(
         for statement in runs.get(index, []):
             src_cell, i = statement.cell, statement.index
             stmt = facts.cells[src_cell].module.body[i]
-            kept = (
-                _shown_statements(stmt, shown[(src_cell, i)]) if (src_cell, i) in shown else [stmt]
+            kept, own = (
+                _shown_statements(stmt, shown[(src_cell, i)])
+                if (src_cell, i) in shown
+                else ([stmt], 1)
             )
             for n, part in enumerate(kept):
                 new, _used = (
-                    _rewrite(part, names, facts, lift, counters, src_cell) if n == 0 else (part, set())
+                    _rewrite(part, names, facts, lift, counters, src_cell)
+                    if n < own
+                    else (part, set())
                 )
                 assert isinstance(new, cst.BaseStatement)
                 if first:
                     new = _with_comment(new, _cell_comment(index))
                     first = False
                 body.append(new)
-                changes.append(set(statement.changes) if n == 0 else set())
+                changes.append(set(statement.changes) if n == own - 1 else set())
     return body, changes
 
 

@@ -195,8 +195,11 @@ class Shown:
 
     ``how``: "bind" (the cell's last expression, bound to ``name``), "display" (``display(expr)``, bound to
     ``name``), "name" (a shown name: ``name`` itself) or "print" (a computed name a top-level ``print(...)``
-    prints: ``name`` itself, logged after the print; one print may print several). ``display``: which
-    top-level ``display()`` of the cell (counted from 0) when ``how`` is "display", of ``displays`` in all.
+    prints: ``name`` itself, logged after the print; one print may print several) or a computed value it
+    prints (``accuracy_score(y, p)``: bound to ``name`` before the print, which prints ``name``). ``display``:
+    which top-level ``display()`` of the cell (counted from 0) when ``how`` is "display", of ``displays`` in
+    all; which of the print's values (``shown.printed_values``) when ``how`` is "print" and the value is no
+    name (-1 for a name).
     """
 
     name: str
@@ -205,6 +208,7 @@ class Shown:
     how: str
     display: int = -1
     displays: int = 0
+    source: str = ""  # "print", not a name: the printed expression's code (the recorder finds it)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ from nbharden.secrets import (
 from nbharden.selection import RuleGate, gate
 from nbharden.settings import Settings
 from nbharden.shape import Flow, Section, sections
-from nbharden.shown import find_shown, shown_value
+from nbharden.shown import bound_to_name, find_shown, shown_value
 from nbharden.transform import network
 from nbharden.transform.codemods import find_all
 
@@ -496,16 +496,14 @@ def _settings_findings(
     ]
 
 
-_WHAT_IS_KEPT = {"name": "the shown name", "print": "the printed name"}
-
-
 def _kept_results(facts: NotebookFacts, steps: list[Step]) -> list[Finding]:
     """NBH607 for every shown value the pipeline keeps as a result."""
     out = []
     for step in steps:
         for shown in step.shown:
             line = facts.cells[shown.cell].statements[shown.statement].line
-            what = _WHAT_IS_KEPT.get(shown.how, "the shown value")
+            what = "the shown value" if bound_to_name(shown) else "the shown name"
+            what = what.replace("shown", "printed") if shown.how == "print" else what
             out.append(
                 Finding(
                     "NBH607",
@@ -524,7 +522,7 @@ def _with_shown(
     st: TopStatement, cell: int, shown: dict[tuple[int, int], tuple[Shown, ...]]
 ) -> TopStatement:
     """The statement with the name its shown value is bound to (``accuracy = model.score(...)``)."""
-    bound = [s.name for s in shown.get((cell, st.index), ()) if s.how in {"bind", "display"}]
+    bound = [s.name for s in shown.get((cell, st.index), ()) if bound_to_name(s)]
     return dataclasses.replace(st, binds=(*st.binds, *bound)) if bound else st
 
 

@@ -17,9 +17,12 @@ decides which of them are results, kept by the generated pipeline (bound to a na
   data by group (``df.groupby("segment").mean()``, ``.agg([...])``, a pivot table, a crosstab), not a count by
   group (``.size()``, ``.agg("count")``: a preview, like ``value_counts``).
 
-A computed name the notebook prints (``print(f"accuracy: {acc:.3f}")``, ``print("AUC", auc)``, ``"%.3f" % acc``,
-``"{}".format(acc)``) is a result as well: logged after the print (which becomes a log line as before), returned
-and in ``metrics.json``; once per value, not again where it is printed again or shown.
+A computed value the notebook prints (``print(f"accuracy: {acc:.3f}")``, ``print("AUC", auc)``, ``"%.3f" % acc``,
+``"{}".format(acc)``, ``print(classification_report(y, pred))``, ``print(grid.best_params_)``) is a result as
+well: a name is logged after the print (which becomes a log line as before), another value is bound to its
+result's name first and the print prints that name; returned and in ``metrics.json``. A name or attribute printed
+again, or printed and shown, with the same binding counts once; ``round(acc, 3)``, ``str(acc)``... print ``acc``;
+``len(...)`` is a size, not a result.
 
 A preview dropped from a kept cell is reported at its line (NBH603, ``emit._display_findings``): nothing shown is
 dropped silently.
@@ -30,9 +33,11 @@ Each result gets a name no notebook name, Config field or step uses: ``accuracy`
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
 from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
 import libcst as cst
 
@@ -257,13 +262,56 @@ class _Context:
         elif isinstance(stmt, cst.For):
             for name in _names(stmt.target):
                 self._set(name, False)
+        for name in _fitted_in_place(stmt):  # grid.fit(X, y): its learned attributes are new values
+            self.version[name] = self.version.get(name, 0) + 1
         if isinstance(stmt, cst.SimpleStatementLine):
             remember_classes(cst.Module([stmt]), self.classes, self.inner)
 
 
+    def printed_result(self, node: cst.BaseExpression) -> bool:
+        """Whether a printed value is a result: a computed name, attribute, item or call, not a size
+        (``len(model.estimators_)``: a count, as ``shape`` is a preview)."""
+        if isinstance(node, cst.Call) and _called(node) == "len":
+            return False
+        kinds = cst.Name | cst.Attribute | cst.Subscript | cst.Call
+        return isinstance(node, kinds) and self.computed_value(node)
+
+    def key(self, node: cst.BaseExpression) -> tuple[str, int] | None:
+        """A name or an attribute of one (``grid.best_params_``) with the binding of the name it reads:
+        the same key is the same value; None for anything else (a call computes a value again)."""
+        root = node
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if not isinstance(root, cst.Name):
+            return None
+        return cst.Module([]).code_for_node(node), self.version.get(root.value, 0)
+
+    def base(self, node: cst.BaseExpression) -> str:
+        return result_name(node, self.classes, self.inner, self.qualified)
+
     def _set(self, name: str, computed: bool) -> None:
         self.computed[name] = computed
         self.version[name] = self.version.get(name, 0) + 1
+
+
+def _called(call: cst.Call) -> str | None:
+    """The name a call calls (``len`` of ``len(x)``), None for a method or another expression."""
+    return call.func.value if isinstance(call.func, cst.Name) else None
+
+
+def _fitted_in_place(stmt: cst.BaseStatement) -> list[str]:
+    """The names a top-level line fits (``grid.fit(X, y)``, ``model.partial_fit(X)``)."""
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        return []
+    return [
+        small.value.func.value.value
+        for small in stmt.body
+        if isinstance(small, cst.Expr)
+        and isinstance(small.value, cst.Call)
+        and isinstance(small.value.func, cst.Attribute)
+        and small.value.func.attr.value in {"fit", "partial_fit", "fit_transform"}
+        and isinstance(small.value.func.value, cst.Name)
+    ]
 
 
 def _chain(node: cst.BaseExpression) -> list[cst.BaseExpression]:
@@ -372,6 +420,11 @@ def _returns_value(fn: cst.FunctionDef) -> bool:
 
     fn.visit(_V())
     return found
+
+
+def bound_to_name(shown: Shown) -> bool:
+    """Whether the pipeline binds the value to the result's name (not for a shown or printed name)."""
+    return shown.how in {"bind", "display"} or (shown.how == "print" and shown.display >= 0)
 
 
 def shown_value(stmt: cst.BaseStatement, shown: Shown) -> cst.BaseExpression | None:
@@ -592,25 +645,31 @@ def _printed(node: cst.BaseExpression) -> list[cst.BaseExpression]:
             items = [e.value for e in right.elements if isinstance(e, cst.DictElement)]
         else:
             items = [right]
-        return [v for item in items for v in _printed(item)]
+        return _printed(node.left) + [v for item in items for v in _printed(item)]
     if (
         isinstance(node, cst.Call)
         and isinstance(node.func, cst.Attribute)
         and node.func.attr.value == "format"
         and isinstance(node.func.value, cst.BaseString)
     ):
-        return [v for a in node.args if not a.star for v in _printed(a.value)]
+        fields = _printed(node.func.value)  # f"{a} {{}}".format(b)
+        return fields + [v for a in node.args if not a.star for v in _printed(a.value)]
     return [node]
+
+
+class _Found(NamedTuple):
+    shown: Shown  # named later (``_named``), once the values printed again are left out
+    key: tuple[str, int] | None  # a name or attribute with the binding of its name: the same value
+    base: str  # the name, or what the result's name is made from
 
 
 def find_shown(analysis: FullAnalysis, taken: Collection[str]) -> tuple[Shown, ...]:
     """The results a notebook shows, in order, each with a fresh name (not in ``taken``); and the computed
-    names it prints (``print(f"accuracy: {acc:.3f}")``: "print"), once each, unless shown too."""
+    values it prints (``print(f"accuracy: {acc:.3f}")``: "print"), once each, unless shown too."""
     facts = analysis.facts
     assert facts is not None
     context = _Context(analysis)
-    used = set(taken)
-    out: list[tuple[Shown, tuple[str, int] | None]] = []  # with (name, binding) for a shown name
+    found: list[_Found] = []
     for index in sorted(facts.cells):
         body = facts.cells[index].module.body
         displays = 0
@@ -621,33 +680,48 @@ def find_shown(analysis: FullAnalysis, taken: Collection[str]) -> tuple[Shown, .
                 expr, how = shown
                 ordinal = displays if how == "display" else -1
                 displays += how == "display"
-                expected = _top_level_displays(body, facts.shadowed)
                 if context.is_result(expr):
-                    base = result_name(expr, context.classes, context.inner, context.qualified)
-                    if isinstance(expr, cst.Name):
-                        key = (expr.value, context.version.get(expr.value, 0))
-                        out.append((Shown(expr.value, index, i, "name", ordinal, expected), key))
-                    else:
-                        name = _fresh(base, used)
-                        out.append((Shown(name, index, i, how, ordinal, expected), None))
-            for value in printed_values(stmt, facts.shadowed):
-                if isinstance(value, cst.Name) and context.computed_value(value):
-                    key = (value.value, context.version.get(value.value, 0))
-                    out.append((Shown(value.value, index, i, "print"), key))
+                    expected = _top_level_displays(body, facts.shadowed)
+                    how = "name" if isinstance(expr, cst.Name) else how
+                    value = Shown("", index, i, how, ordinal, expected)
+                    found.append(_Found(value, context.key(expr), context.base(expr)))
+            for part, printed in enumerate(printed_values(stmt, facts.shadowed)):
+                printed = _formatted(printed)
+                if context.printed_result(printed):
+                    named = isinstance(printed, cst.Name)
+                    code = "" if named else cst.Module([]).code_for_node(printed)
+                    value = Shown("", index, i, "print", -1 if named else part, source=code)
+                    found.append(_Found(value, context.key(printed), context.base(printed)))
             context.bind(stmt)
-    return _once(out)
+    return _named(found, taken)
 
 
-def _once(found: list[tuple[Shown, tuple[str, int] | None]]) -> tuple[Shown, ...]:
-    """The results without a name printed again, or printed and shown, with the same value (the same
-    binding): a shown name is kept where it is shown, a printed one where it is first printed."""
-    shown = {key for s, key in found if key is not None and s.how != "print"}
+def _formatted(node: cst.BaseExpression) -> cst.BaseExpression:
+    """The name a print formats (``round(acc, 3)``, ``float(acc)``, ``str(acc)``: ``acc``), else ``node``."""
+    if (
+        isinstance(node, cst.Call)
+        and _called(node) in {"round", "float", "int", "str", "repr", "format"}
+        and node.args
+        and node.args[0].keyword is None
+        and not node.args[0].star
+        and isinstance(node.args[0].value, cst.Name)
+    ):
+        return node.args[0].value
+    return node
+
+
+def _named(found: list[_Found], taken: Collection[str]) -> tuple[Shown, ...]:
+    """The results named, without a value printed again or printed and shown (a name or attribute of
+    the same binding): a shown value is kept where shown, a printed one where first printed."""
+    shown = {f.key for f in found if f.key is not None and f.shown.how != "print"}
     seen: set[tuple[str, int]] = set()
+    used = set(taken)
     out: list[Shown] = []
-    for s, key in found:
-        if s.how == "print" and key is not None:
+    for value, key, base in found:
+        if value.how == "print" and key is not None:
             if key in shown or key in seen:
                 continue
             seen.add(key)
-        out.append(s)
+        named = value.how == "name" or (value.how == "print" and value.display < 0)
+        out.append(dataclasses.replace(value, name=base if named else _fresh(base, used)))
     return tuple(out)

@@ -238,6 +238,70 @@ def _nbharden_install_recorder() -> None:
         if getattr(builtins, "display", None) is original:
             setattr(builtins, "display", display)  # noqa: B010 - IPython put it there
 
+    def install_print_keeper() -> None:
+        """Keep the computed values a cell prints that the pipeline keeps as results
+        (``print("accuracy:", accuracy_score(y, p))``; ``[name, "print", code, 0]`` in the
+        cell's "shown"): an AST transformer wraps each, where the print evaluates it, in a
+        call that keeps the value under the result's name and returns it unchanged."""
+        import ast
+        import builtins
+
+        def keep(name: str, value: Any) -> Any:
+            shown[name] = value
+            return value
+
+        setattr(builtins, "_nbharden_keep_printed", keep)  # noqa: B010 - no notebook global
+
+        def printed_nodes(module: ast.Module) -> list[ast.expr]:
+            calls = [
+                s.value
+                for s in module.body
+                if isinstance(s, ast.Expr)
+                and isinstance(s.value, ast.Call)
+                and isinstance(s.value.func, ast.Name)
+                and s.value.func.id == "print"
+            ]
+            inner = [
+                [n for n in ast.walk(c) if isinstance(n, ast.expr) and n not in (c, c.func)]
+                for c in calls
+            ]
+            position = lambda n: (n.lineno, n.col_offset)  # noqa: E731
+            return [n for nodes in inner for n in sorted(nodes, key=position)]
+
+        class Wrap(ast.NodeTransformer):
+            def __init__(self, names: dict[int, str]) -> None:
+                self.names = names
+
+            def visit(self, node: Any) -> Any:
+                name = self.names.get(id(node))
+                if name is None:
+                    return super().visit(node)
+                func = ast.Name("_nbharden_keep_printed", ast.Load())
+                return ast.copy_location(ast.Call(func, [ast.Constant(name), node], []), node)
+
+        class KeepPrinted(ast.NodeTransformer):
+            def visit_Module(self, module: ast.Module) -> ast.Module:
+                try:
+                    current = state["current"] or {}
+                    wanted = [(e[0], e[2]) for e in current.get("shown", []) if e[1] == "print"]
+                    if not wanted:
+                        return module
+                    nodes = printed_nodes(module)
+                    names: dict[int, str] = {}
+                    for name, code in wanted:  # in order: the same code printed twice, twice
+                        target = ast.dump(ast.parse(code, mode="eval").body)
+                        found = (n for n in nodes if id(n) not in names and ast.dump(n) == target)
+                        node = next(found, None)
+                        if node is not None:
+                            names[id(node)] = name
+                    wrapped: ast.Module = Wrap(names).visit(module)
+                    return ast.fix_missing_locations(wrapped)
+                except Exception as exc:  # noqa: BLE001 - the cell runs as it is
+                    emit({"event": "recorder-error", "message": f"{type(exc).__name__}: {exc}"})
+                    return module
+
+        shell.ast_transformers.append(KeepPrinted())
+
     def record(requests: list[Any], phase: str) -> None:
         ns = collections.ChainMap(shown, shell.user_ns)
         for step, names in requests:
@@ -459,6 +523,8 @@ def _nbharden_install_recorder() -> None:
     shell.register_magic_function(timeit_once, "line_cell", "timeit")
     if any(cell.get("shown") for cell in cells):
         install_display_hook()
+    if any(entry[1] == "print" for cell in cells for entry in cell.get("shown", [])):
+        install_print_keeper()
     shell.events.register("pre_run_cell", pre_run_cell)
     shell.events.register("post_run_cell", post_run_cell)
     emit(

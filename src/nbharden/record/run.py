@@ -155,7 +155,9 @@ def _schedule(
     shown: dict[int, list[list[Any]]] = {}
     for step in plan.steps:
         for value in step.shown:
-            if value.how not in {"name", "print"}:  # a name: recorded with the step's outputs
+            if value.how == "print" and value.display >= 0:  # kept as the print evaluates it
+                shown.setdefault(value.cell, []).append([value.name, "print", value.source, 0])
+            elif value.how not in {"name", "print"}:  # a name: recorded with the step's outputs
                 shown.setdefault(value.cell, []).append(
                     [value.name, value.how, value.display, value.displays]
                 )
