@@ -85,6 +85,65 @@ def test_flow_module_has_a_task_per_step_and_submits_independent_steps_at_once(
     assert "if engine is Engine.prefect:" in main
 
 
+def _step_calls(module: cst.Module, suffix: str) -> dict[str, dict[str, str]]:
+    """Step name -> keyword -> argument code, for each call ``<x>.<step>(...)`` in pipeline.py
+    (``suffix`` "") or ``<step>_task.with_options(...).submit(...)`` in flow.py ("_task")."""
+    calls: dict[str, dict[str, str]] = {}
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            func = node.func
+            if not isinstance(func, cst.Attribute):
+                return
+            if suffix:
+                inner = func.value
+                if func.attr.value != "submit" or not isinstance(inner, cst.Call):
+                    return
+                options = inner.func
+                if not (isinstance(options, cst.Attribute) and isinstance(options.value, cst.Name)):
+                    return
+                name = options.value.value.removesuffix(suffix)
+            elif isinstance(func.value, cst.Name) and func.value.value == "steps":
+                name = func.attr.value
+            else:
+                return
+            calls[name] = {
+                a.keyword.value: module.code_for_node(a.value) for a in node.args if a.keyword
+            }
+
+    module.visit(Calls())
+    return calls
+
+
+@pytest.mark.parametrize("notebook", ["secrets", "churn_analysis", "titanic_logreg"])
+def test_the_flow_passes_each_step_the_config_values_run_passes(
+    notebook: str, tmp_path: Path
+) -> None:
+    """A secret's value, a file the notebook writes under output_dir (the flow passed the bare
+    path: the model was written where the flow ran, not under output_dir)."""
+    if notebook == "churn_analysis":
+        source = DEMO
+    elif notebook == "titanic_logreg":
+        source = ROOT / "fixtures" / "ml" / notebook / f"{notebook}.ipynb"
+    else:
+        source = copy_fixture(notebook, tmp_path / "nb")
+    out = _convert(source, tmp_path / "out")
+    package = next(p.name for p in (out / "src").iterdir() if (p / "flow.py").is_file())
+    pipeline = _step_calls(cst.parse_module((out / "src" / package / "pipeline.py").read_text()), "")
+    flow = _step_calls(cst.parse_module((out / "src" / package / "flow.py").read_text()), "_task")
+    assert pipeline and sorted(flow) == sorted(pipeline)
+    from_config = {
+        (step, key): code
+        for step, args in pipeline.items()
+        for key, code in args.items()
+        if "config." in code
+    }
+    assert from_config
+    assert {k: flow[k[0]].get(k[1]) for k in from_config} == from_config
+    if notebook == "titanic_logreg":
+        assert any(code.startswith("output_file(") for code in from_config.values())
+
+
 def test_the_default_target_adds_nothing(tmp_path: Path) -> None:
     notebook = copy_fixture("plotting", tmp_path / "nb")
     files = {

@@ -672,21 +672,24 @@ def _inputs_exist(self) -> Config:
 """
 
 
+def config_argument(plan: Plan, name: str, config: str) -> str:
+    """How ``run`` (and an orchestrator's flow) passes the Config field ``name`` to a step: a
+    secret's value, a file the notebook writes under ``output_dir``."""
+    field = next(f for f in plan.config_fields if f.name == name)
+    value = f"{config}.{name}"
+    if field.secret:
+        value += ".get_secret_value()"
+    if field.output_file:  # a file the notebook writes: under output_dir
+        value = f"output_file({config}.output_dir, {value})"
+    return value
+
+
 def _call_args(step: Step, plan: Plan, names: _Names) -> str:
-    secrets = {f.name for f in plan.config_fields if f.secret}
-    outputs = {f.name for f in plan.config_fields if f.output_file}
     args = []
     for p in step.inputs:
         if p.name in step.state:
             continue  # module state: a global of the steps module, not an argument
-        if p.source == "config":
-            value = f"{names.config}.{p.name}"
-            if p.name in secrets:
-                value += ".get_secret_value()"
-            if p.name in outputs:  # a file the notebook writes: under output_dir
-                value = f"output_file({names.config}.output_dir, {value})"
-        else:
-            value = p.name
+        value = config_argument(plan, p.name, names.config) if p.source == "config" else p.name
         args.append(f"{p.name}={value}")
     return ", ".join(args)
 

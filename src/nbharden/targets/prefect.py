@@ -25,8 +25,10 @@ from typing import cast
 import libcst as cst
 
 from nbharden.analyse import BUILTINS, FullAnalysis
+from nbharden.emit import config_argument
 from nbharden.errors import InternalError
 from nbharden.models import Effect, FileTree, Plan
+from nbharden.testgen.generate import comparison_files
 
 #: Process-wide state two steps must not use at the same time; steps using one keep their notebook order.
 _SHARED = {Effect.RANDOM: "random", Effect.PLOT: "plot", Effect.SHELL: "shell"}
@@ -288,7 +290,6 @@ def _submissions(
 ) -> tuple[list[cst.BaseStatement], dict[str, str]]:
     """One ``.submit()`` per step, in notebook order; and what each name is bound to at the end (a
     future, or ``Output(future, i)`` for the i-th value of a step that returns several)."""
-    secrets = {f.name for f in plan.config_fields if f.secret}
     bound: dict[str, tuple[str, str]] = (
         {}
     )  # name -> (the future of the step that made it, its expression)
@@ -309,9 +310,7 @@ def _submissions(
             if p.name in step.state:
                 continue
             if p.source == "config":
-                value = f"{run.config}.{p.name}" + (
-                    ".get_secret_value()" if p.name in secrets else ""
-                )
+                value = config_argument(plan, p.name, run.config)
             elif p.name in bound:
                 takes.add(bound[p.name][0])
                 value = bound[p.name][1]
@@ -776,8 +775,5 @@ def add_prefect_flow(
     test = re.sub(r"\bgenerated_package\b", pkg, test)
     files["tests/test_flow.py"] = re.sub(r"\bpipeline_flow\b", flow_name, test)
     if not recorded:  # the comparison ladder of the characterization tests, for assert_same
-        nbharden = resources.files("nbharden")
-        files["tests/_values.py"] = nbharden.joinpath("record", "_values.py").read_text("utf-8")
-        for helper in ("_compare.py", "_learned.py", "_replay.py"):  # what testgen writes with them
-            files[f"tests/{helper}"] = nbharden.joinpath("testgen", helper).read_text("utf-8")
+        files.update(comparison_files())
     return FileTree.of(files)

@@ -349,17 +349,25 @@ def _steps_index(
     return steps_index, tested
 
 
+def comparison_files() -> dict[str, str]:
+    """The comparison ladder next to the generated tests (``_compare.py`` and every module it
+    imports), for the characterization tests and for a target's tests that compare values."""
+    return {
+        "tests/_values.py": _VALUES_SOURCE.read_text(encoding="utf-8"),
+        "tests/_compare.py": _COMPARE_SOURCE.read_text(encoding="utf-8"),
+        "tests/_learned.py": (_HERE / "_learned.py").read_text(encoding="utf-8"),
+        "tests/_replay.py": (_HERE / "_replay.py").read_text(encoding="utf-8"),
+        "tests/_figures.py": _FIGURES_SOURCE.read_text(encoding="utf-8"),
+    }
+
+
 def _support_files(package: str) -> dict[str, str]:
     """The helpers next to the generated tests: set-up, environment, HTTP replay, comparison."""
     return {
         "tests/conftest.py": _template("conftest.py", {"PACKAGE": repr(package)}),
         "tests/_environment.py": template_text("environment.py"),
         "tests/_http_replay.py": template_text("http_replay.py"),
-        "tests/_values.py": _VALUES_SOURCE.read_text(encoding="utf-8"),
-        "tests/_compare.py": _COMPARE_SOURCE.read_text(encoding="utf-8"),
-        "tests/_learned.py": (_HERE / "_learned.py").read_text(encoding="utf-8"),
-        "tests/_replay.py": (_HERE / "_replay.py").read_text(encoding="utf-8"),
-        "tests/_figures.py": _FIGURES_SOURCE.read_text(encoding="utf-8"),
+        **comparison_files(),
     }
 
 
