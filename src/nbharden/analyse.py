@@ -12,10 +12,11 @@ import ast
 import bisect
 import builtins
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import libcst as cst
 from libcst.metadata import (
@@ -38,8 +39,11 @@ from nbharden.secrets import Site, redact, secret_values
 from nbharden.secrets import is_secret_literal as is_secret_literal  # the plan's import of it
 from nbharden.secrets import scan as scan_secrets
 from nbharden.settings import Settings
-from nbharden.transform.codemods import find_all
+from nbharden.transform.codemods import find_all, names_in
 from nbharden.transform.magics import MagicResult, UserMagic, translate_magics, user_magics
+
+if TYPE_CHECKING:
+    from nbharden.transform.network import NetworkScan
 
 libcst_speed.install()
 
@@ -253,6 +257,9 @@ class CellFacts:
     shadowed: frozenset[str] = frozenset()
     # statements a magic ran without showing their value (``%timeit f()``): never a shown result
     unshown: frozenset[int] = frozenset()
+    # LibCST's PositionProvider metadata of ``module``, resolved once by ``analyse_cell`` (later stages' visitors
+    # reuse it: resolving it again costs a code generation of the cell)
+    positions: Mapping[cst.CSTNode, CodeRange] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -263,6 +270,26 @@ class NotebookFacts:
     ]  # import alias -> qualified name (last binding wins; conflicts listed separately)
     conflicting_imports: frozenset[str]
     shadowed: frozenset[str] = frozenset()  # showing functions the notebook binds itself (rebound_showing_names)
+
+    # Whole-notebook scans the plan and emit both need, made once per conversion on first use (a frozen
+    # value's cells never change after ``analyse``): each was a walk of every cell, repeated per stage.
+    @functools.cached_property
+    def cell_names(self) -> dict[int, frozenset[str]]:
+        """Per code cell, every identifier its code uses (``names_in``)."""
+        return {index: frozenset(names_in(cf.module)) for index, cf in self.cells.items()}
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """Every identifier the notebook's code uses."""
+        return frozenset().union(*self.cell_names.values())
+
+    @functools.cached_property
+    def network(self) -> NetworkScan:
+        """Sessions, clients, URL-valued names and whether any call is a network call
+        (``nbharden.transform.network.scan``)."""
+        from nbharden.transform.network import scan  # network builds on this module
+
+        return scan(self)
 
 
 def dotted_name(node: cst.BaseExpression) -> str | None:
@@ -617,16 +644,17 @@ def analyse_cell(
     ``magics``: the magics earlier cells defined, whose uses in this cell become calls. ``shadowed``: showing
     functions the notebook binds itself (``rebound_showing_names``). ``local_exports``: module beside the
     notebook -> the names ``from <module> import *`` binds."""
-    module = cst.parse_module(code)
+    parsed = module = cst.parse_module(code)
     if "get_ipython" in code or "_magic" in code:
         magic = translate_magics(module, index, magics)
         module = magic.module
     else:
         magic = MagicResult(module)
+    text = code if module is parsed else module.code  # LibCST round-trips: a parsed module's code is ``code``
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     resolved = wrapper.resolve_many([ScopeProvider, PositionProvider])
     positions = cast(Mapping[cst.CSTNode, CodeRange], resolved[PositionProvider])
-    names = _cell_names(module, resolved[ScopeProvider], positions)
+    names = _cell_names(module, text, resolved[ScopeProvider], positions)
     # classes and type aliases of this cell and the cells above (``known_types`` is shared, and grows)
     classes = known_types if known_types is not None else set()
     classes.update(s.name.value for s in module.body if isinstance(s, cst.ClassDef))
@@ -665,6 +693,7 @@ def analyse_cell(
         visitor.global_decls,
         shadowed=shadowed,
         unshown=magic.unshown,
+        positions=positions,
     )
     facts.secrets = scan_secrets(module, index, positions)  # the positions resolved above, not again
     return summary, facts, [*magic.findings, *visitor.findings], seeded or visitor.seeds
@@ -708,14 +737,17 @@ def _statement_owner(module: cst.Module, positions: Any) -> Callable[[cst.CSTNod
     return owner_of
 
 
-def _cell_names(module: cst.Module, scopes: Mapping[cst.CSTNode, object], positions: Any) -> _CellNames:
-    """Which global names each top-level statement binds, uses, and reads from earlier cells."""
+def _cell_names(
+    module: cst.Module, text: str, scopes: Mapping[cst.CSTNode, object], positions: Any
+) -> _CellNames:
+    """Which global names each top-level statement binds, uses, and reads from earlier cells. ``text``:
+    ``module.code``, which the helpers look into before walking the module for what it cannot hold."""
     global_scope = next((s for s in scopes.values() if isinstance(s, GlobalScope)), None)
     owner_of = _statement_owner(module, positions)
     names = _CellNames(global_scope, {i: [] for i in range(len(module.body))})
-    names.handlers = _except_as_handlers(module, scopes, positions)
+    names.handlers = _except_as_handlers(module, text, scopes, positions)
     if global_scope is not None:
-        for assignment in [*global_scope.assignments, *_walrus_in_comprehensions(module, scopes)]:
+        for assignment in [*global_scope.assignments, *_walrus_in_comprehensions(module, text, scopes)]:
             node = _assigned_node(assignment)
             i = owner_of(node)
             if i >= 0 and _in_handler(names, assignment.name, node, positions):
@@ -732,7 +764,7 @@ def _cell_names(module: cst.Module, scopes: Mapping[cst.CSTNode, object], positi
         return (where.start.line, where.start.column) if where is not None else (0, 0)
 
     augmented = _augmented_reads(
-        module, cast(Mapping[cst.CSTNode, Scope | None], scopes), global_scope, positions
+        module, text, cast(Mapping[cst.CSTNode, Scope | None], scopes), global_scope, positions
     )
     for scope in dict.fromkeys(cast(Scope | None, s) for s in scopes.values()):
         if scope is None:
@@ -746,14 +778,14 @@ def _cell_names(module: cst.Module, scopes: Mapping[cst.CSTNode, object], positi
 
 
 def _except_as_handlers(
-    module: cst.Module, scopes: Mapping[cst.CSTNode, object], positions: Any
+    module: cst.Module, text: str, scopes: Mapping[cst.CSTNode, object], positions: Any
 ) -> dict[str, list[tuple[tuple[int, int], tuple[int, int]]]]:
     """Per name, where the cell's top-level ``except E as name:`` handlers bind it: from the name to
     the handler's end. Python deletes the name when such a handler ends (an implicit ``del name``), so
     what binds the name there (the target, or an assignment in the body) never outlives the handler,
     and what reads it there reads the handler's binding. Handlers in functions and classes are local.
     """
-    if "except" not in module.code:
+    if "except" not in text:
         return {}
     found: dict[str, list[tuple[tuple[int, int], tuple[int, int]]]] = {}
     for handler in find_all(module, cst.ExceptHandler, cst.ExceptStarHandler):
@@ -963,11 +995,11 @@ def _runs_at_once(scope: Scope) -> bool:
 
 
 def _walrus_in_comprehensions(
-    module: cst.Module, scopes: Mapping[cst.CSTNode, object]
+    module: cst.Module, text: str, scopes: Mapping[cst.CSTNode, object]
 ) -> list[BaseAssignment]:
     """``(last := v)`` inside a comprehension binds ``last`` in the scope around it (PEP 572): at the cell's
     top level, a global of the notebook. LibCST puts the binding in the comprehension's scope."""
-    if ":=" not in module.code:
+    if ":=" not in text:
         return []
     targets = {
         id(n.target) for n in find_all(module, cst.NamedExpr) if isinstance(n, cst.NamedExpr)
@@ -992,13 +1024,14 @@ class _AugmentedRead:
 
 def _augmented_reads(
     module: cst.Module,
+    text: str,
     scopes: Mapping[cst.CSTNode, Scope | None],
     global_scope: GlobalScope | None,
     positions: Any,
 ) -> dict[Scope, list[_AugmentedRead]]:
     """Per scope, the reads of global names that ``name op= value`` makes (at the top level, or in a function
     that declares the name ``global``): ``y += 1`` reads ``y`` before it binds it."""
-    if global_scope is None or "=" not in module.code:
+    if global_scope is None or "=" not in text:
         return {}
     found: dict[Scope, list[_AugmentedRead]] = {}
     for node in find_all(module, cst.AugAssign):

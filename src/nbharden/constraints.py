@@ -188,9 +188,12 @@ def _collect_uses(facts: NotebookFacts) -> tuple[dict[str, list[_Use]], dict[str
     by_literal: dict[str, list[_Use]] = {}
     for index in sorted(facts.cells):
         visitor = _Uses(index)
-        cst.metadata.MetadataWrapper(facts.cells[index].module, unsafe_skip_copy=True).visit(
-            visitor
-        )
+        cf = facts.cells[index]
+        if cf.positions:  # resolved by the analysis: not again
+            visitor.metadata = {cst.metadata.PositionProvider: cf.positions}
+            cf.module.visit(visitor)
+        else:
+            cst.metadata.MetadataWrapper(cf.module, unsafe_skip_copy=True).visit(visitor)
         for key, uses in visitor.by_name.items():
             by_name.setdefault(key, []).extend(uses)
         for key, uses in visitor.by_literal.items():

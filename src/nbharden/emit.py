@@ -12,7 +12,7 @@ import dataclasses
 import os
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -100,9 +100,7 @@ class _Names:
         self.local = (
             RelativeLocalImports({m.name: m for m in local}, f".{VENDORED}") if local else None
         )
-        taken: set[str] = set()
-        for cf in facts.cells.values():
-            taken |= names_in(cf.module)
+        taken = set(facts.names)
         self.taken = taken
         self.logger = _free("logger", taken)
         self.config = _free("config", taken | {f.name for f in plan.config_fields})
@@ -268,16 +266,26 @@ class _ByIdentity(cst.CSTTransformer):
         return self.new.get(id(original_node), updated_node)
 
 
+def _code_runs(plan: Plan) -> dict[int, list[Statement]]:
+    """Per cell, the statements the plan keeps as code that run in it, in the plan's order (made once for all
+    steps: a walk of every statement per step grew with steps x statements)."""
+    runs: dict[int, list[Statement]] = {}
+    for statement in plan.statements:
+        if statement.role == "code":
+            runs.setdefault(statement.runs_in, []).append(statement)
+    return runs
+
+
 def _step_body(
     step: Step,
-    plan: Plan,
+    runs: Mapping[int, Sequence[Statement]],
     analysis: FullAnalysis,
     names: _Names,
     counters: dict[str, int],
     lift: dict[str, str],
 ) -> tuple[list[cst.BaseStatement], list[set[str]]]:
-    """The step's statements (those of its cells the plan keeps as code, in the plan's order), and per
-    statement the names it may change (``Statement.changes``; a shown value's log line changes nothing)."""
+    """The step's statements (those of its cells the plan keeps as code, ``runs``, in the plan's order), and
+    per statement the names it may change (``Statement.changes``; a shown value's log line changes nothing)."""
     facts = analysis.facts
     assert facts is not None
     body: list[cst.BaseStatement] = []
@@ -285,13 +293,9 @@ def _step_body(
     shown: dict[tuple[int, int], tuple[Shown, ...]] = {}
     for s in step.shown:
         shown[(s.cell, s.statement)] = (*shown.get((s.cell, s.statement), ()), s)
-    runs: dict[int, list[Statement]] = {}
-    for statement in plan.statements:
-        if statement.role == "code":
-            runs.setdefault(statement.runs_in, []).append(statement)
     for index in step.cells:
         first = True
-        for statement in runs.get(index, []):
+        for statement in runs.get(index, ()):
             src_cell, i = statement.cell, statement.index
             stmt = facts.cells[src_cell].module.body[i]
             kept, own = (
@@ -340,8 +344,9 @@ def _step_function(
     names: _Names,
     counters: dict[str, int],
     lift: dict[str, str],
+    runs: Mapping[int, Sequence[Statement]],
 ) -> cst.FunctionDef:
-    body, changes = _step_body(step, plan, analysis, names, counters, lift)
+    body, changes = _step_body(step, runs, analysis, names, counters, lift)
     _with_contracts(step, body, changes)
     outputs = [o.name for o in step.outputs]
     if outputs:
@@ -479,8 +484,9 @@ def _steps_module(
     lift = {f.literal: f.name for f in plan.config_fields if f.kind == "lifted" and f.literal}
     imports, seen_imports, defs, settings, needs = _module_level(analysis, plan, names, counters)
     hoisted_imports = frozenset(plan.hoisted_imports)
+    runs = _code_runs(plan)
     functions = [
-        _step_function(s, plan, analysis, names, counters, lift) for s in plan.steps
+        _step_function(s, plan, analysis, names, counters, lift, runs) for s in plan.steps
     ]
     if settings:
         defs.append(_settings_function(names.settings, settings))

@@ -193,8 +193,8 @@ def liftable(
 
 def _used_only_in_direct_calls(facts: NotebookFacts, name: str, state: frozenset[str]) -> bool:
     calls = 0
-    for cf in facts.cells.values():
-        if name not in names_in(cf.module):
+    for index, cf in facts.cells.items():
+        if name not in facts.cell_names[index]:
             continue
         uses = _Uses(name, state)
         cf.module.visit(uses)

@@ -353,15 +353,22 @@ def process_settings(
     Only with literal arguments and names moved to module level, so they can run before any step; and only
     those before the first statement that reads a setting (``previous = pd.options.display.max_rows``, then
     ``pd.options.display.max_rows = 20``): moved to the start, they would change what it reads."""
+    order = [
+        (c, i, stmt) for c in sorted(facts.cells) for i, stmt in enumerate(facts.cells[c].module.body)
+    ]
+    settings = {
+        (c, i)
+        for c, i, stmt in order
+        if _is_setting(stmt, facts.cells[c].statements[i], facts, hoisted_imports)
+    }
     out: list[tuple[int, int]] = []
-    for c in sorted(facts.cells):
-        cf = facts.cells[c]
-        for i, stmt in enumerate(cf.module.body):
-            st = cf.statements[i]
-            if _is_setting(stmt, st, facts, hoisted_imports):
-                out.append((c, i))
-            elif st.kind != "import" and _reads_settings(stmt, facts):
-                return tuple(out)
+    for c, i, stmt in order:
+        if len(out) == len(settings):  # no setting below: what reads one no longer matters (no walk)
+            break
+        if (c, i) in settings:
+            out.append((c, i))
+        elif facts.cells[c].statements[i].kind != "import" and _reads_settings(stmt, facts):
+            break
     return tuple(out)
 
 
@@ -868,7 +875,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     ) or any(e.value == "plot" for c in analysis.cells for e in c.effects)
     fields, found = _with_scaffold_fields(analysis, settings, config.fields, config.taken)
     findings += found
-    if network.scan(facts).found:  # NBH301/NBH302: timeout and retries of network calls
+    if facts.network.found:  # NBH301/NBH302: timeout and retries of network calls
         fields.extend(network.network_fields({*config.taken, *(f.name for f in fields)}))
         deps = tuple(sorted({*deps, network.DEPENDENCY}, key=str.lower))
     if uses_plots or any(step.shown for step in steps) or any(f.output_file for f in fields):

@@ -116,11 +116,18 @@ def _bindings(module: cst.Module) -> dict[str, str]:
 
 
 class _Returns(cst.CSTVisitor):
-    """Whether a function body returns a value or yields (not counting nested functions and classes)."""
+    """Whether a function body returns a value or yields (not counting nested functions and classes).
+    Without ``yields`` (the module has no ``yield``), expressions are not walked: a return is a statement."""
 
-    def __init__(self) -> None:
+    def __init__(self, yields: bool = True) -> None:
         super().__init__()
         self.value = False
+        self.yields = yields
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if not self.yields and isinstance(node, cst.BaseExpression):
+            return False
+        return super().on_visit(node)
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         return False
@@ -141,17 +148,18 @@ class _Returns(cst.CSTVisitor):
         self.value = True
 
 
-def _returns_value(node: cst.FunctionDef) -> bool:
-    finder = _Returns()
+def _returns_value(node: cst.FunctionDef, yields: bool = True) -> bool:
+    finder = _Returns(yields)
     node.body.visit(finder)
     return finder.value
 
 
 class _Complete(cst.CSTTransformer):
-    def __init__(self, bound: dict[str, str], any_name: str) -> None:
+    def __init__(self, bound: dict[str, str], any_name: str, yields: bool = True) -> None:
         super().__init__()
         self.bound = bound
         self.any_name = any_name
+        self.yields = yields  # whether the module may yield (else a return value is found without expressions)
         self.used_any = False
         self.declares_return = False
         self._scopes: list[str] = []  # "class" or "function", innermost last
@@ -196,6 +204,13 @@ class _Complete(cst.CSTTransformer):
             )
         return node
 
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        # what this completes is in statements (defs, classes, annotated assignments; annotations are completed
+        # from their def or assignment): an expression holds none, so its nodes are not walked
+        if isinstance(node, cst.BaseExpression):
+            return False
+        return super().on_visit(node)
+
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._scopes.append("class")
 
@@ -221,7 +236,9 @@ class _Complete(cst.CSTTransformer):
         returns = updated_node.returns
         if returns is None:
             returns = (
-                self._any() if _returns_value(original_node) else cst.Annotation(cst.Name("None"))
+                self._any()
+                if _returns_value(original_node, self.yields)
+                else cst.Annotation(cst.Name("None"))
             )
         else:
             returns = returns.with_changes(annotation=self.complete(returns.annotation))
@@ -293,10 +310,11 @@ def complete_annotations(code: str) -> str:
     module = cst.parse_module(code)
     bound = _bindings(module)
     typing_any = bound.get("Any", "typing.Any") in ("typing.Any", "typing_extensions.Any")
-    complete = _Complete(bound, "Any" if typing_any else "typing.Any")
+    complete = _Complete(bound, "Any" if typing_any else "typing.Any", "yield" in code)
     new = module.visit(complete)
     lines: list[cst.BaseStatement] = []
-    if typing_any and "Any" not in bound and _uses_name(new, "Any"):
+    # every Any the completion wrote is the name ``Any`` (with ``typing_any``): no walk needed to know it is used
+    if typing_any and "Any" not in bound and (complete.used_any or _uses_name(new, "Any")):
         lines.append(cst.parse_statement("from typing import Any\n"))
     elif complete.used_any and not typing_any and "typing" not in bound:
         lines.append(cst.parse_statement("import typing\n"))

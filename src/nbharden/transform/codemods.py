@@ -210,16 +210,27 @@ def noqa_codes(comment: str) -> frozenset[str] | None:
     return noqa_in(comment)
 
 
+#: Nodes no expression holds: a search for only these never needs to walk into an expression.
+_STATEMENT_NODES = (
+    cst.BaseStatement,
+    cst.BaseSmallStatement,
+    cst.BaseSuite,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+)
+
+
 class _Finder(cst.CSTVisitor):
     def __init__(self, types: tuple[type[cst.CSTNode], ...]) -> None:
         super().__init__()
         self.types = types
         self.found: list[cst.CSTNode] = []
+        self.statements_only = all(issubclass(t, _STATEMENT_NODES) for t in types)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, self.types):
             self.found.append(node)
-        return True
+        return not (self.statements_only and isinstance(node, cst.BaseExpression))
 
 
 def find_all(node: cst.CSTNode, *types: type[cst.CSTNode]) -> list[cst.CSTNode]:

@@ -379,7 +379,7 @@ class NetworkCalls(cst.CSTTransformer):
 
     def __init__(self, facts: NotebookFacts, taken: Iterable[str] = ()) -> None:
         super().__init__()
-        self.scan = scan(facts)
+        self.scan = facts.network  # made once per conversion (the plan asked first)
         self.facts = facts
         avoid = set(taken)
         self.names: dict[str, str] = {}
