@@ -194,6 +194,10 @@ def corpus_notebook(slug: str, work: Path) -> Path:
     return dst.joinpath(*local.parts[2:])
 
 
+#: The syntax-node limit of the synthetic notebooks' conversions (``[tool.nbharden] max-syntax-nodes``).
+SYNTHETIC_MAX_NODES = 1_000_000
+
+
 def synthetic(code_cells: int, folder: Path) -> Path:
     """A synthetic notebook (bench/static_convert.py's) of exactly ``code_cells`` code cells."""
     nb = synthetic_notebook(code_cells * 8 // 7 + 16)
@@ -207,6 +211,10 @@ def synthetic(code_cells: int, folder: Path) -> Path:
     path = folder / f"synthetic_{code_cells}" / f"synthetic_{code_cells}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
+    # 2,000 code cells are about 95,000 syntax nodes: over the default limit (50,000), which would refuse them
+    (path.parent / "pyproject.toml").write_text(
+        f"[tool.nbharden]\nmax-syntax-nodes = {SYNTHETIC_MAX_NODES}\n"
+    )
     return path
 
 

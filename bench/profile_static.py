@@ -33,11 +33,13 @@ def main() -> int:
     from nbharden.settings import Settings
 
     path = args.notebook
+    limit = Settings().max_syntax_nodes
     if args.cells:
-        from goals import synthetic
+        from goals import SYNTHETIC_MAX_NODES, synthetic
 
         path = synthetic(args.cells, args.notebook)
-    settings = Settings(record=False, verify=False, out=path.parent / "out")
+        limit = SYNTHETIC_MAX_NODES
+    settings = Settings(record=False, verify=False, out=path.parent / "out", max_syntax_nodes=limit)
     generate(path, settings)  # warm-up: imports, caches of the formatters
     profile = cProfile.Profile()
     started = time.process_time()
