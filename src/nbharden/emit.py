@@ -29,6 +29,7 @@ from nbharden.codegen import (
     ImportItem,
     add_imports,
     append_to_class,
+    docstring,
     fill_template,
     prepend_parameters,
     string,
@@ -690,110 +691,180 @@ def config_argument(plan: Plan, name: str, config: str) -> str:
     return value
 
 
-def _call_args(step: Step, plan: Plan, names: _Names) -> str:
+def _call_args(step: Step, plan: Plan, names: _Names) -> list[cst.Arg]:
+    """The arguments of a step's call in ``run``: its inputs by name, from Config or from earlier steps."""
     args = []
     for p in step.inputs:
         if p.name in step.state:
             continue  # module state: a global of the steps module, not an argument
-        value = config_argument(plan, p.name, names.config) if p.source == "config" else p.name
-        args.append(f"{p.name}={value}")
-    return ", ".join(args)
+        value: cst.BaseExpression = cst.Name(p.name)
+        if p.source == "config":  # (the Prefect flow passes the same: one expression for both)
+            value = cst.parse_expression(config_argument(plan, p.name, names.config))
+        args.append(cst.Arg(value, keyword=cst.Name(p.name)))
+    return args
 
 
 def _pipeline_module(plan: Plan, analysis: FullAnalysis, names: _Names) -> str:
-    cfg = names.config
-    steps_mod = names.steps
-    seed = next((f.name for f in plan.config_fields if f.kind == "seed"), None)
+    """The generated ``pipeline.py``: ``Results`` and ``run()``, which calls the steps in order."""
+    results_cls = _free("Results", names.taken)
+    doc = docstring(
+        f"The {plan.package} pipeline: the notebook's steps in order, each logged with its duration "
+        "and the shapes of what it produced."  # no newline: the formatter's one-line docstring, AST kept
+    )
+    results, type_imports = _results_class(plan, analysis, results_cls)
+    module = cst.Module([doc, *type_imports, results, _run_function(plan, names, results_cls)])
+    helpers = _pipeline_helpers(plan)
+    shown = any(step.shown for step in plan.steps)
+    steps_alias = names.steps if names.steps != "steps" else None
+    imports = [
+        ImportItem("__future__", "annotations"),
+        ImportItem("dataclasses", "dataclass"),
+        ImportItem("", "steps", steps_alias, relative=1),
+        ImportItem("config", "Config", relative=1),
+        *(ImportItem("results", n, relative=1) for n in _RESULTS_HELPERS if shown),
+        *(ImportItem("support", helper, relative=1) for helper in helpers),
+    ]
+    code = module.code
+    imports += [
+        ImportItem("typing", n) for n in ("TYPE_CHECKING", "Any") if re.search(rf"\b{n}\b", code)
+    ]
+    return add_imports(module, imports).code
+
+
+#: What ``run`` uses of the generated ``results.py`` when a step keeps a shown result.
+_RESULTS_HELPERS = ("collected_results", "start_results", "write_metrics")
+
+
+def _pipeline_helpers(plan: Plan) -> list[str]:
+    """What ``run`` imports from the generated ``support.py``."""
     helpers = ["run_pipeline", "working_directory"]
     if plan.uses_plots:
         helpers += ["show_figures", "use_output_dir"]
     if any(f.output_file for f in plan.config_fields):
         helpers.append("output_file")
-    if seed:
+    if any(f.kind == "seed" for f in plan.config_fields):
         helpers.append("seed_everything")
-    network_helper, network_lines = pipeline_setup(plan.config_fields, cfg)
+    network_helper, _ = pipeline_setup(plan.config_fields, "config")
     helpers += [network_helper] if network_helper else []
+    if any(f.secret for f in plan.config_fields):
+        helpers.append("hide_secrets")
+    return sorted(helpers)
+
+
+def _run_function(plan: Plan, names: _Names, results_cls: str) -> cst.FunctionDef:
+    """``run(config)``: the set-up, each step timed and logged, the results."""
+    cfg, steps_mod = cst.Name(names.config), cst.Name(names.steps)
+    seed = next((f.name for f in plan.config_fields if f.kind == "seed"), None)
     shown = any(step.shown for step in plan.steps)
-    results_cls = _free("Results", names.taken)
-    lines = [
-        _doc(
-            f"The {plan.package} pipeline: the notebook's steps in order, each logged with its duration "
-            "and the shapes of what it produced."  # no newline: the formatter's one-line docstring, AST kept
-        ),
-        "from __future__ import annotations",
-        "",
-        "from dataclasses import dataclass",
-        "from typing import TYPING_NAMES",
-        "",
-        f"from . import steps as {steps_mod}" if steps_mod != "steps" else "from . import steps",
-        "from .config import Config",
-        *(["from .results import collected_results, start_results, write_metrics"] if shown else []),
-        f"from .support import {', '.join(sorted(helpers))}",
-        *_results_class(plan, analysis, results_cls),
-        "",
-        "",
-        f"def run({cfg}: Config | None = None) -> {results_cls}:",
-        "    "
-        + _doc(
-            f"Run every step with ``{cfg}`` (default: ``Config()``); return the fitted models, the "
+    parts = {"cfg": cfg, "cls": cst.Name(results_cls)}
+    function = parse_template_statement(
+        "def run({cfg}: Config | None = None) -> {cls}:\n    pass\n", **parts  # type: ignore[arg-type]
+    )
+    assert isinstance(function, cst.FunctionDef)
+    body: list[cst.BaseStatement] = [
+        docstring(
+            f"Run every step with ``{names.config}`` (default: ``Config()``); return the fitted models, the "
             "results the notebook showed and its final values."
         ),
-        f"    {cfg} = {cfg} if {cfg} is not None else Config()",
+        parse_template_statement("{cfg} = {cfg} if {cfg} is not None else Config()", cfg=cfg),
     ]
     if shown:
-        lines.append("    start_results()")
+        body.append(cst.parse_statement("start_results()"))
     if plan.settings:
-        lines.append(f"    {steps_mod}.{names.settings}()  # process-wide settings, once")
-    if plan.uses_plots:
-        lines.append(f"    use_output_dir({cfg}.output_dir)")
-    if seed:
-        lines.append(f"    seed_everything({cfg}.{seed})")
-    lines += network_lines
-    if any(f.secret for f in plan.config_fields):
-        lines.append(f"    hide_secrets({cfg})  # no log line shows a secret's value")
-        lines[lines.index(f"from .support import {', '.join(sorted(helpers))}")] = (
-            f"from .support import {', '.join(sorted([*helpers, 'hide_secrets']))}"
+        call = parse_template_statement(
+            "{steps}.{name}()", steps=steps_mod, name=cst.Name(names.settings)
         )
-    # a name bound by several steps with different types: declared Any once, so mypy accepts the rebinding
+        body.append(_trailing_comment(call, "# process-wide settings, once"))
+    if plan.uses_plots:
+        body.append(parse_template_statement("use_output_dir({cfg}.output_dir)", cfg=cfg))
+    if seed:
+        body.append(
+            parse_template_statement("seed_everything({cfg}.{seed})", cfg=cfg, seed=cst.Name(seed))
+        )
+    _, network_lines = pipeline_setup(plan.config_fields, names.config)
+    body += [cst.parse_statement(line.strip()) for line in network_lines]
+    if any(f.secret for f in plan.config_fields):
+        hide = parse_template_statement("hide_secrets({cfg})", cfg=cfg)
+        body.append(_trailing_comment(hide, "# no log line shows a secret's value"))
+    body += _rebound_names(plan)
+    body.append(_steps_block(plan, names))
+    if shown:
+        body.append(
+            parse_template_statement(
+                "write_metrics({cfg}.output_dir, collected_results())", cfg=cfg
+            )
+        )
+    fields = [cst.Arg(cst.Name(r), keyword=cst.Name(r)) for r in results_fields(plan)]
+    body.append(cst.SimpleStatementLine([cst.Return(cst.Call(cst.Name(results_cls), fields))]))
+    return function.with_changes(
+        body=function.body.with_changes(body=body), leading_lines=[cst.EmptyLine(), cst.EmptyLine()]
+    )
+
+
+def _trailing_comment(statement: cst.BaseStatement, comment: str) -> cst.BaseStatement:
+    """A one-line statement with ``comment`` at the end of its line."""
+    assert isinstance(statement, cst.SimpleStatementLine)
+    return statement.with_changes(
+        trailing_whitespace=cst.TrailingWhitespace(cst.SimpleWhitespace("  "), cst.Comment(comment))
+    )
+
+
+def _rebound_names(plan: Plan) -> list[cst.BaseStatement]:
+    """A name bound by several steps with different types: declared Any once, so mypy accepts the rebinding."""
     seen_types: dict[str, set[str]] = {}
     for step in plan.steps:
         for o in step.outputs:
             seen_types.setdefault(o.name, set()).add(o.annotation or "")
-    for name, kinds in seen_types.items():
-        if len(kinds - {""}) > 1:
-            lines.append(f"    {name}: Any")
-    run_log = names.run_log
-    lines.append(
-        f"    with working_directory({cfg}.data_dir), run_pipeline({plan.package!r}) as {run_log}:"
-    )
-    lines += _step_calls(plan, names)
-    results = list(results_fields(plan))
-    if shown:
-        lines.append(f"    write_metrics({cfg}.output_dir, collected_results())")
-    lines.append(f"    return {results_cls}(" + ", ".join(f"{r}={r}" for r in results) + ")")
-    text = "\n".join(lines) + "\n"
-    typing = [n for n in ("TYPE_CHECKING", "Any") if re.search(rf"\b{n}\b", text)]
-    typing_line = f"from typing import {', '.join(typing)}\n" if typing else ""
-    return cst.parse_module(text.replace("from typing import TYPING_NAMES\n", typing_line)).code
+    return [
+        cst.SimpleStatementLine([cst.AnnAssign(cst.Name(name), cst.Annotation(cst.Name("Any")))])
+        for name, kinds in seen_types.items()
+        if len(kinds - {""}) > 1
+    ]
 
 
-def _step_calls(plan: Plan, names: _Names) -> list[str]:
-    """The lines of ``run()`` that call the steps, each timed and logged."""
-    run_log, step_log = names.run_log, names.step_log
-    lines: list[str] = []
+def _steps_block(plan: Plan, names: _Names) -> cst.BaseStatement:
+    """``with working_directory(...), run_pipeline(...) as run_log:`` and in it each step's call, timed and logged."""
+    run_log, step_log = cst.Name(names.run_log), cst.Name(names.step_log)
+    calls: list[cst.BaseStatement] = []
     for step in plan.steps:
-        outputs = [o.name for o in step.outputs]
-        call = f"{names.steps}.{step.name}({_call_args(step, plan, names)})"
-        lines.append(f"        with {run_log}.step({step.name!r}) as {step_log}:")
-        if not outputs:
-            lines.append(f"            {call}")
-        else:
-            lines.append(f"            {', '.join(outputs)} = {call}")
-            produced = ", ".join(f"{o}={o}" for o in outputs)
-            lines.append(f"            {step_log}.produced({produced})")
+        outputs = [cst.Name(o.name) for o in step.outputs]
+        call = cst.Call(
+            cst.Attribute(cst.Name(names.steps), cst.Name(step.name)), _call_args(step, plan, names)
+        )
+        inner: list[cst.BaseStatement] = [cst.SimpleStatementLine([cst.Expr(call)])]
+        if outputs:
+            targets = cst.Tuple([cst.Element(o) for o in outputs], lpar=[], rpar=[])
+            assign = cst.Assign(
+                [cst.AssignTarget(targets if len(outputs) > 1 else outputs[0])], call
+            )
+            produced = cst.Call(
+                cst.Attribute(step_log, cst.Name("produced")),
+                [cst.Arg(o, keyword=cst.Name(o.value)) for o in outputs],
+            )
+            inner = [
+                cst.SimpleStatementLine([assign]),
+                cst.SimpleStatementLine([cst.Expr(produced)]),
+            ]
+        calls.append(
+            parse_template_statement(
+                "with {log}.step({name}) as {slog}:\n    pass\n",
+                log=run_log,
+                name=string(step.name),
+                slog=step_log,
+            ).with_changes(body=cst.IndentedBlock(inner))
+        )
         if plan.uses_plots:
-            lines.append(f"        show_figures({step.name!r})")
-    return lines or ["        pass"]
+            calls.append(parse_template_statement("show_figures({name})", name=string(step.name)))
+    block = parse_template_statement(
+        "with working_directory({cfg}.data_dir), run_pipeline({pkg}) as {log}:\n    pass\n",
+        cfg=cst.Name(names.config),
+        pkg=string(plan.package),
+        log=run_log,
+    )
+    assert isinstance(block, cst.With)
+    return block.with_changes(
+        body=cst.IndentedBlock(calls or [cst.SimpleStatementLine([cst.Pass()])])
+    )
 
 
 def results_fields(plan: Plan) -> dict[str, str | None]:
@@ -807,46 +878,69 @@ def results_fields(plan: Plan) -> dict[str, str | None]:
     return fields
 
 
-def _results_class(plan: Plan, analysis: FullAnalysis, cls: str) -> list[str]:
-    """Source lines of the ``Results`` dataclass, with the imports its annotations need (for type checkers
-    only: ``from __future__ import annotations`` keeps them unevaluated)."""
+def _results_class(
+    plan: Plan, analysis: FullAnalysis, cls: str
+) -> tuple[cst.ClassDef, list[cst.If]]:
+    """The ``Results`` dataclass, and the ``if TYPE_CHECKING:`` block importing what its annotations name (for
+    type checkers only: ``from __future__ import annotations`` keeps them unevaluated)."""
     fields = results_fields(plan)
     imports, known = _annotation_imports(analysis, [t for t in fields.values() if t])
     hoisted = sorted({n for t in fields.values() if t for n in _words(t)} & set(plan.hoisted))
-    imports += [f"from .steps import {', '.join(hoisted)}"] if hoisted else []
+    if hoisted:
+        aliases = [cst.ImportAlias(cst.Name(n)) for n in hoisted]
+        imports.append(cst.ImportFrom(cst.Name("steps"), aliases, relative=[cst.Dot()]))
     known |= set(hoisted) | BUILTINS
     for name, annotation in fields.items():
         if annotation and not _words(annotation) <= known:
             fields[name] = None  # a type only the notebook had (or a local class): Any
-    lines = ["", "if TYPE_CHECKING:", *(f"    {line}" for line in imports)] if imports else []
-    lines += [
-        "",
-        "",
-        "@dataclass(frozen=True)",
-        f"class {cls}:",
-        "    "
-        + _doc(
-            "What a run produced: the fitted models, the results the notebook showed and its final "
-            "values (not the intermediate values that only feed later steps)."
-        ),
+    block: list[cst.If] = []
+    if imports:
+        lines = [cst.SimpleStatementLine([i]) for i in imports]
+        block = [
+            cst.If(
+                cst.Name("TYPE_CHECKING"), cst.IndentedBlock(lines), leading_lines=[cst.EmptyLine()]
+            )
+        ]
+    doc = docstring(
+        "What a run produced: the fitted models, the results the notebook showed and its final "
+        "values (not the intermediate values that only feed later steps)."
+    )
+    members = [
+        cst.SimpleStatementLine(
+            [
+                cst.AnnAssign(
+                    cst.Name(name), cst.Annotation(cst.parse_expression(annotation or "Any"))
+                )
+            ],
+            leading_lines=[cst.EmptyLine()] if i == 0 else [],
+        )
+        for i, (name, annotation) in enumerate(fields.items())
     ]
-    if fields:
-        lines.append("")
-    lines += [f"    {name}: {annotation or 'Any'}" for name, annotation in fields.items()]
-    return lines
+    decorator = cst.Decorator(parse_template_expression("dataclass(frozen=True)"))
+    return (
+        cst.ClassDef(
+            cst.Name(cls),
+            cst.IndentedBlock([doc, *members]),
+            decorators=[decorator],
+            leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
+        ),
+        block,
+    )
 
 
 def _words(annotation: str) -> set[str]:
     return set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", annotation))
 
 
-def _annotation_imports(analysis: FullAnalysis, annotations: list[str]) -> tuple[list[str], set[str]]:
-    """``import`` lines for the imported names the annotations use (``pd`` -> ``import pandas as pd``),
-    and those names."""
+def _annotation_imports(
+    analysis: FullAnalysis, annotations: list[str]
+) -> tuple[list[cst.Import | cst.ImportFrom], set[str]]:
+    """The imports of the imported names the annotations use (``pd`` -> ``import pandas as pd``), sorted by their
+    text, and those names."""
     facts = analysis.facts
     assert facts is not None
     used = {n for text in annotations for n in _words(text)}
-    lines: dict[str, str] = {}
+    found: dict[str, cst.Import | cst.ImportFrom] = {}
     for cf in facts.cells.values():
         for st in cf.statements:
             if st.kind != "import" or st.star_import is not None:
@@ -854,14 +948,23 @@ def _annotation_imports(analysis: FullAnalysis, annotations: list[str]) -> tuple
             for bound, qualified in st.import_names:
                 if bound not in used or bound in facts.conflicting_imports:
                     continue
-                module, _, name = qualified.lstrip(".").rpartition(".")
-                if module and name == bound and not qualified.startswith("."):
-                    lines[bound] = f"from {module} import {name}"
-                elif module and not qualified.startswith("."):
-                    lines[bound] = f"from {module} import {name} as {bound}"
-                else:
-                    lines[bound] = f"import {qualified}" + ("" if qualified == bound else f" as {bound}")
-    return sorted(set(lines.values())), set(lines)
+                found[bound] = _import_of(bound, qualified)
+    unique = {cst.Module([]).code_for_node(node): node for node in found.values()}
+    return [unique[text] for text in sorted(unique)], set(found)
+
+
+def _import_of(bound: str, qualified: str) -> cst.Import | cst.ImportFrom:
+    """The import that binds ``bound`` to ``qualified`` (``pd``, ``pandas`` -> ``import pandas as pd``)."""
+    module, _, name = qualified.lstrip(".").rpartition(".")
+    alias = None if name == bound else cst.AsName(cst.Name(bound))
+    if module and not qualified.startswith("."):
+        dotted = cst.parse_expression(module)
+        assert isinstance(dotted, cst.Name | cst.Attribute)
+        return cst.ImportFrom(dotted, [cst.ImportAlias(cst.Name(name), asname=alias)])
+    target = cst.parse_expression(qualified)
+    assert isinstance(target, cst.Name | cst.Attribute)
+    alias = None if qualified == bound else cst.AsName(cst.Name(bound))
+    return cst.Import([cst.ImportAlias(target, asname=alias)])
 
 
 _CLI_RESERVED = {
@@ -879,7 +982,8 @@ _CLI_RESERVED = {
 
 def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
     """The generated ``__main__.py``: the template ``templates/cli_main.py``, a Typer command line, with an option
-    per Config field (secrets excepted) before its own (``-p``, logging options, ``--deterministic``)."""
+    per Config field (secrets excepted) before its own (``-p``, logging options, ``--deterministic``).
+    """
     secrets = [f.name for f in plan.config_fields if f.secret]
     fields = [f for f in plan.config_fields if not f.secret and f.name not in _CLI_RESERVED]
     module = fill_template(
