@@ -668,9 +668,15 @@ def module_state(facts: NotebookFacts) -> frozenset[str]:
                 after = [p for p in where if p > (c, i)]
                 later_cells = {b for b, _ in after if b > c}
                 # bound once, only after the definition: the definition moves there (relocations); bound
-                # before and after it within its own cell: the step's closure sees both
-                if len(later_cells) >= 2 or (
-                    before and after and any(b != c for b, _ in [*before, *after])
+                # before and after it within its own cell: the step's closure sees both; bound by
+                # this very statement and by an earlier cell (d = sum(x * sum(d) for x in xs)): the
+                # code may run before the statement binds, and read the earlier cell's value, where
+                # a closure over the step's own d would be unbound
+                rebinds_here = (c, i) in where and any(b < c for b, _ in before)
+                if (
+                    len(later_cells) >= 2
+                    or (before and after and any(b != c for b, _ in [*before, *after]))
+                    or rebinds_here
                 ):
                     state.add(name)
     return frozenset(state)
