@@ -128,6 +128,38 @@ def test_what_runs_disagree_on_is_not_compared() -> None:
         _figures.check([printed(base, CHANGES["a dropped scatter"])], [kept], "step s")
 
 
+# a coordinate drawn from few values (bootstrapped bounds of 0/1 data are fractions k/n): two runs
+# often share a minimum or a maximum by chance
+few = st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), min_size=3, max_size=3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs=st.lists(few, min_size=3, max_size=3).filter(lambda r: sorted(r[0]) != sorted(r[1])))
+def test_a_coordinate_that_varies_between_runs_is_compared_by_count_only(
+    runs: list[list[float]],
+) -> None:
+    """Recorded from two runs whose line data differ, a third run's drawing passes, whatever minimum
+    or maximum the first two happened to share (titanic_logreg's seaborn error bars, CI)."""
+    base = {"scatter": [0.0, 1.0], "size": None, "title": "t", "legend": False, "bars": [1]}
+    first, other, third = (printed({**base, "y": y}) for y in runs)
+    kept = _figures.common([first, other])
+    assert kept["axes"][0]["data"]["lines"]["y"] == {"n": 3, "finite": 3}
+    _figures.check([third], [kept], "step s")
+    # what did not vary is still compared
+    assert kept["axes"][0]["data"]["lines"]["x"] == first["axes"][0]["data"]["lines"]["x"]
+    with pytest.raises(AssertionError, match="differs"):
+        _figures.check([printed({**base, "y": runs[2], "bars": [2]})], [kept], "step s")
+
+
+def test_runs_that_agree_within_the_tolerance_keep_every_statistic() -> None:
+    base = {"y": [1.0, 2.0], "scatter": [0.0, 1.0], "size": None, "title": "t", "legend": False,
+            "bars": [1]}  # fmt: skip
+    first, other = printed(base), printed({**base, "y": [1.0, 2.0 + 1e-12]})
+    assert first != other
+    kept = _figures.common([first, other])
+    assert kept["axes"][0]["data"]["lines"]["y"] == first["axes"][0]["data"]["lines"]["y"]
+
+
 def test_shown_takes_the_figures_a_module_shows_and_those_left_open() -> None:
     shown_by_module: list[int] = []
 
@@ -186,7 +218,9 @@ def _drawn(fig: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("projection", [None, "3d", "polar"])
 @given(xs=points)
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_drawing_a_figure_does_not_change_its_fingerprint(projection: str | None, xs: list[float]) -> None:
+def test_drawing_a_figure_does_not_change_its_fingerprint(
+    projection: str | None, xs: list[float]
+) -> None:
     """The recording fingerprints figures the notebook drew; a generated test, figures nobody drew.
     A 3D axes' scatter holds its 2D projection only once drawn (the local_module repro's test
     compared raw data with the recorded projection and failed)."""
