@@ -53,11 +53,12 @@ def test_flow_reproduces_the_notebook(
 ) -> None:
     """Run by Prefect with the recorded parameters (every step a task, independent ones at the same
     time), the flow returns the notebook's final values, like test_pipeline's pipeline.run."""
-    from _compare import check_results, config_for_run
+    from _compare import check_results, config_for_run, seed_as_recorded
     from generated_package.config import Config
     from generated_package.flow import PARAMETERS, pipeline_flow
 
     allow_prefect_api(monkeypatch)
     config = config_for_run(Config)
+    seed_as_recorded(config)
     parameters = {name: getattr(config, name) for name in PARAMETERS if hasattr(config, name)}
     check_results(pipeline_flow(**parameters), config)

@@ -127,6 +127,18 @@ def restore_random_state(step: str) -> None:
     _values.set_random_state(json.loads(text)["random_state"])
 
 
+def seed_as_recorded(config: Any) -> None:
+    """Seed the global generators (``random``, numpy's) as the recorder seeded them before the
+    notebook's first cell, unless ``config`` seeds the pipeline itself. What an unseeded notebook
+    draws from them then follows the recorded run, so the test does not hang on chance: which
+    model a cross-validation on shuffled folds picks is a coin toss two runs may agree on.
+    """
+    field = index().get("seed_field")
+    if isinstance(field, str) and getattr(config, field, None) is not None:
+        return
+    _values.seed_everything(int(index().get("seed") or 0))
+
+
 def recorded_parameters() -> dict[str, Any]:
     """The parameters the notebook was recorded with (Config fields only)."""
     return dict(index()["parameters"])
