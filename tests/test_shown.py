@@ -66,6 +66,11 @@ def shown(plan: Plan) -> list[tuple[str, str]]:
         ("clf.coef_", [("coef", "bind")]),
         ("clf.predict(X)", [("predictions", "bind")]),
         ("display(clf.score(X, y))", [("accuracy", "display")]),
+        # names an engineer gives library results whose function keeps its own name
+        ("from sklearn.metrics import classification_report\nclassification_report(y, pred)", [("report", "bind")]),
+        ("from sklearn import metrics\nmetrics.confusion_matrix(y, pred)", [("confusion", "bind")]),
+        ("from sklearn.metrics import mean_squared_error\nmean_squared_error(y, pred)", [("mse", "bind")]),
+        ("from collections import Counter\nCounter(pred).most_common(1)", [("counter_most_common", "bind")]),
         ("acc = accuracy_score(y, pred)\ndisplay(acc)\nprint(acc)", [("acc", "name")]),
         # previews of data, actions and hidden values are not results
         ("X.head()", []),

@@ -489,6 +489,7 @@ def result_name(
         if isinstance(func, cst.Attribute) and not isinstance(func.value, cst.Name):
             # a method of a computed value: pd.Series(forest.feature_importances_).sort_values()
             base = result_name(func.value, classes, inner, modules)
+            base = base.removesuffix("_result") or base  # Counter(words).most_common(5): counter_most_common
             method = func.attr.value
             return base if method in _SAME_VALUE_METHODS else f"{base}_{method.strip('_')}"
         if isinstance(func, cst.Attribute):
@@ -537,11 +538,22 @@ def _method_result(func: cst.Attribute, classes: dict[str, str], inner: dict[str
     return f"{receiver}_{method.strip('_')}"
 
 
+#: What engineers call the value of a library function whose own name the function keeps.
+_LIBRARY_RESULTS = {
+    "cross_val_score": "cv_scores",
+    "cross_validate": "cv_results",
+    "classification_report": "report",
+    "confusion_matrix": "confusion",
+    "mean_squared_error": "mse",
+    "root_mean_squared_error": "rmse",
+    "mean_absolute_error": "mae",
+    "mean_absolute_percentage_error": "mape",
+}
+
+
 def _function_result(function: str, call: cst.Call) -> str:
-    if function == "cross_val_score":
-        return "cv_scores"
-    if function == "cross_validate":
-        return "cv_results"
+    if function in _LIBRARY_RESULTS:
+        return _LIBRARY_RESULTS[function]
     if function.endswith("_score") and len(function) > 6:
         return function[: -len("_score")]
     if function in {"DataFrame", "Series"} and call.args:
