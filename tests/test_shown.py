@@ -66,6 +66,18 @@ def shown(plan: Plan) -> list[tuple[str, str]]:
         ("clf.coef_", [("coef", "bind")]),
         ("clf.predict(X)", [("predictions", "bind")]),
         ("display(clf.score(X, y))", [("accuracy", "display")]),
+        # a dict of metrics, written out or filled in a loop, is a result; a dict of settings is not
+        (
+            "metrics = {'accuracy': accuracy_score(y, pred), 'f1': f1_score(y, pred)}\nmetrics",
+            [("metrics", "name")],
+        ),
+        (
+            "scores = {}\nfor name, m in {'clf': clf}.items():\n"
+            "    scores[name] = cross_val_score(m, X, y, cv=2).mean()\nscores",
+            [("scores", "name")],
+        ),
+        ("{name: m.score(X, y) for name, m in {'clf': clf, 'reg': reg}.items()}", [("result", "bind")]),
+        ("params = {'C': 1.0}\nparams['max_iter'] = 100\nparams", []),
         # names an engineer gives library results whose function keeps its own name
         ("from sklearn.metrics import classification_report\nclassification_report(y, pred)", [("report", "bind")]),
         ("from sklearn import metrics\nmetrics.confusion_matrix(y, pred)", [("confusion", "bind")]),

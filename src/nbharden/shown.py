@@ -159,6 +159,7 @@ class _Context:
         self.inner: dict[str, str] = {}
         self.computed: dict[str, bool] = {}  # name -> bound from a computed (result-like) value
         self.fitted: set[str] = set()  # names bound to what a fit returned (a statsmodels result...)
+        self.mappings: set[str] = set()  # names bound to a new dict: scores[name] = ... fills them
         self.returns: dict[str, bool] = {}  # notebook function -> returns a value
         self.version: dict[str, int] = {}  # name -> how many times it was bound so far
         for cf in facts.cells.values():
@@ -225,6 +226,13 @@ class _Context:
             )
         if isinstance(node, cst.Tuple | cst.List):
             return any(self.computed_value(e.value) for e in node.elements)
+        if isinstance(node, cst.Dict):  # {"accuracy": accuracy_score(...), ...}
+            return any(
+                isinstance(e, cst.DictElement) and self.computed_value(e.value)
+                for e in node.elements
+            )
+        if isinstance(node, cst.DictComp):  # {name: m.score(X, y) for name, m in models.items()}
+            return self.computed_value(node.value)
         return False
 
     def is_result(self, expr: cst.BaseExpression) -> bool:
@@ -252,21 +260,53 @@ class _Context:
                         and isinstance(value.func, cst.Attribute)
                         and value.func.attr.value == "fit"
                     )
+                    fresh_dict = isinstance(value, cst.Dict) and not value.elements
                     for t in small.targets:
                         for name in _names(t.target):
                             self._set(name, computed)
                             (self.fitted.add if fit else self.fitted.discard)(name)
+                            (self.mappings.add if fresh_dict else self.mappings.discard)(name)
                 elif isinstance(small, cst.AnnAssign | cst.AugAssign):
                     for name in _names(small.target):
                         self._set(name, False)
         elif isinstance(stmt, cst.For):
             for name in _names(stmt.target):
                 self._set(name, False)
+        for name in self._filled(stmt):  # scores = {} then scores[name] = cross_val_score(...).mean()
+            self.computed[name] = True
         for name in _fitted_in_place(stmt):  # grid.fit(X, y): its learned attributes are new values
             self.version[name] = self.version.get(name, 0) + 1
         if isinstance(stmt, cst.SimpleStatementLine):
             remember_classes(cst.Module([stmt]), self.classes, self.inner)
 
+
+    def _filled(self, stmt: cst.BaseStatement) -> set[str]:
+        """The new dicts (``self.mappings``) that ``stmt`` fills with computed values, in loops and
+        branches too (not in the functions or classes it defines)."""
+        found: set[str] = set()
+        context = self
+
+        class Visitor(cst.CSTVisitor):
+            def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+                return False
+
+            def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+                return False
+
+            def visit_Assign(self, node: cst.Assign) -> None:
+                for t in node.targets:
+                    target = t.target
+                    if (
+                        isinstance(target, cst.Subscript)
+                        and isinstance(target.value, cst.Name)
+                        and target.value.value in context.mappings
+                        and context.computed_value(node.value)
+                    ):
+                        found.add(target.value.value)
+
+        if self.mappings:
+            stmt.visit(Visitor())
+        return found
 
     def printed_result(self, node: cst.BaseExpression) -> bool:
         """Whether a printed value is a result: a computed name, attribute, item or call, not a size
