@@ -941,7 +941,9 @@ def _series_hash(series: Any) -> str | None:
     try:
         digest = hashlib.sha256()
         for start in range(0, len(series), CHUNK):
-            part = pd.Series(rows[start : start + CHUNK], copy=False)
+            part = rows[start : start + CHUNK]
+            if not isinstance(part, pd.MultiIndex):  # no Series holds a MultiIndex (pandas 3)
+                part = pd.Series(part, copy=False)
             hashed = pd.util.hash_pandas_object(part, index=False).to_numpy()
             digest.update(hashed.tobytes())
         return digest.hexdigest()
