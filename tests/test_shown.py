@@ -78,6 +78,10 @@ def shown(plan: Plan) -> list[tuple[str, str]]:
         ),
         ("{name: m.score(X, y) for name, m in {'clf': clf, 'reg': reg}.items()}", [("result", "bind")]),
         ("params = {'C': 1.0}\nparams['max_iter'] = 100\nparams", []),
+        # a fit's printed report is a display of the fit, which is compared itself; its numbers are results
+        ("import statsmodels.api as sm\nols = sm.OLS(y, X).fit()\nols.summary()", []),
+        ("import statsmodels.api as sm\nols = sm.OLS(y, X).fit()\nprint(ols.summary().tables[1])", []),
+        ("import statsmodels.api as sm\nols = sm.OLS(y, X).fit()\nols.params", [("ols_params", "bind")]),
         # names an engineer gives library results whose function keeps its own name
         ("from sklearn.metrics import classification_report\nclassification_report(y, pred)", [("report", "bind")]),
         ("from sklearn import metrics\nmetrics.confusion_matrix(y, pred)", [("confusion", "bind")]),

@@ -56,6 +56,9 @@ PREVIEW_METHODS = frozenset(
     dtypes columns shape index keys corr cov count to_frame style _repr_html_ plot hist boxplot ndim size
     get_params""".split()
 )
+#: Reports a fit prints (statsmodels' ``summary()``): a display of what the fit holds, which the fit
+#: itself is compared on; never a result, nor anything taken from one (``summary().tables[1]``).
+_REPORT_METHODS = frozenset({"summary", "summary2"})
 _NO_VALUE_METHODS = frozenset(
     MUTATING_METHODS
     | set(
@@ -186,6 +189,8 @@ class _Context:
         if _METRIC.match(q) or _summary_table(call, self.qualified):
             return True
         func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _REPORT_METHODS:
+            return False
         if isinstance(func, cst.Attribute):
             if _dotted_root(func.value) in self.qualified:  # a library function: pd.DataFrame(...)
                 return not self.no_value(call) and self._computed_argument(call)
@@ -241,6 +246,8 @@ class _Context:
             if self.no_value(expr):
                 return False
             func = expr.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _REPORT_METHODS:
+                return False
             if isinstance(func, cst.Attribute) and func.attr.value in PREVIEW_METHODS:
                 return self.computed_value(func.value)
             if is_display_expression(expr):
