@@ -1570,9 +1570,11 @@ def _steps(
             and r not in config_names
         ]
         # fitted models and shown values are results even when a later step reads them
-        finals += [k for k in (*raw.models, *(s.name for s in raw.shown)) if k not in finals]
-        ordered = [w for w in raw.writes if w in outputs or w in finals]
-        ordered += [o for o in [*outputs, *finals] if o not in ordered]
+        finals = list(dict.fromkeys([*finals, *raw.models, *(s.name for s in raw.shown)]))
+        # each name once: a model fitted in place that a later step reads is an output and a result
+        ordered = list(
+            dict.fromkeys([*(w for w in raw.writes if w in outputs or w in finals), *outputs, *finals])
+        )
         steps.append(
             Step(
                 raw.name,

@@ -508,6 +508,10 @@ def c_class(draw: st.DrawFn, env: Env) -> list[str] | None:
         "",
         "    def total(self):",
         f"        return self.v + {name}.count",
+        "",
+        "    def fit(self, v):",
+        "        self.v = self.v + v",
+        "        return self",
     ]
 
 
@@ -543,6 +547,29 @@ def c_method(draw: st.DrawFn, env: Env) -> list[str] | None:
     if line.startswith("r = "):
         env.bind("r", Obj("int"))
     return [*lines, line]
+
+
+def c_fit(draw: st.DrawFn, env: Env) -> list[str] | None:
+    """An object fitted in place, as a model is (``model.fit(X, y)``): the fit changes it and returns it;
+    a statement that fits without binding, or binds what the fit returns."""
+    objs = env.of("obj")
+    lines = []
+    if not objs:
+        classes = env.of("cls")
+        if not classes:
+            return None
+        cls = pick(draw, classes)
+        env.bind("o", Obj("obj", cls=env.names[cls]))
+        lines.append(f"o = {cls}({small(draw)})")
+        objs = ["o"]
+    obj = pick(draw, objs)
+    reads: dict[str, str] = {}
+    value = int_expr(draw, env, reads, 1)
+    if draw(st.booleans()):
+        return [*lines, f"{obj}.fit({value})"]
+    target = pick(draw, ["o", "p"])
+    env.bind(target, env.names[obj])  # the same object: the fit returns it
+    return [*lines, f"{target} = {obj}.fit({value})"]
 
 
 def c_comprehension(draw: st.DrawFn, env: Env) -> list[str] | None:
@@ -790,6 +817,7 @@ CONSTRUCTS: dict[str, Callable[[st.DrawFn, Env], list[str] | None]] = {
     "class and redefined class": c_class,
     "class attribute from outside": c_class_attribute,
     "method call": c_method,
+    "object fitted in place": c_fit,
     "comprehension scope": c_comprehension,
     "walrus": c_walrus,
     "loop variable after the loop": c_loop,
