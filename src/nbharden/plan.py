@@ -1570,7 +1570,9 @@ def _steps(
             and r not in config_names
         ]
         # fitted models and shown values are results even when a later step reads them
-        finals = list(dict.fromkeys([*finals, *raw.models, *(s.name for s in raw.shown)]))
+        # (not a model a later step binds again: the name's final value is that step's, as in the notebook)
+        models = [m for m in raw.models if m not in later_writes]
+        finals = list(dict.fromkeys([*finals, *models, *(s.name for s in raw.shown)]))
         # each name once: a model fitted in place that a later step reads is an output and a result
         ordered = list(
             dict.fromkeys([*(w for w in raw.writes if w in outputs or w in finals), *outputs, *finals])
