@@ -572,6 +572,39 @@ def test_frames_round_trip_with_dtypes_and_index(frame: pd.DataFrame) -> None:
     )
 
 
+def _stacked() -> pd.Series:
+    """pydata ch08's ``data.stack()``: levels in the order the frame gave them, not sorted."""
+    data = pd.DataFrame(
+        np.arange(6).reshape((2, 3)),
+        index=pd.Index(["Ohio", "Colorado"], name="state"),
+        columns=pd.Index(["one", "two", "three"], name="number"),
+    )
+    return data.stack()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _stacked(),
+        _stacked().to_frame("v"),
+        _stacked().unstack(level="state").stack(),
+        pd.Series([1.0, 2.0], index=pd.MultiIndex.from_tuples([("b", np.nan), ("a", 1.0)])),
+    ],
+    ids=["stacked", "frame", "restacked", "nan-label"],
+)
+def test_a_multiindex_round_trips_with_its_levels_order(value: pd.Series | pd.DataFrame) -> None:
+    """Levels in their own order, not sorted: unstack orders columns by them (pydata ch08's
+    ``df.unstack(level="state")`` came back with its columns in another order)."""
+    back = V.loads(V.dumps(value))
+    assert [list(lv) for lv in back.index.levels] == [list(lv) for lv in value.index.levels]
+    if isinstance(value, pd.Series):
+        pd.testing.assert_series_equal(back, value, check_exact=True)
+        pd.testing.assert_frame_equal(back.unstack(level=0), value.unstack(level=0))
+    else:
+        pd.testing.assert_frame_equal(back, value, check_exact=True)
+        pd.testing.assert_frame_equal(back.unstack(level=0), value.unstack(level=0))
+
+
 def test_a_100000_row_frame_round_trips_bit_for_bit() -> None:
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(

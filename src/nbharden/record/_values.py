@@ -305,13 +305,16 @@ def _index_to_jsonable(index: Any, where: str) -> dict[str, Any]:
             "v": [index.start, index.stop, index.step],
         }
     if type(index) is pd.MultiIndex:
+        # each level's values in their own order, and the codes: a level's order (not sorted, as
+        # from_arrays would make it) decides how unstack and sort_index order rows and columns
         return {
             TAG: "multi_index",
             "names": [to_jsonable(n, where) for n in index.names],
-            "levels": [
-                _values_to_jsonable(index.get_level_values(i), f"{where} level {i}")
+            "uniques": [
+                _values_to_jsonable(index.levels[i], f"{where} level {i}")
                 for i in range(index.nlevels)
             ],
+            "codes": [[int(c) for c in codes] for codes in index.codes],
         }
     if type(index) in (
         pd.Index,
@@ -493,8 +496,15 @@ def _index_from_jsonable(data: dict[str, Any]) -> Any:
     if tag == "range_index":
         return pd.RangeIndex(*data["v"], name=from_jsonable(data["name"]))
     if tag == "multi_index":
-        arrays = [_values_from_jsonable(level) for level in data["levels"]]
-        return pd.MultiIndex.from_arrays(arrays, names=[from_jsonable(n) for n in data["names"]])
+        names = [from_jsonable(n) for n in data["names"]]
+        if "codes" in data:
+            return pd.MultiIndex(
+                levels=[_values_from_jsonable(u) for u in data["uniques"]],
+                codes=data["codes"],
+                names=names,
+            )
+        arrays = [_values_from_jsonable(level) for level in data["levels"]]  # recorded before levels kept their order
+        return pd.MultiIndex.from_arrays(arrays, names=names)
     values = _values_from_jsonable(data["values"])
     name = from_jsonable(data["name"])
     if data["cls"] == "DatetimeIndex":
