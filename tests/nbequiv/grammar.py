@@ -531,7 +531,9 @@ def c_class_attribute(draw: st.DrawFn, env: Env) -> list[str] | None:
     ]
 
 
-def c_method(draw: st.DrawFn, env: Env) -> list[str] | None:
+def an_instance(draw: st.DrawFn, env: Env) -> tuple[list[str], str] | None:
+    """(lines, name) of an instance to use: one the namespace holds, or ``o`` made first from a class it
+    holds (the lines); None when it holds neither."""
     objs = env.of("obj")
     lines = []
     if not objs:
@@ -542,7 +544,14 @@ def c_method(draw: st.DrawFn, env: Env) -> list[str] | None:
         env.bind("o", Obj("obj", cls=env.names[cls]))
         lines.append(f"o = {cls}({small(draw)})")
         objs = ["o"]
-    obj = pick(draw, objs)
+    return lines, pick(draw, objs)
+
+
+def c_method(draw: st.DrawFn, env: Env) -> list[str] | None:
+    found = an_instance(draw, env)
+    if found is None:
+        return None
+    lines, obj = found
     line = pick(draw, [f"r = {obj}.total()", f"{obj}.v = {obj}.total()", f"r = {obj}.v"])
     if line.startswith("r = "):
         env.bind("r", Obj("int"))
@@ -552,17 +561,10 @@ def c_method(draw: st.DrawFn, env: Env) -> list[str] | None:
 def c_fit(draw: st.DrawFn, env: Env) -> list[str] | None:
     """An object fitted in place, as a model is (``model.fit(X, y)``): the fit changes it and returns it;
     a statement that fits without binding, or binds what the fit returns."""
-    objs = env.of("obj")
-    lines = []
-    if not objs:
-        classes = env.of("cls")
-        if not classes:
-            return None
-        cls = pick(draw, classes)
-        env.bind("o", Obj("obj", cls=env.names[cls]))
-        lines.append(f"o = {cls}({small(draw)})")
-        objs = ["o"]
-    obj = pick(draw, objs)
+    found = an_instance(draw, env)
+    if found is None:
+        return None
+    lines, obj = found
     reads: dict[str, str] = {}
     value = int_expr(draw, env, reads, 1)
     if draw(st.booleans()):

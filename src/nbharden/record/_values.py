@@ -952,7 +952,7 @@ def _series_hash(series: Any) -> str | None:
         digest = hashlib.sha256()
         for start in range(0, len(series), CHUNK):
             part = rows[start : start + CHUNK]
-            if not isinstance(part, pd.MultiIndex):  # no Series holds a MultiIndex (pandas 3)
+            if not isinstance(part, pd.MultiIndex):  # pandas builds no Series from a MultiIndex
                 part = pd.Series(part, copy=False)
             hashed = pd.util.hash_pandas_object(part, index=False).to_numpy()
             digest.update(hashed.tobytes())
