@@ -31,7 +31,6 @@ from nbharden.codegen import (
     append_to_class,
     docstring,
     fill_template,
-    prepend_parameters,
     string,
 )
 from nbharden.constraints import breaking_value
@@ -995,8 +994,9 @@ def _main_module(plan: Plan, analysis: FullAnalysis) -> str:
             "SECRETS": cst.Tuple([cst.Element(string(name)) for name in sorted(secrets)]),
             "GIVEN": cst.Dict([cst.DictElement(string(f.name), _cli_given(f)) for f in fields]),
         },
+        prepend={"main": [_cli_option(f) for f in fields]},
     )
-    return prepend_parameters(module, "main", map(_cli_option, fields)).code
+    return module.code
 
 
 def _cli_epilog(plan: Plan, secrets: list[str]) -> str:
