@@ -8,7 +8,8 @@ name they read as a keyword-only parameter (``predict_price(location, sqft, *, X
 the same lookup at the same moment, so the same result.
 
 A function qualifies when it is a plain ``def`` defined once, not decorated, next to no ``global`` statement,
-not recursive, reading notebook names only in its body (not in defaults or annotations), and when every use of
+not recursive, reading notebook names only in its body (not in defaults or annotations) and only while it is
+called (not a generator, no function, lambda or generator expression in it reading them), and when every use of
 its name is a direct call in step code (not a value passed around, not a call inside another function or a
 comprehension that rebinds one of those names).
 """
@@ -124,6 +125,58 @@ def _variables(node: cst.CSTNode) -> set[str]:
     return found
 
 
+class _Later(cst.CSTVisitor):
+    """Whether a function's body reads ``state`` after the call returns: it is a generator (its body runs at
+    each ``next``), or a function, lambda or generator expression inside it reads a state name (it runs when
+    called or consumed, which may be after a later cell bound the name again)."""
+
+    def __init__(self, state: frozenset[str]) -> None:
+        super().__init__()
+        self.state = state
+        self.later = False
+        self._nested = 0  # inside a def, lambda or generator expression of the body
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._nested += 1
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._nested -= 1
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._nested += 1
+
+    def leave_Lambda(self, original_node: cst.Lambda) -> None:
+        self._nested -= 1
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> None:
+        self._nested += 1
+
+    def leave_GeneratorExp(self, original_node: cst.GeneratorExp) -> None:
+        self._nested -= 1
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        if not self._nested:
+            self.later = True
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)  # ``x.state_name`` reads ``x``, not the state
+        return False
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if self._nested and node.value in self.state:
+            self.later = True
+
+
+def _reads_state_later(fn: cst.FunctionDef, state: frozenset[str]) -> bool:
+    """``fn``'s body reads ``state`` after the call returns (``_Later``). Passing the state at the call would
+    then give the values of the call's moment where the notebook reads them later (found by the differential
+    tester's long run: a generator function reading ``tick``, consumed after a later cell bound ``tick``
+    again, saw the earlier ``tick``)."""
+    later = _Later(state)
+    fn.body.visit(later)
+    return later.later
+
+
 def _plain_signature(fn: cst.FunctionDef, state: frozenset[str], bound: frozenset[str]) -> bool:
     """No decorators; no parameter named like a state name; defaults and annotations read no state and no
     other name the notebook binds outside module level (``bound``): at module level they are evaluated at
@@ -183,6 +236,7 @@ def liftable(
             or name in facts.shadowed  # the notebook's own print/display: left as it is
             or any(s in names or s == name for s in state)  # another notebook function: not data
             or not _plain_signature(fn, frozenset(state), bound)
+            or _reads_state_later(fn, frozenset(state))
             or name in _variables(fn.body)  # recursive: its own calls would need the state too
         ):
             continue
