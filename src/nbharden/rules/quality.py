@@ -430,8 +430,10 @@ class NBH610(Rule):
 
     Safe: each call passes the values the function would have looked up at that moment. Only
     functions whose every use is a direct call in step code are moved (not one passed as a value,
-    called from another function, decorated, recursive, or reading the state in a default value);
-    the others stay in their step (NBH606).
+    called from another function, decorated, recursive, or reading the state in a default value),
+    and only when the state is read while the call runs: a generator function, or one returning a
+    function, lambda or generator expression that reads the state, reads it later, when a later
+    cell may have bound it again. The others stay in their step (NBH606).
     """
 
     code = "NBH610"
