@@ -687,15 +687,16 @@ def _hoistable(
     write_counts: dict[str, int],
     pinned: frozenset[str] = frozenset(),
     state: frozenset[str] = frozenset(),
-) -> tuple[set[str], set[str]]:
-    """(import names to hoist, def/class names to hoist), a fixpoint over what definitions read.
+) -> tuple[set[str], set[str], frozenset[tuple[int, int]]]:
+    """(import names to hoist, def/class names to hoist, star imports kept in their step), a fixpoint over
+    what definitions read.
 
     ``pinned`` definitions never hoist (they use a secret, which only a step's parameters provide).
     A definition that reads ``state`` stays in its step too: a default argument or a decorator reads
     it when the definition runs, which at module level would be at import, before any step bound it
     (found by the differential tester: ``def h(k=v)`` raised NameError at import).
     """
-    imports = _hoistable_imports(facts, write_counts)
+    imports, kept_stars = _hoistable_imports(facts, write_counts)
     imported = {
         bound
         for cf in facts.cells.values()
@@ -728,27 +729,43 @@ def _hoistable(
             if any(r not in allowed for r in defs[name]):
                 hoisted.discard(name)
                 changed = True
-    return imports, hoisted
+    return imports, hoisted, kept_stars
 
 
-def _hoistable_imports(facts: NotebookFacts, write_counts: dict[str, int]) -> set[str]:
-    """The names whose imports move to module level.
+def _hoistable_imports(
+    facts: NotebookFacts, write_counts: dict[str, int]
+) -> tuple[set[str], frozenset[tuple[int, int]]]:
+    """The names whose imports move to module level, and the star imports that stay in their step.
 
     A statement moves up whole: when a cell rebinds one of its names, all of them stay in the step. And a
     name an import kept in a step binds is hoisted nowhere: inside the step function it is a local, so a
     read of the module-level import before it in that step would raise UnboundLocalError (found by the
     differential tester: ``from helpers import register``, then ``ys = register(1)`` followed by
-    ``from helpers import *`` in a cell that also rebinds ``scaled``)."""
-    statements = [
-        [bound for bound, _ in st.import_names]
-        for cf in facts.cells.values()
-        for st in cf.statements
-        if st.kind == "import" and st.star_import is None
+    ``from helpers import *`` in a cell that also rebinds ``scaled``).
+
+    A name some function rebinds with ``global`` counts as rebound too, for star imports of a local module
+    as well: an import run again after ``bump()`` changed ``SCALE`` sets it back, and a hoisted import runs
+    once (found by the differential tester's long run: ``from helpers import *`` in two cells, a
+    ``global SCALE`` function called between them)."""
+    rebound = {n for cf in facts.cells.values() for n in cf.global_decls}
+    located = [
+        ((c, i), [bound for bound, _ in st.import_names] if st.star_import is None else list(st.binds))
+        for c, cf in facts.cells.items()
+        for i, st in enumerate(cf.statements)
+        if st.kind == "import" and (st.star_import is None or st.binds)
     ]
+    star = {ci for ci, _ in located if facts.cells[ci[0]].statements[ci[1]].star_import is not None}
+    if not any(ci in star and any(b in rebound for b in names) for ci, names in located):
+        located = [(ci, names) for ci, names in located if ci not in star]  # as before: stars move up
+    statements = [names for _, names in located]
     local = {
         bound
-        for names in statements
-        if any(b in facts.conflicting_imports or write_counts.get(b, 0) for b in names)
+        for (c, i), names in located
+        if any(b in rebound for b in names)
+        or (
+            (c, i) not in star
+            and any(b in facts.conflicting_imports or write_counts.get(b, 0) for b in names)
+        )
         for bound in names
     }
     changed = True
@@ -758,7 +775,9 @@ def _hoistable_imports(facts: NotebookFacts, write_counts: dict[str, int]) -> se
             if not set(names) <= local and any(b in local for b in names):
                 local |= set(names)
                 changed = True
-    return {bound for names in statements for bound in names if bound not in local}
+    explicit = [names for ci, names in located if ci not in star]
+    kept_stars = frozenset(ci for ci, names in located if ci in star and any(b in local for b in names))
+    return {bound for names in explicit for bound in names if bound not in local}, kept_stars
 
 
 def _def_count(facts: NotebookFacts, name: str) -> int:
@@ -922,6 +941,7 @@ class _Placement:
     hoisted_imports: set[str]
     hoisted_defs: set[str]  # moved to module level, closures lifted with their parameters included
     lifted: dict[str, tuple[str, ...]]  # closure -> the parameters it takes once lifted (NBH610)
+    kept_stars: frozenset[tuple[int, int]]  # (cell, statement) of star imports run in their step
 
 
 def _placement(facts: NotebookFacts, rules: RuleGate) -> _Placement:
@@ -932,7 +952,7 @@ def _placement(facts: NotebookFacts, rules: RuleGate) -> _Placement:
     secrets_found = secret_values(s for cf in facts.cells.values() for s in cf.secrets)
     pinned = _pinned_defs(facts, secrets_found) | pinned_by_env(facts)
     state = module_state(facts)
-    hoisted_imports, hoisted_defs = _hoistable(facts, dict(write_counts), pinned, state)
+    hoisted_imports, hoisted_defs, kept_stars = _hoistable(facts, dict(write_counts), pinned, state)
     lifted = {
         name: params
         for name, params in liftable(
@@ -941,7 +961,14 @@ def _placement(facts: NotebookFacts, rules: RuleGate) -> _Placement:
         if rules.allows("NBH610", *_defined_at(facts, name))
     }
     return _Placement(
-        write_counts, secrets_found, pinned, state, hoisted_imports, hoisted_defs | set(lifted), lifted
+        write_counts,
+        secrets_found,
+        pinned,
+        state,
+        hoisted_imports,
+        hoisted_defs | set(lifted),
+        lifted,
+        kept_stars,
     )
 
 
@@ -976,6 +1003,7 @@ def _step_inputs(
             place.hoisted_defs,
             shown_map,
             settings_moved,
+            place.kept_stars,
         )
         for pairs in order.values()
         for c, i in pairs
@@ -1701,11 +1729,13 @@ def statement_role(
     hoisted_defs: set[str] | frozenset[str],
     shown: Collection[tuple[int, int]] = (),
     settings: Collection[tuple[int, int]] = (),
+    kept_stars: Collection[tuple[int, int]] = (),
 ) -> str:
     """What happens to top-level statement ``i`` of a cell: config | import | def | setting | display | code.
 
     ``shown``: (cell, statement) of the values kept as results (``nbharden.shown``): code, never display.
-    ``settings``: (cell, statement) of the process-wide settings that run at the pipeline's start."""
+    ``settings``: (cell, statement) of the process-wide settings that run at the pipeline's start.
+    ``kept_stars``: (cell, statement) of the star imports that run in their step (``_hoistable_imports``)."""
     from nbharden.analyse import CellFacts, is_display_expression
 
     assert isinstance(cf, CellFacts)
@@ -1713,7 +1743,8 @@ def statement_role(
     if (cf.index, i) in consumed:
         return "config"
     if st.kind == "import" and (
-        st.star_import is not None or all(b in hoisted_imports for b in st.binds)
+        (st.star_import is not None and (cf.index, i) not in kept_stars)
+        or all(b in hoisted_imports for b in st.binds)
     ):
         return "import"
     if st.kind in {"def", "class", "alias"} and st.binds[0] in hoisted_defs:
