@@ -1406,7 +1406,7 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
         ] if redefined else []
         for node in here:
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            source = "".join(lines[first - 1 : node.end_lineno])
+            source = _copy_source(node, lines[first - 1 : node.end_lineno], first)
             defined.pop(node.name, None)
             defined[node.name] = (cell.index, source, _global_reads(node))
         if not readers:
@@ -1422,6 +1422,35 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
             defined[name] = (cell.index, source, reads)
         out[cell.index] = _with_copies(lines, tree, redefined, readers, "".join(copies))
     return out
+
+
+def _copy_source(node: ast.stmt, lines: list[str], first: int) -> str:
+    """The source of a definition to copy after a redefinition: its text, with each default value that reads a
+    name replaced by the value the first definition stored (``f.__defaults__[0]``). A copy evaluates its
+    defaults again, where a later cell may have bound those names to something else (found by the
+    differential tester's long run: ``def f(k=a)`` copied after ``a`` became a dict made ``f()`` add a dict)."""
+    text = "".join(lines)
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.decorator_list:
+        return text
+    args = node.args
+    replaced: list[tuple[ast.expr, str]] = []
+    for j, default in enumerate(args.defaults):
+        replaced.append((default, f"{node.name}.__defaults__[{j}]"))
+    for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        if kw_default is not None:
+            replaced.append((kw_default, f"{node.name}.__kwdefaults__[{arg.arg!r}]"))
+    out = lines[:]
+    for expr, value in sorted(replaced, key=lambda r: (r[0].lineno, r[0].col_offset), reverse=True):
+        if not any(isinstance(n, ast.Name) for n in ast.walk(expr)) or expr.end_lineno is None:
+            continue
+        start, end = expr.lineno - first, expr.end_lineno - first
+        if start != end:  # a default spanning lines: kept as it is
+            continue
+        line = out[start].encode("utf-8")
+        out[start] = (
+            line[: expr.col_offset].decode("utf-8") + value + line[expr.end_col_offset :].decode("utf-8")
+        )
+    return "".join(out)
 
 
 def _parsed(code: str) -> ast.Module | None:
