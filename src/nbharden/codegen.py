@@ -209,27 +209,11 @@ def _is_import(statement: cst.BaseStatement) -> bool:
     )
 
 
-class _Prepend(cst.CSTTransformer):
-    def __init__(self, function: str, params: list[cst.Param]) -> None:
-        self.function = function
-        self.params = params
-
-    def leave_FunctionDef(
-        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
-    ) -> cst.FunctionDef:
-        if updated_node.name.value != self.function:
-            return updated_node
-        params = updated_node.params
-        return updated_node.with_changes(
-            params=params.with_changes(params=[*self.params, *params.params])
-        )
-
-
 def prepend_parameters(
     module: cst.Module, function: str, params: Iterable[cst.Param]
 ) -> cst.Module:
     """``module`` with ``params`` put before the positional-or-keyword parameters of every ``def function``."""
-    return module.visit(_Prepend(function, list(params)))
+    return module.visit(_Fill({}, {function: list(params)}))  # fill_template's pass, with no hole
 
 
 class _Append(cst.CSTTransformer):

@@ -748,22 +748,24 @@ def _hoistable_imports(
     once (found by the differential tester's long run: ``from helpers import *`` in two cells, a
     ``global SCALE`` function called between them)."""
     rebound = {n for cf in facts.cells.values() for n in cf.global_decls}
-    located = [
-        ((c, i), [bound for bound, _ in st.import_names] if st.star_import is None else list(st.binds))
+    located = [  # ((cell, statement), the names it binds, whether it is a star import)
+        (
+            (c, i),
+            [b for b, _ in st.import_names] if st.star_import is None else list(st.binds),
+            st.star_import is not None,
+        )
         for c, cf in facts.cells.items()
         for i, st in enumerate(cf.statements)
         if st.kind == "import" and (st.star_import is None or st.binds)
     ]
-    star = {ci for ci, _ in located if facts.cells[ci[0]].statements[ci[1]].star_import is not None}
-    if not any(ci in star and any(b in rebound for b in names) for ci, names in located):
-        located = [(ci, names) for ci, names in located if ci not in star]  # as before: stars move up
-    statements = [names for _, names in located]
+    if not any(is_star and rebound.intersection(names) for _, names, is_star in located):
+        located = [entry for entry in located if not entry[2]]  # as before: star imports move up
     local = {
         bound
-        for (c, i), names in located
-        if any(b in rebound for b in names)
+        for _, names, is_star in located
+        if rebound.intersection(names)
         or (
-            (c, i) not in star
+            not is_star
             and any(b in facts.conflicting_imports or write_counts.get(b, 0) for b in names)
         )
         for bound in names
@@ -771,12 +773,12 @@ def _hoistable_imports(
     changed = True
     while changed:  # a statement that binds a name kept local stays in its step too, with all its names
         changed = False
-        for names in statements:
+        for _, names, _ in located:
             if not set(names) <= local and any(b in local for b in names):
                 local |= set(names)
                 changed = True
-    explicit = [names for ci, names in located if ci not in star]
-    kept_stars = frozenset(ci for ci, names in located if ci in star and any(b in local for b in names))
+    explicit = [names for _, names, is_star in located if not is_star]
+    kept_stars = frozenset(ci for ci, names, is_star in located if is_star and local.intersection(names))
     return {bound for names in explicit for bound in names if bound not in local}, kept_stars
 
 
