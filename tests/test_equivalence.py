@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,24 @@ def test_a_difference_fails_with_the_notebook_printed() -> None:
         compare([1, 2], [1, 3], "x")
     with pytest.raises(InvalidCase, match="the notebook itself fails"):
         check_case(Case(("x = 1", "y = undefined_name")))
+
+
+def test_values_at_the_end_are_compared_before_any_generator_runs() -> None:
+    """Draining a generator runs its code, which may change a value compared after it: the notebook's
+    values are those at its end, so the tester compares them all before it drains a generator."""
+    from nbequiv.compare import Difference, compare_at_end
+
+    def counting(state: dict[str, int]) -> Iterator[int]:
+        while True:
+            state["n"] += 1
+            yield state["n"]
+
+    notebook, pipeline = {"n": 0}, {"n": 0}
+    pairs = [(counting(notebook), counting({"n": 0}), "a_gen"), (notebook, pipeline, "state")]
+    compare_at_end(pairs)  # the generators after the state: both at n == 0
+    assert notebook == {"n": 5}  # (then drained: five values each)
+    with pytest.raises(Difference, match=r"a_gen \(next 5\)\[0\]: 1 != notebook's 6"):
+        compare_at_end([(counting(notebook), counting({"n": 0}), "a_gen")])
 
 
 @pytest.mark.parametrize("name", REPROS)

@@ -40,7 +40,7 @@ from nbharden.models import Plan, Shown
 from nbharden.plan import make_plan
 from nbharden.settings import Settings
 
-from .compare import Difference, compare
+from .compare import Difference, compare, compare_at_end
 from .grammar import MARKDOWN, Case
 
 _COUNTER = itertools.count(1)
@@ -314,9 +314,13 @@ def check_case(case: Case, *, formatted: bool = False) -> Outcome:
                     expected = snaps.get(last_cell[step.name], {}).get(name, _MISSING)
                     compare(expected, got, f"step {step.name}: {name}")
                     compared += 1
-            for name, got in sorted(results.items()):
-                compare(namespace.get(name, _MISSING), got, f"run(): {name}")
-                compared += 1
+            compare_at_end(
+                [
+                    (namespace.get(n, _MISSING), got, f"run(): {n}")
+                    for n, got in sorted(results.items())
+                ]
+            )
+            compared += len(results)
             compare(ref_state, state, "random state at the end")
         except Difference as exc:
             raise Failure(_report(case, str(exc), steps_code)) from None
