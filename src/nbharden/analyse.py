@@ -1395,8 +1395,9 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
             continue
         lines = codes[cell.index].splitlines(keepends=True)
         here = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
-        bound_here = {n.id for n in _module_level_names(tree) if isinstance(n.ctx, ast.Store)}
-        bound_here |= {n.name for n in here}
+        # every name the cell binds again (a def inside an if, an assignment, an import, a del...): what an
+        # earlier cell defined under it is no longer what the notebook calls, so it is never copied back
+        bound_here = _bound_in_module_scope(tree)
         redefined = {n.name for n in here if n.name in defined}
         stale = _stale(defined, redefined, bound_here)
         readers = [
@@ -1404,6 +1405,8 @@ def _redefine_late_readers(nb: Notebook, codes: dict[int, str]) -> dict[int, str
             for name in defined  # in the order the notebook defined them
             if name in stale and name not in redefined and name in later_loads[cell.index]
         ] if redefined else []
+        for name in bound_here:
+            defined.pop(name, None)
         for node in here:
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
             source = _copy_source(node, lines[first - 1 : node.end_lineno], first)
@@ -1605,6 +1608,29 @@ def _name_last_results(nb: Notebook) -> dict[int, str]:
         ):
             last_shown = cell.index
     return codes
+
+
+def _bound_in_module_scope(tree: ast.Module) -> set[str]:
+    """Every name the module's own scope binds or deletes: assignment and loop targets, ``def`` and ``class``
+    at any depth of its ``if``/``for``/``try``/``with``/``match`` blocks, imports, ``except ... as``, match
+    captures, ``del`` (not inside functions, classes, lambdas or comprehensions)."""
+    names = {n.id for n in _module_level_names(tree) if isinstance(n.ctx, ast.Store | ast.Del)}
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {a.asname or a.name.split(".")[0] for a in node.names if a.name != "*"}
+        elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+                stack.append(child)
+    return names
 
 
 def _module_level_names(node: ast.AST) -> list[ast.Name]:
