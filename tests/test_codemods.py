@@ -13,6 +13,9 @@ from textwrap import dedent
 
 import libcst as cst
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from nbequiv.grammar import Case, notebooks
 
 from nbharden import api
 from nbharden.settings import Settings
@@ -277,6 +280,56 @@ def test_chain_equals_the_codemods_one_after_another() -> None:
 def test_names_in_collects_every_identifier() -> None:
     module = cst.parse_module("def f(a):\n    return b.c + a\nlogger = 1\n")
     assert names_in(module) == {"f", "a", "b", "c", "logger"}
+
+
+class _VisitedNames(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+
+def _visited_names(node: cst.CSTNode) -> set[str]:
+    visitor = _VisitedNames()
+    node.visit(visitor)
+    return visitor.names
+
+
+_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+_PYTHON_NOTEBOOKS = sorted(
+    p for p in _FIXTURES.rglob("*.ipynb") if p.parent.name not in ("broken", "hostile", "load")
+)
+
+
+def test_names_in_equals_a_visitor_on_every_cell_of_the_fixtures() -> None:
+    """names_in walks fields instead of visiting (issue 17): the same names as LibCST's visit, on every code
+    cell of every fixture notebook nbharden reads (magics masked as the analysis sees them)."""
+    from nbharden.analyse import analyse
+
+    cells = 0
+    for path in _PYTHON_NOTEBOOKS:
+        settings = Settings(record=False, verify=False)
+        try:
+            analysis = analyse(api.load(path, settings), settings=settings)
+        except Exception:  # noqa: BLE001 - fixtures of refused input; their cells are not analysed
+            continue
+        assert analysis.facts is not None
+        for facts in analysis.facts.cells.values():
+            cells += 1
+            assert names_in(facts.module) == _visited_names(facts.module), (path, facts.index)
+            for statement in facts.module.body:
+                assert names_in(statement) == _visited_names(statement), (path, facts.index)
+    assert cells > 300
+
+
+@settings_(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=notebooks())
+def test_names_in_equals_a_visitor_on_drawn_notebooks(case: Case) -> None:
+    for code in case.cells:
+        module = cst.parse_module(code)
+        assert names_in(module) == _visited_names(module)
 
 
 def test_print_to_logging_keeps_stdout_silent_in_generated_code(
