@@ -25,6 +25,7 @@ from nbharden.transform.codemods import (
     LiftLiterals,
     PrintToLogging,
     ShowToSave,
+    find_all,
     names_in,
 )
 
@@ -297,15 +298,37 @@ def _visited_names(node: cst.CSTNode) -> set[str]:
     return visitor.names
 
 
+class _Visited(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.nodes.append(node)
+        return True
+
+
+def _visit_order(node: cst.CSTNode) -> list[int]:
+    visitor = _Visited()
+    node.visit(visitor)
+    return [id(n) for n in visitor.nodes]
+
+
+def _same_walks(node: cst.CSTNode) -> bool:
+    """names_in and find_all walk fields, not a visitor (issue 17): the same names, and every node in
+    LibCST's visit order (identity)."""
+    every = [id(n) for n in find_all(node, cst.CSTNode)]
+    return names_in(node) == _visited_names(node) and every == _visit_order(node)
+
+
 _FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 _PYTHON_NOTEBOOKS = sorted(
     p for p in _FIXTURES.rglob("*.ipynb") if p.parent.name not in ("broken", "hostile", "load")
 )
 
 
-def test_names_in_equals_a_visitor_on_every_cell_of_the_fixtures() -> None:
-    """names_in walks fields instead of visiting (issue 17): the same names as LibCST's visit, on every code
-    cell of every fixture notebook nbharden reads (magics masked as the analysis sees them)."""
+def test_names_in_and_find_all_equal_a_visitor_on_every_cell_of_the_fixtures() -> None:
+    """On every code cell of every fixture notebook nbharden reads (magics masked as the analysis sees them)."""
     from nbharden.analyse import analyse
 
     cells = 0
@@ -318,18 +341,15 @@ def test_names_in_equals_a_visitor_on_every_cell_of_the_fixtures() -> None:
         assert analysis.facts is not None
         for facts in analysis.facts.cells.values():
             cells += 1
-            assert names_in(facts.module) == _visited_names(facts.module), (path, facts.index)
-            for statement in facts.module.body:
-                assert names_in(statement) == _visited_names(statement), (path, facts.index)
+            assert _same_walks(facts.module), (path, facts.index)
     assert cells > 300
 
 
 @settings_(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=notebooks())
-def test_names_in_equals_a_visitor_on_drawn_notebooks(case: Case) -> None:
+def test_names_in_and_find_all_equal_a_visitor_on_drawn_notebooks(case: Case) -> None:
     for code in case.cells:
-        module = cst.parse_module(code)
-        assert names_in(module) == _visited_names(module)
+        assert _same_walks(cst.parse_module(code))
 
 
 def test_print_to_logging_keeps_stdout_silent_in_generated_code(
