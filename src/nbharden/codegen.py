@@ -169,6 +169,9 @@ def fill_template(
     return module.with_changes(body=body)
 
 
+_Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
+
+
 @dataclass(frozen=True)
 class ImportItem:
     """An import to schedule: ``from <relative dots><module_name> import obj_name as alias``, or
@@ -205,12 +208,14 @@ def add_imports(module: cst.Module, imports: Iterable[ImportItem]) -> cst.Module
         for item in items
     ]
     modules = {i.module for i in items if i.obj_name is None and i.alias is None}
-    objects = {
+    objects: dict[str, set[str]] = {
         name: {i.obj_name for i in items if i.module == name and i.obj_name and i.alias is None}
         for name in sorted({i.module for i in items if i.obj_name is not None and i.alias is None})
     }
-    module_aliases = {i.module: i.alias for i in items if i.obj_name is None and i.alias is not None}
-    aliases = {
+    module_aliases: dict[str, str] = {
+        i.module: i.alias for i in items if i.obj_name is None and i.alias is not None
+    }
+    aliases: dict[str, list[tuple[str, str]]] = {
         name: [(i.obj_name, i.alias) for i in items if i.module == name and i.obj_name and i.alias]
         for name in sorted({i.module for i in items if i.obj_name is not None and i.alias is not None})
     }
@@ -225,12 +230,12 @@ def add_imports(module: cst.Module, imports: Iterable[ImportItem]) -> cst.Module
     # What the top block imports already is not added again (a star import covers its whole module).
     for node in top:
         if isinstance(node, cst.Import):
-            for name in node.names:
-                alias = name.evaluated_alias
+            for imported in node.names:
+                alias = imported.evaluated_alias
                 if alias is None:
-                    modules.discard(name.evaluated_name)
-                elif module_aliases.get(name.evaluated_name) == alias:
-                    del module_aliases[name.evaluated_name]
+                    modules.discard(imported.evaluated_name)
+                elif module_aliases.get(imported.evaluated_name) == alias:
+                    del module_aliases[imported.evaluated_name]
     had = _from_imports(top)
     for name, (names, pairs) in had.items():
         for pair in pairs:
@@ -250,13 +255,13 @@ def add_imports(module: cst.Module, imports: Iterable[ImportItem]) -> cst.Module
     for offset, node in enumerate(top):
         if not isinstance(node, cst.ImportFrom) or isinstance(node.names, cst.ImportStar):
             continue
-        name = _from_module(node)
-        if name is None or (name not in objects and name not in aliases):
+        source = _from_module(node)
+        if source is None or (source not in objects and source not in aliases):
             continue
-        added = [cst.ImportAlias(name=cst.Name(n)) for n in sorted(objects.pop(name, ()))]
+        added = [cst.ImportAlias(name=cst.Name(n)) for n in sorted(objects.pop(source, ()))]
         added += [
             cst.ImportAlias(name=cst.Name(n), asname=cst.AsName(name=cst.Name(a)))
-            for n, a in sorted(aliases.pop(name, []))
+            for n, a in sorted(aliases.pop(source, []))
         ]
         line = body[start + offset]
         assert isinstance(line, cst.SimpleStatementLine)
@@ -267,18 +272,18 @@ def add_imports(module: cst.Module, imports: Iterable[ImportItem]) -> cst.Module
     if not (modules or objects or module_aliases or aliases):
         return module.with_changes(body=body)
     merged: dict[str, list[tuple[str, str | None]]] = {}
-    for name, pairs in aliases.items():
-        merged.setdefault(name, []).extend(pairs)  # type: ignore[arg-type]
-    for name, names in objects.items():
-        merged.setdefault(name, []).extend((n, None) for n in names)  # type: ignore[misc]
+    for source, named in aliases.items():
+        merged.setdefault(source, []).extend(named)
+    for source, plain in objects.items():
+        merged.setdefault(source, []).extend((n, None) for n in plain)
     # (LibCST sorts the pairs as they are, and fails on a name imported both with and without ``as``.)
-    merged = {name: sorted(pairs, key=lambda p: (p[0], p[1] or "")) for name, pairs in merged.items()}
+    merged = {m: sorted(pairs, key=lambda p: (p[0], p[1] or "")) for m, pairs in merged.items()}
     config = module.config_for_parsing
 
-    def parsed(line: str) -> cst.BaseStatement:
+    def parsed(line: str) -> _Statement:
         return cst.parse_statement(line, config=config)
 
-    def from_line(name: str) -> cst.BaseStatement:
+    def from_line(name: str) -> _Statement:
         names = ", ".join(n if a is None else f"{n} as {a}" for n, a in merged[name])
         return parsed(f"from {name} import {names}")
 
@@ -332,7 +337,7 @@ def _from_imports(top: list[cst.Import | cst.ImportFrom]) -> dict[str, tuple[set
     return found
 
 
-def _blank_line_before(statements: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+def _blank_line_before(statements: Sequence[_Statement]) -> Sequence[_Statement]:
     """``statements`` with an empty line before the first, unless it has one (LibCST's rule: a comment
     line directly above the statement gets an empty line above it)."""
     if not statements:

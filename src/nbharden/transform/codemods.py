@@ -282,7 +282,7 @@ def find_all(node: cst.CSTNode, *types: type[cst.CSTNode]) -> list[cst.CSTNode]:
     while stack:
         current = stack.pop()
         if isinstance(current, types):
-            found.append(current)  # type: ignore[arg-type]
+            found.append(current)
         if statements_only and isinstance(current, cst.BaseExpression):
             continue
         _push_children(stack, current)
