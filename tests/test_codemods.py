@@ -13,6 +13,9 @@ from textwrap import dedent
 
 import libcst as cst
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from nbequiv.grammar import Case, notebooks
 
 from nbharden import api
 from nbharden.settings import Settings
@@ -22,6 +25,7 @@ from nbharden.transform.codemods import (
     LiftLiterals,
     PrintToLogging,
     ShowToSave,
+    find_all,
     names_in,
 )
 
@@ -277,6 +281,75 @@ def test_chain_equals_the_codemods_one_after_another() -> None:
 def test_names_in_collects_every_identifier() -> None:
     module = cst.parse_module("def f(a):\n    return b.c + a\nlogger = 1\n")
     assert names_in(module) == {"f", "a", "b", "c", "logger"}
+
+
+class _VisitedNames(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+
+def _visited_names(node: cst.CSTNode) -> set[str]:
+    visitor = _VisitedNames()
+    node.visit(visitor)
+    return visitor.names
+
+
+class _Visited(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.nodes.append(node)
+        return True
+
+
+def _visit_order(node: cst.CSTNode) -> list[int]:
+    visitor = _Visited()
+    node.visit(visitor)
+    return [id(n) for n in visitor.nodes]
+
+
+def _same_walks(node: cst.CSTNode) -> bool:
+    """names_in and find_all walk fields, not a visitor (issue 17): the same names, and every node in
+    LibCST's visit order (identity)."""
+    every = [id(n) for n in find_all(node, cst.CSTNode)]
+    return names_in(node) == _visited_names(node) and every == _visit_order(node)
+
+
+_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+_PYTHON_NOTEBOOKS = sorted(
+    p for p in _FIXTURES.rglob("*.ipynb") if p.parent.name not in ("broken", "hostile", "load")
+)
+
+
+def test_names_in_and_find_all_equal_a_visitor_on_every_cell_of_the_fixtures() -> None:
+    """On every code cell of every fixture notebook nbharden reads (magics masked as the analysis sees them)."""
+    from nbharden.analyse import analyse
+
+    cells = 0
+    for path in _PYTHON_NOTEBOOKS:
+        settings = Settings(record=False, verify=False)
+        try:
+            analysis = analyse(api.load(path, settings), settings=settings)
+        except Exception:  # noqa: BLE001 - fixtures of refused input; their cells are not analysed
+            continue
+        assert analysis.facts is not None
+        for facts in analysis.facts.cells.values():
+            cells += 1
+            assert _same_walks(facts.module), (path, facts.index)
+    assert cells > 300
+
+
+@settings_(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=notebooks())
+def test_names_in_and_find_all_equal_a_visitor_on_drawn_notebooks(case: Case) -> None:
+    for code in case.cells:
+        assert _same_walks(cst.parse_module(code))
 
 
 def test_print_to_logging_keeps_stdout_silent_in_generated_code(

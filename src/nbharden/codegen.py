@@ -1,5 +1,6 @@
 """Generated modules built as code, not text: templates under ``nbharden/templates/`` filled with LibCST, and
-imports scheduled with LibCST's ``AddImportsVisitor`` instead of being pasted into import lines.
+imports scheduled the way LibCST's ``AddImportsVisitor`` does (``add_imports``) instead of being pasted into
+import lines.
 
 A template is a real module (linted and type-checked in place). Its holes are module-level names it defines
 with a stand-in value (``HELP = "Run the pipeline."``); ``fill_template`` drops those definitions and puts the
@@ -11,10 +12,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor, ImportItem
+from libcst.helpers import get_full_name_for_node
 
 from nbharden import libcst_speed
 from nbharden.errors import InternalError
@@ -168,22 +169,184 @@ def fill_template(
     return module.with_changes(body=body)
 
 
+_Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """An import to schedule: ``from <relative dots><module_name> import obj_name as alias``, or
+    ``import module_name as alias`` when there is no ``obj_name`` (LibCST's ``ImportItem``)."""
+
+    module_name: str
+    obj_name: str | None = None
+    alias: str | None = None
+    relative: int = 0
+
+    @property
+    def module(self) -> str:
+        return "." * self.relative + self.module_name
+
+
 def add_imports(module: cst.Module, imports: Iterable[ImportItem]) -> cst.Module:
-    """``module`` with ``imports`` scheduled by ``AddImportsVisitor`` (merged into the module's own imports
-    of the same module, never added twice)."""
+    """``module`` with ``imports`` merged into its own imports of the same module, never added twice.
+
+    The same module, byte for byte, as LibCST's ``AddImportsVisitor`` (with no package name) gives: it reads
+    and changes only the import block at the top of the module (after a docstring or ``__strict__`` line).
+    Done here without it because ``libcst.codemod`` imports ``libcst.matchers``, a third of a second of
+    start-up for every conversion (issue 17); tests/test_codegen.py compares the two on drawn modules.
+    """
     items = list(imports)
     if not items:
         return module
-    # AddImportsVisitor reads and changes only the import block at the top of the module (after a docstring)
-    # and puts a blank line before the statement that follows it: it is given that part, not the whole module
-    # (it copies its input and walks it twice: most of the time of emitting a small notebook's modules).
-    body = module.body
-    end = 1 if body and _is_docstring(body[0]) else 0
+    for item in items:
+        if item.module == "__future__" and (item.obj_name is None or item.alias is not None):
+            raise InternalError(f"cannot import {item} from __future__")
+    items = [  # ``import ..a`` is ``from .. import a``
+        ImportItem("", item.module_name, item.alias, item.relative)
+        if item.relative and item.obj_name is None
+        else item
+        for item in items
+    ]
+    modules = {i.module for i in items if i.obj_name is None and i.alias is None}
+    objects: dict[str, set[str]] = {
+        name: {i.obj_name for i in items if i.module == name and i.obj_name and i.alias is None}
+        for name in sorted({i.module for i in items if i.obj_name is not None and i.alias is None})
+    }
+    module_aliases: dict[str, str] = {
+        i.module: i.alias for i in items if i.obj_name is None and i.alias is not None
+    }
+    aliases: dict[str, list[tuple[str, str]]] = {
+        name: [(i.obj_name, i.alias) for i in items if i.module == name and i.obj_name and i.alias]
+        for name in sorted({i.module for i in items if i.obj_name is not None and i.alias is not None})
+    }
+
+    body = list(module.body)
+    start = 1 if body and _is_docstring(body[0]) else 0
+    end = start
     while end < len(body) and _is_import(body[end]):
         end += 1
-    head = module.with_changes(body=body[: end + 1])
-    done = AddImportsVisitor(CodemodContext(), items).transform_module(head)
-    return done.with_changes(body=[*done.body, *body[end + 1 :]])
+    top = [_import_of(statement) for statement in body[start:end]]
+
+    # What the top block imports already is not added again (a star import covers its whole module).
+    for node in top:
+        if isinstance(node, cst.Import):
+            for imported in node.names:
+                alias = imported.evaluated_alias
+                if alias is None:
+                    modules.discard(imported.evaluated_name)
+                elif module_aliases.get(imported.evaluated_name) == alias:
+                    del module_aliases[imported.evaluated_name]
+    had = _from_imports(top)
+    for name, (names, pairs) in had.items():
+        for pair in pairs:
+            if pair in aliases.get(name, ()):
+                aliases[name].remove(pair)
+                if not aliases[name]:
+                    del aliases[name]
+        if name in objects:
+            if "*" in names:
+                del objects[name]
+            else:
+                objects[name] -= names
+                if not objects[name]:
+                    del objects[name]
+
+    # The first ``from <module> import ...`` of the top block takes the module's new names, in front.
+    for offset, node in enumerate(top):
+        if not isinstance(node, cst.ImportFrom) or isinstance(node.names, cst.ImportStar):
+            continue
+        source = _from_module(node)
+        if source is None or (source not in objects and source not in aliases):
+            continue
+        added = [cst.ImportAlias(name=cst.Name(n)) for n in sorted(objects.pop(source, ()))]
+        added += [
+            cst.ImportAlias(name=cst.Name(n), asname=cst.AsName(name=cst.Name(a)))
+            for n, a in sorted(aliases.pop(source, []))
+        ]
+        line = body[start + offset]
+        assert isinstance(line, cst.SimpleStatementLine)
+        body[start + offset] = line.with_changes(
+            body=[node.with_changes(names=[*added, *node.names])]
+        )
+
+    if not (modules or objects or module_aliases or aliases):
+        return module.with_changes(body=body)
+    merged: dict[str, list[tuple[str, str | None]]] = {}
+    for source, named in aliases.items():
+        merged.setdefault(source, []).extend(named)
+    for source, plain in objects.items():
+        merged.setdefault(source, []).extend((n, None) for n in plain)
+    # (LibCST sorts the pairs as they are, and fails on a name imported both with and without ``as``.)
+    merged = {m: sorted(pairs, key=lambda p: (p[0], p[1] or "")) for m, pairs in merged.items()}
+    config = module.config_for_parsing
+
+    def parsed(line: str) -> _Statement:
+        return cst.parse_statement(line, config=config)
+
+    def from_line(name: str) -> _Statement:
+        names = ", ".join(n if a is None else f"{n} as {a}" for n, a in merged[name])
+        return parsed(f"from {name} import {names}")
+
+    return module.with_changes(
+        body=[
+            *body[:start],
+            *(from_line(name) for name in merged if name == "__future__"),
+            *body[start:end],
+            *(parsed(f"import {name}") for name in sorted(modules)),
+            *(parsed(f"import {name} as {alias}") for name, alias in module_aliases.items()),
+            *(from_line(name) for name in merged if name != "__future__"),
+            *_blank_line_before(body[end:]),
+        ]
+    )
+
+
+def _import_of(statement: cst.BaseStatement) -> cst.Import | cst.ImportFrom:
+    assert isinstance(statement, cst.SimpleStatementLine)
+    node = statement.body[0]
+    assert isinstance(node, cst.Import | cst.ImportFrom)
+    return node
+
+
+def _from_module(node: cst.ImportFrom) -> str | None:
+    """The absolute module a from-import reads; None for a relative one (there is no package to resolve
+    it against, as for LibCST without a package name)."""
+    if node.relative:
+        return None
+    return get_full_name_for_node(node.module) if node.module else None
+
+
+def _from_imports(top: list[cst.Import | cst.ImportFrom]) -> dict[str, tuple[set[str], list[Any]]]:
+    """Per module the top block imports from: the names it imports without ``as`` (``{"*"}`` after a star
+    import) and the (name, alias) pairs it imports with one, as LibCST's import gatherer records them."""
+    found: dict[str, tuple[set[str], list[Any]]] = {}
+    for node in top:
+        if not isinstance(node, cst.ImportFrom):
+            continue
+        name = _from_module(node)
+        if name is None:
+            continue
+        names, pairs = found.setdefault(name, (set(), []))
+        if isinstance(node.names, cst.ImportStar):
+            names.clear()
+            names.add("*")
+            continue
+        pairs.extend((a.evaluated_name, a.evaluated_alias) for a in node.names if a.asname)
+        plain = {a.evaluated_name for a in node.names if a.asname is None}
+        if plain and "*" not in names:
+            names.update(plain)
+    return found
+
+
+def _blank_line_before(statements: Sequence[_Statement]) -> Sequence[_Statement]:
+    """``statements`` with an empty line before the first, unless it has one (LibCST's rule: a comment
+    line directly above the statement gets an empty line above it)."""
+    if not statements:
+        return statements
+    first = statements[0]
+    lines = first.leading_lines
+    if lines and lines[0].comment is None:
+        return statements
+    return [first.with_changes(leading_lines=(cst.EmptyLine(), *lines)), *statements[1:]]
 
 
 def _is_docstring(statement: cst.BaseStatement) -> bool:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import libcst as cst
 
 from nbharden.analyse import dotted_name
+from nbharden.transform.codemods import names_in
 
 #: Generic classes by qualified name, and the parameters a bare use of one gets.
 GENERIC_PARAMETERS: dict[str, str] = {
@@ -314,7 +315,7 @@ def complete_annotations(code: str) -> str:
     new = module.visit(complete)
     lines: list[cst.BaseStatement] = []
     # every Any the completion wrote is the name ``Any`` (with ``typing_any``): no walk needed to know it is used
-    if typing_any and "Any" not in bound and (complete.used_any or _uses_name(new, "Any")):
+    if typing_any and "Any" not in bound and (complete.used_any or "Any" in names_in(new)):
         lines.append(cst.parse_statement("from typing import Any\n"))
     elif complete.used_any and not typing_any and "typing" not in bound:
         lines.append(cst.parse_statement("import typing\n"))
@@ -323,21 +324,6 @@ def complete_annotations(code: str) -> str:
     if complete.declares_return and ANY_RETURN_NOTE not in code:
         new = new.with_changes(header=[*new.header, *_comment_lines(ANY_RETURN_NOTE)])
     return new.code
-
-
-class _Names(cst.CSTVisitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
-
-    def visit_Name(self, node: cst.Name) -> None:
-        self.names.add(node.value)
-
-
-def _uses_name(module: cst.Module, name: str) -> bool:
-    names = _Names()
-    module.visit(names)
-    return name in names.names
 
 
 def _comment_lines(text: str) -> list[cst.EmptyLine]:

@@ -9,6 +9,9 @@ Each is a LibCST transformer with before/after tests in tests/test_codemods.py:
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
 from collections.abc import Callable
 
 import libcst as cst
@@ -127,20 +130,65 @@ class LiftLiterals(cst.CSTTransformer):
         return updated
 
 
-class _NameCollector(cst.CSTVisitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
-    def visit_Name(self, node: cst.Name) -> None:
-        self.names.add(node.value)
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a LibCST node class in the order LibCST visits them (source order), read once per class
+    from its ``_visit_and_replace_children``, which visits each field by name (``visit_required(self, "name",
+    ...)``) in that order. Any field it does not name comes after, so no child is ever missed; a non-node has
+    none."""
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(cls):
+            names = ()
+        else:
+            fields = [f.name for f in dataclasses.fields(cls)]
+            try:
+                source = inspect.getsource(cls._visit_and_replace_children)  # type: ignore[attr-defined]
+            except (AttributeError, OSError, TypeError):  # no source shipped: dataclass order
+                source = ""
+            visits = re.findall(r"visit_\w+\(\s*self,\s*\"(\w+)\"", source)
+            ordered = [n for n in dict.fromkeys(visits) if n in fields]
+            names = (*ordered, *(n for n in fields if n not in ordered))
+        _CHILD_FIELDS[cls] = names
+    return names
+
+
+def _push_children(stack: list[object], node: object) -> None:
+    """Put ``node``'s children on ``stack`` so that they pop in source order."""
+    children: list[object] = []
+    for field in _child_fields(type(node)):
+        value = getattr(node, field)
+        if isinstance(value, cst.CSTNode):
+            children.append(value)
+        elif type(value) is tuple or type(value) is list:
+            children.extend(value)
+    children.reverse()
+    stack.extend(children)
 
 
 def names_in(node: cst.CSTNode) -> set[str]:
-    """Every identifier used anywhere in ``node``."""
-    collector = _NameCollector()
-    node.visit(collector)
-    return collector.names
+    """Every identifier used anywhere in ``node`` (the value of every ``cst.Name`` under it).
+
+    Read from the node's fields, not with a visitor: a LibCST visit rebuilds every node it passes (about five
+    times the cost; issue 17), and the answer is a set, so the order of the walk does not matter.
+    tests/test_codemods.py checks it against a visitor on every cell of the fixtures and on drawn notebooks.
+    """
+    found: set[str] = set()
+    stack: list[object] = [node]
+    while stack:
+        current = stack.pop()
+        if type(current) is cst.Name:
+            found.add(current.value)
+            continue
+        for field in _child_fields(type(current)):
+            value = getattr(current, field)
+            if isinstance(value, cst.CSTNode):
+                stack.append(value)
+            elif type(value) is tuple or type(value) is list:
+                stack.extend(value)
+    return found
 
 
 def _always(code: str) -> bool:
@@ -220,27 +268,25 @@ _STATEMENT_NODES = (
 )
 
 
-class _Finder(cst.CSTVisitor):
-    def __init__(self, types: tuple[type[cst.CSTNode], ...]) -> None:
-        super().__init__()
-        self.types = types
-        self.found: list[cst.CSTNode] = []
-        self.statements_only = all(issubclass(t, _STATEMENT_NODES) for t in types)
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, self.types):
-            self.found.append(node)
-        return not (self.statements_only and isinstance(node, cst.BaseExpression))
-
-
 def find_all(node: cst.CSTNode, *types: type[cst.CSTNode]) -> list[cst.CSTNode]:
-    """Every node of one of ``types`` under ``node`` (itself included), in source order.
+    """Every node of one of ``types`` under ``node`` (itself included), in source order (LibCST's visit
+    order).
 
-    A plain visitor: ``libcst.matchers`` would do the same but costs seconds to import.
+    Read from the nodes' fields (``_child_fields``) rather than with a visitor, which rebuilds every node it
+    passes (issue 17); ``libcst.matchers`` would do the same but costs a third of a second to import.
+    tests/test_codemods.py checks the walk's order against a visitor's on the fixtures and drawn notebooks.
     """
-    finder = _Finder(types)
-    node.visit(finder)
-    return finder.found
+    statements_only = all(issubclass(t, _STATEMENT_NODES) for t in types)
+    found: list[cst.CSTNode] = []
+    stack: list[object] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, types):
+            found.append(current)
+        if statements_only and isinstance(current, cst.BaseExpression):
+            continue
+        _push_children(stack, current)
+    return found
 
 
 def is_get_ipython_call(node: cst.CSTNode) -> bool:
