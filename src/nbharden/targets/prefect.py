@@ -29,6 +29,7 @@ from nbharden.emit import config_argument
 from nbharden.errors import InternalError
 from nbharden.models import Effect, FileTree, Plan
 from nbharden.testgen.generate import comparison_files
+from nbharden.transform.codemods import names_in
 
 #: Process-wide state two steps must not use at the same time; steps using one keep their notebook order.
 _SHARED = {Effect.RANDOM: "random", Effect.PLOT: "plot", Effect.SHELL: "shell"}
@@ -183,7 +184,7 @@ def read_run(source: str) -> PipelineRun:
             returned = small
         elif isinstance(small, cst.AnnAssign) and small.value is None:
             continue  # "x: Any", for the type checker
-        elif isinstance(small, cst.Assign) and _names(small.targets[0].target) == {config}:
+        elif isinstance(small, cst.Assign) and names_in(small.targets[0].target) == {config}:
             continue  # config = config if config is not None else Config()
         else:
             (setup if contexts is None else after).append(stmt)
@@ -202,17 +203,6 @@ def read_run(source: str) -> PipelineRun:
         returned,
         run.returns,
     )
-
-
-def _names(node: cst.CSTNode) -> set[str]:
-    found: set[str] = set()
-
-    class Visitor(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            found.add(name.value)
-
-    node.visit(Visitor())
-    return found
 
 
 def _free(name: str, taken: set[str]) -> str:
@@ -449,7 +439,7 @@ def _flow_body(
         *run.setup,
     ]
     submitted, bound = _submissions(plan, run, names, after)
-    needed = set().union(*(_names(s) for s in (*run.after, run.returned))) & set(bound)
+    needed = set().union(*(names_in(s) for s in (*run.after, run.returned))) & set(bound)
     inner = [
         *submitted,
         _stmt(f"finish([{', '.join(names.runs[s.name] for s in plan.steps)}])"),
@@ -541,7 +531,7 @@ def flow_module(plan: Plan, pipeline_source: str, effects: Mapping[str, frozense
         + " --engine prefect`` or ``run_flow(config)``; serve or\n"
         "deploy ``" + names.flow + "`` like any flow. Needs the ``prefect`` extra (README.md).\n"
     )
-    used = _names(flow) | {n for s in run.after for n in _names(s)}
+    used = names_in(flow) | {n for s in run.after for n in names_in(s)}
     body: list[cst.BaseStatement] = [
         header,
         _stmt("from __future__ import annotations"),
@@ -561,7 +551,7 @@ def flow_module(plan: Plan, pipeline_source: str, effects: Mapping[str, frozense
     defined = sorted(run.defined & used)
     if defined:
         body.append(_stmt(f"from .pipeline import {', '.join(defined)}"))
-    if plan.uses_plots and "show_figures" not in set().union(*(_names(i) for i in run.imports)):
+    if plan.uses_plots and "show_figures" not in set().union(*(names_in(i) for i in run.imports)):
         body.append(_stmt("from .support import show_figures"))
     body += _run_flow(plan, names, param_names)[:1]
     body.append(_flow_config(plan, names))
@@ -587,7 +577,7 @@ class _EngineOption(cst.CSTTransformer):
         body = list(updated.body)
         for i, stmt in enumerate(body):
             small = stmt.body[0] if isinstance(stmt, cst.SimpleStatementLine) else None
-            if isinstance(small, cst.Assign) and _names(small.targets[0].target) == {"app"}:
+            if isinstance(small, cst.Assign) and names_in(small.targets[0].target) == {"app"}:
                 engine = cst.ClassDef(
                     name=cst.Name("Engine"),
                     bases=[cst.Arg(cst.Name("str")), cst.Arg(cst.parse_expression("enum.Enum"))],
