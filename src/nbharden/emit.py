@@ -65,6 +65,7 @@ from nbharden.shape import summary_of
 from nbharden.shown import bound_to_name, printed_values, shown_expression, shown_value
 from nbharden.strict_types import complete_annotations
 from nbharden.templates import template_text
+from nbharden.transform.bound import maybe_unbound
 from nbharden.transform.codemods import (
     Chain,
     DisplayToLog,
@@ -350,12 +351,7 @@ def _step_function(
     _with_contracts(step, body, changes)
     outputs = [o.name for o in step.outputs]
     if outputs:
-        value: cst.BaseExpression = (
-            cst.Name(outputs[0])
-            if len(outputs) == 1
-            else cst.Tuple([cst.Element(cst.Name(o)) for o in outputs], lpar=[], rpar=[])
-        )
-        body.append(cst.SimpleStatementLine([cst.Return(value)]))
+        body.append(_return(step, body, outputs, plan.module_state))
     doc = _step_doc(step, analysis.notebook.path.name, outputs)
     # module state the step touches: the steps module's globals, as they were the notebook's
     touched = set().union(*(names_in(n) for n in body)) if body and plan.module_state else set()
@@ -385,6 +381,30 @@ def _step_function(
         returns=returns,
         leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
     )
+
+
+def _return(
+    step: Step, body: list[cst.BaseStatement], outputs: list[str], module_state: tuple[str, ...]
+) -> cst.SimpleStatementLine:
+    """``return a, b``. A result the notebook binds on some paths only (``if flag: m = 1``, a loop that may not
+    run, ``except E as m``) is ``locals().get("m")``: None when that path did not run, where ``return m`` would
+    raise UnboundLocalError though the notebook ran on (its later reads did not run either)."""
+    params = [p.name for p in step.inputs if p.name not in step.state]
+    unsure = set(maybe_unbound(body, outputs, params)) - set(module_state)
+    items = [
+        cst.parse_expression(f"locals().get({o!r})") if o in unsure else cst.Name(o)
+        for o in outputs
+    ]
+    value = items[0] if len(items) == 1 else cst.Tuple([cst.Element(i) for i in items], lpar=[], rpar=[])
+    comment = []
+    if unsure:
+        listed = ", ".join(sorted(unsure))
+        comment = [
+            cst.EmptyLine(
+                comment=cst.Comment(f"# the notebook binds {listed} on some paths only: None when it did not")
+            )
+        ]
+    return cst.SimpleStatementLine([cst.Return(value)], leading_lines=comment)
 
 
 def _lifted_types(

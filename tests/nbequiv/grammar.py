@@ -70,6 +70,9 @@ class Env:
     used: list[str] = field(default_factory=list)  # constructs drawn, in order
     files: dict[str, str] = field(default_factory=dict)
     seeded: bool = False
+    # (condition, whether it holds, name): a name bound or deleted on some paths only (``c_some_paths``),
+    # which a later statement may read under a condition that holds only where the name is bound
+    guarded: list[tuple[str, bool, str]] = field(default_factory=list)
 
     def new(self, obj: Obj) -> int:
         oid = len(self.objs) + 1
@@ -706,6 +709,57 @@ def c_conditional(draw: st.DrawFn, env: Env) -> list[str] | None:
     ]
 
 
+def c_some_paths(draw: st.DrawFn, env: Env) -> list[str] | None:
+    """A name bound or deleted on some paths only: an ``if`` without ``else``, a loop that may run zero times,
+    ``contextlib.suppress`` around a division that may raise, ``del`` in a branch. Literals fix which path
+    runs, so the model knows whether the name is bound after; ``c_guarded_read`` may read it later under a
+    condition true only when it is (in the notebook, the read does not run when the name is unbound)."""
+    k, j = small(draw), small(draw)
+    form = pick(draw, ["if", "loop", "suppress", "del"])
+    name = pick(draw, ["m", "z", "b"])
+    if form == "del":
+        earlier = env.of("int", "list", "dict", "str", "set", "array")
+        if not earlier:
+            return None
+        name = pick(draw, earlier)
+        if k > j:
+            env.drop(name)
+        env.guarded.append((f"{k} <= {j}", k <= j, name))
+        return [f"if {k} > {j}:", f"    del {name}"]
+    if form == "if":
+        lines, cond, taken = [f"if {k} > {j}:", f"    {name} = {k} * 2"], f"{k} > {j}", k > j
+    elif form == "loop":
+        count = int(draw(st.integers(0, 2)))
+        lines = [f"for i in range({count}):", f"    {name} = i + {k}"]
+        cond, taken = f"{count} > 0", count > 0
+        if taken:
+            env.bind("i", Obj("int"))
+    else:
+        divisor = int(draw(st.sampled_from([0, 1])))
+        lines = [
+            "from contextlib import suppress",
+            "with suppress(ZeroDivisionError):",
+            f"    {name} = {k} // {divisor}",
+        ]
+        cond, taken = f"{divisor} != 0", divisor != 0
+    if taken:
+        env.bind(name, Obj("int"))
+    env.guarded.append((cond, taken, name))
+    return lines
+
+
+def c_guarded_read(draw: st.DrawFn, env: Env) -> list[str] | None:
+    """Read a name ``c_some_paths`` bound on some paths only, under a condition that holds only when it is
+    bound: ``if 3 > 1: w = len(str(m))`` (``w`` itself is then bound on some paths only)."""
+    readable = [(c, t, n) for c, t, n in env.guarded if not t or env.kind(n) is not None]
+    if not readable:
+        return None
+    cond, holds, name = readable[int(draw(st.integers(0, len(readable) - 1)))]
+    if holds:
+        env.bind("w", Obj("int"))
+    return [f"if {cond}:", f"    w = len(str({name}))"]
+
+
 def _helpers(draw: st.DrawFn, env: Env) -> None:
     if "helpers.py" not in env.files:
         env.files["helpers.py"] = HELPERS.format(scale=draw(st.integers(2, 5)))
@@ -826,6 +880,8 @@ CONSTRUCTS: dict[str, Callable[[st.DrawFn, Env], list[str] | None]] = {
     "try/except/finally": c_try,
     "except as an earlier name": c_except_as,
     "conditional definition": c_conditional,
+    "name bound on some paths only": c_some_paths,
+    "read under the condition that bound it": c_guarded_read,
     "star import of a local module": c_star_import,
     "local module": c_local_module,
     "generator across cells": c_generator,

@@ -1,0 +1,185 @@
+"""Which names a block of statements certainly binds: definite assignment over LibCST statements.
+
+A step returns what later steps read. In the notebook such a name may be bound on some paths only: ``if flag:
+m = 1``, a loop that may run zero times, ``del`` in a branch, or ``except E as m`` (Python deletes ``m`` when
+the handler ends). A later cell that reads it only when it is bound runs fine in the notebook, but ``return m``
+in the step function raises UnboundLocalError. emit asks ``maybe_unbound`` which results need a guard.
+
+Sound, not complete: a name in ``certainly_bound``'s answer is bound on every path that reaches the end of the
+block without raising; a name outside it may still always be bound (a walrus, a loop that always runs), and
+then costs a guard it did not need, never a wrong value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import libcst as cst
+
+__all__ = ["certainly_bound", "maybe_unbound"]
+
+_NESTED_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+
+def maybe_unbound(
+    body: Sequence[cst.BaseStatement], names: Iterable[str], start: Iterable[str]
+) -> list[str]:
+    """Those of ``names`` (in their order) that ``body`` binds or deletes somewhere and that may be unbound at
+    its end, when ``start`` (the parameters) is bound before it. A name ``body`` never binds is left alone: it
+    is no local of the step (a module-level definition), and reading it is not this module's business."""
+    touched = set(_bound_anywhere(body)) | set(start)
+    certain = certainly_bound(body, frozenset(start))
+    return [n for n in names if n in touched and n not in certain]
+
+
+def certainly_bound(body: Sequence[cst.BaseStatement], bound: frozenset[str]) -> frozenset[str]:
+    """The names bound after ``body`` on every path that reaches its end, ``bound`` being bound before."""
+    for stmt in body:
+        bound = _after(stmt, bound)
+    return bound
+
+
+def _block(node: cst.BaseSuite, bound: frozenset[str]) -> frozenset[str]:
+    if isinstance(node, cst.IndentedBlock):
+        return certainly_bound(node.body, bound)
+    assert isinstance(node, cst.SimpleStatementSuite)
+    for small in node.body:
+        bound = _after_small(small, bound)
+    return bound
+
+
+def _after(stmt: cst.BaseStatement, bound: frozenset[str]) -> frozenset[str]:
+    if isinstance(stmt, cst.SimpleStatementLine):
+        for small in stmt.body:
+            bound = _after_small(small, bound)
+        return bound
+    if isinstance(stmt, cst.FunctionDef | cst.ClassDef):
+        return bound | {stmt.name.value}
+    if isinstance(stmt, cst.If):
+        taken = _block(stmt.body, bound)
+        if isinstance(stmt.orelse, cst.If):
+            other = _after(stmt.orelse, bound)
+        elif isinstance(stmt.orelse, cst.Else):
+            other = _block(stmt.orelse.body, bound)
+        else:
+            other = bound
+        return taken & other
+    if isinstance(stmt, cst.With) and not _may_suppress(stmt):
+        for item in stmt.items:
+            if item.asname is not None:
+                bound = bound | set(_target_names(item.asname.name))
+        return _block(stmt.body, bound)
+    if isinstance(stmt, cst.Try | cst.TryStar):
+        return _after_try(stmt, bound)
+    # a loop may run zero times or stop at a break, a suppressing ``with`` anywhere, a ``match`` may match no
+    # case: what was bound before stays bound unless the statement may delete it
+    return bound - set(_deleted(stmt))
+
+
+def _after_try(stmt: cst.Try | cst.TryStar, bound: frozenset[str]) -> frozenset[str]:
+    """The ``try`` body may stop anywhere: a handler starts from what the body cannot have deleted."""
+    done = _block(stmt.body, bound)
+    if stmt.orelse is not None:
+        done = _block(stmt.orelse.body, done)
+    interrupted = bound - set(_deleted(stmt.body))
+    for handler in stmt.handlers:
+        own = _target_names(handler.name.name) if handler.name is not None else []
+        after = _block(handler.body, interrupted | set(own))
+        done &= after - set(own)  # ``except E as e`` ends with ``del e``
+    if stmt.finalbody is not None:
+        done = _block(stmt.finalbody.body, done)
+    return done
+
+
+def _after_small(small: cst.BaseSmallStatement, bound: frozenset[str]) -> frozenset[str]:
+    if isinstance(small, cst.Assign):
+        return bound | {n for t in small.targets for n in _target_names(t.target)}
+    if isinstance(small, cst.AnnAssign) and small.value is not None:
+        return bound | set(_target_names(small.target))
+    if isinstance(small, cst.AugAssign):
+        return bound | set(
+            _target_names(small.target)
+        )  # it read the name: it was bound, and still is
+    if isinstance(small, cst.Import):
+        return bound | {_imported(a) for a in small.names}
+    if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+        return bound | {_imported(a) for a in small.names}
+    if isinstance(small, cst.Del):
+        return bound - set(_target_names(small.target))
+    return bound
+
+
+def _imported(alias: cst.ImportAlias) -> str:
+    if alias.asname is not None:
+        return next(iter(_target_names(alias.asname.name)), "")
+    name: cst.BaseExpression = alias.name
+    while isinstance(name, cst.Attribute):
+        name = name.value
+    return name.value if isinstance(name, cst.Name) else ""
+
+
+def _target_names(target: cst.BaseExpression) -> list[str]:
+    """The plain names an assignment target binds (``a``, ``a, (b, *c)``; not ``a.b`` or ``a[0]``)."""
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, cst.Tuple | cst.List):
+        return [n for e in target.elements for n in _target_names(e.value)]
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    return []
+
+
+def _may_suppress(stmt: cst.With) -> bool:
+    """A ``with`` whose context manager may swallow an exception (``contextlib.suppress``): its body may stop
+    anywhere and the code after it still runs. Other context managers are taken to let exceptions through."""
+    for item in stmt.items:
+        func = item.item.func if isinstance(item.item, cst.Call) else item.item
+        if isinstance(func, cst.Attribute):
+            func = func.attr
+        if not isinstance(func, cst.Name) or func.value == "suppress":
+            return True
+    return False
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """``node`` and its descendants, not entering functions, classes or lambdas (their own scopes; the node
+    of one is yielded, its body is not)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if not isinstance(current, _NESTED_SCOPES):
+            stack.extend(current.children)
+
+
+def _deleted(node: cst.CSTNode) -> Iterator[str]:
+    """The names ``node`` may delete in its scope: ``del`` targets and ``except ... as`` names."""
+    for n in _walk(node):
+        if isinstance(n, cst.Del):
+            yield from _target_names(n.target)
+        elif isinstance(n, cst.ExceptHandler | cst.ExceptStarHandler) and n.name is not None:
+            yield from _target_names(n.name.name)
+
+
+def _bound_anywhere(body: Sequence[cst.BaseStatement]) -> Iterator[str]:
+    """Every name the statements bind or delete somewhere in their scope, at any depth of their blocks."""
+    for stmt in body:
+        for n in _walk(stmt):
+            if isinstance(n, cst.AssignTarget):
+                yield from _target_names(n.target)
+            elif isinstance(n, cst.AnnAssign | cst.AugAssign):
+                yield from _target_names(n.target)
+            elif isinstance(
+                n, cst.NamedExpr | cst.For
+            ):  # a comprehension's own ``for`` binds in it
+                yield from _target_names(n.target)
+            elif isinstance(n, cst.AsName):
+                yield from _target_names(n.name)
+            elif isinstance(n, cst.ImportAlias):
+                yield _imported(n)
+            elif isinstance(n, cst.FunctionDef | cst.ClassDef):
+                yield n.name.value
+            elif isinstance(n, cst.Del):
+                yield from _target_names(n.target)
+            elif isinstance(n, cst.MatchAs | cst.MatchStar) and n.name is not None:
+                yield n.name.value
