@@ -46,6 +46,7 @@ def statements(draw: st.DrawFn, depth: int, in_loop: bool) -> list[str]:
         f"from math import pi as {name}",
         f"if {cond}: int('x')",  # raises ValueError, twice as likely as the others
         f"if {cond}: int('x')",
+        "raise ValueError('always')",
         "pass",
     ]
     if in_loop:
@@ -75,7 +76,10 @@ def statements(draw: st.DrawFn, depth: int, in_loop: bool) -> list[str]:
         body = draw(
             blocks(depth + 1, kind == "for")
         )  # no ``continue`` past the while's closing break
-        head = f"for _ in range({draw(st.integers(0, 2))}):" if kind == "for" else f"while {cond}:"
+        iterable = draw(
+            st.sampled_from(["range(0)", "range(2)", "range(1, 3)", "[]", "[1]", "'ab'", "q * [1]"])
+        )
+        head = f"for _ in {iterable}:" if kind == "for" else f"while {cond}:"
         tail = ["    break"] if kind == "while" else []  # a while loop runs at most once
         return [head, *_indent(body), *tail]
     if kind in ("try", "try-finally"):
@@ -120,13 +124,19 @@ def _run(source: str) -> list[set[str] | None]:
 # shapes the draw reaches rarely: a try body stopped before its binding; a name bound again in a handler
 @example(["try:", "    if p: int('x')", "    b = 1", "except ValueError:", "    pass"])
 @example(["b = 1", "try:", "    int('x')", "except ValueError as b:", "    b = 2"])
+@example(["for _ in range(2):", "    if p: break", "    b = 1"])
 def test_what_it_says_is_bound_is_bound_on_every_run(lines: list[str]) -> None:
     source = "\n".join(lines) + "\n"
     module = cst.parse_module(source)
-    certain = certainly_bound(module.body, START) & set(NAMES)
-    for bound in _run(source):
+    certain = certainly_bound(module.body, START)
+    runs = _run(source)
+    if certain is None:  # no path reaches the end
+        assert runs == [None] * len(runs), f"said to raise on every path, got to the end:\n{source}"
+        return
+    for bound in runs:
         if bound is not None:
-            assert certain <= bound, f"{sorted(certain - bound)} said bound, not bound:\n{source}"
+            said = certain & set(NAMES)
+            assert said <= bound, f"{sorted(said - bound)} said bound, not bound:\n{source}"
 
 
 def _unsure(source: str, names: tuple[str, ...], start: tuple[str, ...] = ()) -> list[str]:
@@ -162,6 +172,26 @@ def test_a_name_bound_on_some_paths_only_needs_a_guard() -> None:
     assert _unsure(
         "try:\n    v = int(s)\nexcept ValueError as m:\n    v = 0\n", ("m", "v"), ("m",)
     ) == ["m"]
+
+
+def test_a_loop_over_a_literal_that_is_not_empty_binds_its_variable() -> None:
+    assert _unsure("for k in range(4):\n    a += k\n", ("a", "k"), ("a",)) == []
+    assert _unsure("for k in ['x', 'y']:\n    last = k\n", ("k", "last")) == []
+    # a pass a break or continue may cut short, or an iterable that may be empty: guarded
+    assert _unsure("for k in range(4):\n    if k:\n        break\n    last = k\n", ("last",)) == [
+        "last"
+    ]
+    assert _unsure("for k in range(n):\n    last = k\n", ("k", "last")) == ["k", "last"]
+
+
+def test_a_path_that_raises_binds_everything_it_joins() -> None:
+    assert _unsure("if x > 0:\n    y = 1\nelse:\n    raise ValueError(x)\n", ("y",)) == []
+    assert (
+        _unsure(
+            "try:\n    raise KeyError(1)\nexcept KeyError as exc:\n    msg = str(exc)\n", ("msg",)
+        )
+        == []
+    )
 
 
 def test_a_name_the_block_never_binds_is_left_alone() -> None:

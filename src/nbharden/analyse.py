@@ -230,7 +230,8 @@ class TopStatement:
     # globals read when a function, lambda, generator expression or method it defines runs (later)
     lazy: tuple[str, ...] = ()
     # names it may delete: ``except E as e`` at the top level ends with an implicit ``del e`` when the
-    # handler runs, so after the statement ``e`` holds what it held before, or nothing
+    # handler runs, and ``del x`` in a block (``if flag: del x``) runs on some paths only, so after the
+    # statement the name holds what it held before, or nothing
     unbinds: tuple[str, ...] = ()
 
 
@@ -756,6 +757,12 @@ def _cell_names(
             elif i >= 0:
                 names.bound_before[assignment.name] = min(names.bound_before.get(assignment.name, i), i)
                 names.bound_by.setdefault(i, set()).add(assignment.name)
+    for i, stmt in enumerate(module.body):
+        # ``del x`` inside a block of a compound statement: a maybe-deletion, as a handler's is (a top-level
+        # ``del`` statement deletes for certain: the plan reads it from the statement itself)
+        if not isinstance(stmt, cst.SimpleStatementLine | cst.FunctionDef | cst.ClassDef) and "del" in text:
+            for name in _deleted_in_blocks(stmt):
+                names.unbound_by.setdefault(i, set()).add(name)
 
     # Scopes and accesses are sets in LibCST (ordered by object id): walk them in source order, so that the
     # order of a step's parameters never depends on the process (a second conversion gives the same bytes).
@@ -775,6 +782,25 @@ def _cell_names(
                 if not _in_handler(names, access.node.value, access.node, positions):
                     _note_access(names, module, scope, access, owner_of(access.node))
     return names
+
+
+def _deleted_in_blocks(stmt: cst.BaseStatement) -> list[str]:
+    """The plain names ``del`` statements anywhere in ``stmt``'s blocks delete from its scope (not those in
+    functions, classes or lambdas defined there: their own scopes)."""
+    found: list[str] = []
+    stack: list[cst.CSTNode] = [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Del):
+            targets = (
+                [e.value for e in node.target.elements]
+                if isinstance(node.target, cst.Tuple | cst.List)
+                else [node.target]
+            )
+            found += [t.value for t in targets if isinstance(t, cst.Name)]
+        elif not isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            stack.extend(node.children)
+    return found
 
 
 def _except_as_handlers(

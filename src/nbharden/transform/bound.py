@@ -29,30 +29,52 @@ def maybe_unbound(
     is no local of the step (a module-level definition), and reading it is not this module's business."""
     touched = set(_bound_anywhere(body)) | set(start)
     certain = certainly_bound(body, frozenset(start))
+    if certain is None:  # the end is never reached: nothing returns
+        return []
     return [n for n in names if n in touched and n not in certain]
 
 
-def certainly_bound(body: Sequence[cst.BaseStatement], bound: frozenset[str]) -> frozenset[str]:
-    """The names bound after ``body`` on every path that reaches its end, ``bound`` being bound before."""
+#: What a block leaves bound where it gets to its end; None where no path does (every one raises).
+Bound = frozenset[str] | None
+
+
+def certainly_bound(body: Sequence[cst.BaseStatement], bound: Bound) -> Bound:
+    """The names bound after ``body`` on every path that reaches its end, ``bound`` being bound before; None if
+    no path reaches it."""
     for stmt in body:
+        if bound is None:
+            break
         bound = _after(stmt, bound)
     return bound
 
 
-def _block(node: cst.BaseSuite, bound: frozenset[str]) -> frozenset[str]:
+def _meet(a: Bound, b: Bound) -> Bound:
+    """What two paths that join both leave bound (a path that never gets there leaves everything)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
+
+
+def _block(node: cst.BaseSuite, bound: Bound) -> Bound:
     if isinstance(node, cst.IndentedBlock):
         return certainly_bound(node.body, bound)
     assert isinstance(node, cst.SimpleStatementSuite)
-    for small in node.body:
+    return _smalls(node.body, bound)
+
+
+def _smalls(body: Sequence[cst.BaseSmallStatement], bound: Bound) -> Bound:
+    for small in body:
+        if bound is None or isinstance(small, cst.Raise):
+            return None
         bound = _after_small(small, bound)
     return bound
 
 
-def _after(stmt: cst.BaseStatement, bound: frozenset[str]) -> frozenset[str]:
+def _after(stmt: cst.BaseStatement, bound: frozenset[str]) -> Bound:
     if isinstance(stmt, cst.SimpleStatementLine):
-        for small in stmt.body:
-            bound = _after_small(small, bound)
-        return bound
+        return _smalls(stmt.body, bound)
     if isinstance(stmt, cst.FunctionDef | cst.ClassDef):
         return bound | {stmt.name.value}
     if isinstance(stmt, cst.If):
@@ -63,7 +85,7 @@ def _after(stmt: cst.BaseStatement, bound: frozenset[str]) -> frozenset[str]:
             other = _block(stmt.orelse.body, bound)
         else:
             other = bound
-        return taken & other
+        return _meet(taken, other)
     if isinstance(stmt, cst.With) and not _may_suppress(stmt):
         for item in stmt.items:
             if item.asname is not None:
@@ -71,12 +93,63 @@ def _after(stmt: cst.BaseStatement, bound: frozenset[str]) -> frozenset[str]:
         return _block(stmt.body, bound)
     if isinstance(stmt, cst.Try | cst.TryStar):
         return _after_try(stmt, bound)
+    if isinstance(stmt, cst.For) and _runs_through(stmt):
+        # every pass binds what one pass certainly binds and keeps what it cannot delete (the analysis is
+        # per name), so what the first full pass leaves holds after the last one
+        done = _block(stmt.body, bound | set(_target_names(stmt.target)))
+        return (
+            _block(stmt.orelse.body, done) if stmt.orelse is not None and done is not None else done
+        )
     # a loop may run zero times or stop at a break, a suppressing ``with`` anywhere, a ``match`` may match no
     # case: what was bound before stays bound unless the statement may delete it
     return bound - set(_deleted(stmt))
 
 
-def _after_try(stmt: cst.Try | cst.TryStar, bound: frozenset[str]) -> frozenset[str]:
+def _runs_through(stmt: cst.For) -> bool:
+    """Whether the loop certainly makes at least one full pass: it iterates over a literal that is not empty
+    (``range(3)``, ``range(1, 4)``, ``[a, b]``, ``"ab"``), and no ``break`` or ``continue`` cuts a pass short."""
+    if stmt.asynchronous is not None or _cuts_passes(stmt.body):
+        return False
+    it = stmt.iter
+    if isinstance(it, cst.List | cst.Tuple | cst.Set):
+        return bool(it.elements) and not any(isinstance(e, cst.StarredElement) for e in it.elements)
+    if isinstance(it, cst.SimpleString):
+        return len(it.evaluated_value) > 0
+    if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "range":
+        ends = [_int_literal(a.value) for a in it.args if a.keyword is None and not a.star]
+        if len(ends) != len(it.args) or None in ends:
+            return False
+        if len(ends) == 1:
+            return ends[0] is not None and ends[0] > 0
+        if len(ends) == 2:
+            return ends[0] is not None and ends[1] is not None and ends[0] < ends[1]
+    return False
+
+
+def _int_literal(node: cst.BaseExpression) -> int | None:
+    if isinstance(node, cst.Integer):
+        return int(node.evaluated_value)
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        inner = _int_literal(node.expression)
+        return -inner if inner is not None else None
+    return None
+
+
+def _cuts_passes(node: cst.CSTNode) -> bool:
+    """A ``break`` or ``continue`` of this loop in ``node`` (not of a loop nested in it)."""
+    stack = list(node.children)
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Break | cst.Continue):
+            return True
+        if not isinstance(current, (*_NESTED_SCOPES, cst.For, cst.While)):
+            stack.extend(current.children)
+        elif isinstance(current, cst.For | cst.While) and current.orelse is not None:
+            stack.extend(current.orelse.children)  # a nested loop's else belongs to this pass
+    return False
+
+
+def _after_try(stmt: cst.Try | cst.TryStar, bound: frozenset[str]) -> Bound:
     """The ``try`` body may stop anywhere: a handler starts from what the body cannot have deleted."""
     done = _block(stmt.body, bound)
     if stmt.orelse is not None:
@@ -85,7 +158,9 @@ def _after_try(stmt: cst.Try | cst.TryStar, bound: frozenset[str]) -> frozenset[
     for handler in stmt.handlers:
         own = _target_names(handler.name.name) if handler.name is not None else []
         after = _block(handler.body, interrupted | set(own))
-        done &= after - set(own)  # ``except E as e`` ends with ``del e``
+        done = _meet(
+            done, after - set(own) if after is not None else None
+        )  # ``as e`` ends with ``del e``
     if stmt.finalbody is not None:
         done = _block(stmt.finalbody.body, done)
     return done
