@@ -14,7 +14,7 @@ import builtins
 import dataclasses
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -39,6 +39,7 @@ from nbharden.secrets import Site, redact, secret_values
 from nbharden.secrets import is_secret_literal as is_secret_literal  # the plan's import of it
 from nbharden.secrets import scan as scan_secrets
 from nbharden.settings import Settings
+from nbharden.transform.bound import certainly_bound
 from nbharden.transform.codemods import find_all, names_in
 from nbharden.transform.magics import MagicResult, UserMagic, translate_magics, user_magics
 
@@ -639,12 +640,13 @@ def analyse_cell(
     magics: Mapping[str, UserMagic] | None = None,
     shadowed: frozenset[str] = frozenset(),
     local_exports: Mapping[str, tuple[str, ...]] | None = None,
+    earlier: Collection[str] = frozenset(),
 ) -> tuple[CellAnalysis, CellFacts, list[Finding], bool]:
     """Analyse one code cell (already masked). Returns its summary, internals, findings and whether it seeds RNGs.
 
     ``magics``: the magics earlier cells defined, whose uses in this cell become calls. ``shadowed``: showing
     functions the notebook binds itself (``rebound_showing_names``). ``local_exports``: module beside the
-    notebook -> the names ``from <module> import *`` binds."""
+    notebook -> the names ``from <module> import *`` binds. ``earlier``: the names cells above bind."""
     parsed = module = cst.parse_module(code)
     if "get_ipython" in code or "_magic" in code:
         magic = translate_magics(module, index, magics)
@@ -655,7 +657,7 @@ def analyse_cell(
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     resolved = wrapper.resolve_many([ScopeProvider, PositionProvider])
     positions = cast(Mapping[cst.CSTNode, CodeRange], resolved[PositionProvider])
-    names = _cell_names(module, text, resolved[ScopeProvider], positions)
+    names = _cell_names(module, text, resolved[ScopeProvider], positions, earlier)
     # classes and type aliases of this cell and the cells above (``known_types`` is shared, and grows)
     classes = known_types if known_types is not None else set()
     classes.update(s.name.value for s in module.body if isinstance(s, cst.ClassDef))
@@ -713,6 +715,9 @@ class _CellNames:
     # statement -> the names its top-level ``except E as name`` handlers may delete
     unbound_by: dict[int, set[str]] = field(default_factory=dict)
     handlers: dict[str, list[tuple[tuple[int, int], tuple[int, int]]]] = field(default_factory=dict)
+    # name -> the first statement that binds it on every path (``bound_before`` counts ``if c: x = 1`` too)
+    certain_before: dict[str, int] = field(default_factory=dict)
+    earlier: Collection[str] = frozenset()  # the names cells above bind
 
 
 def _statement_owner(module: cst.Module, positions: Any) -> Callable[[cst.CSTNode | None], int]:
@@ -739,13 +744,17 @@ def _statement_owner(module: cst.Module, positions: Any) -> Callable[[cst.CSTNod
 
 
 def _cell_names(
-    module: cst.Module, text: str, scopes: Mapping[cst.CSTNode, object], positions: Any
+    module: cst.Module,
+    text: str,
+    scopes: Mapping[cst.CSTNode, object],
+    positions: Any,
+    earlier: Collection[str] = frozenset(),
 ) -> _CellNames:
     """Which global names each top-level statement binds, uses, and reads from earlier cells. ``text``:
     ``module.code``, which the helpers look into before walking the module for what it cannot hold."""
     global_scope = next((s for s in scopes.values() if isinstance(s, GlobalScope)), None)
     owner_of = _statement_owner(module, positions)
-    names = _CellNames(global_scope, {i: [] for i in range(len(module.body))})
+    names = _CellNames(global_scope, {i: [] for i in range(len(module.body))}, earlier=earlier)
     names.handlers = _except_as_handlers(module, text, scopes, positions)
     if global_scope is not None:
         for assignment in [*global_scope.assignments, *_walrus_in_comprehensions(module, text, scopes)]:
@@ -758,6 +767,15 @@ def _cell_names(
                 names.bound_before[assignment.name] = min(names.bound_before.get(assignment.name, i), i)
                 names.bound_by.setdefault(i, set()).add(assignment.name)
     for i, stmt in enumerate(module.body):
+        if not isinstance(stmt, cst.SimpleStatementLine) and names.bound_by.get(i):
+            # ``if c: x = 1`` binds x on some paths only: a later statement's read of x may read the x of
+            # a cell above (``_note_access``)
+            certain = certainly_bound([stmt], frozenset()) or frozenset()
+            for name in names.bound_by[i] & certain:
+                names.certain_before.setdefault(name, i)
+        else:
+            for name in names.bound_by.get(i, ()):
+                names.certain_before.setdefault(name, i)
         # ``del x`` inside a block of a compound statement: a maybe-deletion, as a handler's is (a top-level
         # ``del`` statement deletes for certain: the plan reads it from the statement itself)
         if not isinstance(stmt, cst.SimpleStatementLine | cst.FunctionDef | cst.ClassDef) and "del" in text:
@@ -852,7 +870,13 @@ def _note_access(names: _CellNames, module: cst.Module, scope: Scope, access: An
     first = names.bound_before.get(name)
     if scope is global_scope or _runs_at_once(scope):
         if first is not None and first < i:
-            return
+            certain = names.certain_before.get(name)
+            if (certain is not None and certain < i) or name not in names.earlier:
+                return
+            if name in names.bound_by.get(i, ()) and referents:
+                if not _reads_before_binding(module.body[i]):
+                    return  # bound again by this statement first (a loop's target, read in its body)
+            # bound by a statement above on some paths only (``if c: x = 1``): the x of a cell above
         if first is not None and first == i and referents:
             # bound earlier inside the same compound statement (loop body, if-branch...)
             if not _reads_before_binding(module.body[i]):
@@ -1277,6 +1301,7 @@ def analyse(nb: Notebook, *, settings: Settings) -> FullAnalysis:
             magics,
             shadowed,
             local_exports,
+            defined,
         )
         summaries.append(summary)
         facts[cell.index] = cell_facts

@@ -70,6 +70,7 @@ from nbharden.settings import Settings
 from nbharden.shape import Flow, Section, sections
 from nbharden.shown import bound_to_name, find_shown, shown_value
 from nbharden.transform import network
+from nbharden.transform.bound import certainly_bound
 from nbharden.transform.codemods import find_all
 
 RESERVED_MODULES = {"config", "pipeline", "steps", "support", "tests", "__main__"}
@@ -1364,6 +1365,9 @@ class _StepScan:
     local: set[str] = field(default_factory=set)
     unconsumed: set[str] = field(default_factory=set)  # bound in the step and not read after: its final values
     unbound: set[str] = field(default_factory=set)  # maybe deleted (except E as x), not bound since
+    # bound on every path by a statement above (``if c: x = 1`` binds x in ``local`` only): a later read of
+    # a name in ``local`` but not here takes the earlier step's value, which the branch may not replace
+    sure: set[str] = field(default_factory=set)
     shown: list[Shown] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
 
@@ -1497,7 +1501,7 @@ def _scan_reads(
 ) -> None:
     """The names the statement reads from an earlier step or the Config become the step's parameters."""
     for name in st.reads:
-        if name in scan.local or name in inputs.hoisted_imports or name in inputs.hoisted_defs:
+        if name in scan.sure or name in inputs.hoisted_imports or name in inputs.hoisted_defs:
             continue
         if name in BUILTINS and name not in definer:
             continue
@@ -1525,8 +1529,14 @@ def _scan_binds(
         scan.unconsumed.difference_update(set(st.uses) - changed_by(stmt))
     scan.unconsumed.update(st.binds)
     scan.unbound.difference_update(st.binds)
+    certain = set(st.binds)
+    if not isinstance(stmt, cst.SimpleStatementLine):
+        found = certainly_bound([stmt], frozenset())
+        certain = certain if found is None else certain & found  # None: it always raises
     for name in st.binds:
         scan.local.add(name)
+        if name in certain:
+            scan.sure.add(name)
         if name not in scan.writes:
             scan.writes.append(name)
     for name in _result_names(stmt, qualified):
@@ -1535,6 +1545,7 @@ def _scan_binds(
     # ``del x``: x no longer exists after this, so the step cannot return it
     for name in _deleted_names(stmt):
         scan.local.discard(name)
+        scan.sure.discard(name)
         if name in scan.writes:
             scan.writes.remove(name)
         if name in scan.results:
@@ -1543,6 +1554,7 @@ def _scan_binds(
     # that reads x needs the value the handler did not delete, so x flows on as it was)
     for name in st.unbinds:
         scan.unbound.add(name)
+        scan.sure.discard(name)
         if name in scan.results:
             scan.results.remove(name)
 
