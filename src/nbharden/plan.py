@@ -161,6 +161,9 @@ class _RawStep:
     unconsumed: frozenset[str] = frozenset()  # bound here and not used up by the step's own code
     # maybe deleted by the step's last event for them (``except E as e``): never a result of the step
     unbound: frozenset[str] = frozenset()
+    # bound here on some paths only (``if c: x = 1``), not read here, and bound by an earlier step (or the
+    # Config): name -> that step. Where the path did not run, the value after this step is the earlier one
+    unsure: dict[str, str] = field(default_factory=dict)
 
 
 def snake(text: str, fallback: str = "step") -> str:
@@ -895,6 +898,7 @@ def make_plan(analysis: FullAnalysis, *, settings: Settings) -> Plan:
     steps_raw, found = _raw_steps(inputs, sections(analysis, flow))
     findings += found
     _add_rebound_results(steps_raw, facts)
+    _pass_through(steps_raw)
     steps = _steps(steps_raw, facts, inputs.state, {f.name for f in config.fields})
     findings += _kept_results(facts, steps)
     deps = _dependencies(facts, package, {m.name for m in nb.local_modules})
@@ -1435,6 +1439,11 @@ def _raw_step(
         out_types={w: types.get(w) for w in [*scan.writes, *scan.mutated]},
         unconsumed=frozenset(scan.unconsumed),
         unbound=frozenset(scan.unbound),
+        unsure={
+            w: definer[w]
+            for w in scan.writes
+            if w not in scan.sure and w in definer and w not in scan.reads and w not in scan.unbound
+        },
         shown=scan.shown,
         models=[
             m for m in scan.models if (m in scan.local or m in scan.reads) and m not in scan.unbound
@@ -1557,6 +1566,22 @@ def _scan_binds(
         scan.sure.discard(name)
         if name in scan.results:
             scan.results.remove(name)
+
+
+def _pass_through(steps_raw: list[_RawStep]) -> None:
+    """A step that binds a name on some paths only (``for i in range(n): m = i``) and hands it on (a later
+    step reads it from this one, or it is a final value) takes the earlier value as a parameter: where the
+    path did not run, what it hands on is that value. Last step first, so that a parameter added here is
+    handed on by the step it comes from, if that step binds it on some paths only too."""
+    for pos in reversed(range(len(steps_raw))):
+        raw = steps_raw[pos]
+        later = steps_raw[pos + 1 :]
+        for name, earlier in raw.unsure.items():
+            handed_on = name in raw.results or any(t.sources.get(name) == raw.name for t in later)
+            if handed_on and name not in raw.sources:
+                raw.reads.append(name)
+                raw.sources[name] = earlier
+                raw.in_types[name] = raw.out_types.get(name)
 
 
 def _add_rebound_results(steps_raw: list[_RawStep], facts: NotebookFacts) -> None:
