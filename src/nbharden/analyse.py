@@ -717,6 +717,9 @@ class _CellNames:
     handlers: dict[str, list[tuple[tuple[int, int], tuple[int, int]]]] = field(default_factory=dict)
     # name -> the first statement that binds it on every path (``bound_before`` counts ``if c: x = 1`` too)
     certain_before: dict[str, int] = field(default_factory=dict)
+    # LibCST assignments inside an ``except E as name`` handler of their name: no read after the handler sees
+    # them (reads inside it are not recorded at all)
+    in_handlers: set[object] = field(default_factory=set)
     earlier: Collection[str] = frozenset()  # the names cells above bind
 
 
@@ -763,6 +766,7 @@ def _cell_names(
             if i >= 0 and _in_handler(names, assignment.name, node, positions):
                 # never outlives its handler: the statement may delete the name, it binds nothing
                 names.unbound_by.setdefault(i, set()).add(assignment.name)
+                names.in_handlers.add(assignment)
             elif i >= 0:
                 names.bound_before[assignment.name] = min(names.bound_before.get(assignment.name, i), i)
                 names.bound_by.setdefault(i, set()).add(assignment.name)
@@ -859,7 +863,7 @@ def _note_access(names: _CellNames, module: cst.Module, scope: Scope, access: An
     """Record a read of a global name by top-level statement ``i`` (``access`` is a LibCST ``Access`` of a
     ``Name``, or an augmented assignment's read)."""
     name = access.node.value
-    referents = access.referents
+    referents = [r for r in access.referents if r not in names.in_handlers]
     if referents and any(not isinstance(r.scope, GlobalScope | BuiltinScope) for r in referents):
         return  # bound in a function, class or comprehension scope
     global_scope = names.global_scope
