@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
 from nbequiv.grammar import Case, notebooks
 
-from nbharden import api
+from nbharden import api, libcst_speed
 from nbharden.settings import Settings
 from nbharden.transform.codemods import (
     Chain,
@@ -294,7 +294,7 @@ class _VisitedNames(cst.CSTVisitor):
 
 def _visited_names(node: cst.CSTNode) -> set[str]:
     visitor = _VisitedNames()
-    node.visit(visitor)
+    libcst_speed._LIBCST_VISIT(node, visitor)  # LibCST's own visit, not nbharden's walk that replaces it
     return visitor.names
 
 
@@ -310,7 +310,7 @@ class _Visited(cst.CSTVisitor):
 
 def _visit_order(node: cst.CSTNode) -> list[int]:
     visitor = _Visited()
-    node.visit(visitor)
+    libcst_speed._LIBCST_VISIT(node, visitor)
     return [id(n) for n in visitor.nodes]
 
 

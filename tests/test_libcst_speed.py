@@ -1,21 +1,28 @@
-"""What keeps LibCST cheap to start (issue 17): the visitor-method cache of nbharden.libcst_speed finds the
-visitors LibCST finds, and a whole conversion never imports ``libcst.matchers`` (about a third of a second of
-start-up: hundreds of dataclasses whose docstrings format their signatures) or ``libcst.codemod``, which
+"""What keeps LibCST cheap (issue 17): the visitor-method cache of nbharden.libcst_speed finds the visitors
+LibCST finds, its walk for read-only visitors visits as LibCST's ``visit`` does (the same calls in the same
+order, the same scopes), and a whole conversion never imports ``libcst.matchers`` (about a third of a second
+of start-up: hundreds of dataclasses whose docstrings format their signatures) or ``libcst.codemod``, which
 imports it."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import libcst as cst
+from hypothesis import HealthCheck, given
 from libcst._batched_visitor import BatchableCSTVisitor
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
+from nbequiv.grammar import Case, notebooks
 
-from nbharden import libcst_speed
+from nbharden import api, libcst_speed
+from nbharden.transform.codemods import find_all
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "notebooks" / "churn_analysis.ipynb"
@@ -68,3 +75,134 @@ def test_a_conversion_imports_neither_libcst_matchers_nor_codemod(tmp_path: Path
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# -- the walk that replaces CSTNode.visit for read-only visitors -------------------------------------------------
+
+
+class _Recorder(cst.CSTVisitor):
+    """Every on_visit and on_leave, in order; ``prune``: node types whose children it declines (returns False),
+    so that the skip follows LibCST's too."""
+
+    def __init__(self, prune: tuple[type, ...] = ()) -> None:
+        super().__init__()
+        self.prune = prune
+        self.events: list[tuple[str, int]] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.events.append(("visit", id(node)))
+        return not isinstance(node, self.prune)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self.events.append(("leave", id(original_node)))
+
+
+class _Hooked(cst.CSTVisitor):
+    """A visitor with a per-attribute hook: LibCST's own visit must serve it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.funcs: list[str] = []
+
+    def visit_Call_func(self, node: cst.Call) -> None:
+        self.funcs.append(type(node.func).__name__)
+
+
+@contextlib.contextmanager
+def _libcsts_visit() -> Iterator[None]:
+    """LibCST's own ``CSTNode.visit`` for the duration: the reference the walk is compared with."""
+    saved = cst.CSTNode.visit
+    cst.CSTNode.visit = libcst_speed._LIBCST_VISIT  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cst.CSTNode.visit = saved  # type: ignore[method-assign]
+
+
+def _events(module: cst.Module, prune: tuple[type, ...]) -> list[tuple[str, int]]:
+    recorder = _Recorder(prune)
+    assert module.visit(recorder) is module
+    return recorder.events
+
+
+def _scopes(module: cst.Module) -> list[str]:
+    """What ScopeProvider resolves, by source position: each scope's assignments and accesses (with what each
+    access refers to)."""
+    resolved = cst.MetadataWrapper(module, unsafe_skip_copy=True).resolve_many(
+        [ScopeProvider, PositionProvider]
+    )
+    positions = resolved[PositionProvider]
+
+    def where(node: object) -> str:
+        found = positions.get(node)  # type: ignore[call-overload]
+        return f"{type(node).__name__}@{found.start.line}:{found.start.column}" if found else "?"
+
+    summary = []
+    for scope in {s for s in resolved[ScopeProvider].values() if s is not None}:
+        assignments = sorted(f"{a.name}={where(getattr(a, 'node', None))}" for a in scope.assignments)
+        accesses = sorted(
+            f"{where(a.node)}->{sorted(where(getattr(r, 'node', None)) for r in a.referents)}"
+            for a in scope.accesses
+        )
+        summary.append(repr((type(scope).__name__, assignments, accesses)))
+    return sorted(summary)
+
+
+def _same_visits(code: str) -> None:
+    libcst_speed.install()
+    module = cst.parse_module(code)
+    for prune in ((), (cst.FunctionDef, cst.Lambda, cst.Call)):
+        walked = _events(module, prune)
+        with _libcsts_visit():
+            theirs = _events(module, prune)
+        assert walked == theirs
+    walked_scopes = _scopes(module)
+    with _libcsts_visit():
+        assert _scopes(module) == walked_scopes
+    hooked = _Hooked()
+    module.visit(hooked)
+    assert hooked.funcs == [
+        type(n.func).__name__ for n in find_all(module, cst.Call) if isinstance(n, cst.Call)
+    ]
+
+
+def test_the_walk_visits_as_libcst_does_on_every_cell_of_the_fixtures() -> None:
+    """The same on_visit/on_leave calls in the same order, the same skips, the same scopes, on every code cell of
+    every fixture notebook (magics masked as the analysis sees them); a visitor with attribute hooks keeps them."""
+    from nbharden.analyse import analyse
+    from nbharden.settings import Settings
+
+    cells = 0
+    for path in sorted(p for p in (ROOT / "fixtures").rglob("*.ipynb") if p.parent.name not in _REFUSED):
+        settings = Settings(record=False, verify=False)
+        try:
+            analysis = analyse(api.load(path, settings), settings=settings)
+        except Exception:  # noqa: BLE001 - fixtures of refused input; their cells are not analysed
+            continue
+        assert analysis.facts is not None
+        for facts in analysis.facts.cells.values():
+            cells += 1
+            _same_visits(facts.module.code)
+    assert cells > 300
+
+
+@hypothesis.settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=notebooks())
+def test_the_walk_visits_as_libcst_does_on_drawn_notebooks(case: Case) -> None:
+    for code in case.cells:
+        _same_visits(code)
+
+
+def test_the_walk_is_not_used_for_transformers_or_attribute_hooks() -> None:
+    libcst_speed.install()
+
+    class Rename(cst.CSTTransformer):
+        def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+            return updated_node.with_changes(value=updated_node.value.upper())
+
+    assert cst.parse_module("a = b\n").visit(Rename()).code == "A = B\n"
+    assert not libcst_speed._plain(_Hooked())
+    assert libcst_speed._plain(_Recorder())
+
+
+_REFUSED = ("broken", "hostile", "load")

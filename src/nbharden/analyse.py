@@ -39,7 +39,7 @@ from nbharden.secrets import Site, redact, secret_values
 from nbharden.secrets import is_secret_literal as is_secret_literal  # the plan's import of it
 from nbharden.secrets import scan as scan_secrets
 from nbharden.settings import Settings
-from nbharden.transform.bound import certainly_bound
+from nbharden.transform.bound import certainly_bound, deleted
 from nbharden.transform.codemods import find_all, names_in
 from nbharden.transform.magics import MagicResult, UserMagic, translate_magics, user_magics
 
@@ -783,7 +783,7 @@ def _cell_names(
         # ``del x`` inside a block of a compound statement: a maybe-deletion, as a handler's is (a top-level
         # ``del`` statement deletes for certain: the plan reads it from the statement itself)
         if not isinstance(stmt, cst.SimpleStatementLine | cst.FunctionDef | cst.ClassDef) and "del" in text:
-            for name in _deleted_in_blocks(stmt):
+            for name in deleted(stmt, handlers=False):
                 names.unbound_by.setdefault(i, set()).add(name)
 
     # Scopes and accesses are sets in LibCST (ordered by object id): walk them in source order, so that the
@@ -804,25 +804,6 @@ def _cell_names(
                 if not _in_handler(names, access.node.value, access.node, positions):
                     _note_access(names, module, scope, access, owner_of(access.node))
     return names
-
-
-def _deleted_in_blocks(stmt: cst.BaseStatement) -> list[str]:
-    """The plain names ``del`` statements anywhere in ``stmt``'s blocks delete from its scope (not those in
-    functions, classes or lambdas defined there: their own scopes)."""
-    found: list[str] = []
-    stack: list[cst.CSTNode] = [stmt]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, cst.Del):
-            targets = (
-                [e.value for e in node.target.elements]
-                if isinstance(node.target, cst.Tuple | cst.List)
-                else [node.target]
-            )
-            found += [t.value for t in targets if isinstance(t, cst.Name)]
-        elif not isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
-            stack.extend(node.children)
-    return found
 
 
 def _except_as_handlers(

@@ -498,7 +498,7 @@ def _module_level(
 
 def _steps_module(
     analysis: FullAnalysis, plan: Plan, names: _Names, counters: dict[str, int]
-) -> str:
+) -> cst.Module:
     facts = analysis.facts
     assert facts is not None
     lift = {f.literal: f.name for f in plan.config_fields if f.kind == "lifted" and f.literal}
@@ -549,7 +549,7 @@ def _steps_module(
     module_body += functions
     return cst.Module(
         body=cast(Sequence[cst.SimpleStatementLine | cst.BaseCompoundStatement], module_body)
-    ).code
+    )
 
 
 def _from_out(path: Path, out: Path) -> str | None:

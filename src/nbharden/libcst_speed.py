@@ -1,17 +1,100 @@
-"""Make LibCST's metadata resolution cheap to start, for analysing hundreds of small cell modules.
+"""Make LibCST's visits cheap, for analysing hundreds of small cell modules. Two replacements, each giving what
+LibCST's own code gives (tests/test_libcst_speed.py compares them):
 
 ``BatchableCSTVisitor.get_visitors`` calls ``inspect.getmembers`` on every provider instance, for every resolve:
 measured at 10-50 ms per cell, which was 80% of the analysis of a 180-cell notebook. The visitor methods are a
 property of the class, so they are looked up once per class here and bound to the instance, which returns the same
 mapping the original does.
+
+``CSTNode.visit`` with a read-only ``CSTVisitor`` rebuilds every node it passes (``_visit_and_replace_children``
+constructs and validates a copy) and then returns the original: about half the time of a visit, and LibCST's
+scope analysis, every read-only visitor of nbharden and the batched metadata visitors are such visits. ``visit``
+here walks the same children in the same order, calling ``on_visit`` and ``on_leave`` as LibCST does, and
+returns the node; a visitor with per-attribute hooks (``visit_Call_func``, ``on_visit_attribute``) and every
+transformer get LibCST's own visit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from libcst._batched_visitor import BatchableCSTVisitor
+from libcst import CSTNode, CSTVisitor
+from libcst._batched_visitor import BatchableCSTVisitor, _BatchedCSTVisitor
+
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def child_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a LibCST node class in the order LibCST visits them (source order), read once per class
+    from its ``_visit_and_replace_children``, which visits each field by name (``visit_required(self, "name",
+    ...)``) in that order. Any field it does not name comes after, so no child is ever missed; a non-node has
+    none."""
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(cls):
+            names = ()
+        else:
+            fields = [f.name for f in dataclasses.fields(cls)]
+            try:
+                source = inspect.getsource(cls._visit_and_replace_children)  # type: ignore[attr-defined]
+            except (AttributeError, OSError, TypeError):  # no source shipped: dataclass order
+                source = ""
+            visits = re.findall(r"visit_\w+\(\s*self,\s*\"(\w+)\"", source)
+            ordered = [n for n in dict.fromkeys(visits) if n in fields]
+            names = (*ordered, *(n for n in fields if n not in ordered))
+        _CHILD_FIELDS[cls] = names
+    return names
+
+
+#: ``visit_<Node>_<field>`` / ``leave_<Node>_<field>``: hooks LibCST calls around one field of a node
+_ATTRIBUTE_HOOK = re.compile(r"(visit|leave)_[A-Z][A-Za-z0-9]*_\w+")
+_PLAIN: dict[type, bool] = {}
+
+
+def _plain(visitor: CSTVisitor) -> bool:
+    """Whether LibCST's visit calls nothing of ``visitor`` but ``on_visit`` and ``on_leave`` (no per-attribute
+    hook), so that the walk below is the same visit."""
+    if type(visitor) is _BatchedCSTVisitor:  # the metadata providers' batch: hooks by name, per instance
+        return not any(_ATTRIBUTE_HOOK.fullmatch(n) for n in visitor.visitor_methods)
+    cls = type(visitor)
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = (
+            cls.on_visit_attribute is CSTVisitor.on_visit_attribute
+            and cls.on_leave_attribute is CSTVisitor.on_leave_attribute
+            and not any(  # LibCST's own are no-ops, marked as such
+                _ATTRIBUTE_HOOK.fullmatch(n) and not getattr(getattr(cls, n), "_is_no_op", False)
+                for n in dir(cls)
+            )
+        )
+    return plain
+
+
+def _walk(node: CSTNode, visitor: CSTVisitor) -> None:
+    if visitor.on_visit(node):
+        for name in child_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, CSTNode):
+                _walk(value, visitor)
+            elif type(value) is tuple or type(value) is list:
+                for item in value:
+                    if isinstance(item, CSTNode):
+                        _walk(item, visitor)
+    visitor.on_leave(node)
+
+
+_LIBCST_VISIT = CSTNode.visit
+
+
+def _visit(self: CSTNode, visitor: Any) -> Any:
+    if isinstance(visitor, CSTVisitor) and _plain(visitor):
+        _walk(self, visitor)
+        return self  # what LibCST returns for a CSTVisitor: the node itself, not the rebuilt copy
+    return _LIBCST_VISIT(self, visitor)
 
 _NAMES: dict[type, tuple[str, ...]] = {}
 
@@ -39,5 +122,7 @@ def _get_visitors(self: BatchableCSTVisitor) -> Mapping[str, Any]:
 
 
 def install() -> None:
-    """Replace ``BatchableCSTVisitor.get_visitors`` with the cached version (idempotent)."""
+    """Replace ``BatchableCSTVisitor.get_visitors`` with the cached version and ``CSTNode.visit`` with the walk
+    for read-only visitors (idempotent)."""
     BatchableCSTVisitor.get_visitors = _get_visitors  # type: ignore[method-assign]
+    CSTNode.visit = _visit  # type: ignore[method-assign]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import libcst as cst
 
 from nbharden.analyse import dotted_name
-from nbharden.transform.codemods import names_in
+from nbharden.transform.codemods import find_all, names_in
 
 #: Generic classes by qualified name, and the parameters a bare use of one gets.
 GENERIC_PARAMETERS: dict[str, str] = {
@@ -306,12 +306,15 @@ def _insert_after_header(
     return [*body[:at], *lines, *body[at:]]
 
 
-def complete_annotations(code: str) -> str:
-    """``code`` (a generated module) with the annotations ``mypy --strict`` needs; see the module docstring."""
-    module = cst.parse_module(code)
+def complete_annotations(code: str | cst.Module) -> str:
+    """``code`` (a generated module, or its tree: no second parse) with the annotations ``mypy --strict``
+    needs; see the module docstring."""
+    text = code if isinstance(code, str) else None  # a tree's text is generated once, at the end
+    module = cst.parse_module(code) if isinstance(code, str) else code
     bound = _bindings(module)
     typing_any = bound.get("Any", "typing.Any") in ("typing.Any", "typing_extensions.Any")
-    complete = _Complete(bound, "Any" if typing_any else "typing.Any", "yield" in code)
+    yields = "yield" in text if text is not None else bool(find_all(module, cst.Yield))
+    complete = _Complete(bound, "Any" if typing_any else "typing.Any", yields)
     new = module.visit(complete)
     lines: list[cst.BaseStatement] = []
     # every Any the completion wrote is the name ``Any`` (with ``typing_any``): no walk needed to know it is used
@@ -321,9 +324,11 @@ def complete_annotations(code: str) -> str:
         lines.append(cst.parse_statement("import typing\n"))
     if lines:
         new = new.with_changes(body=_insert_after_header(new.body, lines))
-    if complete.declares_return and ANY_RETURN_NOTE not in code:
-        new = new.with_changes(header=[*new.header, *_comment_lines(ANY_RETURN_NOTE)])
-    return new.code
+    done = new.code
+    # the completion writes annotations, no comment: the note is in its result when it was in ``code``
+    if complete.declares_return and ANY_RETURN_NOTE not in (text if text is not None else done):
+        done = new.with_changes(header=[*new.header, *_comment_lines(ANY_RETURN_NOTE)]).code
+    return done
 
 
 def _comment_lines(text: str) -> list[cst.EmptyLine]:

@@ -16,7 +16,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import libcst as cst
 
-__all__ = ["certainly_bound", "maybe_unbound"]
+from nbharden.transform.codemods import children
+
+__all__ = ["certainly_bound", "deleted", "maybe_unbound"]
 
 _NESTED_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
@@ -27,11 +29,14 @@ def maybe_unbound(
     """Those of ``names`` (in their order) that ``body`` binds or deletes somewhere and that may be unbound at
     its end, when ``start`` (the parameters) is bound before it. A name ``body`` never binds is left alone: it
     is no local of the step (a module-level definition), and reading it is not this module's business."""
-    touched = set(_bound_anywhere(body)) | set(start)
     certain = certainly_bound(body, frozenset(start))
     if certain is None:  # the end is never reached: nothing returns
         return []
-    return [n for n in names if n in touched and n not in certain]
+    doubtful = [n for n in names if n not in certain]
+    if not doubtful:  # the usual case: no walk of the whole body
+        return []
+    touched = set(_bound_anywhere(body)) | set(start)
+    return [n for n in doubtful if n in touched]
 
 
 #: What a block leaves bound where it gets to its end; None where no path does (every one raises).
@@ -102,7 +107,7 @@ def _after(stmt: cst.BaseStatement, bound: frozenset[str]) -> Bound:
         )
     # a loop may run zero times or stop at a break, a suppressing ``with`` anywhere, a ``match`` may match no
     # case: what was bound before stays bound unless the statement may delete it
-    return bound - set(_deleted(stmt))
+    return bound - set(deleted(stmt))
 
 
 def _runs_through(stmt: cst.For) -> bool:
@@ -137,15 +142,17 @@ def _int_literal(node: cst.BaseExpression) -> int | None:
 
 def _cuts_passes(node: cst.CSTNode) -> bool:
     """A ``break`` or ``continue`` of this loop in ``node`` (not of a loop nested in it)."""
-    stack = list(node.children)
+    stack = children(node)
     while stack:
         current = stack.pop()
         if isinstance(current, cst.Break | cst.Continue):
             return True
+        if isinstance(current, cst.BaseExpression):
+            continue  # no statement in it
         if not isinstance(current, (*_NESTED_SCOPES, cst.For, cst.While)):
-            stack.extend(current.children)
+            stack.extend(children(current))
         elif isinstance(current, cst.For | cst.While) and current.orelse is not None:
-            stack.extend(current.orelse.children)  # a nested loop's else belongs to this pass
+            stack.extend(children(current.orelse))  # a nested loop's else belongs to this pass
     return False
 
 
@@ -154,7 +161,7 @@ def _after_try(stmt: cst.Try | cst.TryStar, bound: frozenset[str]) -> Bound:
     done = _block(stmt.body, bound)
     if stmt.orelse is not None:
         done = _block(stmt.orelse.body, done)
-    interrupted = bound - set(_deleted(stmt.body))
+    interrupted = bound - set(deleted(stmt.body))
     for handler in stmt.handlers:
         own = _target_names(handler.name.name) if handler.name is not None else []
         after = _block(handler.body, interrupted | set(own))
@@ -216,23 +223,30 @@ def _may_suppress(stmt: cst.With) -> bool:
     return False
 
 
-def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+def _walk(node: cst.CSTNode, statements_only: bool = False) -> Iterator[cst.CSTNode]:
     """``node`` and its descendants, not entering functions, classes or lambdas (their own scopes; the node
-    of one is yielded, its body is not)."""
+    of one is yielded, its body is not), nor expressions with ``statements_only``."""
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        if not isinstance(current, _NESTED_SCOPES):
-            stack.extend(current.children)
+        if not isinstance(current, _NESTED_SCOPES) and not (
+            statements_only and isinstance(current, cst.BaseExpression)
+        ):
+            stack.extend(children(current))
 
 
-def _deleted(node: cst.CSTNode) -> Iterator[str]:
-    """The names ``node`` may delete in its scope: ``del`` targets and ``except ... as`` names."""
-    for n in _walk(node):
+def deleted(node: cst.CSTNode, handlers: bool = True) -> Iterator[str]:
+    """The names ``node`` may delete in its scope: ``del`` targets, and ``except ... as`` names (Python
+    deletes them when the handler ends) with ``handlers``."""
+    for n in _walk(node, statements_only=True):  # ``del`` and handlers are statements
         if isinstance(n, cst.Del):
             yield from _target_names(n.target)
-        elif isinstance(n, cst.ExceptHandler | cst.ExceptStarHandler) and n.name is not None:
+        elif (
+            handlers
+            and isinstance(n, cst.ExceptHandler | cst.ExceptStarHandler)
+            and n.name is not None
+        ):
             yield from _target_names(n.name.name)
 
 

@@ -9,12 +9,12 @@ Each is a LibCST transformer with before/after tests in tests/test_codemods.py:
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import re
 from collections.abc import Callable
+from typing import cast
 
 import libcst as cst
+
+from nbharden.libcst_speed import child_fields
 
 
 def _is_name_call(node: cst.Call, name: str) -> bool:
@@ -130,35 +130,10 @@ class LiftLiterals(cst.CSTTransformer):
         return updated
 
 
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _child_fields(cls: type) -> tuple[str, ...]:
-    """The fields of a LibCST node class in the order LibCST visits them (source order), read once per class
-    from its ``_visit_and_replace_children``, which visits each field by name (``visit_required(self, "name",
-    ...)``) in that order. Any field it does not name comes after, so no child is ever missed; a non-node has
-    none."""
-    names = _CHILD_FIELDS.get(cls)
-    if names is None:
-        if not dataclasses.is_dataclass(cls):
-            names = ()
-        else:
-            fields = [f.name for f in dataclasses.fields(cls)]
-            try:
-                source = inspect.getsource(cls._visit_and_replace_children)  # type: ignore[attr-defined]
-            except (AttributeError, OSError, TypeError):  # no source shipped: dataclass order
-                source = ""
-            visits = re.findall(r"visit_\w+\(\s*self,\s*\"(\w+)\"", source)
-            ordered = [n for n in dict.fromkeys(visits) if n in fields]
-            names = (*ordered, *(n for n in fields if n not in ordered))
-        _CHILD_FIELDS[cls] = names
-    return names
-
-
 def _push_children(stack: list[object], node: object) -> None:
     """Put ``node``'s children on ``stack`` so that they pop in source order."""
     children: list[object] = []
-    for field in _child_fields(type(node)):
+    for field in child_fields(type(node)):
         value = getattr(node, field)
         if isinstance(value, cst.CSTNode):
             children.append(value)
@@ -166,6 +141,15 @@ def _push_children(stack: list[object], node: object) -> None:
             children.extend(value)
     children.reverse()
     stack.extend(children)
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """``node.children`` (its direct child nodes in source order) read from its fields: LibCST's property
+    rebuilds the node with a visitor to collect them (issue 17)."""
+    found: list[object] = []
+    _push_children(found, node)
+    found.reverse()
+    return cast(list[cst.CSTNode], found)
 
 
 def names_in(node: cst.CSTNode) -> set[str]:
@@ -267,7 +251,7 @@ def find_all(node: cst.CSTNode, *types: type[cst.CSTNode]) -> list[cst.CSTNode]:
     """Every node of one of ``types`` under ``node`` (itself included), in source order (LibCST's visit
     order).
 
-    Read from the nodes' fields (``_child_fields``) rather than with a visitor, which rebuilds every node it
+    Read from the nodes' fields (``libcst_speed.child_fields``) rather than with a visitor, which rebuilds every node it
     passes (issue 17); ``libcst.matchers`` would do the same but costs a third of a second to import.
     tests/test_codemods.py checks the walk's order against a visitor's on the fixtures and drawn notebooks.
     """
