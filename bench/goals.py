@@ -550,6 +550,10 @@ def table_lines(results: dict[str, dict[str, object]]) -> list[str]:
 
 
 def main() -> int:
+    # measure as installed: pip writes each package's bytecode at install, and every tool measured may write
+    # its own on its first (warm-up) run; with PYTHONDONTWRITEBYTECODE (set on some machines, this project's
+    # included) an edited module would be compiled again in every measured run (a tenth of a small conversion)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--only",

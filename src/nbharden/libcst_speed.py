@@ -9,9 +9,9 @@ mapping the original does.
 ``CSTNode.visit`` with a read-only ``CSTVisitor`` rebuilds every node it passes (``_visit_and_replace_children``
 constructs and validates a copy) and then returns the original: about half the time of a visit, and LibCST's
 scope analysis, every read-only visitor of nbharden and the batched metadata visitors are such visits. ``visit``
-here walks the same children in the same order, calling ``on_visit`` and ``on_leave`` as LibCST does, and
-returns the node; a visitor with per-attribute hooks (``visit_Call_func``, ``on_visit_attribute``) and every
-transformer get LibCST's own visit.
+here walks the same children in the same order, calling ``on_visit`` and ``on_leave`` (and, for a visitor
+with per-attribute hooks such as LibCST's ``ScopeVisitor``, ``on_visit_attribute`` and ``on_leave_attribute``)
+as LibCST does, and returns the node; a transformer gets LibCST's own visit.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ from libcst import CSTNode, CSTVisitor
 from libcst._batched_visitor import BatchableCSTVisitor, _BatchedCSTVisitor
 
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+#: per class, the fields LibCST visits by name -> whether with a sequence helper (``visit_sequence``...)
+_NAMED_FIELDS: dict[type, dict[str, bool]] = {}
+_SOURCE_MISSING: set[type] = set()
+_SEQUENCE_HELPERS = frozenset(
+    {"visit_sequence", "visit_iterable", "visit_body_sequence", "visit_body_iterable"}
+)
 
 
 def child_fields(cls: type) -> tuple[str, ...]:
@@ -35,6 +41,7 @@ def child_fields(cls: type) -> tuple[str, ...]:
     none."""
     names = _CHILD_FIELDS.get(cls)
     if names is None:
+        named: dict[str, bool] = {}
         if not dataclasses.is_dataclass(cls):
             names = ()
         else:
@@ -43,10 +50,14 @@ def child_fields(cls: type) -> tuple[str, ...]:
                 source = inspect.getsource(cls._visit_and_replace_children)  # type: ignore[attr-defined]
             except (AttributeError, OSError, TypeError):  # no source shipped: dataclass order
                 source = ""
-            visits = re.findall(r"visit_\w+\(\s*self,\s*\"(\w+)\"", source)
-            ordered = [n for n in dict.fromkeys(visits) if n in fields]
-            names = (*ordered, *(n for n in fields if n not in ordered))
+                _SOURCE_MISSING.add(cls)  # and no per-attribute hooks known: LibCST's visit serves those
+            visits = re.findall(r"(visit_\w+)\(\s*self,\s*\"(\w+)\"", source)
+            for helper, field in visits:
+                if field in fields:
+                    named.setdefault(field, helper in _SEQUENCE_HELPERS)
+            names = (*named, *(n for n in fields if n not in named))
         _CHILD_FIELDS[cls] = names
+        _NAMED_FIELDS[cls] = named
     return names
 
 
@@ -57,8 +68,8 @@ _PLAIN: dict[type, bool] = {}
 
 def _plain(visitor: CSTVisitor) -> bool:
     """Whether LibCST's visit calls nothing of ``visitor`` but ``on_visit`` and ``on_leave`` (no per-attribute
-    hook), so that the walk below is the same visit."""
-    if type(visitor) is _BatchedCSTVisitor:  # the metadata providers' batch: hooks by name, per instance
+    hook): then the walk need not call ``on_visit_attribute`` and ``on_leave_attribute`` around each field."""
+    if type(visitor) is _BatchedCSTVisitor:  # the metadata providers' batch: its hooks by name
         return not any(_ATTRIBUTE_HOOK.fullmatch(n) for n in visitor.visitor_methods)
     cls = type(visitor)
     plain = _PLAIN.get(cls)
@@ -87,12 +98,37 @@ def _walk(node: CSTNode, visitor: CSTVisitor) -> None:
     visitor.on_leave(node)
 
 
+def _walk_hooked(node: CSTNode, visitor: CSTVisitor) -> None:
+    """``_walk`` with the per-attribute hooks: LibCST calls them around every field it visits by name, whatever
+    its value (None, an empty sequence included), except an optional sequence that is None (``format_spec``),
+    which it cannot hand to a sequence helper and so does not visit."""
+    if visitor.on_visit(node):
+        cls = type(node)
+        fields = child_fields(cls)
+        named = _NAMED_FIELDS[cls]
+        for name in fields:
+            value = getattr(node, name)
+            sequence = named.get(name)
+            hooked = sequence is not None and not (sequence and value is None)
+            if hooked:
+                visitor.on_visit_attribute(node, name)
+            if isinstance(value, CSTNode):
+                _walk_hooked(value, visitor)
+            elif type(value) is tuple or type(value) is list:
+                for item in value:
+                    if isinstance(item, CSTNode):
+                        _walk_hooked(item, visitor)
+            if hooked:
+                visitor.on_leave_attribute(node, name)
+    visitor.on_leave(node)
+
+
 _LIBCST_VISIT = CSTNode.visit
 
 
 def _visit(self: CSTNode, visitor: Any) -> Any:
-    if isinstance(visitor, CSTVisitor) and _plain(visitor):
-        _walk(self, visitor)
+    if isinstance(visitor, CSTVisitor) and (_plain(visitor) or not _SOURCE_MISSING):
+        (_walk if _plain(visitor) else _walk_hooked)(self, visitor)
         return self  # what LibCST returns for a CSTVisitor: the node itself, not the rebuilt copy
     return _LIBCST_VISIT(self, visitor)
 
