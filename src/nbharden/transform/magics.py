@@ -591,9 +591,10 @@ def translate_magics(
     )
     # Anything left that still calls get_ipython() (used inside an expression we cannot translate) is removed at
     # the statement level so that the generated code never needs IPython.
-    leftover = _StripResidual(cell)
-    result.module = result.module.visit(leftover)
-    result.findings.extend(leftover.findings)
+    if any(is_get_ipython_call(n) for n in find_all(result.module, cst.Call)):
+        leftover = _StripResidual(cell)
+        result.module = result.module.visit(leftover)
+        result.findings.extend(leftover.findings)
     result.unshown = _unshown(result.module, translator.unshown)
     return result
 
