@@ -13,6 +13,7 @@ from textwrap import dedent
 
 import libcst as cst
 import pytest
+from fixture_cells import fixture_cells
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
 from nbequiv.grammar import Case, notebooks
@@ -321,27 +322,12 @@ def _same_walks(node: cst.CSTNode) -> bool:
     return names_in(node) == _visited_names(node) and every == _visit_order(node)
 
 
-_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-_PYTHON_NOTEBOOKS = sorted(
-    p for p in _FIXTURES.rglob("*.ipynb") if p.parent.name not in ("broken", "hostile", "load")
-)
-
-
 def test_names_in_and_find_all_equal_a_visitor_on_every_cell_of_the_fixtures() -> None:
     """On every code cell of every fixture notebook nbharden reads (magics masked as the analysis sees them)."""
-    from nbharden.analyse import analyse
-
     cells = 0
-    for path in _PYTHON_NOTEBOOKS:
-        settings = Settings(record=False, verify=False)
-        try:
-            analysis = analyse(api.load(path, settings), settings=settings)
-        except Exception:  # noqa: BLE001 - fixtures of refused input; their cells are not analysed
-            continue
-        assert analysis.facts is not None
-        for facts in analysis.facts.cells.values():
-            cells += 1
-            assert _same_walks(facts.module), (path, facts.index)
+    for path, index, module in fixture_cells():
+        cells += 1
+        assert _same_walks(module), (path, index)
     assert cells > 300
 
 

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import hypothesis
 import libcst as cst
+from fixture_cells import fixture_cells
 from hypothesis import HealthCheck, given
 from libcst._batched_visitor import BatchableCSTVisitor
 from libcst.metadata import ParentNodeProvider, PositionProvider, ScopeProvider
 from nbequiv.grammar import Case, notebooks
 
-from nbharden import api, libcst_speed
+from nbharden import libcst_speed
 from nbharden.transform.codemods import find_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,20 +182,10 @@ def test_the_walk_visits_as_libcst_does_on_every_cell_of_the_fixtures() -> None:
     """The same on_visit/on_leave calls (and per-attribute calls, for a visitor that has them) in the same
     order, the same skips, the same scopes, on every code cell of every fixture notebook (magics masked as the
     analysis sees them)."""
-    from nbharden.analyse import analyse
-    from nbharden.settings import Settings
-
     cells = 0
-    for path in sorted(p for p in (ROOT / "fixtures").rglob("*.ipynb") if p.parent.name not in _REFUSED):
-        settings = Settings(record=False, verify=False)
-        try:
-            analysis = analyse(api.load(path, settings), settings=settings)
-        except Exception:  # noqa: BLE001 - fixtures of refused input; their cells are not analysed
-            continue
-        assert analysis.facts is not None
-        for facts in analysis.facts.cells.values():
-            cells += 1
-            _same_visits(facts.module.code)
+    for _path, _index, module in fixture_cells():
+        cells += 1
+        _same_visits(module.code)
     assert cells > 300
 
 
@@ -215,5 +206,3 @@ def test_the_walk_is_not_used_for_transformers() -> None:
     assert cst.parse_module("a = b\n").visit(Rename()).code == "A = B\n"
     assert not libcst_speed._plain(_Hooked())
 
-
-_REFUSED = ("broken", "hostile", "load")

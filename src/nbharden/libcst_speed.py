@@ -99,9 +99,10 @@ def _walk(node: CSTNode, visitor: CSTVisitor) -> None:
 
 
 def _walk_hooked(node: CSTNode, visitor: CSTVisitor) -> None:
-    """``_walk`` with the per-attribute hooks: LibCST calls them around every field it visits by name, whatever
-    its value (None, an empty sequence included), except an optional sequence that is None (``format_spec``),
-    which it cannot hand to a sequence helper and so does not visit."""
+    """``_walk`` with the per-attribute hooks (a second function rather than a flag: ``_walk`` serves almost
+    every visit and stays free of the per-field test). LibCST calls the hooks around every field it visits by
+    name, whatever its value (None, an empty sequence included), except an optional sequence that is None
+    (``format_spec``), which it cannot hand to a sequence helper and so does not visit."""
     if visitor.on_visit(node):
         cls = type(node)
         fields = child_fields(cls)
