@@ -206,3 +206,18 @@ def test_the_walk_is_not_used_for_transformers() -> None:
     assert cst.parse_module("a = b\n").visit(Rename()).code == "A = B\n"
     assert not libcst_speed._plain(_Hooked())
 
+
+
+def test_importing_the_module_again_keeps_libcsts_visit() -> None:
+    """A second import after ``install`` (importlib.reload) must not take the replacement for LibCST's own visit:
+    the walk would then call itself for every transformer."""
+    import importlib
+
+    libcst_speed.install()
+    again = importlib.reload(libcst_speed)
+    try:
+        assert again._LIBCST_VISIT.__qualname__ == "CSTNode.visit"
+        again.install()
+        assert cst.parse_module("a = b\n").visit(cst.CSTTransformer()).code == "a = b\n"
+    finally:
+        again.install()

@@ -124,7 +124,8 @@ def _walk_hooked(node: CSTNode, visitor: CSTVisitor) -> None:
     visitor.on_leave(node)
 
 
-_LIBCST_VISIT = CSTNode.visit
+# LibCST's own (also when this module is imported again after ``install``: the replacement keeps it)
+_LIBCST_VISIT = getattr(CSTNode.visit, "libcst_visit", CSTNode.visit)
 
 
 def _visit(self: CSTNode, visitor: Any) -> Any:
@@ -132,6 +133,9 @@ def _visit(self: CSTNode, visitor: Any) -> Any:
         (_walk if _plain(visitor) else _walk_hooked)(self, visitor)
         return self  # what LibCST returns for a CSTVisitor: the node itself, not the rebuilt copy
     return _LIBCST_VISIT(self, visitor)
+
+
+_visit.libcst_visit = _LIBCST_VISIT  # type: ignore[attr-defined]
 
 _NAMES: dict[type, tuple[str, ...]] = {}
 

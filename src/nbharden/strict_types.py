@@ -210,6 +210,10 @@ class _Complete(cst.CSTTransformer):
         # from their def or assignment): an expression holds none, so its nodes are not walked
         if isinstance(node, cst.BaseExpression):
             return False
+        if isinstance(node, cst.SimpleStatementLine) and not any(
+            isinstance(small, cst.AnnAssign) for small in node.body
+        ):
+            return False  # a line without an annotated assignment has nothing to complete: kept as it is
         return super().on_visit(node)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
