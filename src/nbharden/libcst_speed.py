@@ -129,9 +129,11 @@ _LIBCST_VISIT = getattr(CSTNode.visit, "libcst_visit", CSTNode.visit)
 
 
 def _visit(self: CSTNode, visitor: Any) -> Any:
-    if isinstance(visitor, CSTVisitor) and (_plain(visitor) or not _SOURCE_MISSING):
-        (_walk if _plain(visitor) else _walk_hooked)(self, visitor)
-        return self  # what LibCST returns for a CSTVisitor: the node itself, not the rebuilt copy
+    if isinstance(visitor, CSTVisitor):
+        plain = _plain(visitor)
+        if plain or not _SOURCE_MISSING:
+            (_walk if plain else _walk_hooked)(self, visitor)
+            return self  # what LibCST returns for a CSTVisitor: the node itself, not the rebuilt copy
     return _LIBCST_VISIT(self, visitor)
 
 
