@@ -279,6 +279,18 @@ def test_chain_equals_the_codemods_one_after_another() -> None:
     assert made[0].count == 1 and made[1].count == 1  # type: ignore[attr-defined]
 
 
+def test_chain_rewrite_returns_a_statement_without_a_call_itself_and_rewrites_the_others() -> None:
+    chain = Chain(PrintToLogging(), LiftLiterals({"data/sales.csv": "sales_path"}))
+    quiet = cst.parse_statement("path = 'data/sales.csv'\n")  # a literal, but no call to lift it from
+    assert chain.rewrite(quiet) is quiet
+    assert cst.Module([]).code_for_node(quiet.visit(chain)) == cst.Module([]).code_for_node(quiet)
+    loud = cst.parse_statement("print(pd.read_csv('data/sales.csv'))\n")
+    rewritten = chain.rewrite(loud)
+    assert isinstance(rewritten, cst.CSTNode)
+    assert cst.Module([]).code_for_node(rewritten) == cst.Module([]).code_for_node(loud.visit(chain))
+    assert "sales_path" in cst.Module([]).code_for_node(rewritten)
+
+
 def test_names_in_collects_every_identifier() -> None:
     module = cst.parse_module("def f(a):\n    return b.c + a\nlogger = 1\n")
     assert names_in(module) == {"f", "a", "b", "c", "logger"}

@@ -72,7 +72,6 @@ from nbharden.transform.codemods import (
     LiftLiterals,
     PrintToLogging,
     ShowToSave,
-    find_all,
     names_in,
 )
 from nbharden.transform.network import NetworkCalls, pipeline_setup, support_module, uses_network
@@ -175,9 +174,7 @@ def _rewrite(
         codemods.insert(0, printer)
     if "display" not in facts.shadowed:
         codemods.insert(0, DisplayToLog(names.logger))
-    if not find_all(node, cst.Call):  # every codemod rewrites a call or its arguments: nothing to do
-        return node, lifter.used
-    new = node.visit(Chain(*codemods, allows=lambda code: names.gate.allows(code, cell)))
+    new = Chain(*codemods, allows=lambda code: names.gate.allows(code, cell)).rewrite(node)
     if not isinstance(new, cst.CSTNode):
         raise InternalError("a codemod removed a whole statement")
     counters["print"] += printer.count

@@ -191,6 +191,15 @@ class Chain(cst.CSTTransformer):
         self.allows = allows
         self._lines: list[frozenset[str] | None] = []  # noqa codes of the enclosing lines; None: all
 
+    def rewrite(
+        self, node: cst.CSTNode
+    ) -> cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel[cst.CSTNode]:
+        """``node.visit(self)``, or ``node`` itself where it holds no call: the chain rewrites only calls and
+        their arguments, and LibCST's visit of a transformer rebuilds every node it passes (issue 17)."""
+        if not find_all(node, cst.Call):
+            return node
+        return node.visit(self)
+
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
         comment = node.trailing_whitespace.comment
         self._lines.append(noqa_codes(comment.value) if comment is not None else frozenset())
