@@ -140,12 +140,16 @@ def test_runs_at_once_leave_the_working_folder_as_it_was(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_runs_are_made_at_once_only_with_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A relative path would be read from the folder the other run's papermill is in: one run after the other."""
+def test_runs_are_made_at_once_with_relative_paths_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line names a notebook from the current folder (``nbharden convert nb.ipynb``): its runs are
+    made at once as well (issue 17: they were one after the other, which doubled the recording of the demo), and
+    the relative paths lead where they did in the caller's folder although papermill moved the process's folder
+    into the notebook's for a run."""
     import nbharden.record.run as run_module
 
-    path = tmp_path / "nb.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), str(path))
+    (tmp_path / "nbs").mkdir()
+    path = tmp_path / "nbs" / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in COMPUTE]), str(path))
     monkeypatch.chdir(tmp_path)
     seen: list[bool] = []
     real = run_module._Runs
@@ -156,9 +160,17 @@ def test_runs_are_made_at_once_only_with_absolute_paths(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(run_module, "_Runs", spy)
     settings = Settings(record=True)
-    for nb_path, workdir in ((Path("nb.ipynb"), Path("rec1")), (path, tmp_path / "rec2")):
-        nb = load(nb_path, settings=settings)
-        analysis = analyse(nb, settings=settings)
-        assert isinstance(analysis, FullAnalysis)
-        record(nb, make_plan(analysis, settings=settings), settings=settings, workdir=workdir, analysis=analysis)
-    assert seen == [False, True]
+    nb = load(Path("nbs/nb.ipynb"), settings=settings)
+    analysis = analyse(nb, settings=settings)
+    assert isinstance(analysis, FullAnalysis)
+    plan = make_plan(analysis, settings=settings)
+    made = record(
+        nb, plan, settings=settings, workdir=Path("rec"), executed=Path("out/run.ipynb"), analysis=analysis
+    )
+    assert seen == [(os.cpu_count() or 1) >= 2]
+    assert made.runs == 3, "unseeded and clock values differ between runs 1 and 2: a third run confirms"
+    assert os.getcwd() == str(tmp_path)
+    assert (tmp_path / "rec" / "recording.json").is_file()
+    assert (tmp_path / "out" / "run.ipynb").is_file()
+    assert not (tmp_path / "nbs" / "rec").exists() and not (tmp_path / "nbs" / "out").exists()
+    assert sorted(p.name for p in (tmp_path / "nbs").iterdir()) == ["nb.ipynb"]

@@ -297,6 +297,7 @@ def _run_once(
     protect: Sequence[Path] = (),
     watch: RunWatch | None = None,
     run: tuple[int, int] = (1, 1),
+    source: Path | None = None,
 ) -> tuple[list[dict[str, Any]], float]:
     """One papermill run with the recorder; returns the recorder's events and the wall time.
 
@@ -304,7 +305,8 @@ def _run_once(
     (not at all when ``seed`` is None). The executed copy goes to ``executed`` (default
     ``run_dir/executed.ipynb``). ``hidden``: the secret values (:func:`_secret_values`) the
     recorder must never store or log. ``watch`` hears of each cell as it starts (``run``: this
-    run's number and the runs planned) and can kill the kernel.
+    run's number and the runs planned) and can kill the kernel. ``source``: the notebook's file, absolute
+    (default: ``nb.path`` resolved now, from the process's working folder).
 
     Raises ``ExecutionError`` when the notebook fails, times out or kills its kernel.
     """
@@ -321,7 +323,7 @@ def _run_once(
     # fingerprints the figures each cell shows (``_figures.py``)
     env = {**KERNEL_ENV, "NBHARDEN_RECORDER": str(config_path), "MPLBACKEND": ""}
     output = executed if executed is not None else run_dir / "executed.ipynb"
-    source = nb.path.resolve()
+    source = source or nb.path.resolve()
     if output.resolve() == source:
         raise UsageError("the executed copy would overwrite the notebook", path=nb.path)
     # the sandbox (nbharden.record.sandbox) wraps the kernel command, kills leftovers on exit
@@ -742,6 +744,7 @@ class _Runs:
     watch: RunWatch
     planned: int
     order: _InOrder | None = None  # runs 1 and 2 at once: what the watch hears of them
+    source: Path | None = None  # the notebook's file, absolute: resolved before any run changes the folder
     done: dict[int, tuple[int, float]] = dataclasses.field(default_factory=dict)
 
     def once(self, seed: int, number: int) -> list[dict[str, Any]]:
@@ -765,6 +768,7 @@ class _Runs:
                 protect=self.protect,
                 watch=self.watch,
                 run=(number, max(self.planned, number)),
+                source=self.source,
             )
         except NbhardenError:
             self.watch.check(self.nb.path)  # a kernel killed by Cancel is no failure of the notebook
@@ -990,17 +994,17 @@ def record(
     schedule, step_cells = _schedule_of(nb, plan)
     kernel = resolve_kernel(nb.kernel_name)
     parameters = {name: parse_parameter(value) for name, value in settings.parameters}
-    workdir = Path(workdir)
+    # papermill changes the process's working folder for a run (its cwd=): with runs at once, a path one run
+    # resolves while the other is in the notebook's folder would lead elsewhere, so every path is made absolute
+    # here, from the caller's folder, before any run starts
+    workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     if executed is not None:
         executed = Path(executed).resolve()
         executed.parent.mkdir(parents=True, exist_ok=True)
+    protect = [Path(p).resolve() for p in protect]
     sandbox = resolve(settings)  # raises UsageError when an explicit tier cannot run
-    # papermill changes the process's working folder for a run (its cwd=): runs at once need every path absolute
-    absolute = all(p.is_absolute() for p in (nb.path, workdir, *(protect or ()))) and (
-        executed is None or executed.is_absolute()
-    )
-    together = runs > 1 and absolute and _may_run_together(nb, analysis, sandbox)
+    together = runs > 1 and _may_run_together(nb, analysis, sandbox)
     watch = watch or RunWatch()
     order = _InOrder(watch) if together else None
     made = _Runs(
@@ -1019,6 +1023,7 @@ def record(
         watch=order.as_watch() if order is not None else watch,
         planned=runs,
         order=order,
+        source=nb.path.resolve(),
     )
     compared = _compare(made)
     steps, finals = _step_recordings(plan, step_cells, compared)
