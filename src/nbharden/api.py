@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from nbharden.record.models import Recording
     from nbharden.record.sandbox import SandboxReport
     from nbharden.record.watch import Cancel, RunWatch
+    from nbharden.warm_suite import WarmSuite
     from nbharden.write import OutPin
 
 #: Progress callback: (stage name, notebook path). The CLI uses it for its progress display.
@@ -318,6 +319,7 @@ def run_tests(
     cases: bool = False,
     check: bool = True,
     cancel: Cancel | None = None,
+    warm: WarmSuite | None = None,
 ) -> dict[str, object]:
     """Run the generated package's test suite once (``python -m pytest`` in ``out``); return counts and output.
 
@@ -331,6 +333,9 @@ def run_tests(
     only ``files`` (the generated files, path -> text; default: what is on disk), so nothing else there
     (a planted ``conftest.py``) is loaded. Raises ``VerificationError`` when the suite fails: the generated
     code does not reproduce the notebook.
+
+    ``warm``: an interpreter started ahead for this run (``nbharden.warm_suite``); used when the run would be its
+    own (same interpreter and environment, no sandbox, no JUnit report), else the suite runs in a new one.
     """
     import sys
 
@@ -345,11 +350,18 @@ def run_tests(
     python = _test_python(python)
     # a missing dependency would only show as "3 errors" of collection: name it, with its pip line
     check_installed(Path(out), python or sys.executable)
-    cmd, env = _pytest_command(Path(out), python, cases=cases)
-    text, returncode = _pytest_in_sandbox(
+    # the variables of the recorded run (thread counts, hash seed), set from the start: the suite's conftest
+    # would otherwise start pytest again with them (issue 17)
+    recorded = _recorded_environment(Path(out), files)
+    cmd, env = _pytest_command(Path(out), python, cases=cases, environment=recorded)
+    ran = None
+    if warm is not None and not report.active and junit is None and warm.fits(cmd[0], env):
+        ran = _pytest_warm(warm, cmd, out=Path(out), timeout=timeout, cancel=cancel)
+    text, returncode = ran or _pytest_in_sandbox(
         report,
         cmd,
         env=env,
+        keep=tuple(recorded),
         out=Path(out),
         notebook=notebook,
         files=files,
@@ -377,10 +389,10 @@ def run_tests(
 
 
 def _pytest_command(
-    out: Path, python: str | None, *, cases: bool
+    out: Path, python: str | None, *, cases: bool, environment: Mapping[str, str] | None = None
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of a run of the suite in ``out``: its own rootdir and conftest files, its
-    ``src`` on the path, no plugin loaded by entry point, the Agg backend."""
+    ``src`` on the path, no plugin loaded by entry point, the Agg backend, and ``environment`` set."""
     import sys
 
     root = str(Path(out).resolve())
@@ -395,9 +407,50 @@ def _pytest_command(
         # no plugin installed by a notebook (entry points) loads into the tests
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
     )
+    env.update(environment or {})
     if cases:
         env["COLUMNS"] = "1000"  # pytest cuts a skip's reason to the terminal's width
     return cmd, env
+
+
+def warm_suite(out: Path, notebook: Path) -> WarmSuite:
+    """An interpreter getting ready now to run the suite that will be generated in ``out`` for ``notebook``
+    (``nbharden.warm_suite``): with the environment ``run_tests`` gives a recorded suite (the recording's
+    variables, ``record.KERNEL_ENV``) and this interpreter, the kernel's unless the notebook's kernelspec names
+    another. Pass it to ``run_tests``; close it."""
+    from nbharden.record.run import KERNEL_ENV
+    from nbharden.warm_suite import WarmSuite
+
+    cmd, env = _pytest_command(Path(out), None, cases=False, environment=KERNEL_ENV)
+    return WarmSuite(cmd[0], env, Path(notebook))
+
+
+def _pytest_warm(
+    warm: WarmSuite, cmd: list[str], *, out: Path, timeout: float, cancel: Cancel | None
+) -> tuple[str, int] | None:
+    """``cmd`` (``python -m pytest ARGS``) run by ``warm`` in ``out``; None when ``warm`` had ended."""
+    import subprocess
+
+    try:
+        return warm.run(cmd[3:], cwd=out.resolve(), timeout=timeout, cancel=cancel)
+    except subprocess.TimeoutExpired as exc:
+        raise VerificationError(f"generated tests did not finish in {timeout:.0f} s", path=out) from exc
+
+
+def _recorded_environment(out: Path, files: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment the suite's conftest reproduces (``tests/data/recording.json``, or ``tests/setup.json``
+    without a recording): variable -> value; empty when neither file is there or readable."""
+    import json
+
+    for name in ("tests/data/recording.json", "tests/setup.json"):
+        try:
+            text = files[name] if files is not None else (out / name).read_text(encoding="utf-8")
+            found = json.loads(text).get("environment", {})
+        except (KeyError, OSError, ValueError, AttributeError):
+            continue
+        if isinstance(found, dict):
+            return {str(k): str(v) for k, v in found.items() if isinstance(v, str)}
+    return {}
 
 
 _CASE = re.compile(
@@ -457,8 +510,10 @@ def _pytest_in_sandbox(
     timeout: float,
     cancel: Cancel | None = None,
     junit: Path | None = None,
+    keep: Collection[str] = (),
 ) -> tuple[str, int]:
-    """Run ``cmd`` in ``out`` inside ``report``'s sandbox; (output, exit status). ``junit``: copy pytest's
+    """Run ``cmd`` in ``out`` inside ``report``'s sandbox; (output, exit status). ``keep``: names of ``env``
+    kept in tier bwrap besides the tests' own (``_TEST_ENV``). ``junit``: copy pytest's
     JUnit XML there (written inside the sandbox's run folder, the one place the tests may write).
 
     Raises ``VerificationError`` when it times out or the sandbox's wall time stops it.
@@ -467,6 +522,7 @@ def _pytest_in_sandbox(
 
     from nbharden.record.sandbox import Session
 
+    own = {*_TEST_ENV, *keep}  # the tests' own variables: kept in tier bwrap, which starts from an empty set
     with tempfile.TemporaryDirectory(prefix="nbharden-verify-") as tmp:
         overlays: list[tuple[Path, Path]] = []
         if report.tier == "bwrap":
@@ -484,7 +540,7 @@ def _pytest_in_sandbox(
             protect=[out],
             overlays=overlays,
             kernel=False,
-            own_env={k: v for k, v in env.items() if k in _TEST_ENV},
+            own_env={k: v for k, v in env.items() if k in own},
         )
         limit = min(timeout, report.wall_time) if report.active else timeout
         try:

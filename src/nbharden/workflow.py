@@ -19,9 +19,10 @@ exceptions, as everywhere in the library.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -41,6 +42,7 @@ from nbharden.settings import Settings
 
 if TYPE_CHECKING:
     from nbharden.behaviour import BehaviourDiff
+    from nbharden.warm_suite import WarmSuite
     from nbharden.write import OutPin
 
 
@@ -245,12 +247,33 @@ def run_conversion(request: ConversionRequest, hooks: Hooks = Hooks()) -> Outcom
         watch.check(path)  # a cancelled conversion stops at the next stage
         hooks.progress(stage, path)
 
-    changes = api.convert(notebook, settings, progress, watch=watch)
-    watch.check(notebook)
-    _still_pinned(pin, request.mode)
-    if request.mode is not Mode.WRITE:
-        return Reviewed(changes, _behaviour(changes, settings), recorded_suite_loss(changes))
-    return write_reviewed(request, changes, hooks, pin=pin)
+    with _warm_suite(request, out) as warm:
+        changes = api.convert(notebook, settings, progress, watch=watch)
+        watch.check(notebook)
+        _still_pinned(pin, request.mode)
+        if request.mode is not Mode.WRITE:
+            return Reviewed(changes, _behaviour(changes, settings), recorded_suite_loss(changes))
+        return write_reviewed(request, changes, hooks, pin=pin, warm=warm)
+
+
+@contextlib.contextmanager
+def _warm_suite(request: ConversionRequest, out: Path) -> Iterator[WarmSuite | None]:
+    """The interpreter that gets the verification's pytest run ready while the notebook records
+    (``nbharden.warm_suite``), when this request writes and verifies a recorded conversion without a sandbox;
+    killed at the end if the verification did not use it."""
+    from nbharden.record.sandbox import resolve
+
+    settings = request.settings
+    wanted = request.mode is Mode.WRITE and settings.record and settings.verify
+    try:
+        wanted = wanted and not resolve(settings).active
+    except NbhardenError:  # a tier that cannot run here: the conversion says so itself
+        wanted = False
+    if not wanted:
+        yield None
+        return
+    with api.warm_suite(out, request.notebook) as warm:
+        yield warm
 
 
 def fresh_for(request: ConversionRequest, out: Path) -> ChangeSet | None:
@@ -266,12 +289,18 @@ def fresh_for(request: ConversionRequest, out: Path) -> ChangeSet | None:
 
 
 def write_reviewed(
-    request: ConversionRequest, changes: ChangeSet, hooks: Hooks = Hooks(), *, pin: OutPin | None = None
+    request: ConversionRequest,
+    changes: ChangeSet,
+    hooks: Hooks = Hooks(),
+    *,
+    pin: OutPin | None = None,
+    warm: WarmSuite | None = None,
 ) -> Outcome:
     """Write ``changes`` (``run_conversion``'s in ``Mode.DIFF``: what a front end showed) as ``request`` asks, then
     verify a recorded write. The writer classifies every file again under its lock, so a file edited since the
     review is refused as edited, not overwritten. ``pin``: where the output folder led before the notebook ran
-    (``nbharden.write.pin_out``); the write refuses when it leads elsewhere now.
+    (``nbharden.write.pin_out``); the write refuses when it leads elsewhere now. ``warm``: an interpreter started
+    ahead for the verification (``nbharden.warm_suite``).
     """
     settings = request.settings
     notebook = Path(request.notebook)
@@ -299,7 +328,7 @@ def write_reviewed(
     )
     if not (settings.record and settings.verify):
         return Written(written, paths, behaviour=behaviour)
-    outcome = _verify(notebook, written, paths, hooks, settings)
+    outcome = _verify(notebook, written, paths, hooks, settings, warm)
     if isinstance(outcome, Written):
         return dataclasses.replace(outcome, behaviour=behaviour)
     return outcome
@@ -415,7 +444,12 @@ def _edited(changes: ChangeSet, exc: EditedFileError, request: ConversionRequest
 
 
 def _verify(
-    notebook: Path, written: ChangeSet, paths: tuple[str, ...], hooks: Hooks, written_settings: Settings
+    notebook: Path,
+    written: ChangeSet,
+    paths: tuple[str, ...],
+    hooks: Hooks,
+    written_settings: Settings,
+    warm: WarmSuite | None = None,
 ) -> Outcome:
     """Run the generated suite against the files just written: the proof that the code reproduces the notebook."""
     hooks.progress("verify", notebook)
@@ -428,6 +462,7 @@ def _verify(
             settings=written_settings,
             notebook=notebook,
             files={c.path: c.new_text for c in written.changes if c.new_text is not None},
+            warm=warm,
         )
     except VerificationError as exc:
         run = TestRun(1, {}, exc.message)
