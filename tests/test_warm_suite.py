@@ -110,6 +110,7 @@ def test_a_warm_run_reports_what_a_fresh_run_reports(tmp_path: Path) -> None:
         (["from numpy.linalg import norm"], True),
         (["import os\nos.environ['OMP_NUM_THREADS'] = '4'", "import numpy as np"], False),
         (["import matplotlib\nmatplotlib.use('Agg')\nimport numpy"], False),
+        (["import matplotlib.pyplot as plt\nplt.style.use('ggplot')\nimport numpy"], True),
         (["%env MPLBACKEND=Agg\nimport numpy"], False),
         (["import json"], False),
     ],
@@ -201,3 +202,36 @@ def test_a_recorded_write_verifies_with_the_warm_suite_when_unsandboxed(
         outcome.tests
     )
     assert [ran is not None and ran[1] == 0 for ran in runs] == ([True] if used else [])
+
+
+def test_it_runs_the_interpreter_the_notebooks_kernel_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernelspec naming another environment's Python (the benchmark's corpus kernel, a conda env): the suite
+    runs there (``run_tests``' ``python``), so that is the interpreter started ahead."""
+    import sys
+
+    other = tmp_path / "env" / "bin" / "python"
+    other.parent.mkdir(parents=True)
+    other.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")  # another path
+    other.chmod(0o755)
+    spec = tmp_path / "jupyter" / "kernels" / "other-env"
+    spec.mkdir(parents=True)
+    argv = [str(other), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Other", "language": "python"}), "utf-8"
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    notebook = _notebook(tmp_path, "import numpy")
+    raw = json.loads(notebook.read_text(encoding="utf-8"))
+    raw["metadata"]["kernelspec"] = {
+        "name": "other-env",
+        "display_name": "Other",
+        "language": "python",
+    }
+    notebook.write_text(json.dumps(raw), encoding="utf-8")
+    out = _package(tmp_path, expect_ahead=True)
+    with api.warm_suite(out, notebook) as warm:
+        assert warm.python == str(other)
+        result = api.run_tests(out, python=str(other), check=False, warm=warm)
+    assert (result["passed"], result["failed"]) == (2, 1), result

@@ -415,14 +415,32 @@ def _pytest_command(
 
 def warm_suite(out: Path, notebook: Path) -> WarmSuite:
     """An interpreter getting ready now to run the suite that will be generated in ``out`` for ``notebook``
-    (``nbharden.warm_suite``): with the environment ``run_tests`` gives a recorded suite (the recording's
-    variables, ``record.KERNEL_ENV``) and this interpreter, the kernel's unless the notebook's kernelspec names
-    another. Pass it to ``run_tests``; close it."""
+    (``nbharden.warm_suite``): the interpreter the notebook's kernel runs, with the environment ``run_tests``
+    gives a recorded suite (the recording's variables, ``record.KERNEL_ENV``). ``run_tests`` uses it when the
+    run is the same (else it starts pytest afresh). Close it."""
     from nbharden.record.run import KERNEL_ENV
     from nbharden.warm_suite import WarmSuite
 
-    cmd, env = _pytest_command(Path(out), None, cases=False, environment=KERNEL_ENV)
+    python = _kernel_python_of(Path(notebook))
+    cmd, env = _pytest_command(Path(out), python, cases=False, environment=KERNEL_ENV)
     return WarmSuite(cmd[0], env, Path(notebook))
+
+
+def _kernel_python_of(notebook: Path) -> str | None:
+    """The interpreter the notebook's kernel will run, as the recording finds it (``record.kernel_python``);
+    None when it cannot tell (this interpreter is then the guess)."""
+    import json
+
+    from nbharden.record.run import kernel_python, resolve_kernel
+
+    try:
+        if notebook.stat().st_size > 16 * 1024 * 1024:  # read again only when that is cheap
+            return None
+        spec = json.loads(notebook.read_bytes()).get("metadata", {}).get("kernelspec", {})
+        name = spec.get("name") if isinstance(spec, dict) else None
+        return kernel_python(resolve_kernel(name if isinstance(name, str) and name else "python3"))
+    except (OSError, ValueError, AttributeError, NbhardenError):
+        return None
 
 
 def _pytest_warm(

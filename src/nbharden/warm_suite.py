@@ -11,7 +11,8 @@ the folder and pytest's arguments and it runs the suite as ``python -m pytest`` 
 Only where the tests would run without a sandbox (tier ``off``): the sandbox tiers bound a run's wall time and
 set up its folders per run. A library is imported early only when the notebook imports it, and not at all when
 the notebook configures libraries through the environment or ``matplotlib.use`` (the early import would have
-seen the configuration missing). The waiting process imports nothing of the package under test.
+seen the configuration missing; ``plt.style.use`` changes nothing an import reads). The waiting process imports
+nothing of the package under test.
 """
 
 from __future__ import annotations
@@ -51,12 +52,15 @@ BOOT = r"""
 import ast, json, os, re, sys
 
 CONFIGURES = re.compile(
-    r"environ\s*\[[^\]]*\]\s*=(?!=)|environ\.(update|setdefault|pop)|putenv|%env|%set_env|\.use\("
+    r"environ\s*\[[^\]]*\]\s*=(?!=)|environ\.(update|setdefault|pop)|putenv|%env|%set_env"
+    r"|\b(matplotlib|mpl)\.use\("
 )
 
 
 def ahead(notebook, allowed):
     try:
+        if os.path.getsize(notebook) > 64 * 1024 * 1024:  # not worth reading twice
+            return []
         with open(notebook, encoding="utf-8") as file:
             cells = json.load(file).get("cells", [])
     except (OSError, ValueError, AttributeError):
@@ -116,7 +120,9 @@ class WarmSuite:
     def __init__(self, python: str, env: Mapping[str, str], notebook: Path) -> None:
         self.python = python
         self.env = dict(env)
-        self._folder = tempfile.mkdtemp(prefix="nbharden-warm-")  # its working folder until it runs: empty
+        self._folder = tempfile.mkdtemp(
+            prefix="nbharden-warm-"
+        )  # its working folder until it runs: empty
         self._proc: subprocess.Popen[str] | None = subprocess.Popen(
             [python, "-c", BOOT, str(Path(notebook).resolve()), ",".join(PRELOAD)],
             cwd=self._folder,
