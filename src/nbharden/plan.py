@@ -1614,20 +1614,26 @@ def _steps(
             # module state is not handed from step to step: every step sees the module's binding
             if source != "config" and read not in wanted[source] and read not in state:
                 wanted[source].append(read)
-    steps: list[Step] = []
-    for pos, raw in enumerate(steps_raw):
-        outputs = list(wanted[raw.name])
-        later = steps_raw[pos + 1 :]
-        later_reads = {r for t in later for r in t.reads}
-        # a name a later step binds again has its final value there, not here (or none: del, or maybe
-        # none: except E as name)
-        later_writes = {w for t in later for w in t.writes} | {
+    # what the steps after each one read, and bind again: a name a later step binds again has its final value
+    # there, not here (or none: del, or maybe none: except E as name). Gathered from the last step back, once
+    # (issue 17: per step over every later step was quadratic in the steps)
+    after_reads: list[set[str]] = [set()]
+    after_writes: list[set[str]] = [set()]
+    for raw in reversed(steps_raw[1:]):
+        unbound = {
             name
-            for t in later
-            for c in t.cells
+            for c in raw.cells
             for i, stmt in enumerate(facts.cells[c].module.body)
             for name in [*_deleted_names(stmt), *facts.cells[c].statements[i].unbinds]
         }
+        after_reads.append(after_reads[-1] | set(raw.reads))
+        after_writes.append(after_writes[-1] | set(raw.writes) | unbound)
+    after_reads.reverse()
+    after_writes.reverse()
+    steps: list[Step] = []
+    for pos, raw in enumerate(steps_raw):
+        outputs = list(wanted[raw.name])
+        later_reads, later_writes = after_reads[pos], after_writes[pos]
         finals = [
             r
             for r in raw.results

@@ -331,8 +331,26 @@ def complete_annotations(code: str | cst.Module) -> str:
     done = new.code
     # the completion writes annotations, no comment: the note is in its result when it was in ``code``
     if complete.declares_return and ANY_RETURN_NOTE not in (text if text is not None else done):
-        done = new.with_changes(header=[*new.header, *_comment_lines(ANY_RETURN_NOTE)]).code
+        done = _with_header_lines(new, done, _comment_lines(ANY_RETURN_NOTE))
     return done
+
+
+def _header_code(module: cst.Module, lines: Sequence[cst.EmptyLine]) -> str:
+    """The code of ``lines`` as the header of ``module`` (an empty module's code is a newline: not here)."""
+    if not lines:
+        return ""
+    return cst.Module(body=[], header=lines, default_newline=module.default_newline).code
+
+
+def _with_header_lines(module: cst.Module, code: str, lines: Sequence[cst.EmptyLine]) -> str:
+    """``module.with_changes(header=[*module.header, *lines]).code``, given ``code``, ``module``'s code: a
+    module's code begins with its header lines', so the new ones go in after those, and the module is not
+    generated again (issue 17: the biggest module of a conversion)."""
+    head = _header_code(module, module.header)
+    # without a trailing newline the last line's would go (and an empty module's code ends on a header line)
+    if not (module.has_trailing_newline and module.body and code.startswith(head)):
+        return module.with_changes(header=[*module.header, *lines]).code
+    return head + _header_code(module, lines) + code[len(head) :]
 
 
 def _comment_lines(text: str) -> list[cst.EmptyLine]:

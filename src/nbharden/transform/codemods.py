@@ -14,7 +14,7 @@ from typing import cast
 
 import libcst as cst
 
-from nbharden.libcst_speed import child_fields
+from nbharden.libcst_speed import IS_NODE, SubclassOf, child_fields
 
 
 def _is_name_call(node: cst.Call, name: str) -> bool:
@@ -135,7 +135,7 @@ def _push_children(stack: list[object], node: object) -> None:
     children: list[object] = []
     for field in child_fields(type(node)):
         value = getattr(node, field)
-        if isinstance(value, cst.CSTNode):
+        if IS_NODE[type(value)]:
             children.append(value)
         elif type(value) is tuple or type(value) is list:
             children.extend(value)
@@ -265,16 +265,25 @@ def find_all(node: cst.CSTNode, *types: type[cst.CSTNode]) -> list[cst.CSTNode]:
     tests/test_codemods.py checks the walk's order against a visitor's on the fixtures and drawn notebooks.
     """
     statements_only = all(issubclass(t, _STATEMENT_NODES) for t in types)
+    wanted = _TESTS.get(types)
+    if wanted is None:
+        wanted = _TESTS[types] = SubclassOf(types)
     found: list[cst.CSTNode] = []
     stack: list[object] = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, types):
-            found.append(current)
-        if statements_only and isinstance(current, cst.BaseExpression):
+        cls = type(current)
+        if wanted[cls]:
+            found.append(current)  # type: ignore[arg-type]
+        if statements_only and _IS_EXPRESSION[cls]:
             continue
         _push_children(stack, current)
     return found
+
+
+#: ``find_all``'s type tests, per tuple of types asked for (a few dozen in all)
+_TESTS: dict[tuple[type[cst.CSTNode], ...], SubclassOf] = {}
+_IS_EXPRESSION = SubclassOf(cst.BaseExpression)
 
 
 def is_get_ipython_call(node: cst.CSTNode) -> bool:
