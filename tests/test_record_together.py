@@ -4,6 +4,7 @@ and the recording is the one the runs one after the other make."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -59,6 +60,53 @@ def test_a_notebook_that_writes_files_or_runs_commands_runs_one_run_after_the_ot
 ) -> None:
     nb, analysis, _ = _notebook(tmp_path, ["import pandas as pd\ndf = pd.DataFrame({'a': [1]})", cell])
     assert not _may_run_together(nb, analysis, OFF)
+
+
+@pytest.mark.parametrize(
+    ("cell", "together"),
+    [
+        # commands and magics that change what the other run sees: two `pip install` into one environment
+        # at once (the demo's `%pip install scikit-learn`), a file, the profile's store
+        ("%pip install nbharden-no-such-distribution --quiet", False),
+        ("!pip install -q nbharden-no-such-distribution", False),
+        ("files = !ls", False),
+        ("x = %sx ls", False),
+        ("%conda install numpy", False),
+        ("%%bash\necho hi", False),
+        ("%store value", False),
+        ("%run helper.py", False),
+        ("%%time\n!touch x", False),
+        ("    %pip install x", False),
+        # magics that stay in the kernel's own process
+        ("%matplotlib inline", True),
+        ("%time total = 1 + 1", True),
+        ("%%time\ntotal = 1 + 1", True),
+        ("%load_ext autoreload\n%autoreload 2", True),
+        ("%config InlineBackend.figure_format = 'retina'", True),
+        # `pip install` of what the kernel's environment has already changes nothing
+        ("%pip install numpy --quiet", True),
+        ("!pip install -q numpy 'pytest>=7'", True),
+        ("!python -m pip install numpy", False),  # the analysis takes it for a command (Effect.SHELL)
+        ("get_ipython().run_line_magic('store', 'total')", False),
+        ("%pip install nbharden-no-such-distribution", False),
+        ("%pip install 'numpy<1'", False),
+        ("%pip install -U numpy", False),
+        ("%pip install numpy[dev]", False),
+        ("%pip install -r requirements.txt", False),
+        ("!pip install git+https://example.org/x.git", False),
+        ("!pip install {package}", False),
+        ("%%pip\nnumpy", False),
+    ],
+)
+def test_a_notebook_that_runs_commands_through_magics_runs_one_run_after_the_other(
+    tmp_path: Path, cell: str, together: bool
+) -> None:
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: the runs never overlap")
+    nb, analysis, _ = _notebook(tmp_path, ["total = 0", cell])
+    assert _may_run_together(nb, analysis, OFF, sys.executable) is together
+    if "pip" in cell:  # without the kernel's interpreter nothing tells what is installed
+        assert not _may_run_together(nb, analysis, OFF)
 
 
 def test_runs_overlap_only_with_the_analysis_two_cores_and_no_bwrap(tmp_path: Path) -> None:

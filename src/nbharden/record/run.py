@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nbharden.errors import ExecutionError, InternalError, NbhardenError, UsageError
-from nbharden.models import Notebook, Plan
+from nbharden.models import Cell, Notebook, Plan
 from nbharden.record._figures import common
 from nbharden.record.models import (
     JSON,
@@ -648,12 +648,17 @@ def _differs(first: dict[Any, dict[str, Any]], other: dict[Any, dict[str, Any]],
     )
 
 
-def _may_run_together(nb: Notebook, analysis: FullAnalysis | None, sandbox: SandboxReport) -> bool:
+def _may_run_together(
+    nb: Notebook, analysis: FullAnalysis | None, sandbox: SandboxReport, python: str | None = None
+) -> bool:
     """Whether two runs of ``nb`` may share the machine at once: two cores, and nothing one run could do to the
     other. A notebook that writes files (``to_csv``, ``savefig``, ``%%writefile``, ``open(..., "w")``) or runs
-    shell commands could read what the other run is writing, so it runs one run after the other, as does one
-    whose analysis the caller did not give. Sandbox tier ``bwrap`` creates and removes the mount points of the
-    protected folders per run: its runs never overlap either.
+    commands (``!cmd``, ``%pip install``, ``%%bash``: any magic but those of :data:`_MAGICS_AT_ONCE`) could read
+    what the other run is writing, or change the environment under it (two ``pip install`` at once), so it runs
+    one run after the other, as does one whose analysis the caller did not give. The exception: ``pip install``
+    lines of requirements that are all installed already in ``python`` (the kernel's interpreter), which change
+    nothing (``%pip install scikit-learn`` at the top of a notebook). Sandbox tier ``bwrap`` creates and removes
+    the mount points of the protected folders per run: its runs never overlap either.
     """
     from nbharden.local_modules import written_files
     from nbharden.models import Effect
@@ -662,9 +667,108 @@ def _may_run_together(nb: Notebook, analysis: FullAnalysis | None, sandbox: Sand
         return False
     if written_files(c.source for c in nb.code_cells):
         return False
+    installs: list[str] = []
+    if any(_runs_commands(c, installs) for c in nb.code_cells):
+        return False
+    if installs and (python is None or not _all_installed(python, installs)):
+        return False
     return not any(
         effect in (Effect.FILE_WRITE, Effect.SHELL) for cell in analysis.cells for effect in cell.effects
     )
+
+
+#: Magics that change nothing outside the kernel's own process (timing, display, the kernel's settings): a run
+#: using them cannot affect another run. Any other magic (``%pip``, ``%conda``, ``%run``, ``%store``, ``%save``,
+#: ``%%bash``, ``%%writefile``...) may write files or change the environment.
+_MAGICS_AT_ONCE = frozenset(
+    {
+        "matplotlib", "pylab", "config", "load_ext", "reload_ext", "autoreload", "aimport", "precision",
+        "xmode", "colors", "time", "timeit", "prun", "capture", "who", "whos", "who_ls", "pwd", "env",
+        "html", "markdown", "latex", "javascript", "js", "svg", "display", "pinfo", "pinfo2", "pdef",
+        "pdoc", "psource", "page", "magic", "lsmagic", "quickref", "memit", "lprun", "watermark",
+    }
+)  # fmt: skip
+#: In masked code (``masking.mask_ipython``): a shell line, or a magic and its name
+_IPYTHON_CALL = re.compile(
+    r"get_ipython\(\)\.(?:(system|getoutput)\(|run_(?:line|cell)_magic\(\s*['\"](\w*))"
+)
+#: In a cell as written: a line that is a shell command or a magic (``files = !ls`` too), also inside the body of
+#: a cell magic (``%%time``), which the masked code holds as a string
+_IPYTHON_LINE = re.compile(
+    r"^[ \t]*(?P<bound>[\w., \t\[\]()*]+=[ \t]*)?(?:!(?P<shell>[^\n]*)|%(?P<magic>%?\w*)(?P<args>[^\n]*))",
+    re.MULTILINE,
+)
+#: ``pip install`` options that change nothing but what pip prints
+_PIP_QUIET = frozenset(
+    {
+        "-q", "-qq", "-qqq", "--quiet", "--no-cache-dir", "--disable-pip-version-check",
+        "--no-warn-script-location", "--no-input", "--progress-bar=off", "--root-user-action=ignore",
+    }
+)  # fmt: skip
+_PIP_PREFIXES = (("pip",), ("pip3",), ("python", "-m", "pip"), ("python3", "-m", "pip"))
+
+
+def _runs_commands(cell: Cell, installs: list[str]) -> bool:
+    """Whether ``cell`` runs a shell command or a magic outside :data:`_MAGICS_AT_ONCE`; its ``pip install``
+    lines of plain requirements (:func:`_pip_requirements`) are not counted but added to ``installs``."""
+    # magics called in code (a shell call, ``get_ipython().system(...)``, is the analysis's ``Effect.SHELL``; the
+    # masked ``%pip`` line is judged as written, below)
+    for m in _IPYTHON_CALL.finditer(cell.code):
+        if m.group(2) is not None and m.group(2) not in (*_MAGICS_AT_ONCE, "pip"):
+            return True
+    for m in _IPYTHON_LINE.finditer(cell.source):
+        magic, shell = m.group("magic"), m.group("shell")
+        if magic is not None and magic.lstrip("%") in _MAGICS_AT_ONCE:  # ``%%time`` as ``%time``
+            continue
+        words = _pip_requirements(shell if shell is not None else f"pip {m.group('args')}")
+        if m.group("bound") or (magic is not None and magic != "pip") or words is None:
+            return True
+        installs.extend(words)
+    return False
+
+
+def _pip_requirements(command: str) -> list[str] | None:
+    """The requirements of ``pip install REQ...`` with quiet options only, each a plain name with an optional
+    version specifier; None for any other command (a URL, a path, extras, ``-U``, ``-r file``, ``{var}``)."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    prefix = next((p for p in _PIP_PREFIXES if tuple(words[: len(p)]) == p), None)
+    if prefix is None or words[len(prefix) : len(prefix) + 1] != ["install"]:
+        return None
+    found: list[str] = []
+    for word in words[len(prefix) + 1 :]:
+        if word.startswith("-"):
+            if word not in _PIP_QUIET:
+                return None
+        elif re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\s*(?:[<>=!~]=?|===)\s*[\w.*+!-]+,?)*", word):
+            found.append(word)
+        else:
+            return None
+    return found or None
+
+
+def _all_installed(python: str, requirements: list[str]) -> bool:
+    """Whether every requirement is met by what ``python`` has installed (then ``pip install`` changes nothing)."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pip's and pytest's own dependency: missing only in a broken environment
+        return False
+    from nbharden.dependencies import installed_versions
+
+    try:
+        parsed = [Requirement(r) for r in requirements]
+    except InvalidRequirement:
+        return False
+    versions = {k.lower(): v for k, v in installed_versions(python, [r.name for r in parsed]).items()}
+    for req in parsed:
+        version = versions.get(req.name.lower())
+        if version is None or not req.specifier.contains(version, prereleases=True):
+            return False
+    return True
 
 
 T = TypeVar("T")
@@ -1004,7 +1108,7 @@ def record(
         executed.parent.mkdir(parents=True, exist_ok=True)
     protect = [Path(p).resolve() for p in protect]
     sandbox = resolve(settings)  # raises UsageError when an explicit tier cannot run
-    together = runs > 1 and _may_run_together(nb, analysis, sandbox)
+    together = runs > 1 and _may_run_together(nb, analysis, sandbox, kernel_python(kernel))
     watch = watch or RunWatch()
     order = _InOrder(watch) if together else None
     made = _Runs(
