@@ -688,10 +688,8 @@ _MAGICS_AT_ONCE = frozenset(
         "pdoc", "psource", "page", "magic", "lsmagic", "quickref", "memit", "lprun", "watermark",
     }
 )  # fmt: skip
-#: In masked code (``masking.mask_ipython``): a shell line, or a magic and its name
-_IPYTHON_CALL = re.compile(
-    r"get_ipython\(\)\.(?:(system|getoutput)\(|run_(?:line|cell)_magic\(\s*['\"](\w*))"
-)
+#: In masked code (``masking.mask_ipython``): a magic, and its name
+_MAGIC_CALL = re.compile(r"get_ipython\(\)\.run_(?:line|cell)_magic\(\s*['\"](\w*)")
 #: In a cell as written: a line that is a shell command or a magic (``files = !ls`` too), also inside the body of
 #: a cell magic (``%%time``), which the masked code holds as a string
 _IPYTHON_LINE = re.compile(
@@ -713,9 +711,8 @@ def _runs_commands(cell: Cell, installs: list[str]) -> bool:
     lines of plain requirements (:func:`_pip_requirements`) are not counted but added to ``installs``."""
     # magics called in code (a shell call, ``get_ipython().system(...)``, is the analysis's ``Effect.SHELL``; the
     # masked ``%pip`` line is judged as written, below)
-    for m in _IPYTHON_CALL.finditer(cell.code):
-        if m.group(2) is not None and m.group(2) not in (*_MAGICS_AT_ONCE, "pip"):
-            return True
+    if any(m.group(1) not in (*_MAGICS_AT_ONCE, "pip") for m in _MAGIC_CALL.finditer(cell.code)):
+        return True
     for m in _IPYTHON_LINE.finditer(cell.source):
         magic, shell = m.group("magic"), m.group("shell")
         if magic is not None and magic.lstrip("%") in _MAGICS_AT_ONCE:  # ``%%time`` as ``%time``
