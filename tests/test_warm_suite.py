@@ -235,3 +235,30 @@ def test_it_runs_the_interpreter_the_notebooks_kernel_runs(
         assert warm.python == str(other)
         result = api.run_tests(out, python=str(other), check=False, warm=warm)
     assert (result["passed"], result["failed"]) == (2, 1), result
+
+
+def test_an_interpreter_without_pytest_means_a_fresh_run_with_nbharden_s_own(
+    tmp_path: Path,
+) -> None:
+    """The kernel's interpreter cannot import pytest: the interpreter started ahead says so and ends, and the
+    suite runs as it always has there, with nbharden's interpreter (``_test_python``), never as a failure."""
+    import sys
+
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "pytest.py").write_text("raise ImportError('no pytest in this environment')\n", "utf-8")
+    other = tmp_path / "env" / "bin" / "python"
+    other.parent.mkdir(parents=True)
+    other.write_text(
+        f'#!/bin/sh\nPYTHONPATH="{fake}" exec "{sys.executable}" "$@"\n', encoding="utf-8"
+    )
+    other.chmod(0o755)
+    notebook = _notebook(tmp_path, "import numpy")
+    out = _package(tmp_path, expect_ahead=False)
+    environment = api._recorded_environment(out, None)
+    cmd, env = api._pytest_command(out, str(other), cases=False, environment=environment)
+    with WarmSuite(str(other), env, notebook) as warm:
+        assert warm.run(cmd[3:], cwd=out.resolve(), timeout=60) is None
+    with WarmSuite(str(other), env, notebook) as warm:
+        result = api.run_tests(out, python=str(other), check=False, warm=warm)
+    assert (result["passed"], result["failed"], result["returncode"]) == (2, 1, 1), result

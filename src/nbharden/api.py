@@ -347,28 +347,33 @@ def run_tests(
         raise InternalError(
             "internal error (please report): sandboxed tests need the notebook", path=out
         )
-    python = _test_python(python)
-    # a missing dependency would only show as "3 errors" of collection: name it, with its pip line
-    check_installed(Path(out), python or sys.executable)
     # the variables of the recorded run (thread counts, hash seed), set from the start: the suite's conftest
     # would otherwise start pytest again with them (issue 17)
     recorded = _recorded_environment(Path(out), files)
-    cmd, env = _pytest_command(Path(out), python, cases=cases, environment=recorded)
     ran = None
-    if warm is not None and not report.active and junit is None and warm.fits(cmd[0], env):
-        ran = _pytest_warm(warm, cmd, out=Path(out), timeout=timeout, cancel=cancel)
-    text, returncode = ran or _pytest_in_sandbox(
-        report,
-        cmd,
-        env=env,
-        keep=tuple(recorded),
-        out=Path(out),
-        notebook=notebook,
-        files=files,
-        timeout=timeout,
-        cancel=cancel,
-        junit=junit,
-    )
+    if warm is not None and not report.active and junit is None:
+        cmd, env = _pytest_command(Path(out), python, cases=cases, environment=recorded)
+        if warm.fits(cmd[0], env):  # it has imported pytest, or ends saying it cannot: no probe of it
+            check_installed(Path(out), cmd[0])
+            ran = _pytest_warm(warm, cmd, out=Path(out), timeout=timeout, cancel=cancel)
+    if ran is None:
+        python = _test_python(python)
+        # a missing dependency would only show as "3 errors" of collection: name it, with its pip line
+        check_installed(Path(out), python or sys.executable)
+        cmd, env = _pytest_command(Path(out), python, cases=cases, environment=recorded)
+        ran = _pytest_in_sandbox(
+            report,
+            cmd,
+            env=env,
+            keep=tuple(recorded),
+            out=Path(out),
+            notebook=notebook,
+            files=files,
+            timeout=timeout,
+            cancel=cancel,
+            junit=junit,
+        )
+    text, returncode = ran
     last = text.strip().splitlines()[-1].strip("= ") if text.strip() else ""
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", last)}
     result: dict[str, object] = {

@@ -51,6 +51,8 @@ PRELOAD = (
 BOOT = r"""
 import ast, json, os, re, sys
 
+NO_PYTEST = 86
+
 CONFIGURES = re.compile(
     r"environ\s*\[[^\]]*\]\s*=(?!=)|environ\.(update|setdefault|pop)|putenv|%env|%set_env"
     r"|\b(matplotlib|mpl)\.use\("
@@ -86,7 +88,10 @@ def ahead(notebook, allowed):
     return [n for n in dict.fromkeys(names) if n.partition(".")[0] in allowed]
 
 
-import pytest
+try:
+    import pytest
+except ImportError:  # not in this environment: the caller runs the suite elsewhere
+    raise SystemExit(NO_PYTEST)
 
 for name in ahead(sys.argv[1], set(sys.argv[2].split(","))):
     try:
@@ -107,6 +112,10 @@ code = pytest.main(request["args"])
 sys.stdout.flush()
 raise SystemExit(int(code))
 """
+
+
+#: The waiting process's exit status when its interpreter has no pytest (``BOOT``)
+NO_PYTEST = 86
 
 
 class WarmSuite:
@@ -152,9 +161,10 @@ class WarmSuite:
         timeout: float,
         cancel: Cancel | None = None,
     ) -> tuple[str, int] | None:
-        """Run pytest with ``args`` in ``cwd``; (output, exit status), or None when the process is gone (the
-        caller runs the suite afresh). Once only. Raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds
-        (the process killed); ``cancel`` kills it at once (then ``CancelledError``)."""
+        """Run pytest with ``args`` in ``cwd``; (output, exit status), or None when the process is gone or its
+        interpreter has no pytest (the caller runs the suite afresh). Once only. Raises
+        ``subprocess.TimeoutExpired`` after ``timeout`` seconds (the process killed); ``cancel`` kills it at once
+        (then ``CancelledError``)."""
         from nbharden.record.watch import kill_process_group
 
         proc, self._proc = self._proc, None
@@ -179,6 +189,8 @@ class WarmSuite:
             shutil.rmtree(self._folder, ignore_errors=True)
         if cancel is not None:
             cancel.check(cwd)
+        if proc.returncode == NO_PYTEST:  # pytest's own exit statuses are 0-5
+            return None
         return out + err, proc.returncode
 
     def close(self) -> None:
