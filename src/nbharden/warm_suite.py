@@ -44,14 +44,17 @@ PRELOAD = (
     "requests",
 )
 
-#: The waiting process (``python -c``; its arguments: the notebook, the libraries it may import ahead). It runs in
-#: the notebook's environment, so it uses the standard library only. Read a request line
-#: ``{"cwd": folder, "args": [pytest's arguments]}``, then behave as ``python -m pytest ARGS`` started in ``cwd``;
-#: end quietly at end of input.
+#: The waiting process's exit status when its interpreter has no pytest (pytest's own are 0-5)
+NO_PYTEST = 86
+
+#: The waiting process (``python -c``; its arguments: the notebook, the libraries it may import ahead, the exit
+#: status that says it has no pytest). It runs in the notebook's environment, so it uses the standard library
+#: only. Read a request line ``{"cwd": folder, "args": [pytest's arguments]}``, then behave as ``python -m pytest
+#: ARGS`` started in ``cwd``; end quietly at end of input.
 BOOT = r"""
 import ast, json, os, re, sys
 
-NO_PYTEST = 86
+NO_PYTEST = int(sys.argv[3])
 
 CONFIGURES = re.compile(
     r"environ\s*\[[^\]]*\]\s*=(?!=)|environ\.(update|setdefault|pop)|putenv|%env|%set_env"
@@ -114,10 +117,6 @@ raise SystemExit(int(code))
 """
 
 
-#: The waiting process's exit status when its interpreter has no pytest (``BOOT``)
-NO_PYTEST = 86
-
-
 class WarmSuite:
     """An interpreter importing pytest and the notebook's libraries, waiting to run a suite (module docstring).
 
@@ -129,11 +128,10 @@ class WarmSuite:
     def __init__(self, python: str, env: Mapping[str, str], notebook: Path) -> None:
         self.python = python
         self.env = dict(env)
-        self._folder = tempfile.mkdtemp(
-            prefix="nbharden-warm-"
-        )  # its working folder until it runs: empty
+        # its working folder until it runs: empty, so that nothing there shadows a library it imports
+        self._folder = tempfile.mkdtemp(prefix="nbharden-warm-")
         self._proc: subprocess.Popen[str] | None = subprocess.Popen(
-            [python, "-c", BOOT, str(Path(notebook).resolve()), ",".join(PRELOAD)],
+            [python, "-c", BOOT, str(Path(notebook).resolve()), ",".join(PRELOAD), str(NO_PYTEST)],
             cwd=self._folder,
             env=self.env,
             stdin=subprocess.PIPE,
@@ -189,7 +187,7 @@ class WarmSuite:
             shutil.rmtree(self._folder, ignore_errors=True)
         if cancel is not None:
             cancel.check(cwd)
-        if proc.returncode == NO_PYTEST:  # pytest's own exit statuses are 0-5
+        if proc.returncode == NO_PYTEST:
             return None
         return out + err, proc.returncode
 
